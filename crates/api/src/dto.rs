@@ -1,0 +1,269 @@
+//! Request and response bodies, in the shapes the product's existing clients read.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use marque_domain::User;
+use marque_markets::Market;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+/// Formats a timestamp as RFC 3339 in UTC with whole seconds (`2024-01-15T10:00:00Z`).
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Market code as it appears in JSON (`kg`, `us`); documents `marque_markets::Market`, which
+/// stays free of HTTP concerns.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum MarketCode {
+    /// Kyrgyzstan.
+    Kg,
+    /// United States.
+    Us,
+}
+
+/// `POST /api/v1/auth/send-code` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendCodeRequest {
+    /// Phone number, international (`+996505325311`, `+1 (212) 555-0100`) or, with an
+    /// `X-Market` header, national (`0505 325 311`, `(212) 555-0100`).
+    #[schema(example = "+996505325311")]
+    pub phone_number: String,
+}
+
+/// A code was sent.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SendCodeResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Human text in the market's language.
+    pub message: String,
+    /// The number in the market's display format, e.g. `+996 505 325 311`.
+    #[schema(example = "+996 505 325 311")]
+    pub phone_number: String,
+    /// Market code (`kg`, `us`).
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// Language of the market (`ru`, `en`).
+    #[schema(example = "ru")]
+    pub language: String,
+    /// Minutes until the code expires.
+    #[schema(example = 10)]
+    pub expires_in_minutes: i64,
+}
+
+/// `POST /api/v1/auth/verify-code` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyCodeRequest {
+    /// The number the code was sent to (same formats as send-code).
+    #[schema(example = "+996505325311")]
+    pub phone_number: String,
+    /// The 6-digit code.
+    #[schema(example = "123456")]
+    pub verification_code: String,
+}
+
+/// A successful login.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyCodeResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Human text in the market's language.
+    pub message: String,
+    /// JWT access token (HS256) for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    #[schema(example = 1800)]
+    pub expires_in: i64,
+    /// User id within the market.
+    pub user_id: i64,
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// Whether this login created the account.
+    pub is_new_user: bool,
+}
+
+/// A user's profile.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProfileResponse {
+    /// User id within the market.
+    pub id: i64,
+    /// E.164.
+    #[schema(example = "+996505325311")]
+    pub phone_number: String,
+    /// Display format of the market.
+    #[schema(example = "+996 505 325 311")]
+    pub formatted_phone: String,
+    /// Display name.
+    pub full_name: Option<String>,
+    /// Avatar URL (https).
+    pub profile_image_url: Option<String>,
+    /// Whether the phone number is verified.
+    pub is_verified: bool,
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// Language code.
+    #[schema(example = "ru")]
+    pub language: String,
+    /// Country name.
+    #[schema(example = "Kyrgyzstan")]
+    pub country: String,
+    /// Currency symbol.
+    #[schema(example = "сом")]
+    pub currency: String,
+    /// ISO 4217 currency code.
+    #[schema(example = "KGS")]
+    pub currency_code: String,
+    /// Last login, RFC 3339 UTC.
+    pub last_login: Option<String>,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<&User> for ProfileResponse {
+    fn from(u: &User) -> Self {
+        let p = u.market().profile();
+        Self {
+            id: u.id.0,
+            phone_number: u.phone.e164().to_owned(),
+            formatted_phone: u.phone.display(),
+            full_name: u.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            profile_image_url: u.profile_image_url.as_ref().map(|n| n.as_str().to_owned()),
+            is_verified: u.is_verified,
+            market: u.market(),
+            language: p.language.code().to_owned(),
+            country: p.country.to_owned(),
+            currency: p.currency.symbol.to_owned(),
+            currency_code: p.currency.code.to_owned(),
+            last_login: u.last_login.map(timestamp),
+            created_at: timestamp(u.created_at),
+        }
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PUT /api/v1/auth/profile` body. Absent fields are left alone; `null` clears a field.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateProfileRequest {
+    /// 1–100 characters, no control characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "Анна Петровна Ахматова")]
+    pub full_name: Option<Option<String>>,
+    /// Absolute `https` URL, at most 2048 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "https://example.com/profile.jpg")]
+    pub profile_image_url: Option<Option<String>>,
+}
+
+/// The token is valid.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyTokenResponse {
+    /// Always `true` (invalid tokens get 401).
+    pub valid: bool,
+    /// User id within the market.
+    pub user_id: i64,
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// Expiry of the token, RFC 3339 UTC.
+    pub expires_at: String,
+}
+
+/// Generic success.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SuccessResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Human text.
+    pub message: String,
+}
+
+/// One market as clients display it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MarketInfo {
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// Country name.
+    pub country: String,
+    /// Currency symbol.
+    pub currency: String,
+    /// ISO 4217 code.
+    pub currency_code: String,
+    /// Language code.
+    pub language: String,
+    /// Calling code with `+`.
+    pub phone_prefix: String,
+    /// Display pattern of numbers.
+    pub phone_format: String,
+    /// Tax rate as a fraction (0.12 = 12 %).
+    pub tax_rate: f64,
+    /// Date pattern (`DD.MM.YYYY`, `MM/DD/YYYY`).
+    pub date_format: String,
+    /// IANA time zone.
+    pub timezone: String,
+}
+
+impl From<Market> for MarketInfo {
+    fn from(m: Market) -> Self {
+        let p = m.profile();
+        Self {
+            market: m,
+            country: p.country.to_owned(),
+            currency: p.currency.symbol.to_owned(),
+            currency_code: p.currency.code.to_owned(),
+            language: p.language.code().to_owned(),
+            phone_prefix: p.phone_prefix.to_owned(),
+            phone_format: p.phone_format.to_owned(),
+            tax_rate: f64::from(p.tax_rate_basis_points) / 10_000.0,
+            date_format: p.date_format.to_owned(),
+            timezone: p.timezone.to_owned(),
+        }
+    }
+}
+
+/// `GET /api/v1/auth/markets`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MarketsResponse {
+    /// Served markets.
+    pub supported_markets: Vec<MarketInfo>,
+    /// Market assumed by clients that do not choose one.
+    #[schema(value_type = MarketCode)]
+    pub default_market: Market,
+}
+
+/// State of one market database.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MarketHealthDto {
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    pub status: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    /// `healthy` when every market database answers, else `unhealthy` (HTTP 503).
+    #[schema(example = "healthy")]
+    pub status: String,
+    /// Service version.
+    pub version: String,
+    /// Per-market database state.
+    pub markets: Vec<MarketHealthDto>,
+}

@@ -1,0 +1,46 @@
+//! The OpenAPI 3.1 document, served at `/api-docs/openapi.json` and by Swagger UI at `/docs`.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{dto, error, routes};
+
+/// The API description: every route, schema and error response.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Marque Auth",
+        description = "Phone-number authentication for multi-market e-commerce (KG, US). \
+            Errors have the body `{\"success\": false, \"error\": \"<code>\", \"message\": \"<text>\"}`.",
+    ),
+    paths(
+        routes::send_code, routes::verify_code, routes::get_profile, routes::update_profile,
+        routes::verify_token, routes::logout, routes::markets, routes::health, routes::auth_health,
+    ),
+    components(schemas(
+        dto::SendCodeRequest, dto::SendCodeResponse, dto::VerifyCodeRequest,
+        dto::VerifyCodeResponse, dto::ProfileResponse, dto::UpdateProfileRequest,
+        dto::VerifyTokenResponse, dto::SuccessResponse, dto::MarketInfo, dto::MarketsResponse,
+        dto::MarketHealthDto, dto::HealthResponse, dto::MarketCode, error::ErrorBody,
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Phone login and tokens"),
+        (name = "profile", description = "The signed-in shopper's profile"),
+        (name = "markets", description = "Served markets"),
+        (name = "health", description = "Liveness and database state"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` security scheme (JWT access tokens).
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}

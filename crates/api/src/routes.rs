@@ -1,0 +1,310 @@
+//! Route handlers. Each parses its input into domain values, runs the domain call on the blocking
+//! pool (diesel is synchronous) and shapes the response.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use marque_domain::{AuthError, FullName, ImageUrl, ProfileUpdate};
+use marque_markets::{Language, Market, MessageKey, OtpCode, PhoneNumber, text};
+
+use crate::ApiState;
+use crate::dto::{
+    HealthResponse, MarketHealthDto, MarketInfo, MarketsResponse, ProfileResponse, SendCodeRequest,
+    SendCodeResponse, SuccessResponse, UpdateProfileRequest, VerifyCodeRequest,
+    VerifyCodeResponse, VerifyTokenResponse, timestamp,
+};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
+
+/// Runs a synchronous domain call on the blocking pool inside the request's tracing span.
+async fn blocking<T: Send + 'static>(
+    lang: Language,
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    match web::block(move || span.in_scope(f)).await {
+        Ok(r) => r.map_err(|e| ApiError::from_auth(e, lang)),
+        Err(e) => {
+            tracing::error!(error = %e, "blocking task failed");
+            Err(ApiError::new(ErrorKind::Internal, lang))
+        }
+    }
+}
+
+/// Parses the phone number of a request, honouring `X-Market`.
+fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> {
+    let hint = header_market(req)?;
+    let lang = hint.map_or(Language::En, Market::language);
+    PhoneNumber::parse(input, hint).map_err(|e| {
+        // A mismatch names a market; answer in the requested market's language.
+        ApiError::new(ErrorKind::Phone(e), lang)
+    })
+}
+
+/// Language for a request carrying a token: its market's if the token is authentic.
+fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Language {
+    state.auth.token_market(&token.0).map_or_else(|| fallback_lang(req), Market::language)
+}
+
+/// Sends a one-time code to a phone number.
+///
+/// The market comes from the number (or `X-Market`); the code is queued for delivery in the same
+/// transaction that stores it. Limits: 3 codes per number per 15 minutes, 60 s between two, and a
+/// per-client-IP limit (429 with `Retry-After`).
+#[utoipa::path(
+    post, path = "/api/v1/auth/send-code", tag = "auth",
+    params(("X-Market" = Option<String>, Header, description = "`kg` or `us`: choose the market explicitly and allow its national number formats")),
+    request_body = SendCodeRequest,
+    responses(
+        (status = 200, description = "Code sent", body = SendCodeResponse),
+        (status = 400, description = "`invalid_json`, `unknown_market`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (over 16 KiB)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`service_unavailable`: the market database is down", body = ErrorBody),
+    )
+)]
+pub async fn send_code(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: JsonBody<SendCodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&req, &body.0.phone_number)?;
+    let market = phone.market();
+    let lang = market.language();
+    let client = client_info(&req);
+    let auth = state.auth.clone();
+    let p = phone.clone();
+    let sent = blocking(lang, move || auth.send_code(&p, &client)).await?;
+    Ok(HttpResponse::Ok().json(SendCodeResponse {
+        success: true,
+        message: text(MessageKey::CodeSent, lang).to_owned(),
+        phone_number: phone.display(),
+        market,
+        language: lang.code().to_owned(),
+        expires_in_minutes: sent.expires_in_minutes,
+    }))
+}
+
+/// Exchanges a code for an access token; the first success creates the user in the number's
+/// market database.
+///
+/// Each code allows 3 wrong tries, then it is dead (`attempts_exceeded`); codes are single use.
+#[utoipa::path(
+    post, path = "/api/v1/auth/verify-code", tag = "auth",
+    params(("X-Market" = Option<String>, Header, description = "`kg` or `us`")),
+    request_body = VerifyCodeRequest,
+    responses(
+        (status = 200, description = "Signed in", body = VerifyCodeResponse),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` and the phone errors of send-code", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn verify_code(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: JsonBody<VerifyCodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&req, &body.0.phone_number)?;
+    let market = phone.market();
+    let lang = market.language();
+    let code = OtpCode::parse(&body.0.verification_code).map_err(|e| {
+        ApiError::validation("verification_code", e.to_string(), lang)
+    })?;
+    let client = client_info(&req);
+    let auth = state.auth.clone();
+    let login = blocking(lang, move || auth.verify_code(&phone, &code, &client)).await?;
+    Ok(HttpResponse::Ok().json(VerifyCodeResponse {
+        success: true,
+        message: text(MessageKey::PhoneVerified, lang).to_owned(),
+        access_token: login.access_token,
+        token_type: "bearer".to_owned(),
+        expires_in: login.expires_in,
+        user_id: login.user.id.0,
+        market,
+        is_new_user: login.is_new_user,
+    }))
+}
+
+/// The signed-in user's profile.
+#[utoipa::path(
+    get, path = "/api/v1/auth/profile", tag = "profile",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Profile", body = ProfileResponse),
+        (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn get_profile(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let auth = state.auth.clone();
+    let (_, user) = blocking(lang, move || auth.current_user(&token.0)).await?;
+    Ok(HttpResponse::Ok().json(ProfileResponse::from(&user)))
+}
+
+/// Updates the signed-in user's name and/or image. Absent fields stay; `null` clears.
+#[utoipa::path(
+    put, path = "/api/v1/auth/profile", tag = "profile",
+    security(("bearer" = [])),
+    request_body = UpdateProfileRequest,
+    responses(
+        (status = 200, description = "Updated profile", body = ProfileResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` (`full_name` 1–100 characters without control characters; `profile_image_url` https, at most 2048 characters)", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn update_profile(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    body: JsonBody<UpdateProfileRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let invalid = |e: marque_domain::ProfileValueError| ApiError::validation(e.field, e.reason, lang);
+    let update = ProfileUpdate {
+        full_name: match body.0.full_name {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s)) => Some(Some(FullName::parse(&s).map_err(invalid)?)),
+        },
+        profile_image_url: match body.0.profile_image_url {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s)) => Some(Some(ImageUrl::parse(&s).map_err(invalid)?)),
+        },
+    };
+    let auth = state.auth.clone();
+    let user = blocking(lang, move || auth.update_profile(&token.0, &update)).await?;
+    Ok(HttpResponse::Ok().json(ProfileResponse::from(&user)))
+}
+
+/// Checks a token: valid when its signature, expiry and session all hold.
+#[utoipa::path(
+    get, path = "/api/v1/auth/verify-token", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Valid", body = VerifyTokenResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn verify_token(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let auth = state.auth.clone();
+    let claims = blocking(lang, move || auth.authenticate(&token.0)).await?;
+    let user_id = claims.sub.parse().unwrap_or_default();
+    Ok(HttpResponse::Ok().json(VerifyTokenResponse {
+        valid: true,
+        user_id,
+        market: claims.market,
+        expires_at: timestamp(claims.expires_at()),
+    }))
+}
+
+/// Ends the token's session: the token is refused from then on, on every instance.
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = SuccessResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let auth = state.auth.clone();
+    blocking(lang, move || auth.logout(&token.0)).await?;
+    Ok(HttpResponse::Ok().json(SuccessResponse {
+        success: true,
+        message: text(MessageKey::LoggedOut, lang).to_owned(),
+    }))
+}
+
+/// The markets this service serves and how they present numbers, money and dates.
+#[utoipa::path(
+    get, path = "/api/v1/auth/markets", tag = "markets",
+    responses((status = 200, description = "Markets", body = MarketsResponse))
+)]
+pub async fn markets(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(MarketsResponse {
+        supported_markets: state.auth.markets().map(MarketInfo::from).collect(),
+        default_market: state.default_market,
+    })
+}
+
+/// Health of the service and of each market database (503 when one is down).
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Every market database answers", body = HealthResponse),
+        (status = 503, description = "A market database is down", body = HealthResponse),
+    )
+)]
+pub async fn health(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let auth = state.auth.clone();
+    let report = blocking(fallback_lang(&req), move || Ok(auth.health())).await?;
+    let healthy = report.iter().all(|h| h.error.is_none());
+    for h in report.iter().filter(|h| h.error.is_some()) {
+        tracing::warn!(market = %h.market, error = ?h.error, "health check failed");
+    }
+    let body = HealthResponse {
+        status: if healthy { "healthy" } else { "unhealthy" }.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        markets: report
+            .into_iter()
+            .map(|h| MarketHealthDto {
+                market: h.market,
+                status: if h.error.is_none() { "up" } else { "down" }.to_owned(),
+            })
+            .collect(),
+    };
+    Ok(if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    })
+}
+
+/// Same as `/health`, under the auth prefix.
+#[utoipa::path(
+    get, path = "/api/v1/auth/health", tag = "health",
+    responses(
+        (status = 200, description = "Every market database answers", body = HealthResponse),
+        (status = 503, description = "A market database is down", body = HealthResponse),
+    )
+)]
+pub async fn auth_health(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    health(req, state).await
+}
+
+/// 404 for unknown routes.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::new(ErrorKind::NotFound, fallback_lang(&req)))
+}
+
+/// 405 for a known route with another method.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::new(ErrorKind::MethodNotAllowed, fallback_lang(&req));
+    actix_web::ResponseError::error_response(&e)
+}

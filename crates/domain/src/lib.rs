@@ -1,0 +1,38 @@
+//! Marque Auth domain layer.
+//!
+//! Entities ([`User`], [`Session`], OTP challenges, outbox messages), the ports the outer layers
+//! implement ([`AuthRepository`], [`OutboxRepository`], [`MessageSender`]) and the services that hold
+//! the business rules ([`AuthService`]). Time ([`Clock`]) and randomness ([`RandomSource`]) are
+//! injected so every rule can be tested deterministically. This crate knows nothing of HTTP or SQL.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod challenge;
+pub mod clock;
+pub mod entities;
+pub mod memory;
+pub mod otp;
+pub mod ports;
+pub mod random;
+pub mod rate_limit;
+pub mod sealed;
+pub mod secret;
+pub mod tokens;
+
+pub use auth::{AuthConfig, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, MarketHealth};
+pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entities::{
+    FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
+};
+pub use otp::OtpHasher;
+pub use ports::{
+    AuthRepository, Channel, DeliveryError, IssueChallenge, IssueOutcome, MessageSender,
+    NewOutboxMessage, OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError,
+    VerifyChallenge, VerifyOutcome,
+};
+pub use random::{OsRandom, RandomSource};
+pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use sealed::PayloadSealer;
+pub use secret::SecretString;
+pub use tokens::{AccessClaims, TokenError, TokenService};

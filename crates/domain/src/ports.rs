@@ -1,0 +1,282 @@
+//! Ports: what the domain needs from storage and delivery, implemented by `marque-store` and
+//! `marque-messaging`.
+//!
+//! Repository methods are synchronous (diesel is); callers on an async runtime run them on a
+//! blocking pool. Each method that changes several rows is one database transaction: the store
+//! gathers the stored state, asks the domain's pure rules ([`RateLimitPolicy::admit`],
+//! [`crate::challenge::judge`]) what to do, and writes the result, so concurrent requests on any
+//! number of instances see one consistent state.
+
+use chrono::{DateTime, Utc};
+use marque_markets::{Market, PhoneNumber};
+
+use crate::{NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId};
+
+/// A storage failure. Business outcomes are never errors: they are variants of the outcomes below.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The database cannot be reached or the pool timed out; callers answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error (constraint, corrupt row…); callers answer 500 and log it.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// One rate-limit bucket to hit when issuing a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitCheck {
+    /// Bucket key, e.g. `send:phone:+996505325311` or `send:ip:203.0.113.7`.
+    pub bucket: String,
+    /// The limit that applies.
+    pub policy: RateLimitPolicy,
+}
+
+/// Delivery channel of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Text message.
+    Sms,
+    /// WhatsApp Cloud API.
+    WhatsApp,
+    /// Telegram Bot API.
+    Telegram,
+}
+
+impl Channel {
+    /// Storage and API text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::WhatsApp => "whatsapp",
+            Self::Telegram => "telegram",
+        }
+    }
+
+    /// Parses the storage text.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sms" => Self::Sms,
+            "whatsapp" => Self::WhatsApp,
+            "telegram" => Self::Telegram,
+            _ => return None,
+        })
+    }
+}
+
+/// A message to write to the outbox in the same transaction as its challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxMessage {
+    /// Channel to deliver on.
+    pub channel: Channel,
+    /// Recipient, E.164.
+    pub recipient: String,
+    /// Body sealed with [`crate::PayloadSealer`].
+    pub sealed_body: Vec<u8>,
+    /// After this instant the message is pointless (its code expired) and is dropped.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Everything `AuthRepository::issue_challenge` writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct IssueChallenge {
+    /// The number the code is for.
+    pub phone: PhoneNumber,
+    /// HMAC of the code ([`crate::OtpHasher::hash`]).
+    pub code_hash: Vec<u8>,
+    /// Issue time.
+    pub now: DateTime<Utc>,
+    /// Expiry of the code.
+    pub expires_at: DateTime<Utc>,
+    /// Client IP, for the record.
+    pub client_ip: Option<String>,
+    /// Buckets to hit; all must admit or nothing is written.
+    pub limits: Vec<RateLimitCheck>,
+    /// Message to deliver (`None` for test numbers).
+    pub outbox: Option<NewOutboxMessage>,
+}
+
+/// Result of `AuthRepository::issue_challenge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Stored; any earlier active code of the number is superseded.
+    Issued,
+    /// A bucket refused; nothing was written.
+    RateLimited(RetryAfter),
+}
+
+/// Input of `AuthRepository::verify_challenge`.
+pub struct VerifyChallenge<'a> {
+    /// The number being verified.
+    pub phone: &'a PhoneNumber,
+    /// Attempt time.
+    pub now: DateTime<Utc>,
+    /// Wrong tries allowed per code.
+    pub max_attempts: u32,
+    /// Compares the presented code with a stored hash, in constant time.
+    pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// The session to create when the code is right.
+    pub session: NewSession,
+}
+
+/// Result of `AuthRepository::verify_challenge`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// Right code: the challenge is consumed, the user exists (created if new), `last_login` is
+    /// `now`, and the session is stored.
+    Verified {
+        /// The signed-in user.
+        user: User,
+        /// Whether this verification created the user.
+        is_new_user: bool,
+    },
+    /// Wrong code; `attempts_left` more tries on this code.
+    WrongCode {
+        /// Tries left.
+        attempts_left: u32,
+    },
+    /// The code has expired.
+    Expired,
+    /// Too many wrong tries: the code is dead.
+    AttemptsExceeded,
+    /// No usable code for the number.
+    NoActiveCode,
+}
+
+/// Storage of one market's authentication state. One implementation per market database.
+pub trait AuthRepository: Send + Sync {
+    /// The market whose database this is.
+    fn market(&self) -> Market;
+
+    /// Round-trips the database (`SELECT 1`).
+    fn ping(&self) -> Result<(), RepoError>;
+
+    /// Hits `limits`, supersedes the number's active code, stores the new one and its outbox
+    /// message — all or nothing.
+    fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError>;
+
+    /// Judges an attempt on the number's newest challenge and applies the verdict (see
+    /// [`VerifyOutcome`]).
+    fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError>;
+
+    /// The session's expiry, if the session exists, belongs to `user`, is not revoked and has not
+    /// expired at `now`.
+    fn active_session(
+        &self,
+        session: &SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepoError>;
+
+    /// The user of an active session (same conditions as [`AuthRepository::active_session`]),
+    /// read in one query.
+    fn session_user(
+        &self,
+        session: &SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, RepoError>;
+
+    /// Applies `update` to the user; `None` when the user does not exist.
+    fn update_profile(
+        &self,
+        user: UserId,
+        update: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, RepoError>;
+
+    /// Revokes the session; `false` when it was not active.
+    fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+}
+
+/// A stored outbox message claimed for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Row id.
+    pub id: i64,
+    /// Channel.
+    pub channel: Channel,
+    /// Recipient, E.164.
+    pub recipient: String,
+    /// Sealed body.
+    pub sealed_body: Vec<u8>,
+    /// Delivery attempts made before this one.
+    pub attempts: u32,
+    /// When the message becomes pointless.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The delivery outbox of one market database.
+pub trait OutboxRepository: Send + Sync {
+    /// The market whose database this is.
+    fn market(&self) -> Market;
+
+    /// Claims up to `limit` pending messages due at `now` that no other worker holds, leasing them
+    /// until `lease_until` (a crashed worker's messages are picked up again after that).
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, RepoError>;
+
+    /// Marks a message delivered and scrubs its body.
+    fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError>;
+
+    /// Records a failed attempt: retried at `retry_at`, or given up (body scrubbed) when `None`.
+    fn mark_failed(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        retry_at: Option<DateTime<Utc>>,
+        error: &str,
+    ) -> Result<(), RepoError>;
+
+    /// Marks a message that expired before delivery and scrubs its body.
+    fn mark_expired(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError>;
+}
+
+/// A message ready for a provider.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Channel.
+    pub channel: Channel,
+    /// Market of the recipient (picks sender ids, templates).
+    pub market: Market,
+    /// Recipient, E.164.
+    pub recipient: String,
+    /// Text to deliver; contains a one-time code, so `Debug` hides it.
+    pub body: String,
+}
+
+impl std::fmt::Debug for OutgoingMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingMessage")
+            .field("channel", &self.channel)
+            .field("market", &self.market)
+            .field("recipient", &self.recipient)
+            .field("body", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A provider's refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (timeouts, 5xx, throttling).
+    #[error("transient delivery failure: {0}")]
+    Transient(String),
+    /// Retrying will not help (invalid number, rejected credentials).
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+/// A delivery provider (console, Twilio, WhatsApp…).
+#[async_trait::async_trait]
+pub trait MessageSender: Send + Sync {
+    /// Provider name for logs and metrics (`console`, `twilio`…).
+    fn name(&self) -> &'static str;
+
+    /// Delivers one message.
+    async fn send(&self, message: &OutgoingMessage) -> Result<(), DeliveryError>;
+}

@@ -1,0 +1,261 @@
+//! The catalog of user-facing texts, in Russian (Kyrgyzstan) and English (United States).
+
+use crate::market::Language;
+use crate::otp::OtpCode;
+
+/// Identifies one user-facing message. Every key has a Russian and an English text; see
+/// [`text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKey {
+    /// A verification code was sent.
+    CodeSent,
+    /// The phone number was verified (login succeeded).
+    PhoneVerified,
+    /// The user profile was updated.
+    ProfileUpdated,
+    /// The session was ended.
+    LoggedOut,
+    /// The phone number is malformed or not a valid number.
+    InvalidPhone,
+    /// The phone number belongs to a country we do not serve.
+    UnsupportedMarket,
+    /// The phone number belongs to a different market than the one requested.
+    MarketMismatch,
+    /// The phone number cannot receive SMS (landline, toll-free…).
+    PhoneNotMobile,
+    /// The market code is not one we serve.
+    UnknownMarket,
+    /// The request body is not well-formed JSON.
+    InvalidJson,
+    /// The request is well-formed but fails validation.
+    ValidationError,
+    /// Too many requests; the client must wait.
+    RateLimited,
+    /// The verification code is wrong.
+    InvalidCode,
+    /// The verification code has expired.
+    CodeExpired,
+    /// There is no active verification code for this number.
+    CodeNotFound,
+    /// Too many wrong verification attempts.
+    AttemptsExceeded,
+    /// The access token is missing, invalid or expired.
+    InvalidToken,
+    /// The resource does not exist.
+    NotFound,
+    /// The HTTP method is not allowed on this resource.
+    MethodNotAllowed,
+    /// The request body is too large.
+    PayloadTooLarge,
+    /// The request content type is not supported.
+    UnsupportedMediaType,
+    /// A dependency (database, SMS provider…) is temporarily unavailable.
+    ServiceUnavailable,
+    /// An unexpected server error.
+    InternalError,
+}
+
+impl MessageKey {
+    /// Every key, in declaration order.
+    pub const ALL: [MessageKey; 23] = [
+        MessageKey::CodeSent,
+        MessageKey::PhoneVerified,
+        MessageKey::ProfileUpdated,
+        MessageKey::LoggedOut,
+        MessageKey::InvalidPhone,
+        MessageKey::UnsupportedMarket,
+        MessageKey::MarketMismatch,
+        MessageKey::PhoneNotMobile,
+        MessageKey::UnknownMarket,
+        MessageKey::InvalidJson,
+        MessageKey::ValidationError,
+        MessageKey::RateLimited,
+        MessageKey::InvalidCode,
+        MessageKey::CodeExpired,
+        MessageKey::CodeNotFound,
+        MessageKey::AttemptsExceeded,
+        MessageKey::InvalidToken,
+        MessageKey::NotFound,
+        MessageKey::MethodNotAllowed,
+        MessageKey::PayloadTooLarge,
+        MessageKey::UnsupportedMediaType,
+        MessageKey::ServiceUnavailable,
+        MessageKey::InternalError,
+    ];
+}
+
+/// Human text for `key` in `lang`.
+///
+/// Complete Russian and English for every key; e.g. [`MessageKey::CodeSent`] in English is
+/// `"Verification code sent successfully"`, [`MessageKey::PhoneVerified`] is
+/// `"Phone number verified successfully"`.
+///
+/// Texts are single sentences without a trailing period, safe to put in a JSON `message`.
+pub fn text(key: MessageKey, lang: Language) -> &'static str {
+    let (ru, en) = texts(key);
+    match lang {
+        Language::Ru => ru,
+        Language::En => en,
+    }
+}
+
+/// `(Russian, English)` texts of `key`.
+fn texts(key: MessageKey) -> (&'static str, &'static str) {
+    match key {
+        MessageKey::CodeSent => (
+            "Код подтверждения успешно отправлен",
+            "Verification code sent successfully",
+        ),
+        MessageKey::PhoneVerified => (
+            "Номер телефона успешно подтверждён",
+            "Phone number verified successfully",
+        ),
+        MessageKey::ProfileUpdated => ("Профиль успешно обновлён", "Profile updated successfully"),
+        MessageKey::LoggedOut => ("Вы успешно вышли из системы", "Logged out successfully"),
+        MessageKey::InvalidPhone => ("Неверный номер телефона", "Invalid phone number"),
+        MessageKey::UnsupportedMarket => (
+            "Номера телефонов этой страны не поддерживаются",
+            "Phone numbers from this country are not supported",
+        ),
+        MessageKey::MarketMismatch => (
+            "Номер телефона не относится к выбранному рынку",
+            "The phone number does not belong to the selected market",
+        ),
+        MessageKey::PhoneNotMobile => (
+            "На этот номер нельзя отправить SMS, укажите номер мобильного телефона",
+            "This phone number cannot receive SMS, please use a mobile number",
+        ),
+        MessageKey::UnknownMarket => ("Неизвестный рынок", "Unknown market"),
+        MessageKey::InvalidJson => (
+            "Некорректный JSON в теле запроса",
+            "Malformed JSON in request body",
+        ),
+        MessageKey::ValidationError => (
+            "Ошибка проверки данных запроса",
+            "Request validation failed",
+        ),
+        MessageKey::RateLimited => (
+            "Слишком много запросов, повторите попытку позже",
+            "Too many requests, please try again later",
+        ),
+        MessageKey::InvalidCode => ("Неверный код подтверждения", "Invalid verification code"),
+        MessageKey::CodeExpired => (
+            "Срок действия кода подтверждения истёк, запросите новый код",
+            "Verification code has expired, please request a new one",
+        ),
+        MessageKey::CodeNotFound => (
+            "Активный код подтверждения не найден, запросите новый код",
+            "No active verification code, please request a new one",
+        ),
+        MessageKey::AttemptsExceeded => (
+            "Слишком много неверных попыток, запросите новый код",
+            "Too many incorrect attempts, please request a new code",
+        ),
+        MessageKey::InvalidToken => (
+            "Недействительный или просроченный токен доступа",
+            "Invalid or expired access token",
+        ),
+        MessageKey::NotFound => ("Ресурс не найден", "Resource not found"),
+        MessageKey::MethodNotAllowed => ("Метод не поддерживается", "Method not allowed"),
+        MessageKey::PayloadTooLarge => {
+            ("Слишком большое тело запроса", "Request body is too large")
+        }
+        MessageKey::UnsupportedMediaType => (
+            "Неподдерживаемый тип содержимого, используйте application/json",
+            "Unsupported media type, use application/json",
+        ),
+        MessageKey::ServiceUnavailable => (
+            "Сервис временно недоступен, повторите попытку позже",
+            "Service temporarily unavailable, please try again later",
+        ),
+        MessageKey::InternalError => ("Внутренняя ошибка сервера", "Internal server error"),
+    }
+}
+
+/// The SMS/WhatsApp/Telegram body carrying a code.
+///
+/// ru: `"Marque: ваш код 123456. Никому его не сообщайте."`,
+/// en: `"Marque: your code is 123456. Do not share it with anyone."` — always starting with
+/// the exact prefix `"Marque: ваш код <code>"` / `"Marque: your code is <code>"`.
+///
+/// The Russian body is 47 characters, so it fits one UCS-2 SMS segment (70 characters,
+/// 3GPP TS 23.038); the English one fits one GSM-7 segment (160 characters).
+pub fn otp_message(lang: Language, code: &OtpCode) -> String {
+    let code = code.as_str();
+    match lang {
+        Language::Ru => format!("Marque: ваш код {code}. Никому его не сообщайте."),
+        Language::En => format!("Marque: your code is {code}. Do not share it with anyone."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::market::Market;
+
+    const LANGS: [Language; 2] = [Language::Ru, Language::En];
+
+    #[test]
+    fn every_key_has_distinct_non_empty_texts() {
+        for lang in LANGS {
+            let mut seen = HashSet::new();
+            for key in MessageKey::ALL {
+                let t = text(key, lang);
+                assert!(!t.trim().is_empty(), "{key:?} {lang:?}");
+                assert_eq!(t, t.trim(), "{key:?} {lang:?}");
+                assert!(seen.insert(t), "duplicate {lang:?} text for {key:?}: {t}");
+            }
+        }
+        let keys: HashSet<_> = MessageKey::ALL.into_iter().collect();
+        assert_eq!(keys.len(), MessageKey::ALL.len());
+        for key in MessageKey::ALL {
+            let (ru, en) = (text(key, Language::Ru), text(key, Language::En));
+            assert_ne!(ru, en, "{key:?}");
+            assert!(
+                ru.chars()
+                    .any(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap_or(c))),
+                "{key:?}: {ru}"
+            );
+            assert!(en.is_ascii(), "{key:?}: {en}");
+        }
+    }
+
+    #[test]
+    fn known_texts() {
+        assert_eq!(
+            text(MessageKey::CodeSent, Language::En),
+            "Verification code sent successfully"
+        );
+        assert_eq!(
+            text(MessageKey::PhoneVerified, Language::En),
+            "Phone number verified successfully"
+        );
+        assert_eq!(
+            text(MessageKey::InvalidPhone, Market::Kg.language()),
+            "Неверный номер телефона"
+        );
+    }
+
+    #[test]
+    fn otp_messages() {
+        let code = OtpCode::parse("123456").unwrap();
+        let ru = otp_message(Language::Ru, &code);
+        let en = otp_message(Language::En, &code);
+        assert!(ru.starts_with("Marque: ваш код 123456"), "{ru}");
+        assert!(en.starts_with("Marque: your code is 123456"), "{en}");
+        assert_eq!(ru, "Marque: ваш код 123456. Никому его не сообщайте.");
+        assert_eq!(
+            en,
+            "Marque: your code is 123456. Do not share it with anyone."
+        );
+        assert!(ru.chars().count() <= 70);
+        assert!(en.chars().count() <= 160);
+        let padded = otp_message(Language::En, &OtpCode::from_index(42));
+        assert!(
+            padded.starts_with("Marque: your code is 000042."),
+            "{padded}"
+        );
+    }
+}

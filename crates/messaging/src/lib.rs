@@ -1,0 +1,14 @@
+//! Marque Auth message delivery.
+//!
+//! Providers implement the domain's [`MessageSender`](marque_domain::MessageSender) port; today
+//! [`ConsoleSender`] (development: one line per message on stdout). The [`OutboxWorker`] drains
+//! each market's delivery outbox through a provider, with retries, backoff and leases, so a crash
+//! between "code issued" and "message sent" loses nothing and several instances never send one
+//! message twice while a lease holds.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod console;
+mod worker;
+
+pub use console::ConsoleSender;
+pub use worker::{OutboxWorker, WorkerConfig};

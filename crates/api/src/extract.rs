@@ -189,7 +189,7 @@ mod tests {
     fn json_failures_are_classified_and_name_the_field() {
         assert_eq!(field(parse_json(br#"{}"#)), "phone_number");
         assert_eq!(field(parse_json(br#"{"phone_number": 5}"#)), "phone_number");
-        assert_eq!(field(parse_json(br#"[1]"#)), "body");
+        assert_eq!(field(parse_json(br#""abc""#)), "body");
         assert_eq!(parse_json::<Body>(br#"{"phone_number": "#).unwrap_err(), ErrorKind::InvalidJson);
         assert_eq!(parse_json::<Body>(b"nope").unwrap_err(), ErrorKind::InvalidJson);
         assert_eq!(

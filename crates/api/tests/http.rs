@@ -1,0 +1,104 @@
+//! HTTP behaviour of the api crate over the in-memory repositories (no database).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use actix_web::{App, test, web};
+use chrono::{Duration, Utc};
+use marque_api::{ApiState, configure, routes};
+use marque_domain::memory::InMemoryStore;
+use marque_domain::{
+    AuthConfig, AuthService, ManualClock, OsRandom, OtpHasher, PayloadSealer, TokenService,
+};
+use marque_markets::{Market, OtpCode};
+use serde_json::{Value, json};
+
+const SECRET: &[u8] = b"api-test-secret-api-test-secret-xx";
+
+fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
+    let mut config = AuthConfig::default();
+    config.test_numbers.insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
+    let auth = AuthService::new(
+        vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
+        Arc::new(ManualClock::new(Utc::now())),
+        Arc::new(OsRandom),
+        OtpHasher::from_secret(SECRET),
+        PayloadSealer::from_secret(SECRET),
+        TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+        config,
+    );
+    web::Data::new(ApiState {
+        auth: Arc::new(auth),
+        default_market: Market::Kg,
+        trusted_proxies: vec![],
+    })
+}
+
+macro_rules! app {
+    ($state:expr) => {
+        test::init_service(
+            App::new()
+                .app_data($state)
+                .configure(configure)
+                .default_service(web::to(routes::not_found)),
+        )
+        .await
+    };
+}
+
+#[actix_web::test]
+async fn health_is_503_when_a_market_database_is_down() {
+    let kg = Arc::new(InMemoryStore::new(Market::Kg));
+    let app = app!(state(kg.clone()));
+    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    assert_eq!(res.status(), 200);
+    kg.set_down(true);
+    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["markets"][0]["status"], "down");
+    assert_eq!(body["markets"][1]["status"], "up");
+}
+
+#[actix_web::test]
+async fn outage_during_login_is_503_in_the_market_language() {
+    let kg = Arc::new(InMemoryStore::new(Market::Kg));
+    let app = app!(state(kg.clone()));
+    kg.set_down(true);
+    let req = test::TestRequest::post()
+        .uri("/api/v1/auth/send-code")
+        .set_json(json!({"phone_number": "+996505325311"}))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "service_unavailable");
+    assert!(!body["message"].as_str().unwrap().is_ascii());
+}
+
+#[actix_web::test]
+async fn test_number_login_then_logout() {
+    let kg = Arc::new(InMemoryStore::new(Market::Kg));
+    let app = app!(state(kg.clone()));
+    let send = test::TestRequest::post()
+        .uri("/api/v1/auth/send-code")
+        .set_json(json!({"phone_number": "+996555000001"}))
+        .to_request();
+    assert_eq!(test::call_service(&app, send).await.status(), 200);
+    let verify = test::TestRequest::post()
+        .uri("/api/v1/auth/verify-code")
+        .set_json(json!({"phone_number": "+996555000001", "verification_code": "123456"}))
+        .to_request();
+    let login: Value = test::call_and_read_body_json(&app, verify).await;
+    let token = login["access_token"].as_str().unwrap();
+    let auth = ("Authorization", format!("Bearer {token}"));
+    let logout = test::TestRequest::post().uri("/api/v1/auth/logout").insert_header(auth.clone());
+    assert_eq!(test::call_service(&app, logout.to_request()).await.status(), 200);
+    let again = test::TestRequest::get().uri("/api/v1/auth/verify-token").insert_header(auth);
+    let res = test::call_service(&app, again.to_request()).await;
+    assert_eq!(res.status(), 401);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(kg.user_count(), 1);
+}

@@ -1,0 +1,118 @@
+//! The outbox worker over the in-memory repository, with a manual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, Utc};
+use marque_domain::memory::{InMemoryStore, OutboxStatus};
+use marque_domain::{
+    AuthRepository, Channel, DeliveryError, IssueChallenge, ManualClock, MessageSender,
+    NewOutboxMessage, OsRandom, OutboxRepository, OutgoingMessage, PayloadSealer,
+};
+use marque_markets::{Market, PhoneNumber};
+use marque_messaging::{OutboxWorker, WorkerConfig};
+
+/// Fails with the scripted errors first, then succeeds.
+struct Scripted {
+    failures: Mutex<Vec<DeliveryError>>,
+    sent: Mutex<Vec<OutgoingMessage>>,
+}
+
+#[async_trait::async_trait]
+impl MessageSender for Scripted {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+    async fn send(&self, m: &OutgoingMessage) -> Result<(), DeliveryError> {
+        if let Some(e) = self.failures.lock().unwrap().pop() {
+            return Err(e);
+        }
+        self.sent.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    store: Arc<InMemoryStore>,
+    clock: Arc<ManualClock>,
+    sender: Arc<Scripted>,
+    worker: OutboxWorker,
+}
+
+fn fixture(failures: Vec<DeliveryError>) -> Fixture {
+    let sealer = PayloadSealer::from_secret(b"k");
+    let store = Arc::new(InMemoryStore::new(Market::Kg));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let sender = Arc::new(Scripted { failures: Mutex::new(failures), sent: Mutex::default() });
+    let now = marque_domain::Clock::now(clock.as_ref());
+    store
+        .issue_challenge(IssueChallenge {
+            phone: PhoneNumber::parse("+996505325311", None).unwrap(),
+            code_hash: vec![1],
+            now,
+            expires_at: now + Duration::minutes(10),
+            client_ip: None,
+            limits: vec![],
+            outbox: Some(NewOutboxMessage {
+                channel: Channel::Sms,
+                recipient: "+996505325311".into(),
+                sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &OsRandom),
+                expires_at: now + Duration::minutes(10),
+            }),
+        })
+        .unwrap();
+    let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.clone()];
+    let worker =
+        OutboxWorker::new(repos, sender.clone(), sealer, clock.clone(), WorkerConfig::default());
+    Fixture { store, clock, sender, worker }
+}
+
+#[tokio::test]
+async fn delivers_opens_and_scrubs() {
+    let f = fixture(vec![]);
+    assert_eq!(f.worker.run_once().await, 1);
+    let sent = f.sender.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body, "Marque: ваш код 123456");
+    assert_eq!(sent[0].market, Market::Kg);
+    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Sent, 0, true)]);
+    assert_eq!(f.worker.run_once().await, 0, "a sent message is not sent again");
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_then_succeed() {
+    let f = fixture(vec![DeliveryError::Transient("503".into())]);
+    f.worker.run_once().await;
+    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Pending, 1, false)]);
+    assert_eq!(f.worker.run_once().await, 0, "not due before the backoff");
+    f.clock.advance(Duration::seconds(2));
+    assert_eq!(f.worker.run_once().await, 1);
+    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Sent, 1, true)]);
+}
+
+#[tokio::test]
+async fn permanent_failure_gives_up_and_scrubs() {
+    let f = fixture(vec![DeliveryError::Permanent("bad number".into())]);
+    f.worker.run_once().await;
+    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Failed, 1, true)]);
+    assert!(f.sender.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn expired_messages_are_dropped_unsent() {
+    let f = fixture(vec![]);
+    f.clock.advance(Duration::minutes(10));
+    f.worker.run_once().await;
+    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Expired, 0, true)]);
+    assert!(f.sender.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn run_stops_on_cancel() {
+    let f = fixture(vec![]);
+    let token = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(f.worker.run(token.clone()));
+    token.cancel();
+    handle.await.unwrap();
+    assert_eq!(f.sender.sent.lock().unwrap().len(), 1, "the first batch completes");
+}

@@ -1,0 +1,142 @@
+//! Wiring: configuration → stores → domain services → HTTP server and delivery worker.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context;
+use marque_api::{ApiState, HttpSettings};
+use marque_domain::{
+    AuthRepository, AuthService, Clock, MessageSender, OsRandom, OtpHasher, OutboxRepository,
+    PayloadSealer, SystemClock, TokenService,
+};
+use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
+use marque_store::MarketStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Environment};
+
+/// Replacements for the production collaborators, for tests.
+#[derive(Default)]
+pub struct Overrides {
+    /// Clock (default: system clock).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Delivery provider (default: from `SMS_PROVIDER`).
+    pub sender: Option<Arc<dyn MessageSender>>,
+}
+
+/// Opens every market database (PostgreSQL or SQLite by URL) and runs its migrations.
+pub async fn open_stores(config: &Config) -> anyhow::Result<Vec<MarketStore>> {
+    let mut stores = Vec::new();
+    for (market, url) in &config.database_urls {
+        let (market, url) = (*market, url.clone());
+        let (size, timeout) = (config.pool_size, config.connect_timeout);
+        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<MarketStore> {
+            let store = MarketStore::connect(market, url.expose(), size, timeout)
+                .with_context(|| format!("connecting to the {market} database"))?;
+            store.migrate().with_context(|| format!("migrating the {market} database"))?;
+            Ok(store)
+        })
+        .await
+        .context("database start-up task failed")??;
+        tracing::info!(%market, backend = ?store.backend(), "market database ready");
+        stores.push(store);
+    }
+    Ok(stores)
+}
+
+/// A running service: HTTP server plus outbox worker.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    worker: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Builds everything from `config` and binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        marque_markets::warm_up();
+        if config.secret_generated {
+            tracing::warn!(
+                "SECRET_KEY is not set: using a random key for this run. Tokens will not survive a \
+                 restart and instances will not accept each other's tokens. Set SECRET_KEY."
+            );
+        }
+        if config.environment == Environment::Production {
+            if !config.auth.test_numbers.is_empty() {
+                tracing::warn!(
+                    count = config.auth.test_numbers.len(),
+                    "TEST_PHONE_NUMBERS is set in production: these numbers sign in with fixed codes"
+                );
+            }
+            if config.sms_provider == "console" {
+                tracing::warn!("SMS_PROVIDER=console in production: codes are printed, not sent");
+            }
+        }
+        let stores = open_stores(&config).await?;
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let secret = config.secret_key.expose().as_bytes();
+        let sealer = PayloadSealer::from_secret(secret);
+        let auth_repos: Vec<Arc<dyn AuthRepository>> =
+            stores.iter().map(|s| Arc::new(s.clone()) as Arc<dyn AuthRepository>).collect();
+        let outbox_repos: Vec<Arc<dyn OutboxRepository>> =
+            stores.iter().map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>).collect();
+        let auth = AuthService::new(
+            auth_repos,
+            clock.clone(),
+            Arc::new(OsRandom),
+            OtpHasher::from_secret(secret),
+            sealer.clone(),
+            TokenService::hs256(secret, config.jwt_issuer.clone(), config.access_token_ttl),
+            config.auth.clone(),
+        );
+        let sender = overrides.sender.unwrap_or_else(|| Arc::new(ConsoleSender::default()));
+        let worker = OutboxWorker::new(
+            outbox_repos,
+            sender,
+            sealer,
+            clock,
+            WorkerConfig { poll_interval: config.outbox_poll_interval, ..WorkerConfig::default() },
+        );
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        let state = ApiState {
+            auth: Arc::new(auth),
+            default_market: config.default_market,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        let settings = HttpSettings {
+            allowed_origins: config.allowed_origins.clone(),
+            workers: config.workers,
+            shutdown_timeout_secs: None,
+        };
+        let server = marque_api::server(listener, state, settings)?;
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(worker.run(shutdown.clone()));
+        tracing::info!(address = %format!("{}:{port}", config.host), "marque listening");
+        Ok(Self { port, server, worker, shutdown })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully (as SIGTERM does).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGTERM/SIGINT or [`Application::handle`]), then lets
+    /// in-flight requests finish and stops the delivery worker after its current batch.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        if let Err(e) = self.worker.await {
+            tracing::error!(error = %e, "outbox worker ended abnormally");
+        }
+        tracing::info!("marque stopped");
+        result.context("HTTP server failed")
+    }
+}

@@ -1,0 +1,17 @@
+//! Logging set-up: `tracing` to stderr, text or JSON (`LOG_FORMAT`), filtered by `RUST_LOG`
+//! (default `info`). Request spans from `tracing-actix-web` carry a `request_id` on every line
+//! logged while handling a request.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber once; later calls do nothing.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,214 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use marque::{Application, Config, Overrides};
+use marque_domain::{DeliveryError, ManualClock, MessageSender, OutgoingMessage};
+use marque_markets::Market;
+use marque_store::testdb::TestDatabase;
+use serde_json::{Value, json};
+
+/// Storage backend of a test run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one scenario as two tests, one per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// Captures delivered messages instead of sending them.
+#[derive(Default)]
+pub struct Capture(Mutex<Vec<OutgoingMessage>>);
+
+#[async_trait::async_trait]
+impl MessageSender for Capture {
+    fn name(&self) -> &'static str {
+        "capture"
+    }
+    async fn send(&self, m: &OutgoingMessage) -> Result<(), DeliveryError> {
+        self.0.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub sent: Arc<Capture>,
+    pub backend: Backend,
+    urls: HashMap<Market, String>,
+    handle: actix_web::dev::ServerHandle,
+    _dbs: Vec<TestDatabase>,
+}
+
+impl TestApp {
+    /// Starts the service on fresh databases; `None` when the backend is not available.
+    pub async fn spawn(backend: Backend, vars: &[(&str, &str)]) -> Option<TestApp> {
+        let dbs = match backend {
+            Backend::Sqlite => vec![TestDatabase::sqlite(), TestDatabase::sqlite()],
+            Backend::Postgres => {
+                let Ok(admin) = std::env::var("MARQUE_TEST_POSTGRES_URL") else {
+                    eprintln!("MARQUE_TEST_POSTGRES_URL not set: skipping PostgreSQL test");
+                    return None;
+                };
+                let a = admin.clone();
+                tokio::task::spawn_blocking(move || {
+                    vec![TestDatabase::postgres(&a).unwrap(), TestDatabase::postgres(&a).unwrap()]
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let urls: HashMap<Market, String> =
+            [(Market::Kg, dbs[0].url().to_owned()), (Market::Us, dbs[1].url().to_owned())].into();
+        let mut env: HashMap<String, String> = [
+            ("PORT", "0"),
+            ("SECRET_KEY", "e2e-secret-e2e-secret-e2e-secret-e2e"),
+            ("OUTBOX_POLL_INTERVAL_MS", "5"),
+            ("DATABASE_POOL_SIZE", "4"),
+            ("WORKERS", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.insert("DATABASE_URL_MARQUE_KG".into(), urls[&Market::Kg].clone());
+        env.insert("DATABASE_URL_MARQUE_US".into(), urls[&Market::Us].clone());
+        for (k, v) in vars {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_vars(env).unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let sent = Arc::new(Capture::default());
+        let app = Application::build(
+            config,
+            Overrides { clock: Some(clock.clone()), sender: Some(sent.clone()) },
+        )
+        .await
+        .unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Some(TestApp { base, http: reqwest::Client::new(), clock, sent, backend, urls, handle, _dbs: dbs })
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn send_code(&self, phone: &str) -> reqwest::Response {
+        self.post("/api/v1/auth/send-code", json!({ "phone_number": phone })).await
+    }
+
+    pub async fn verify(&self, phone: &str, code: &str) -> reqwest::Response {
+        self.post("/api/v1/auth/verify-code", json!({ "phone_number": phone, "verification_code": code }))
+            .await
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Waits for the delivery worker to hand the newest message for `e164` to the provider and
+    /// returns the code in it.
+    pub async fn code_for(&self, e164: &str, nth: usize) -> String {
+        for _ in 0..1000 {
+            {
+                let sent = self.sent.0.lock().unwrap();
+                let mine: Vec<_> = sent.iter().filter(|m| m.recipient == e164).collect();
+                if mine.len() > nth {
+                    let body = &mine[nth].body;
+                    return body.chars().filter(char::is_ascii_digit).take(6).collect();
+                }
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        panic!("no message number {nth} delivered to {e164}");
+    }
+
+    pub fn messages_to(&self, e164: &str) -> Vec<OutgoingMessage> {
+        self.sent.0.lock().unwrap().iter().filter(|m| m.recipient == e164).cloned().collect()
+    }
+
+    /// Sends a code, reads it from the provider and verifies it; returns the verify response.
+    pub async fn login(&self, phone: &str, e164: &str) -> Value {
+        let before = self.messages_to(e164).len();
+        assert_eq!(self.send_code(phone).await.status(), 200);
+        let code = self.code_for(e164, before).await;
+        let res = self.verify(phone, &code).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Rows in `table` of `market`'s database, read directly.
+    pub async fn count(&self, market: Market, table: &'static str) -> i64 {
+        let url = self.urls[&market].clone();
+        tokio::task::spawn_blocking(move || count_rows(&url, table)).await.unwrap()
+    }
+
+    /// The byte strings returned by `sql` (one Binary column named `b`), read directly.
+    pub async fn blobs(&self, market: Market, sql: &'static str) -> Vec<Vec<u8>> {
+        let url = self.urls[&market].clone();
+        tokio::task::spawn_blocking(move || load_blobs(&url, sql)).await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop the server before the databases are dropped.
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count_rows(url: &str, table: &str) -> i64 {
+    let q = format!("SELECT COUNT(*) AS n FROM {table}");
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut c = SqliteConnection::establish(path).unwrap();
+        diesel::sql_query(q).get_result::<Count>(&mut c).unwrap().n
+    } else {
+        let mut c = PgConnection::establish(url).unwrap();
+        diesel::sql_query(q).get_result::<Count>(&mut c).unwrap().n
+    }
+}
+
+#[derive(QueryableByName)]
+struct Blob {
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    b: Vec<u8>,
+}
+
+fn load_blobs(url: &str, sql: &str) -> Vec<Vec<u8>> {
+    let rows: Vec<Blob> = if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut c = SqliteConnection::establish(path).unwrap();
+        diesel::sql_query(sql).load(&mut c).unwrap()
+    } else {
+        let mut c = PgConnection::establish(url).unwrap();
+        diesel::sql_query(sql).load(&mut c).unwrap()
+    };
+    rows.into_iter().map(|r| r.b).collect()
+}

@@ -1,0 +1,87 @@
+use marque_markets::Market;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(bad_input_gets_clear_errors_and_writes_nothing);
+
+async fn error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "expected {code}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], code);
+    assert!(!body["message"].as_str().unwrap().is_empty());
+    body
+}
+
+async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, &[]).await else { return };
+    let url = format!("{}/api/v1/auth/send-code", app.base);
+    let raw = |body: &'static str, ct: &'static str| {
+        app.http.post(&url).header("content-type", ct).body(body).send()
+    };
+    error(raw("{\"phone_number\": ", "application/json").await.unwrap(), 400, "invalid_json").await;
+    let b = error(raw("{}", "application/json").await.unwrap(), 422, "validation_error").await;
+    assert_eq!(b["field"], "phone_number");
+    let b = error(raw("{\"phone_number\": 5}", "application/json").await.unwrap(), 422, "validation_error").await;
+    assert_eq!(b["field"], "phone_number");
+    error(raw("phone_number=1", "application/x-www-form-urlencoded").await.unwrap(), 415, "unsupported_media_type").await;
+    let big = format!("{{\"phone_number\": \"{}\"}}", "1".repeat(17 * 1024));
+    let res = app.http.post(&url).header("content-type", "application/json").body(big).send().await.unwrap();
+    error(res, 413, "payload_too_large").await;
+
+    let cases = [
+        ("+996 505 325 31a", "invalid_phone"),
+        ("+1 555 123 4567", "invalid_phone"),
+        ("+99650532531", "invalid_phone"),
+        ("", "invalid_phone"),
+        ("+1 202-555-0123 ext. 12", "invalid_phone"),
+        ("+1 416 555 0123", "unsupported_market"),
+        ("+1 876 555 0123", "unsupported_market"),
+        ("+7 916 123 4567", "unsupported_market"),
+        ("+996 312 123 456", "phone_not_mobile"),
+    ];
+    for (phone, code) in cases {
+        let b = error(app.send_code(phone).await, 422, code).await;
+        assert!(b["message"].as_str().unwrap().is_ascii(), "{phone}: English without a market");
+    }
+    // Puerto Rico is in the US market.
+    assert_eq!(app.send_code("+1 787 555 0123").await.status(), 200);
+
+    let with_market = |m: &'static str, phone: &'static str| {
+        app.http.post(&url).header("X-Market", m).json(&json!({ "phone_number": phone })).send()
+    };
+    error(with_market("fr", "+996505325311").await.unwrap(), 400, "unknown_market").await;
+    let b = error(with_market("kg", "+12125550100").await.unwrap(), 422, "market_mismatch").await;
+    assert!(!b["message"].as_str().unwrap().is_ascii(), "KG errors are in Russian");
+    assert_eq!(with_market("KG", "0505 325 311").await.unwrap().status(), 200);
+
+    let verify = format!("{}/api/v1/auth/verify-code", app.base);
+    let res = app
+        .http
+        .post(&verify)
+        .json(&json!({"phone_number": "+996505325311", "verification_code": "12a456"}))
+        .send()
+        .await
+        .unwrap();
+    let b = error(res, 422, "validation_error").await;
+    assert_eq!(b["field"], "verification_code");
+    let res = app.http.post(&verify).json(&json!({"phone_number": "+996505325311"})).send().await.unwrap();
+    assert_eq!(error(res, 422, "validation_error").await["field"], "verification_code");
+    error(app.verify("+996700000001", "123456").await, 400, "code_not_found").await;
+
+    let res = app.http.get(format!("{}/api/v1/nope", app.base)).send().await.unwrap();
+    error(res, 404, "not_found").await;
+    let res = app.http.get(&url).send().await.unwrap();
+    error(res, 405, "method_not_allowed").await;
+    let res = app.http.get(format!("{}/api/v1/auth/profile", app.base)).send().await.unwrap();
+    error(res, 401, "invalid_token").await;
+    let res = app.get_auth("/api/v1/auth/profile", "a.b.c").await;
+    error(res, 401, "invalid_token").await;
+
+    // Nothing but the two accepted sends was written.
+    assert_eq!(app.count(Market::Kg, "users").await, 0);
+    assert_eq!(app.count(Market::Kg, "phone_verifications").await, 1);
+    assert_eq!(app.count(Market::Us, "phone_verifications").await, 1);
+}

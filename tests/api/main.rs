@@ -1,0 +1,9 @@
+//! End-to-end tests: the wired service over HTTP, on SQLite always and on PostgreSQL when
+//! `MARQUE_TEST_POSTGRES_URL` is set (each test creates and drops its own databases).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod helpers;
+mod input;
+mod login;
+mod limits;
+mod docs;

@@ -108,7 +108,10 @@ impl Config {
         fn num<T: std::str::FromStr>(v: Option<&str>, name: &str, default: T) -> anyhow::Result<T> {
             match v {
                 None => Ok(default),
-                Some(s) => s.parse().ok().with_context(|| format!("{name} must be a number, got `{s}`")),
+                Some(s) => s
+                    .parse()
+                    .ok()
+                    .with_context(|| format!("{name} must be a number, got `{s}`")),
             }
         }
         let environment = match get("MARQUE_ENV").map(str::to_ascii_lowercase).as_deref() {
@@ -134,17 +137,27 @@ impl Config {
         let mut database_urls = BTreeMap::new();
         for m in Market::ALL {
             let name = format!("DATABASE_URL_MARQUE_{}", m.code().to_ascii_uppercase());
-            let url = get(&name).map_or_else(|| format!("sqlite://data/marque-{}.db", m.code()), str::to_owned);
+            let url = get(&name).map_or_else(
+                || format!("sqlite://data/marque-{}.db", m.code()),
+                str::to_owned,
+            );
             database_urls.insert(m, SecretString::new(url));
         }
         let mut otp_ttl = BTreeMap::new();
         for m in Market::ALL {
             let name = format!("OTP_EXPIRY_MINUTES_{}", m.code().to_ascii_uppercase());
-            otp_ttl.insert(m, minutes(&name, i64::from(m.profile().default_otp_expiry_minutes))?);
+            otp_ttl.insert(
+                m,
+                minutes(&name, i64::from(m.profile().default_otp_expiry_minutes))?,
+            );
         }
         let auth = AuthConfig {
             otp_ttl,
-            max_attempts: num(get("MAX_VERIFICATION_ATTEMPTS"), "MAX_VERIFICATION_ATTEMPTS", 3)?,
+            max_attempts: num(
+                get("MAX_VERIFICATION_ATTEMPTS"),
+                "MAX_VERIFICATION_ATTEMPTS",
+                3,
+            )?,
             phone_send_limit: RateLimitPolicy {
                 max_hits: num(get("MAX_CODES_PER_WINDOW"), "MAX_CODES_PER_WINDOW", 3)?,
                 window: minutes("VERIFICATION_ATTEMPTS_WINDOW", 15)?,
@@ -178,7 +191,9 @@ impl Config {
                     .with_context(|| format!("TRUSTED_PROXIES: `{s}` is not an IP or CIDR"))
             })
             .collect::<anyhow::Result<_>>()?;
-        let sms_provider = get("SMS_PROVIDER").unwrap_or("console").to_ascii_lowercase();
+        let sms_provider = get("SMS_PROVIDER")
+            .unwrap_or("console")
+            .to_ascii_lowercase();
         if sms_provider != "console" {
             bail!("SMS_PROVIDER `{sms_provider}` is not available yet (supported: console)");
         }
@@ -210,7 +225,9 @@ impl Config {
             )?),
             allowed_origins: list("ALLOWED_ORIGINS"),
             trusted_proxies,
-            workers: get("WORKERS").map(|w| num(Some(w), "WORKERS", 1)).transpose()?,
+            workers: get("WORKERS")
+                .map(|w| num(Some(w), "WORKERS", 1))
+                .transpose()?,
             log_format: match get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -251,7 +268,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -259,7 +279,10 @@ mod tests {
         let c = Config::from_vars(vars(&[])).unwrap();
         assert!(c.secret_generated);
         assert_eq!(c.port, 8000);
-        assert_eq!(c.database_urls[&Market::Kg].expose(), "sqlite://data/marque-kg.db");
+        assert_eq!(
+            c.database_urls[&Market::Kg].expose(),
+            "sqlite://data/marque-kg.db"
+        );
         assert_eq!(c.auth.max_attempts, 3);
         assert_eq!(c.auth.phone_send_limit.window, Duration::minutes(15));
         assert!(c.auth.test_numbers.is_empty());
@@ -270,14 +293,19 @@ mod tests {
         let err = Config::from_vars(vars(&[("MARQUE_ENV", "production")])).unwrap_err();
         assert!(err.to_string().contains("SECRET_KEY"));
         let key = "k".repeat(32);
-        assert!(Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok());
+        assert!(
+            Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok()
+        );
         assert!(Config::from_vars(vars(&[("SECRET_KEY", "short")])).is_err());
     }
 
     #[test]
     fn test_numbers_and_lists_parse() {
         let c = Config::from_vars(vars(&[
-            ("TEST_PHONE_NUMBERS", "+996 555 000 001=123456, +12125550100=654321"),
+            (
+                "TEST_PHONE_NUMBERS",
+                "+996 555 000 001=123456, +12125550100=654321",
+            ),
             ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
             ("ALLOWED_ORIGINS", "https://shop.example"),
         ]))

@@ -33,7 +33,9 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Vec<MarketStore>> {
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<MarketStore> {
             let store = MarketStore::connect(market, url.expose(), size, timeout)
                 .with_context(|| format!("connecting to the {market} database"))?;
-            store.migrate().with_context(|| format!("migrating the {market} database"))?;
+            store
+                .migrate()
+                .with_context(|| format!("migrating the {market} database"))?;
             Ok(store)
         })
         .await
@@ -77,10 +79,14 @@ impl Application {
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let secret = config.secret_key.expose().as_bytes();
         let sealer = PayloadSealer::from_secret(secret);
-        let auth_repos: Vec<Arc<dyn AuthRepository>> =
-            stores.iter().map(|s| Arc::new(s.clone()) as Arc<dyn AuthRepository>).collect();
-        let outbox_repos: Vec<Arc<dyn OutboxRepository>> =
-            stores.iter().map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>).collect();
+        let auth_repos: Vec<Arc<dyn AuthRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn AuthRepository>)
+            .collect();
+        let outbox_repos: Vec<Arc<dyn OutboxRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>)
+            .collect();
         let auth = AuthService::new(
             auth_repos,
             clock.clone(),
@@ -90,13 +96,18 @@ impl Application {
             TokenService::hs256(secret, config.jwt_issuer.clone(), config.access_token_ttl),
             config.auth.clone(),
         );
-        let sender = overrides.sender.unwrap_or_else(|| Arc::new(ConsoleSender::default()));
+        let sender = overrides
+            .sender
+            .unwrap_or_else(|| Arc::new(ConsoleSender::default()));
         let worker = OutboxWorker::new(
             outbox_repos,
             sender,
             sealer,
             clock,
-            WorkerConfig { poll_interval: config.outbox_poll_interval, ..WorkerConfig::default() },
+            WorkerConfig {
+                poll_interval: config.outbox_poll_interval,
+                ..WorkerConfig::default()
+            },
         );
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -115,7 +126,12 @@ impl Application {
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         tracing::info!(address = %format!("{}:{port}", config.host), "marque listening");
-        Ok(Self { port, server, worker, shutdown })
+        Ok(Self {
+            port,
+            server,
+            worker,
+            shutdown,
+        })
     }
 
     /// The bound port.

@@ -5,7 +5,15 @@ use crate::helpers::{Backend, TestApp};
 #[tokio::test]
 async fn openapi_lists_every_route_and_the_bearer_scheme() {
     let app = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let doc: Value = app.http.get(format!("{}/api-docs/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .http
+        .get(format!("{}/api-docs/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for (path, method) in [
         ("/api/v1/auth/send-code", "post"),
@@ -18,19 +26,37 @@ async fn openapi_lists_every_route_and_the_bearer_scheme() {
         ("/api/v1/auth/health", "get"),
         ("/health", "get"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
-    let ui = app.http.get(format!("{}/docs/", app.base)).send().await.unwrap();
+    let ui = app
+        .http
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger"));
 }
 
 #[tokio::test]
 async fn markets_health_and_security_headers() {
-    let app = TestApp::spawn(Backend::Sqlite, &[("DEFAULT_MARKET", "us")]).await.unwrap();
-    let res = app.http.get(format!("{}/api/v1/auth/markets", app.base)).send().await.unwrap();
+    let app = TestApp::spawn(Backend::Sqlite, &[("DEFAULT_MARKET", "us")])
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .get(format!("{}/api/v1/auth/markets", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     let m: Value = res.json().await.unwrap();
@@ -40,9 +66,17 @@ async fn markets_health_and_security_headers() {
     assert_eq!(kg["phone_prefix"], "+996");
     assert_eq!(kg["phone_format"], "+996 XXX XXX XXX");
     assert_eq!(kg["currency"], "сом");
-    assert_eq!(m["supported_markets"][1]["phone_format"], "+1 (XXX) XXX-XXXX");
+    assert_eq!(
+        m["supported_markets"][1]["phone_format"],
+        "+1 (XXX) XXX-XXXX"
+    );
     for path in ["/health", "/api/v1/auth/health"] {
-        let res = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         let h: Value = res.json().await.unwrap();
         assert_eq!(h["status"], "healthy");

@@ -54,7 +54,6 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub sent: Arc<Capture>,
-    pub backend: Backend,
     urls: HashMap<Market, String>,
     handle: actix_web::dev::ServerHandle,
     _dbs: Vec<TestDatabase>,
@@ -72,14 +71,20 @@ impl TestApp {
                 };
                 let a = admin.clone();
                 tokio::task::spawn_blocking(move || {
-                    vec![TestDatabase::postgres(&a).unwrap(), TestDatabase::postgres(&a).unwrap()]
+                    vec![
+                        TestDatabase::postgres(&a).unwrap(),
+                        TestDatabase::postgres(&a).unwrap(),
+                    ]
                 })
                 .await
                 .unwrap()
             }
         };
-        let urls: HashMap<Market, String> =
-            [(Market::Kg, dbs[0].url().to_owned()), (Market::Us, dbs[1].url().to_owned())].into();
+        let urls: HashMap<Market, String> = [
+            (Market::Kg, dbs[0].url().to_owned()),
+            (Market::Us, dbs[1].url().to_owned()),
+        ]
+        .into();
         let mut env: HashMap<String, String> = [
             ("PORT", "0"),
             ("SECRET_KEY", "e2e-secret-e2e-secret-e2e-secret-e2e"),
@@ -100,31 +105,56 @@ impl TestApp {
         let sent = Arc::new(Capture::default());
         let app = Application::build(
             config,
-            Overrides { clock: Some(clock.clone()), sender: Some(sent.clone()) },
+            Overrides {
+                clock: Some(clock.clone()),
+                sender: Some(sent.clone()),
+            },
         )
         .await
         .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        Some(TestApp { base, http: reqwest::Client::new(), clock, sent, backend, urls, handle, _dbs: dbs })
+        Some(TestApp {
+            base,
+            http: reqwest::Client::new(),
+            clock,
+            sent,
+            urls,
+            handle,
+            _dbs: dbs,
+        })
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn send_code(&self, phone: &str) -> reqwest::Response {
-        self.post("/api/v1/auth/send-code", json!({ "phone_number": phone })).await
-    }
-
-    pub async fn verify(&self, phone: &str, code: &str) -> reqwest::Response {
-        self.post("/api/v1/auth/verify-code", json!({ "phone_number": phone, "verification_code": code }))
+        self.post("/api/v1/auth/send-code", json!({ "phone_number": phone }))
             .await
     }
 
+    pub async fn verify(&self, phone: &str, code: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/auth/verify-code",
+            json!({ "phone_number": phone, "verification_code": code }),
+        )
+        .await
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Waits for the delivery worker to hand the newest message for `e164` to the provider and
@@ -145,7 +175,14 @@ impl TestApp {
     }
 
     pub fn messages_to(&self, e164: &str) -> Vec<OutgoingMessage> {
-        self.sent.0.lock().unwrap().iter().filter(|m| m.recipient == e164).cloned().collect()
+        self.sent
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.recipient == e164)
+            .cloned()
+            .collect()
     }
 
     /// Sends a code, reads it from the provider and verifies it; returns the verify response.
@@ -161,13 +198,17 @@ impl TestApp {
     /// Rows in `table` of `market`'s database, read directly.
     pub async fn count(&self, market: Market, table: &'static str) -> i64 {
         let url = self.urls[&market].clone();
-        tokio::task::spawn_blocking(move || count_rows(&url, table)).await.unwrap()
+        tokio::task::spawn_blocking(move || count_rows(&url, table))
+            .await
+            .unwrap()
     }
 
     /// The byte strings returned by `sql` (one Binary column named `b`), read directly.
     pub async fn blobs(&self, market: Market, sql: &'static str) -> Vec<Vec<u8>> {
         let url = self.urls[&market].clone();
-        tokio::task::spawn_blocking(move || load_blobs(&url, sql)).await.unwrap()
+        tokio::task::spawn_blocking(move || load_blobs(&url, sql))
+            .await
+            .unwrap()
     }
 }
 

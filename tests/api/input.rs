@@ -16,19 +16,58 @@ async fn error(res: reqwest::Response, status: u16, code: &str) -> Value {
 }
 
 async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else { return };
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
     let url = format!("{}/api/v1/auth/send-code", app.base);
     let raw = |body: &'static str, ct: &'static str| {
-        app.http.post(&url).header("content-type", ct).body(body).send()
+        app.http
+            .post(&url)
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    error(raw("{\"phone_number\": ", "application/json").await.unwrap(), 400, "invalid_json").await;
-    let b = error(raw("{}", "application/json").await.unwrap(), 422, "validation_error").await;
+    error(
+        raw("{\"phone_number\": ", "application/json")
+            .await
+            .unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    let b = error(
+        raw("{}", "application/json").await.unwrap(),
+        422,
+        "validation_error",
+    )
+    .await;
     assert_eq!(b["field"], "phone_number");
-    let b = error(raw("{\"phone_number\": 5}", "application/json").await.unwrap(), 422, "validation_error").await;
+    let b = error(
+        raw("{\"phone_number\": 5}", "application/json")
+            .await
+            .unwrap(),
+        422,
+        "validation_error",
+    )
+    .await;
     assert_eq!(b["field"], "phone_number");
-    error(raw("phone_number=1", "application/x-www-form-urlencoded").await.unwrap(), 415, "unsupported_media_type").await;
+    error(
+        raw("phone_number=1", "application/x-www-form-urlencoded")
+            .await
+            .unwrap(),
+        415,
+        "unsupported_media_type",
+    )
+    .await;
     let big = format!("{{\"phone_number\": \"{}\"}}", "1".repeat(17 * 1024));
-    let res = app.http.post(&url).header("content-type", "application/json").body(big).send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     error(res, 413, "payload_too_large").await;
 
     let cases = [
@@ -44,18 +83,41 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
     ];
     for (phone, code) in cases {
         let b = error(app.send_code(phone).await, 422, code).await;
-        assert!(b["message"].as_str().unwrap().is_ascii(), "{phone}: English without a market");
+        assert!(
+            b["message"].as_str().unwrap().is_ascii(),
+            "{phone}: English without a market"
+        );
     }
     // Puerto Rico is in the US market.
     assert_eq!(app.send_code("+1 787 555 0123").await.status(), 200);
 
     let with_market = |m: &'static str, phone: &'static str| {
-        app.http.post(&url).header("X-Market", m).json(&json!({ "phone_number": phone })).send()
+        app.http
+            .post(&url)
+            .header("X-Market", m)
+            .json(&json!({ "phone_number": phone }))
+            .send()
     };
-    error(with_market("fr", "+996505325311").await.unwrap(), 400, "unknown_market").await;
-    let b = error(with_market("kg", "+12125550100").await.unwrap(), 422, "market_mismatch").await;
-    assert!(!b["message"].as_str().unwrap().is_ascii(), "KG errors are in Russian");
-    assert_eq!(with_market("KG", "0505 325 311").await.unwrap().status(), 200);
+    error(
+        with_market("fr", "+996505325311").await.unwrap(),
+        400,
+        "unknown_market",
+    )
+    .await;
+    let b = error(
+        with_market("kg", "+12125550100").await.unwrap(),
+        422,
+        "market_mismatch",
+    )
+    .await;
+    assert!(
+        !b["message"].as_str().unwrap().is_ascii(),
+        "KG errors are in Russian"
+    );
+    assert_eq!(
+        with_market("KG", "0505 325 311").await.unwrap().status(),
+        200
+    );
 
     let verify = format!("{}/api/v1/auth/verify-code", app.base);
     let res = app
@@ -67,15 +129,39 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
         .unwrap();
     let b = error(res, 422, "validation_error").await;
     assert_eq!(b["field"], "verification_code");
-    let res = app.http.post(&verify).json(&json!({"phone_number": "+996505325311"})).send().await.unwrap();
-    assert_eq!(error(res, 422, "validation_error").await["field"], "verification_code");
-    error(app.verify("+996700000001", "123456").await, 400, "code_not_found").await;
+    let res = app
+        .http
+        .post(&verify)
+        .json(&json!({"phone_number": "+996505325311"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error(res, 422, "validation_error").await["field"],
+        "verification_code"
+    );
+    error(
+        app.verify("+996700000001", "123456").await,
+        400,
+        "code_not_found",
+    )
+    .await;
 
-    let res = app.http.get(format!("{}/api/v1/nope", app.base)).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}/api/v1/nope", app.base))
+        .send()
+        .await
+        .unwrap();
     error(res, 404, "not_found").await;
     let res = app.http.get(&url).send().await.unwrap();
     error(res, 405, "method_not_allowed").await;
-    let res = app.http.get(format!("{}/api/v1/auth/profile", app.base)).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}/api/v1/auth/profile", app.base))
+        .send()
+        .await
+        .unwrap();
     error(res, 401, "invalid_token").await;
     let res = app.get_auth("/api/v1/auth/profile", "a.b.c").await;
     error(res, 401, "invalid_token").await;

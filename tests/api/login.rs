@@ -4,10 +4,16 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
 
-both_backends!(kg_login_profile_logout, us_login_with_national_format, relogin_is_same_user);
+both_backends!(
+    kg_login_profile_logout,
+    us_login_with_national_format,
+    relogin_is_same_user
+);
 
 async fn kg_login_profile_logout(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else { return };
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
     let res = app.send_code("+996505325311").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -19,13 +25,23 @@ async fn kg_login_profile_logout(backend: Backend) {
 
     let code = app.code_for("+996505325311", 0).await;
     let msg = &app.messages_to("+996505325311")[0];
-    assert!(msg.body.starts_with(&format!("Marque: ваш код {code}")), "{}", msg.body);
+    assert!(
+        msg.body.starts_with(&format!("Marque: ваш код {code}")),
+        "{}",
+        msg.body
+    );
 
     // Neither the stored hash nor the queued message holds the code in clear.
-    for b in app.blobs(Market::Kg, "SELECT code_hash AS b FROM phone_verifications").await {
+    for b in app
+        .blobs(Market::Kg, "SELECT code_hash AS b FROM phone_verifications")
+        .await
+    {
         assert!(!b.windows(6).any(|w| w == code.as_bytes()));
     }
-    for b in app.blobs(Market::Kg, "SELECT payload AS b FROM outbox").await {
+    for b in app
+        .blobs(Market::Kg, "SELECT payload AS b FROM outbox")
+        .await
+    {
         assert!(!b.windows(6).any(|w| w == code.as_bytes()));
     }
 
@@ -44,7 +60,12 @@ async fn kg_login_profile_logout(backend: Backend) {
     assert_eq!(app.count(Market::Us, "phone_verifications").await, 0);
     assert_eq!(app.count(Market::Us, "sessions").await, 0);
 
-    let profile: Value = app.get_auth("/api/v1/auth/profile", &token).await.json().await.unwrap();
+    let profile: Value = app
+        .get_auth("/api/v1/auth/profile", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(profile["id"], login["user_id"]);
     assert_eq!(profile["phone_number"], "+996505325311");
     assert_eq!(profile["formatted_phone"], "+996 505 325 311");
@@ -81,11 +102,27 @@ async fn kg_login_profile_logout(backend: Backend) {
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "validation_error");
     assert_eq!(err["field"], "full_name");
-    assert!(err["message"].as_str().unwrap().chars().any(|c| ('а'..='я').contains(&c)));
-    let profile: Value = app.get_auth("/api/v1/auth/profile", &token).await.json().await.unwrap();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| ('а'..='я').contains(&c))
+    );
+    let profile: Value = app
+        .get_auth("/api/v1/auth/profile", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(profile["full_name"], "Анна Ахматова");
 
-    let vt: Value = app.get_auth("/api/v1/auth/verify-token", &token).await.json().await.unwrap();
+    let vt: Value = app
+        .get_auth("/api/v1/auth/verify-token", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(vt["valid"], true);
     assert_eq!(vt["market"], "kg");
     assert_eq!(vt["user_id"], login["user_id"]);
@@ -109,7 +146,9 @@ async fn kg_login_profile_logout(backend: Backend) {
 }
 
 async fn us_login_with_national_format(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else { return };
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
     let res = app
         .http
         .post(format!("{}/api/v1/auth/send-code", app.base))
@@ -124,11 +163,25 @@ async fn us_login_with_national_format(backend: Backend) {
     assert_eq!(body["market"], "us");
     assert_eq!(body["language"], "en");
     let code = app.code_for("+12125550100", 0).await;
-    assert!(app.messages_to("+12125550100")[0].body.starts_with("Marque: your code is"));
-    let login: Value = app.verify("+12125550100", &code).await.json().await.unwrap();
+    assert!(
+        app.messages_to("+12125550100")[0]
+            .body
+            .starts_with("Marque: your code is")
+    );
+    let login: Value = app
+        .verify("+12125550100", &code)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(login["market"], "us");
     let token = login["access_token"].as_str().unwrap();
-    let profile: Value = app.get_auth("/api/v1/auth/profile", token).await.json().await.unwrap();
+    let profile: Value = app
+        .get_auth("/api/v1/auth/profile", token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(profile["currency"], "$");
     assert_eq!(profile["currency_code"], "USD");
     assert_eq!(profile["formatted_phone"], "+1 (212) 555-0100");
@@ -138,7 +191,9 @@ async fn us_login_with_national_format(backend: Backend) {
 }
 
 async fn relogin_is_same_user(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else { return };
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
     let first = app.login("+996700123456", "+996700123456").await;
     app.clock.advance(chrono::Duration::seconds(61));
     let second = app.login("+996700123456", "+996700123456").await;
@@ -147,6 +202,9 @@ async fn relogin_is_same_user(backend: Backend) {
     // Both sessions are valid independently.
     for login in [&first, &second] {
         let t = login["access_token"].as_str().unwrap();
-        assert_eq!(app.get_auth("/api/v1/auth/verify-token", t).await.status(), 200);
+        assert_eq!(
+            app.get_auth("/api/v1/auth/verify-token", t).await.status(),
+            200
+        );
     }
 }

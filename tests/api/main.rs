@@ -2,8 +2,8 @@
 //! `MARQUE_TEST_POSTGRES_URL` is set (each test creates and drops its own databases).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod docs;
 mod helpers;
 mod input;
-mod login;
 mod limits;
-mod docs;
+mod login;

@@ -1,0 +1,367 @@
+//! [`AuthRepository`] on a market database.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use marque_domain::challenge::{self, ChallengeStatus, Judgement};
+use marque_domain::{
+    AuthRepository, BucketState, IssueChallenge, IssueOutcome, NewSession, ProfileUpdate,
+    RepoError, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
+};
+use marque_markets::Market;
+
+use crate::MarketStore;
+use crate::connection::{DbConnection, lock_bucket, newest_challenge, write_tx};
+use crate::models::{USER_COLUMNS, UserRow, from_db, to_db, to_i32};
+use crate::schema::{outbox, phone_verifications, rate_limits, sessions, users};
+use crate::store::TxError;
+
+/// Outbox status of a message waiting for delivery.
+pub(crate) const OUTBOX_PENDING: &str = "pending";
+
+/// Stands in for a stored hash when the number has no challenge, so the comparison still runs.
+const NO_HASH: [u8; 32] = [0; 32];
+
+/// Profile columns to change; `None` leaves a column alone, `Some(None)` sets NULL.
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct ProfileChanges<'a> {
+    full_name: Option<Option<&'a str>>,
+    profile_image_url: Option<Option<&'a str>>,
+    updated_at: NaiveDateTime,
+}
+
+impl AuthRepository for MarketStore {
+    fn market(&self) -> Market {
+        MarketStore::market(self)
+    }
+
+    fn ping(&self) -> Result<(), RepoError> {
+        self.with_conn(|conn| {
+            diesel::sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        })
+    }
+
+    fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
+        let phone = cmd.phone.e164();
+        let now = to_db(cmd.now);
+        self.with_conn(|conn| {
+            let outcome = write_tx(conn, |conn| {
+                hit_limits(conn, &cmd, now)?;
+                diesel::update(
+                    phone_verifications::table
+                        .filter(phone_verifications::phone_number.eq(phone))
+                        .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
+                )
+                .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
+                .execute(conn)?;
+                diesel::insert_into(phone_verifications::table)
+                    .values((
+                        phone_verifications::phone_number.eq(phone),
+                        phone_verifications::code_hash.eq(cmd.code_hash.as_slice()),
+                        phone_verifications::status.eq(ChallengeStatus::Active.as_str()),
+                        phone_verifications::attempts.eq(0),
+                        phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
+                        phone_verifications::created_at.eq(now),
+                        phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
+                    ))
+                    .execute(conn)?;
+                if let Some(message) = &cmd.outbox {
+                    diesel::insert_into(outbox::table)
+                        .values((
+                            outbox::channel.eq(message.channel.as_str()),
+                            outbox::recipient.eq(message.recipient.as_str()),
+                            outbox::payload.eq(message.sealed_body.as_slice()),
+                            outbox::status.eq(OUTBOX_PENDING),
+                            outbox::attempts.eq(0),
+                            outbox::next_attempt_at.eq(now),
+                            outbox::expires_at.eq(to_db(message.expires_at)),
+                            outbox::created_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok(IssueOutcome::Issued)
+            });
+            match outcome {
+                // Rolled back: nothing was written.
+                Err(TxError::RateLimited(retry)) => Ok(IssueOutcome::RateLimited(retry)),
+                other => other,
+            }
+        })
+    }
+
+    fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
+        let market = self.market();
+        let phone = cmd.phone.e164();
+        let now = to_db(cmd.now);
+        self.with_conn(|conn| {
+            write_tx(conn, |conn| {
+                let row = newest_challenge(conn, phone)?;
+                // Compared whatever the row's state, so timing does not tell which branch ran.
+                let matches = match &row {
+                    Some(r) => (cmd.matches)(&r.code_hash),
+                    None => {
+                        let _ = (cmd.matches)(&NO_HASH);
+                        false
+                    }
+                };
+                let state = row.as_ref().map(|r| r.state(market)).transpose()?;
+                let verdict = challenge::judge(state.as_ref(), cmd.now, cmd.max_attempts, matches);
+                let (Some(row), Some(state)) = (row, state) else {
+                    return Ok(VerifyOutcome::NoActiveCode);
+                };
+                let this = phone_verifications::table.find(row.id);
+                match verdict {
+                    Judgement::Accept => {
+                        diesel::update(this)
+                            .set((
+                                phone_verifications::status.eq(ChallengeStatus::Consumed.as_str()),
+                                phone_verifications::consumed_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        let (user, is_new_user) = sign_in(conn, phone, now)?;
+                        insert_session(conn, user.id, &cmd.session)?;
+                        Ok(VerifyOutcome::Verified {
+                            user: user.into_user(market)?,
+                            is_new_user,
+                        })
+                    }
+                    Judgement::Reject {
+                        attempts,
+                        status,
+                        attempts_left,
+                    } => {
+                        diesel::update(this)
+                            .set((
+                                phone_verifications::attempts.eq(to_i32(attempts)),
+                                phone_verifications::status.eq(status.as_str()),
+                            ))
+                            .execute(conn)?;
+                        Ok(VerifyOutcome::WrongCode { attempts_left })
+                    }
+                    Judgement::Expired => {
+                        if state.status != ChallengeStatus::Expired {
+                            diesel::update(this)
+                                .set(
+                                    phone_verifications::status
+                                        .eq(ChallengeStatus::Expired.as_str()),
+                                )
+                                .execute(conn)?;
+                        }
+                        Ok(VerifyOutcome::Expired)
+                    }
+                    Judgement::AttemptsExceeded => Ok(VerifyOutcome::AttemptsExceeded),
+                    Judgement::NoActiveCode => Ok(VerifyOutcome::NoActiveCode),
+                }
+            })
+        })
+    }
+
+    fn active_session(
+        &self,
+        session: &SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let now = to_db(now);
+        self.with_conn(|conn| {
+            let expires = sessions::table
+                .filter(sessions::id.eq(session.0.as_str()))
+                .filter(sessions::user_id.eq(user.0))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now))
+                .select(sessions::expires_at)
+                .first::<NaiveDateTime>(conn)
+                .optional()?;
+            Ok(expires.map(from_db))
+        })
+    }
+
+    fn session_user(
+        &self,
+        session: &SessionId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, RepoError> {
+        let market = self.market();
+        let now = to_db(now);
+        let row = self.with_conn(|conn| {
+            Ok(sessions::table
+                .inner_join(users::table)
+                .filter(sessions::id.eq(session.0.as_str()))
+                .filter(sessions::user_id.eq(user.0))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now))
+                .select(UserRow::as_select())
+                .first::<UserRow>(conn)
+                .optional()?)
+        })?;
+        row.map(|r| r.into_user(market)).transpose()
+    }
+
+    fn update_profile(
+        &self,
+        user: UserId,
+        update: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, RepoError> {
+        let market = self.market();
+        let changes = ProfileChanges {
+            full_name: update
+                .full_name
+                .as_ref()
+                .map(|v| v.as_ref().map(|n| n.as_str())),
+            profile_image_url: update
+                .profile_image_url
+                .as_ref()
+                .map(|v| v.as_ref().map(|u| u.as_str())),
+            updated_at: to_db(now),
+        };
+        let row = self.with_conn(|conn| {
+            Ok(diesel::update(users::table.find(user.0))
+                .set(&changes)
+                .returning(USER_COLUMNS)
+                .get_result::<UserRow>(conn)
+                .optional()?)
+        })?;
+        row.map(|r| r.into_user(market)).transpose()
+    }
+
+    fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let now = to_db(now);
+        self.with_conn(|conn| {
+            let n = diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(session.0.as_str()))
+                    .filter(sessions::revoked_at.is_null()),
+            )
+            .set(sessions::revoked_at.eq(now))
+            .execute(conn)?;
+            Ok(n == 1)
+        })
+    }
+}
+
+/// Hits every bucket of `cmd` inside the issuing transaction; `Err(TxError::RateLimited)` (which
+/// rolls everything back) at the first refusal.
+fn hit_limits(
+    conn: &mut DbConnection,
+    cmd: &IssueChallenge,
+    now: NaiveDateTime,
+) -> Result<(), TxError> {
+    // Lock every bucket before deciding, in key order, so two requests sharing buckets never
+    // wait on each other crosswise.
+    let mut states: BTreeMap<&str, Option<BucketState>> = BTreeMap::new();
+    for check in &cmd.limits {
+        states.insert(check.bucket.as_str(), None);
+    }
+    for (bucket, state) in &mut states {
+        *state = lock_bucket(conn, bucket, now)?.map(|row| row.state());
+    }
+    for check in &cmd.limits {
+        let bucket = check.bucket.as_str();
+        let current = states.get(bucket).copied().flatten();
+        let next = check
+            .policy
+            .admit(current.as_ref(), cmd.now)
+            .map_err(TxError::RateLimited)?;
+        store_bucket(conn, bucket, &next)?;
+        states.insert(bucket, Some(next));
+    }
+    Ok(())
+}
+
+fn store_bucket(conn: &mut DbConnection, bucket: &str, state: &BucketState) -> QueryResult<()> {
+    let window_started_at = to_db(state.window_started_at);
+    let hits = to_i32(state.hits);
+    let last_hit_at = to_db(state.last_hit_at);
+    let updated = diesel::update(rate_limits::table.find(bucket))
+        .set((
+            rate_limits::window_started_at.eq(window_started_at),
+            rate_limits::hits.eq(hits),
+            rate_limits::last_hit_at.eq(last_hit_at),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(rate_limits::table)
+            .values((
+                rate_limits::bucket.eq(bucket),
+                rate_limits::window_started_at.eq(window_started_at),
+                rate_limits::hits.eq(hits),
+                rate_limits::last_hit_at.eq(last_hit_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records a successful verification on the number's user, creating it when new.
+fn sign_in(
+    conn: &mut DbConnection,
+    phone: &str,
+    now: NaiveDateTime,
+) -> QueryResult<(UserRow, bool)> {
+    let login = |conn: &mut DbConnection, id: i64| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::last_login.eq(now),
+                users::is_verified.eq(true),
+                users::updated_at.eq(now),
+            ))
+            .returning(USER_COLUMNS)
+            .get_result::<UserRow>(conn)
+    };
+    let existing = users::table
+        .filter(users::phone_number.eq(phone))
+        .select(users::id)
+        .first::<i64>(conn)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok((login(conn, id)?, false));
+    }
+    // In a savepoint: if another transaction created the user meanwhile, the unique violation
+    // rolls back only the insert and the existing row is signed in instead.
+    let created = conn.transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values((
+                users::phone_number.eq(phone),
+                users::is_verified.eq(true),
+                users::is_active.eq(true),
+                users::last_login.eq(now),
+                users::created_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .returning(USER_COLUMNS)
+            .get_result::<UserRow>(conn)
+    });
+    match created {
+        Ok(row) => Ok((row, true)),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            let id = users::table
+                .filter(users::phone_number.eq(phone))
+                .select(users::id)
+                .first::<i64>(conn)?;
+            Ok((login(conn, id)?, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> QueryResult<()> {
+    let created_at = to_db(session.created_at);
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(session.id.0.as_str()),
+            sessions::user_id.eq(user),
+            sessions::created_at.eq(created_at),
+            sessions::expires_at.eq(to_db(session.expires_at)),
+            sessions::last_seen_at.eq(created_at),
+            sessions::user_agent.eq(session.user_agent.as_deref()),
+            sessions::client_ip.eq(session.client_ip.as_deref()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

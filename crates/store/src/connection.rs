@@ -1,0 +1,260 @@
+//! Connections: the PostgreSQL/SQLite enum, the r2d2 manager that opens the right variant, and
+//! the few places where SQL must differ by backend (transactions and row locks) — all in this
+//! file, so the repositories are one code path.
+
+use std::fmt;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{HandleError, ManageConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use marque_domain::RepoError;
+use marque_markets::Market;
+
+use crate::db_url::Target;
+use crate::models::{BucketRow, ChallengeRow};
+use crate::schema::{phone_verifications, rate_limits};
+
+/// A connection to either backend; queries written once run on both.
+#[derive(diesel::MultiConnection)]
+pub(crate) enum DbConnection {
+    /// PostgreSQL (production).
+    Pg(PgConnection),
+    /// SQLite (embedded default).
+    Sqlite(SqliteConnection),
+}
+
+/// SQLite settings applied to every new connection. `busy_timeout` first, so switching the
+/// journal mode waits for a concurrent opener instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// A pooled connection plus whether it has seen the server go away (then the pool drops it
+/// instead of handing it out again; connections are not pinged on checkout, to keep the hot
+/// path at one round trip).
+pub(crate) struct PooledDb {
+    pub(crate) conn: DbConnection,
+    pub(crate) broken: bool,
+}
+
+/// A connection failure, already scrubbed of credentials.
+#[derive(Debug)]
+pub(crate) struct ConnectError(pub(crate) String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Opens connections of the backend the URL names.
+pub(crate) struct Manager {
+    pub(crate) market: Market,
+    pub(crate) target: Target,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("market", &self.market)
+            .field("target", &self.target.display())
+            .finish()
+    }
+}
+
+impl Manager {
+    /// Opens one connection; the error is scrubbed of the password. Only `create` opens may
+    /// create a missing SQLite file: the pool's own connections (some opened in the background,
+    /// possibly after the file was deleted) must not silently start an empty database.
+    pub(crate) fn open(&self, create: bool) -> Result<DbConnection, ConnectError> {
+        match &self.target {
+            Target::Postgres { url, .. } => PgConnection::establish(url)
+                .map(DbConnection::Pg)
+                .map_err(|e| ConnectError(self.target.redact(e.to_string().trim()))),
+            Target::Sqlite { path } => {
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| ConnectError("the SQLite path is not valid UTF-8".to_owned()))?;
+                let mode = if create { "rwc" } else { "rw" };
+                let uri = format!("file:{}?mode={mode}", sqlite_uri_path(path));
+                let mut conn = SqliteConnection::establish(&uri)
+                    .map_err(|e| ConnectError(format!("{path}: {e}")))?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(|e| ConnectError(e.to_string()))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// `path` escaped for the path part of an SQLite `file:` URI.
+fn sqlite_uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl ManageConnection for Manager {
+    type Connection = PooledDb;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<PooledDb, ConnectError> {
+        self.open(false).map(|conn| PooledDb {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledDb) -> Result<(), ConnectError> {
+        conn.conn
+            .ping()
+            .map_err(|e| ConnectError(self.target.redact(&e.to_string())))
+    }
+
+    fn has_broken(&self, conn: &mut PooledDb) -> bool {
+        std::thread::panicking()
+            || conn.broken
+            || <DbConnection as TransactionManager<DbConnection>>::is_broken_transaction_manager(
+                &mut conn.conn,
+            )
+    }
+}
+
+/// Logs the pool's background connection failures through `tracing` (already scrubbed).
+#[derive(Debug)]
+pub(crate) struct LogErrors {
+    pub(crate) market: Market,
+}
+
+impl HandleError<ConnectError> for LogErrors {
+    fn handle_error(&self, error: ConnectError) {
+        tracing::warn!(market = self.market.code(), error = %error, "database connection failed");
+    }
+}
+
+/// Whether `e` means the server is unreachable or the connection is gone.
+pub(crate) fn is_connection_loss(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
+            // SQLITE_BUSY after `busy_timeout`: the file is held by another writer too long.
+            _ => info.message().contains("database is locked"),
+        },
+        DieselError::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+/// Maps a diesel error to the port's error (no secrets: diesel messages carry no URL).
+pub(crate) fn repo_error(market: Market, e: &DieselError) -> RepoError {
+    if is_connection_loss(e) {
+        RepoError::Unavailable(format!("market {}: {e}", market.code()))
+    } else {
+        RepoError::Other(format!("market {}: {e}", market.code()))
+    }
+}
+
+/// Runs `f` in a write transaction that serializes with every other writer of the rows it
+/// reads: `BEGIN IMMEDIATE` on SQLite (takes the database write lock up front, so no two
+/// read-then-write transactions interleave), a plain `BEGIN` on PostgreSQL, where the
+/// repositories lock the rows they decide on with [`lock_bucket`] / [`newest_challenge`].
+///
+/// `f` returning `Err` rolls back.
+pub(crate) fn write_tx<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Pg(_) => conn.transaction(f),
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            match f(&mut *conn) {
+                Ok(value) => {
+                    <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(user_error) => {
+                    match <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(
+                        conn,
+                    ) {
+                        Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(user_error),
+                        Err(rollback_error) => Err(rollback_error.into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a rate-limit bucket inside [`write_tx`], locked until the transaction ends.
+///
+/// PostgreSQL cannot lock a row that does not exist yet, so a placeholder row (`hits = 0`,
+/// reported as `None`) is inserted first when the bucket is new; concurrent inserters of the same
+/// key wait on it. `SELECT … FOR UPDATE` then waits for any other holder and returns the newest
+/// committed state. On SQLite the immediate transaction already excludes other writers.
+pub(crate) fn lock_bucket(
+    conn: &mut DbConnection,
+    bucket: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<BucketRow>> {
+    let row = match conn {
+        DbConnection::Pg(pg) => {
+            diesel::insert_into(rate_limits::table)
+                .values((
+                    rate_limits::bucket.eq(bucket),
+                    rate_limits::window_started_at.eq(now),
+                    rate_limits::hits.eq(0),
+                    rate_limits::last_hit_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            rate_limits::table
+                .find(bucket)
+                .select(BucketRow::as_select())
+                .for_update()
+                .first(pg)
+                .optional()?
+        }
+        DbConnection::Sqlite(lite) => rate_limits::table
+            .find(bucket)
+            .select(BucketRow::as_select())
+            .first(lite)
+            .optional()?,
+    };
+    Ok(row.filter(|r| r.hits > 0))
+}
+
+/// The newest challenge of `phone` inside [`write_tx`], locked until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL: a concurrent verifier waits, then reads what this one wrote).
+pub(crate) fn newest_challenge(
+    conn: &mut DbConnection,
+    phone: &str,
+) -> QueryResult<Option<ChallengeRow>> {
+    // A macro, not a closure: `as_select()` is typed per backend.
+    macro_rules! newest {
+        () => {
+            phone_verifications::table
+                .filter(phone_verifications::phone_number.eq(phone))
+                .order(phone_verifications::id.desc())
+                .select(ChallengeRow::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Pg(pg) => newest!().for_update().first(pg).optional(),
+        DbConnection::Sqlite(lite) => newest!().first(lite).optional(),
+    }
+}

@@ -1,0 +1,33 @@
+//! Marque Auth storage: one [`MarketStore`] per market database, on PostgreSQL (production) or
+//! SQLite (embedded default), chosen by the URL scheme.
+//!
+//! - diesel with `#[derive(MultiConnection)]`: queries are written once for both backends; the
+//!   few places where they must differ (write transactions, row locks) live in one module.
+//! - r2d2 pool per market; connection failures and pool timeouts are
+//!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`. No message ever
+//!   contains a password from a URL.
+//! - Embedded migrations per market and backend (`migrations-kg/{postgres,sqlite}`,
+//!   `migrations-us/{postgres,sqlite}`), run by [`MarketStore::migrate`].
+//! - Implements the domain's [`marque_domain::AuthRepository`] and
+//!   [`marque_domain::OutboxRepository`]: every read-then-decide write is one transaction that
+//!   serializes with concurrent requests on any number of instances (`BEGIN IMMEDIATE` on
+//!   SQLite, row locks on PostgreSQL), and the decisions themselves are the domain's
+//!   (`RateLimitPolicy::admit`, `challenge::judge`).
+//! - [`testdb::TestDatabase`]: throwaway databases for tests.
+//!
+//! Timestamps are stored as UTC `TIMESTAMP` values with microsecond precision.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod auth;
+mod connection;
+mod db_url;
+mod error;
+mod migrations;
+mod models;
+mod outbox;
+mod schema;
+mod store;
+pub mod testdb;
+
+pub use error::StoreError;
+pub use store::{Backend, MarketStore};

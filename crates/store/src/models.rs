@@ -1,0 +1,197 @@
+//! Rows as diesel reads them, and their conversion to domain types.
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use marque_domain::{
+    BucketState, ChallengeState, ChallengeStatus, Channel, FullName, ImageUrl, OutboxMessage,
+    RepoError, User, UserId,
+};
+use marque_markets::{Market, PhoneNumber};
+
+use crate::schema::{outbox, phone_verifications, rate_limits, users};
+
+/// UTC instant → stored `TIMESTAMP`, truncated to microseconds (PostgreSQL's precision) so
+/// both backends store and return the same value.
+pub(crate) fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
+}
+
+/// Stored `TIMESTAMP` → UTC instant.
+pub(crate) fn from_db(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// Columns of [`UserRow`], in field order (for `RETURNING`, which cannot use
+/// `as_returning()` through the multi-backend connection).
+pub(crate) const USER_COLUMNS: (
+    users::id,
+    users::phone_number,
+    users::full_name,
+    users::profile_image_url,
+    users::is_verified,
+    users::last_login,
+    users::created_at,
+    users::updated_at,
+) = (
+    users::id,
+    users::phone_number,
+    users::full_name,
+    users::profile_image_url,
+    users::is_verified,
+    users::last_login,
+    users::created_at,
+    users::updated_at,
+);
+
+/// A `users` row (the columns the domain needs).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub(crate) struct UserRow {
+    pub(crate) id: i64,
+    pub(crate) phone_number: String,
+    pub(crate) full_name: Option<String>,
+    pub(crate) profile_image_url: Option<String>,
+    pub(crate) is_verified: bool,
+    pub(crate) last_login: Option<NaiveDateTime>,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
+}
+
+impl UserRow {
+    /// The domain user; a stored value that no longer passes validation is a data error.
+    pub(crate) fn into_user(self, market: Market) -> Result<User, RepoError> {
+        let bad = |what: &str| {
+            RepoError::Other(format!(
+                "market {}: user {} has an invalid stored {what}",
+                market.code(),
+                self.id
+            ))
+        };
+        let phone = PhoneNumber::parse(&self.phone_number, Some(market))
+            .map_err(|_| bad("phone_number"))?;
+        if phone.market() != market {
+            return Err(bad("phone_number (other market)"));
+        }
+        let full_name = match &self.full_name {
+            Some(s) => Some(FullName::parse(s).map_err(|_| bad("full_name"))?),
+            None => None,
+        };
+        let profile_image_url = match &self.profile_image_url {
+            Some(s) => Some(ImageUrl::parse(s).map_err(|_| bad("profile_image_url"))?),
+            None => None,
+        };
+        Ok(User {
+            id: UserId(self.id),
+            phone,
+            full_name,
+            profile_image_url,
+            is_verified: self.is_verified,
+            last_login: self.last_login.map(from_db),
+            created_at: from_db(self.created_at),
+            updated_at: from_db(self.updated_at),
+        })
+    }
+}
+
+/// A `phone_verifications` row (without the audit columns).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = phone_verifications)]
+pub(crate) struct ChallengeRow {
+    pub(crate) id: i64,
+    pub(crate) code_hash: Vec<u8>,
+    pub(crate) status: String,
+    pub(crate) attempts: i32,
+    pub(crate) expires_at: NaiveDateTime,
+}
+
+impl ChallengeRow {
+    /// The facts `challenge::judge` decides on.
+    pub(crate) fn state(&self, market: Market) -> Result<ChallengeState, RepoError> {
+        let status = ChallengeStatus::parse(&self.status).ok_or_else(|| {
+            RepoError::Other(format!(
+                "market {}: challenge {} has an unknown status",
+                market.code(),
+                self.id
+            ))
+        })?;
+        Ok(ChallengeState {
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            expires_at: from_db(self.expires_at),
+            status,
+        })
+    }
+}
+
+/// A `rate_limits` row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rate_limits)]
+pub(crate) struct BucketRow {
+    pub(crate) window_started_at: NaiveDateTime,
+    pub(crate) hits: i32,
+    pub(crate) last_hit_at: NaiveDateTime,
+}
+
+impl BucketRow {
+    /// The stored state of the bucket.
+    pub(crate) fn state(&self) -> BucketState {
+        BucketState {
+            window_started_at: from_db(self.window_started_at),
+            hits: u32::try_from(self.hits).unwrap_or(0),
+            last_hit_at: from_db(self.last_hit_at),
+        }
+    }
+}
+
+/// Columns of [`OutboxRow`], in field order.
+pub(crate) const OUTBOX_COLUMNS: (
+    outbox::id,
+    outbox::channel,
+    outbox::recipient,
+    outbox::payload,
+    outbox::attempts,
+    outbox::expires_at,
+) = (
+    outbox::id,
+    outbox::channel,
+    outbox::recipient,
+    outbox::payload,
+    outbox::attempts,
+    outbox::expires_at,
+);
+
+/// An `outbox` row as a worker needs it.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct OutboxRow {
+    pub(crate) id: i64,
+    pub(crate) channel: String,
+    pub(crate) recipient: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) attempts: i32,
+    pub(crate) expires_at: NaiveDateTime,
+}
+
+impl OutboxRow {
+    /// The message to deliver.
+    pub(crate) fn into_message(self, market: Market) -> Result<OutboxMessage, RepoError> {
+        let channel = Channel::parse(&self.channel).ok_or_else(|| {
+            RepoError::Other(format!(
+                "market {}: outbox message {} has an unknown channel",
+                market.code(),
+                self.id
+            ))
+        })?;
+        Ok(OutboxMessage {
+            id: self.id,
+            channel,
+            recipient: self.recipient,
+            sealed_body: self.payload,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            expires_at: from_db(self.expires_at),
+        })
+    }
+}
+
+/// Clamps a count into an SQL `INTEGER`.
+pub(crate) fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,129 @@
+//! diesel table definitions of the authentication tables.
+//!
+//! The KG and US schemas are identical for these tables (see `migrations-kg/` and
+//! `migrations-us/`); market-specific tables get their own modules when they appear. Only
+//! portable SQL types are used so one query serves PostgreSQL and SQLite.
+
+diesel::table! {
+    /// Shoppers of the market.
+    users (id) {
+        /// Row id.
+        id -> BigInt,
+        /// E.164 number, unique.
+        phone_number -> Text,
+        /// Display name.
+        full_name -> Nullable<Text>,
+        /// Avatar URL.
+        profile_image_url -> Nullable<Text>,
+        /// Whether the number was verified.
+        is_verified -> Bool,
+        /// Whether the account is enabled.
+        is_active -> Bool,
+        /// Last successful verification (UTC).
+        last_login -> Nullable<Timestamp>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One-time-code challenges.
+    phone_verifications (id) {
+        /// Row id; the newest challenge of a number has the highest id.
+        id -> BigInt,
+        /// E.164 number.
+        phone_number -> Text,
+        /// HMAC of the code.
+        code_hash -> Binary,
+        /// `ChallengeStatus::as_str`.
+        status -> Text,
+        /// Wrong tries so far.
+        attempts -> Integer,
+        /// Client IP at issue time.
+        client_ip -> Nullable<Text>,
+        /// Issue time (UTC).
+        created_at -> Timestamp,
+        /// Expiry (UTC).
+        expires_at -> Timestamp,
+        /// When the code was used.
+        consumed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Login sessions.
+    sessions (id) {
+        /// UUID v4 text.
+        id -> Text,
+        /// Owner.
+        user_id -> BigInt,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Natural end (UTC).
+        expires_at -> Timestamp,
+        /// Last use (UTC).
+        last_seen_at -> Timestamp,
+        /// Revocation time, if revoked.
+        revoked_at -> Nullable<Timestamp>,
+        /// Client `User-Agent` at login.
+        user_agent -> Nullable<Text>,
+        /// Client IP at login.
+        client_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Fixed-window rate-limit buckets.
+    rate_limits (bucket) {
+        /// Bucket key.
+        bucket -> Text,
+        /// Opening of the current window (UTC).
+        window_started_at -> Timestamp,
+        /// Hits admitted in the window; 0 marks a row only created to be locked.
+        hits -> Integer,
+        /// Last admitted hit (UTC).
+        last_hit_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Delivery outbox.
+    outbox (id) {
+        /// Row id.
+        id -> BigInt,
+        /// `Channel::as_str`.
+        channel -> Text,
+        /// E.164 recipient.
+        recipient -> Text,
+        /// Sealed body; empty once scrubbed.
+        payload -> Binary,
+        /// `pending`, `sent`, `failed` or `expired`.
+        status -> Text,
+        /// Failed delivery attempts.
+        attempts -> Integer,
+        /// Not before this instant (UTC).
+        next_attempt_at -> Timestamp,
+        /// Lease of the worker delivering it.
+        locked_until -> Nullable<Timestamp>,
+        /// Pointless after this instant (UTC).
+        expires_at -> Timestamp,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Delivery time.
+        sent_at -> Nullable<Timestamp>,
+        /// Last provider error (truncated).
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    phone_verifications,
+    sessions,
+    rate_limits,
+    outbox
+);

@@ -1,0 +1,226 @@
+//! [`MarketStore`]: one market's database behind an r2d2 pool.
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::r2d2::{Pool, PooledConnection};
+use marque_domain::{RepoError, RetryAfter};
+use marque_markets::Market;
+
+use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss, repo_error};
+use crate::db_url::Target;
+use crate::{StoreError, migrations};
+
+/// The database engine behind a [`MarketStore`], chosen by the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL (`postgres://`, `postgresql://`): production.
+    Postgres,
+    /// SQLite (`sqlite://path`): the embedded default for development.
+    Sqlite,
+}
+
+impl Backend {
+    /// Lowercase name for logs: `postgres` or `sqlite`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One market's database: a pool of connections plus the market it belongs to.
+///
+/// Cheap to clone (the pool is shared). Implements [`marque_domain::AuthRepository`] and
+/// [`marque_domain::OutboxRepository`]; every method is blocking, so call it from a blocking
+/// thread pool when on an async runtime.
+#[derive(Clone)]
+pub struct MarketStore {
+    market: Market,
+    backend: Backend,
+    target: String,
+    pool: Pool<Manager>,
+}
+
+impl fmt::Debug for MarketStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MarketStore")
+            .field("market", &self.market)
+            .field("backend", &self.backend)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MarketStore {
+    /// Opens the database of `market` at `url`.
+    ///
+    /// `postgres://…` / `postgresql://…` select PostgreSQL; `sqlite://relative/path.db` or
+    /// `sqlite:///absolute/path.db` select SQLite (the file and its parent directories are
+    /// created; in-memory SQLite is refused because each pooled connection would see its own
+    /// empty database). The pool holds up to `max_pool_size` connections and waits at most
+    /// `connect_timeout` for one.
+    ///
+    /// Fails when the URL is invalid or no first connection can be opened; the message names the
+    /// market and the host or file, never the password. Later outages surface as
+    /// [`RepoError::Unavailable`] from the repository methods, and the pool reconnects on its own.
+    pub fn connect(
+        market: Market,
+        url: &str,
+        max_pool_size: u32,
+        connect_timeout: Duration,
+    ) -> Result<MarketStore, StoreError> {
+        let code = market.code();
+        if max_pool_size == 0 {
+            return Err(StoreError::InvalidConfig {
+                market: code,
+                reason: "the pool size must be at least 1".to_owned(),
+            });
+        }
+        if connect_timeout.is_zero() {
+            return Err(StoreError::InvalidConfig {
+                market: code,
+                reason: "the connection timeout must be positive".to_owned(),
+            });
+        }
+        let target =
+            Target::parse(url, connect_timeout).map_err(|reason| StoreError::InvalidUrl {
+                market: code,
+                reason,
+            })?;
+        if let Target::Sqlite { path } = &target
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                market: code,
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let manager = Manager {
+            market,
+            target: target.clone(),
+        };
+        // One connection up front, for a clear error at start-up instead of a pool timeout.
+        drop(manager.open(true).map_err(|e| StoreError::Connect {
+            market: code,
+            target: target.display(),
+            reason: e.0,
+        })?);
+        let pool = Pool::builder()
+            .max_size(max_pool_size)
+            .connection_timeout(connect_timeout)
+            // Not pinged on checkout: the hot path stays one round trip. Connections that lost
+            // the server are flagged by `with_conn` and dropped by the pool.
+            .test_on_check_out(false)
+            .error_handler(Box::new(LogErrors { market }))
+            .build_unchecked(manager);
+        tracing::debug!(
+            market = code,
+            backend = %target.backend(),
+            target = %target.display(),
+            max_pool_size,
+            "market database pool ready"
+        );
+        Ok(MarketStore {
+            market,
+            backend: target.backend(),
+            target: target.display(),
+            pool,
+        })
+    }
+
+    /// Runs the pending migrations of this market's schema for the backend in use (embedded at
+    /// build time from `migrations-<market>/<backend>/`). Safe to run from several instances at
+    /// once.
+    pub fn migrate(&self) -> Result<(), StoreError> {
+        let market = self.market.code();
+        let mut conn = self
+            .checkout()
+            .map_err(|source| StoreError::Repo { market, source })?;
+        let ran = migrations::run(&mut conn.conn, self.market);
+        match ran {
+            Ok(n) => {
+                tracing::info!(market, backend = %self.backend, applied = n, "migrations done");
+                Ok(())
+            }
+            Err(reason) => {
+                conn.broken = true;
+                Err(StoreError::Migration { market, reason })
+            }
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The market whose database this is.
+    pub fn market(&self) -> Market {
+        self.market
+    }
+
+    fn checkout(&self) -> Result<PooledConnection<Manager>, RepoError> {
+        self.pool.get().map_err(|e| {
+            RepoError::Unavailable(format!(
+                "market {}: no database connection to {}: {e}",
+                self.market.code(),
+                self.target
+            ))
+        })
+    }
+
+    /// Runs `f` on a pooled connection, mapping errors to the port's; a connection that lost
+    /// the server is marked so the pool replaces it.
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> Result<T, RepoError> {
+        let mut conn = self.checkout()?;
+        f(&mut conn.conn).map_err(|e| match e {
+            TxError::Db(e) => {
+                if is_connection_loss(&e) {
+                    conn.broken = true;
+                }
+                repo_error(self.market, &e)
+            }
+            TxError::Repo(e) => e,
+            TxError::RateLimited(_) => RepoError::Other(format!(
+                "market {}: rate-limit refusal escaped its transaction",
+                self.market.code()
+            )),
+        })
+    }
+}
+
+/// Why a unit of work stopped: a database error, a stored value the domain refuses, or a
+/// rate-limit refusal (which rolls the transaction back but is not a failure).
+#[derive(Debug)]
+pub(crate) enum TxError {
+    /// diesel failed.
+    Db(diesel::result::Error),
+    /// A row could not be turned into a domain value.
+    Repo(RepoError),
+    /// A bucket refused the hit.
+    RateLimited(RetryAfter),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<RepoError> for TxError {
+    fn from(e: RepoError) -> Self {
+        Self::Repo(e)
+    }
+}

@@ -1,0 +1,1001 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Repository behaviour on both backends.
+//!
+//! Every scenario runs on SQLite, and on PostgreSQL when `MARQUE_TEST_POSTGRES_URL` names an
+//! admin URL (e.g. `postgres://postgres@127.0.0.1:5432/postgres`). Each test gets its own
+//! throwaway database. Time is fixed (no clock, no sleeps); code hashes are fake bytes compared by
+//! a plain closure.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use marque_domain::{
+    AuthRepository, Channel, FullName, ImageUrl, IssueChallenge, IssueOutcome, NewOutboxMessage,
+    NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
+    RetryAfter, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
+};
+use marque_markets::{Market, PhoneNumber};
+use marque_store::testdb::TestDatabase;
+use marque_store::{Backend, MarketStore};
+
+const PG_ENV: &str = "MARQUE_TEST_POSTGRES_URL";
+const KG_PHONE: &str = "+996505325311";
+const KG_PHONE_2: &str = "+996555123456";
+const US_PHONE: &str = "+12025550123";
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated store on its own database. Field order matters: the store (and its pool) is
+/// dropped before the database is deleted.
+struct Ctx {
+    store: MarketStore,
+    db: TestDatabase,
+    kind: Kind,
+}
+
+impl Ctx {
+    /// `None` (with a note on stderr) for PostgreSQL when the env var is unset.
+    fn new(kind: Kind, market: Market) -> Option<Ctx> {
+        let db = match kind {
+            Kind::Sqlite => TestDatabase::sqlite(),
+            Kind::Postgres => {
+                let Ok(admin) = std::env::var(PG_ENV) else {
+                    eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
+                    return None;
+                };
+                TestDatabase::postgres(&admin).expect("create test database")
+            }
+        };
+        let store =
+            MarketStore::connect(market, db.url(), 8, StdDuration::from_secs(10)).expect("connect");
+        store.migrate().expect("migrate");
+        assert_eq!(store.market(), market);
+        assert_eq!(
+            store.backend(),
+            match kind {
+                Kind::Sqlite => Backend::Sqlite,
+                Kind::Postgres => Backend::Postgres,
+            }
+        );
+        Some(Ctx { store, db, kind })
+    }
+
+    /// One `BIGINT` from a raw query on a connection of its own, bypassing the store.
+    fn scalar(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = BigInt)]
+            v: i64,
+        }
+        let url = self.db.url();
+        let value: Value = match self.kind {
+            Kind::Postgres => {
+                let mut c = PgConnection::establish(url).unwrap();
+                diesel::sql_query(sql).get_result(&mut c)
+            }
+            Kind::Sqlite => {
+                let mut c =
+                    SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap()).unwrap();
+                diesel::sql_query(sql).get_result(&mut c)
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        value.v
+    }
+}
+
+fn run(kind: Kind, scenario: fn(&Ctx)) {
+    if let Some(ctx) = Ctx::new(kind, Market::Kg) {
+        scenario(&ctx);
+    }
+}
+
+/// Declares `sqlite::<name>` and `postgres::<name>` tests for each scenario function.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::run(super::Kind::Sqlite, super::$name) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::run(super::Kind::Postgres, super::$name) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    login_creates_the_user_then_finds_it,
+    codes_are_single_use,
+    three_wrong_codes_kill_the_code,
+    expired_codes_are_refused,
+    new_code_supersedes_old_and_limit_writes_nothing,
+    refusing_bucket_leaves_other_buckets_untouched,
+    sessions_respect_revocation_expiry_and_owner,
+    profile_fields_are_set_and_cleared,
+    outbox_claim_lease_and_delivery,
+    outbox_retry_give_up_and_expiry,
+    markets_are_separate_databases,
+    concurrent_issues_admit_exactly_the_limit,
+    concurrent_verifications_accept_once_and_count_every_miss,
+    migrations_are_idempotent,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(secs)
+}
+
+fn phone(e164: &str) -> PhoneNumber {
+    PhoneNumber::parse(e164, None).unwrap()
+}
+
+const PHONE_POLICY: RateLimitPolicy = RateLimitPolicy {
+    max_hits: 3,
+    window: Duration::minutes(15),
+    cooldown: Duration::seconds(60),
+};
+
+fn limit(bucket: &str, policy: RateLimitPolicy) -> RateLimitCheck {
+    RateLimitCheck {
+        bucket: bucket.to_owned(),
+        policy,
+    }
+}
+
+fn phone_limit(e164: &str) -> Vec<RateLimitCheck> {
+    vec![limit(&format!("send:phone:{e164}"), PHONE_POLICY)]
+}
+
+fn issue_cmd(
+    e164: &str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+    limits: Vec<RateLimitCheck>,
+) -> IssueChallenge {
+    IssueChallenge {
+        phone: phone(e164),
+        code_hash: hash.to_vec(),
+        now,
+        expires_at: now + Duration::minutes(10),
+        client_ip: Some("203.0.113.7".to_owned()),
+        limits,
+        outbox: Some(NewOutboxMessage {
+            channel: Channel::Sms,
+            recipient: e164.to_owned(),
+            sealed_body: format!("sealed:{}", String::from_utf8_lossy(hash)).into_bytes(),
+            expires_at: now + Duration::minutes(10),
+        }),
+    }
+}
+
+/// Issues a code with the phone's default limit.
+fn issue(store: &MarketStore, e164: &str, hash: &[u8], now: DateTime<Utc>) -> IssueOutcome {
+    store
+        .issue_challenge(issue_cmd(e164, hash, now, phone_limit(e164)))
+        .unwrap()
+}
+
+fn new_session(now: DateTime<Utc>) -> NewSession {
+    NewSession {
+        id: SessionId(uuid::Uuid::new_v4().to_string()),
+        created_at: now,
+        expires_at: now + Duration::days(30),
+        user_agent: Some("tests/1.0".to_owned()),
+        client_ip: Some("203.0.113.7".to_owned()),
+    }
+}
+
+fn verify_with(
+    store: &MarketStore,
+    e164: &str,
+    presented: &[u8],
+    now: DateTime<Utc>,
+    max_attempts: u32,
+    session: NewSession,
+) -> VerifyOutcome {
+    let phone = phone(e164);
+    let matches = |stored: &[u8]| stored == presented;
+    store
+        .verify_challenge(VerifyChallenge {
+            phone: &phone,
+            now,
+            max_attempts,
+            matches: &matches,
+            session,
+        })
+        .unwrap()
+}
+
+fn verify(store: &MarketStore, e164: &str, presented: &[u8], now: DateTime<Utc>) -> VerifyOutcome {
+    verify_with(store, e164, presented, now, 3, new_session(now))
+}
+
+/// Issues and verifies a code; returns the user and the session id.
+fn login(store: &MarketStore, e164: &str, now: DateTime<Utc>) -> (User, bool, SessionId) {
+    assert_eq!(issue(store, e164, b"right", now), IssueOutcome::Issued);
+    let session = new_session(now + Duration::seconds(5));
+    let sid = session.id.clone();
+    match verify_with(
+        store,
+        e164,
+        b"right",
+        now + Duration::seconds(5),
+        3,
+        session,
+    ) {
+        VerifyOutcome::Verified { user, is_new_user } => (user, is_new_user, sid),
+        other => panic!("expected Verified, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+fn login_creates_the_user_then_finds_it(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, is_new, _) = login(store, KG_PHONE, t0());
+    assert!(is_new);
+    assert_eq!(user.phone.e164(), KG_PHONE);
+    assert_eq!(user.market(), Market::Kg);
+    assert!(user.is_verified);
+    assert_eq!(user.full_name, None);
+    assert_eq!(user.last_login, Some(at(5)));
+    assert_eq!((user.created_at, user.updated_at), (at(5), at(5)));
+
+    // A second login (after the cooldown) finds the same user.
+    let (again, is_new, _) = login(store, KG_PHONE, at(120));
+    assert!(!is_new);
+    assert_eq!(again.id, user.id);
+    assert_eq!(again.created_at, at(5));
+    assert_eq!(again.last_login, Some(at(125)));
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 2);
+
+    // Another number is another user.
+    let (other, is_new, _) = login(store, KG_PHONE_2, at(300));
+    assert!(is_new);
+    assert_ne!(other.id, user.id);
+}
+
+fn codes_are_single_use(ctx: &Ctx) {
+    let store = &ctx.store;
+    login(store, KG_PHONE, t0());
+    assert_eq!(
+        verify(store, KG_PHONE, b"right", at(10)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'consumed'"),
+        1
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 1);
+    // A number that never got a code.
+    assert_eq!(
+        verify(store, KG_PHONE_2, b"right", at(10)),
+        VerifyOutcome::NoActiveCode
+    );
+}
+
+fn three_wrong_codes_kill_the_code(ctx: &Ctx) {
+    let store = &ctx.store;
+    assert_eq!(issue(store, KG_PHONE, b"right", t0()), IssueOutcome::Issued);
+    for left in [2, 1, 0] {
+        assert_eq!(
+            verify(store, KG_PHONE, b"wrong", at(10)),
+            VerifyOutcome::WrongCode {
+                attempts_left: left
+            }
+        );
+    }
+    assert_eq!(
+        verify(store, KG_PHONE, b"right", at(11)),
+        VerifyOutcome::AttemptsExceeded
+    );
+    assert_eq!(
+        verify(store, KG_PHONE, b"wrong", at(12)),
+        VerifyOutcome::AttemptsExceeded
+    );
+    assert_eq!(
+        ctx.scalar("SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications"),
+        3
+    );
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'dead'"),
+        1
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+}
+
+fn expired_codes_are_refused(ctx: &Ctx) {
+    let store = &ctx.store;
+    assert_eq!(issue(store, KG_PHONE, b"right", t0()), IssueOutcome::Issued);
+    // Expiry is exclusive: at exactly `expires_at` the code is dead.
+    assert_eq!(
+        verify(store, KG_PHONE, b"right", at(600)),
+        VerifyOutcome::Expired
+    );
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'expired'"),
+        1
+    );
+    assert_eq!(
+        verify(store, KG_PHONE, b"right", at(601)),
+        VerifyOutcome::Expired
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+
+    // One second before expiry it would have worked.
+    assert_eq!(
+        issue(store, KG_PHONE, b"fresh", at(700)),
+        IssueOutcome::Issued
+    );
+    assert!(matches!(
+        verify(store, KG_PHONE, b"fresh", at(1299)),
+        VerifyOutcome::Verified { .. }
+    ));
+}
+
+fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
+    let store = &ctx.store;
+    assert_eq!(issue(store, KG_PHONE, b"first", t0()), IssueOutcome::Issued);
+    // Inside the 60 s cooldown.
+    assert_eq!(
+        issue(store, KG_PHONE, b"early", at(30)),
+        IssueOutcome::RateLimited(RetryAfter(30))
+    );
+    assert_eq!(
+        issue(store, KG_PHONE, b"second", at(60)),
+        IssueOutcome::Issued
+    );
+    // The first code no longer works: the newest challenge is "second".
+    assert_eq!(
+        verify(store, KG_PHONE, b"first", at(61)),
+        VerifyOutcome::WrongCode { attempts_left: 2 }
+    );
+    assert_eq!(
+        issue(store, KG_PHONE, b"third", at(120)),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'superseded'"),
+        2
+    );
+    // Fourth code inside the 15-minute window that opened at t0: wait until t0 + 15 min.
+    assert_eq!(
+        issue(store, KG_PHONE, b"fourth", at(180)),
+        IssueOutcome::RateLimited(RetryAfter(12 * 60))
+    );
+    // Nothing was written by the refusals.
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications"),
+        3
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 3);
+    assert_eq!(
+        ctx.scalar("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
+        3
+    );
+    assert!(matches!(
+        verify(store, KG_PHONE, b"third", at(181)),
+        VerifyOutcome::Verified {
+            is_new_user: true,
+            ..
+        }
+    ));
+    // The window has passed: a new one opens.
+    assert_eq!(
+        issue(store, KG_PHONE, b"fifth", at(900)),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        ctx.scalar("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
+        1
+    );
+}
+
+fn refusing_bucket_leaves_other_buckets_untouched(ctx: &Ctx) {
+    let store = &ctx.store;
+    let ip = RateLimitPolicy {
+        max_hits: 2,
+        window: Duration::minutes(15),
+        cooldown: Duration::zero(),
+    };
+    let strict = RateLimitPolicy { max_hits: 1, ..ip };
+    let both = || {
+        vec![
+            limit("send:ip:203.0.113.7", ip),
+            limit("send:phone:strict", strict),
+        ]
+    };
+    let hits = |bucket: &str| {
+        ctx.scalar(&format!(
+            "SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket = '{bucket}'"
+        ))
+    };
+
+    let cmd = issue_cmd(KG_PHONE, b"a", t0(), both());
+    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    let cmd = issue_cmd(KG_PHONE, b"b", at(1), both());
+    assert_eq!(
+        store.issue_challenge(cmd).unwrap(),
+        IssueOutcome::RateLimited(RetryAfter(899))
+    );
+    assert_eq!(hits("send:ip:203.0.113.7"), 1);
+    assert_eq!(hits("send:phone:strict"), 1);
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM rate_limits"), 2);
+
+    // The IP bucket still has its second hit.
+    let only_ip = || vec![limit("send:ip:203.0.113.7", ip)];
+    let cmd = issue_cmd(KG_PHONE_2, b"c", at(2), only_ip());
+    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    let cmd = issue_cmd(KG_PHONE_2, b"d", at(3), only_ip());
+    assert!(matches!(
+        store.issue_challenge(cmd).unwrap(),
+        IssueOutcome::RateLimited(_)
+    ));
+
+    // A refused first hit of a new bucket leaves no row behind.
+    let fresh_then_full = vec![
+        limit("send:ip:198.51.100.1", ip),
+        limit("send:phone:strict", strict),
+    ];
+    let cmd = issue_cmd(KG_PHONE, b"e", at(4), fresh_then_full);
+    assert!(matches!(
+        store.issue_challenge(cmd).unwrap(),
+        IssueOutcome::RateLimited(_)
+    ));
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM rate_limits"), 2);
+
+    // No limits at all (test numbers): always issued.
+    for i in 0..5 {
+        let cmd = issue_cmd(KG_PHONE_2, b"f", at(10 + i), vec![]);
+        assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    }
+}
+
+fn sessions_respect_revocation_expiry_and_owner(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, _, sid) = login(store, KG_PHONE, t0());
+    let expires = at(5) + Duration::days(30);
+    let now = at(3600);
+
+    assert_eq!(
+        store.active_session(&sid, user.id, now).unwrap(),
+        Some(expires)
+    );
+    assert_eq!(
+        store.session_user(&sid, user.id, now).unwrap(),
+        Some(user.clone())
+    );
+
+    // Someone else's id, an unknown session, or past expiry (exclusive).
+    let stranger = UserId(user.id.0 + 1000);
+    assert_eq!(store.active_session(&sid, stranger, now).unwrap(), None);
+    assert_eq!(store.session_user(&sid, stranger, now).unwrap(), None);
+    let unknown = SessionId(uuid::Uuid::new_v4().to_string());
+    assert_eq!(store.active_session(&unknown, user.id, now).unwrap(), None);
+    assert_eq!(store.session_user(&unknown, user.id, now).unwrap(), None);
+    assert_eq!(store.active_session(&sid, user.id, expires).unwrap(), None);
+    assert_eq!(store.session_user(&sid, user.id, expires).unwrap(), None);
+    let just_before = expires - Duration::seconds(1);
+    assert_eq!(
+        store.active_session(&sid, user.id, just_before).unwrap(),
+        Some(expires)
+    );
+
+    // A second session of the same user is independent.
+    let (_, _, sid2) = login(store, KG_PHONE, at(120));
+    assert!(store.revoke_session(&sid, now).unwrap());
+    assert!(!store.revoke_session(&sid, now).unwrap());
+    assert!(!store.revoke_session(&unknown, now).unwrap());
+    assert_eq!(store.active_session(&sid, user.id, now).unwrap(), None);
+    assert_eq!(store.session_user(&sid, user.id, now).unwrap(), None);
+    assert!(store.active_session(&sid2, user.id, now).unwrap().is_some());
+    assert!(store.session_user(&sid2, user.id, now).unwrap().is_some());
+}
+
+fn profile_fields_are_set_and_cleared(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, _, sid) = login(store, KG_PHONE, t0());
+    let name = FullName::parse("Анна Ахматова").unwrap();
+    let image = ImageUrl::parse("https://cdn.example.com/u/1.jpg").unwrap();
+
+    let set = ProfileUpdate {
+        full_name: Some(Some(name.clone())),
+        profile_image_url: Some(Some(image.clone())),
+    };
+    let updated = store
+        .update_profile(user.id, &set, at(60))
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.full_name, Some(name.clone()));
+    assert_eq!(updated.profile_image_url, Some(image.clone()));
+    assert_eq!(updated.updated_at, at(60));
+    assert_eq!(updated.created_at, user.created_at);
+    assert_eq!(updated.last_login, user.last_login);
+    assert_eq!(
+        store.session_user(&sid, user.id, at(61)).unwrap(),
+        Some(updated.clone())
+    );
+
+    // Clear the name, leave the image alone.
+    let clear = ProfileUpdate {
+        full_name: Some(None),
+        profile_image_url: None,
+    };
+    let cleared = store
+        .update_profile(user.id, &clear, at(120))
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.full_name, None);
+    assert_eq!(cleared.profile_image_url, Some(image));
+    assert_eq!(cleared.updated_at, at(120));
+
+    // Nothing to change still touches updated_at; unknown users are None.
+    let nothing = ProfileUpdate::default();
+    let touched = store
+        .update_profile(user.id, &nothing, at(180))
+        .unwrap()
+        .unwrap();
+    assert_eq!((touched.full_name, touched.updated_at), (None, at(180)));
+    assert_eq!(
+        store
+            .update_profile(UserId(user.id.0 + 1000), &set, at(180))
+            .unwrap(),
+        None
+    );
+}
+
+fn outbox_claim_lease_and_delivery(ctx: &Ctx) {
+    let store = &ctx.store;
+    assert_eq!(issue(store, KG_PHONE, b"right", t0()), IssueOutcome::Issued);
+
+    let claimed = store.claim_due(t0(), at(30), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    let m = &claimed[0];
+    assert_eq!(m.channel, Channel::Sms);
+    assert_eq!(m.recipient, KG_PHONE);
+    assert_eq!(m.sealed_body, b"sealed:right");
+    assert_eq!(m.attempts, 0);
+    assert_eq!(m.expires_at, at(600));
+
+    // Leased: another worker gets nothing until the lease ends...
+    assert!(store.claim_due(at(10), at(40), 10).unwrap().is_empty());
+    assert!(store.claim_due(at(30), at(60), 10).unwrap().is_empty());
+    // ...then it is picked up again (the first worker crashed).
+    let again = store.claim_due(at(31), at(61), 10).unwrap();
+    assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![m.id]);
+
+    store.mark_sent(m.id, at(32)).unwrap();
+    let sql = |what: &str| format!("SELECT {what} AS v FROM outbox WHERE id = {}", m.id);
+    let holds = |cond: &str| {
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) AS v FROM outbox WHERE id = {} AND {cond}",
+            m.id
+        )) == 1
+    };
+    assert_eq!(ctx.scalar(&sql("CAST(length(payload) AS BIGINT)")), 0);
+    assert!(holds("status = 'sent'"));
+    assert!(holds("locked_until IS NULL"));
+    assert!(holds("sent_at IS NOT NULL"));
+    assert!(store.claim_due(at(1000), at(1030), 10).unwrap().is_empty());
+
+    // Limits and order: oldest first, at most `limit`.
+    for (i, p) in [KG_PHONE_2, "+996700123456", "+996770123456"]
+        .iter()
+        .enumerate()
+    {
+        let cmd = issue_cmd(p, b"x", at(100 + i as i64), vec![]);
+        assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    }
+    assert!(store.claim_due(at(100), at(130), 0).unwrap().is_empty());
+    let first_two = store.claim_due(at(200), at(230), 2).unwrap();
+    assert_eq!(first_two.len(), 2);
+    assert!(first_two[0].id < first_two[1].id);
+    assert_eq!(first_two[0].recipient, KG_PHONE_2);
+    let rest = store.claim_due(at(200), at(230), 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].recipient, "+996770123456");
+}
+
+fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
+    let store = &ctx.store;
+    for (i, p) in [KG_PHONE, KG_PHONE_2, "+996700123456"].iter().enumerate() {
+        let cmd = issue_cmd(p, b"x", at(i as i64), vec![]);
+        assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    }
+    let claimed = store.claim_due(at(10), at(40), 10).unwrap();
+    let [retry, give_up, expire] = [claimed[0].id, claimed[1].id, claimed[2].id];
+    let sql = |what: &str, id: i64| format!("SELECT {what} AS v FROM outbox WHERE id = {id}");
+    let holds = |cond: &str, id: i64| {
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) AS v FROM outbox WHERE id = {id} AND {cond}"
+        )) == 1
+    };
+
+    // Permanent failure: given up, body scrubbed.
+    store
+        .mark_failed(give_up, at(12), None, "invalid number")
+        .unwrap();
+    assert!(holds("status = 'failed'", give_up));
+    assert_eq!(
+        ctx.scalar(&sql("CAST(length(payload) AS BIGINT)", give_up)),
+        0
+    );
+    assert!(holds("attempts = 1", give_up));
+
+    // Expired before delivery.
+    store.mark_expired(expire, at(13)).unwrap();
+    assert!(holds("status = 'expired'", expire));
+    assert_eq!(
+        ctx.scalar(&sql("CAST(length(payload) AS BIGINT)", expire)),
+        0
+    );
+
+    // Transient failure: due again at `retry_at`, one attempt more.
+    store
+        .mark_failed(retry, at(11), Some(at(70)), &"e".repeat(600))
+        .unwrap();
+    assert_eq!(
+        ctx.scalar(&sql("CAST(length(last_error) AS BIGINT)", retry)),
+        500
+    );
+    assert!(store.claim_due(at(69), at(99), 10).unwrap().is_empty());
+    let due = store.claim_due(at(70), at(100), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].attempts), (retry, 1));
+    assert_eq!(due[0].sealed_body, b"sealed:x");
+
+    store.mark_sent(retry, at(71)).unwrap();
+    assert!(holds("status = 'sent' AND attempts = 1", retry));
+    assert!(store.claim_due(at(5000), at(5030), 10).unwrap().is_empty());
+    // Unknown ids are not errors.
+    store.mark_sent(987_654, at(14)).unwrap();
+}
+
+fn markets_are_separate_databases(ctx: &Ctx) {
+    let kg = &ctx.store;
+    let us_ctx = Ctx::new(ctx.kind, Market::Us).unwrap();
+    let us = &us_ctx.store;
+    assert_eq!(AuthRepository::market(us), Market::Us);
+    assert_eq!(OutboxRepository::market(kg), Market::Kg);
+
+    let (kg_user, _, kg_sid) = login(kg, KG_PHONE, t0());
+    assert_eq!(us_ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+    assert_eq!(us_ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 0);
+    assert_eq!(us.session_user(&kg_sid, kg_user.id, at(60)).unwrap(), None);
+    assert_eq!(
+        verify(us, KG_PHONE, b"right", at(60)),
+        VerifyOutcome::NoActiveCode
+    );
+
+    let (us_user, is_new, us_sid) = login(us, US_PHONE, t0());
+    assert!(is_new);
+    assert_eq!(us_user.market(), Market::Us);
+    assert_eq!(us_user.phone.e164(), US_PHONE);
+    assert_eq!(kg.session_user(&us_sid, us_user.id, at(60)).unwrap(), None);
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(
+        us.session_user(&us_sid, us_user.id, at(60)).unwrap(),
+        Some(us_user)
+    );
+}
+
+fn concurrent_issues_admit_exactly_the_limit(ctx: &Ctx) {
+    let policy = RateLimitPolicy {
+        max_hits: 3,
+        window: Duration::minutes(15),
+        cooldown: Duration::zero(),
+    };
+    let barrier = Arc::new(Barrier::new(8));
+    let outcomes: Vec<IssueOutcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let store = ctx.store.clone();
+                s.spawn(move || {
+                    let limits = vec![
+                        limit(
+                            "send:ip:203.0.113.7",
+                            RateLimitPolicy {
+                                max_hits: 100,
+                                ..policy
+                            },
+                        ),
+                        limit(&format!("send:phone:{KG_PHONE}"), policy),
+                    ];
+                    let cmd = issue_cmd(KG_PHONE, &[b'c', i], t0(), limits);
+                    barrier.wait();
+                    store.issue_challenge(cmd).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let issued = outcomes
+        .iter()
+        .filter(|o| **o == IssueOutcome::Issued)
+        .count();
+    assert_eq!(issued, 3, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        IssueOutcome::Issued | IssueOutcome::RateLimited(RetryAfter(900))
+    )));
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications"),
+        3
+    );
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'active'"),
+        1
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 3);
+    assert_eq!(
+        ctx.scalar(
+            "SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"
+        ),
+        3
+    );
+}
+
+fn concurrent_verifications_accept_once_and_count_every_miss(ctx: &Ctx) {
+    fn race(ctx: &Ctx, presented: &'static [u8], max_attempts: u32) -> Vec<VerifyOutcome> {
+        let barrier = Arc::new(Barrier::new(8));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    let store = ctx.store.clone();
+                    s.spawn(move || {
+                        barrier.wait();
+                        verify_with(
+                            &store,
+                            KG_PHONE,
+                            presented,
+                            at(10),
+                            max_attempts,
+                            new_session(at(10)),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    assert_eq!(
+        issue(&ctx.store, KG_PHONE, b"right", t0()),
+        IssueOutcome::Issued
+    );
+    let outcomes = race(ctx, b"right", 3);
+    let verified = outcomes
+        .iter()
+        .filter(|o| matches!(o, VerifyOutcome::Verified { .. }))
+        .count();
+    assert_eq!(verified, 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == VerifyOutcome::NoActiveCode)
+            .count(),
+        7,
+        "{outcomes:?}"
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 1);
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+
+    // Eight concurrent wrong codes on a fresh code: every one is counted exactly once.
+    assert_eq!(
+        issue(&ctx.store, KG_PHONE, b"right", at(60)),
+        IssueOutcome::Issued
+    );
+    let outcomes = race(ctx, b"wrong", 10);
+    let left: BTreeSet<u32> = outcomes
+        .iter()
+        .map(|o| match o {
+            VerifyOutcome::WrongCode { attempts_left } => *attempts_left,
+            other => panic!("expected WrongCode, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(left, (2..=9).collect());
+    assert_eq!(
+        ctx.scalar(
+            "SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications \
+             ORDER BY id DESC LIMIT 1"
+        ),
+        8
+    );
+}
+
+fn migrations_are_idempotent(ctx: &Ctx) {
+    ctx.store.migrate().unwrap();
+    ctx.store.migrate().unwrap();
+    ctx.store.ping().unwrap();
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection handling
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn connect_errors_never_show_the_password() {
+    let err = MarketStore::connect(
+        Market::Kg,
+        "postgres://postgres:topsecret@127.0.0.1:1/x",
+        2,
+        StdDuration::from_secs(2),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("topsecret"), "{text}");
+    assert!(!format!("{err:?}").contains("topsecret"), "{err:?}");
+    assert!(
+        text.contains("kg") && text.contains("127.0.0.1:1/x"),
+        "{text}"
+    );
+
+    // A URL libpq refuses to parse (it echoes URLs in such messages).
+    let err = MarketStore::connect(
+        Market::Us,
+        "postgres://u:topsecret@[::1/x",
+        2,
+        StdDuration::from_secs(2),
+    )
+    .unwrap_err();
+    assert!(!err.to_string().contains("topsecret"), "{err}");
+    assert!(!format!("{err:?}").contains("topsecret"), "{err:?}");
+
+    let err = MarketStore::connect(
+        Market::Kg,
+        "mysql://root:topsecret@db/x",
+        2,
+        StdDuration::from_secs(2),
+    )
+    .unwrap_err();
+    assert!(!err.to_string().contains("topsecret"), "{err}");
+}
+
+#[test]
+fn unsupported_urls_and_settings_are_refused() {
+    let t = StdDuration::from_secs(1);
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://",
+        "file:x.db",
+        "",
+    ] {
+        assert!(
+            MarketStore::connect(Market::Kg, url, 2, t).is_err(),
+            "{url}"
+        );
+    }
+    let db = TestDatabase::sqlite();
+    assert!(MarketStore::connect(Market::Kg, db.url(), 0, t).is_err());
+    assert!(MarketStore::connect(Market::Kg, db.url(), 2, StdDuration::ZERO).is_err());
+}
+
+/// Removes a directory when dropped (also when the test panics).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn sqlite_parent_directories_are_created() {
+    let name = format!("marque_test_dir_{}", uuid::Uuid::new_v4().simple());
+    // Absolute (`sqlite:///tmp/…`) and relative to the working directory (`sqlite://name/…`).
+    let absolute = RemoveDir(std::env::temp_dir().join(&name));
+    let relative = RemoveDir(std::path::PathBuf::from(&name));
+    for (dir, url) in [
+        (
+            &absolute.0,
+            format!("sqlite://{}/nested/kg.db", absolute.0.display()),
+        ),
+        (&relative.0, format!("sqlite://{name}/nested/kg.db")),
+    ] {
+        {
+            let store =
+                MarketStore::connect(Market::Kg, &url, 2, StdDuration::from_secs(5)).unwrap();
+            store.migrate().unwrap();
+            store.ping().unwrap();
+            assert_eq!(store.backend(), Backend::Sqlite);
+        }
+        assert!(dir.join("nested/kg.db").exists(), "{url}");
+    }
+}
+
+#[test]
+fn postgres_outage_is_unavailable_then_recovers() {
+    let Ok(admin) = std::env::var(PG_ENV) else {
+        eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).unwrap();
+    let store = MarketStore::connect(Market::Kg, db.url(), 1, StdDuration::from_secs(5)).unwrap();
+    store.migrate().unwrap();
+    store.ping().unwrap();
+
+    let name = db.url().rsplit('/').next().unwrap().to_owned();
+    let mut c = PgConnection::establish(&admin).unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut c)
+    .unwrap();
+
+    match store.ping() {
+        Err(RepoError::Unavailable(msg)) => assert!(msg.contains("kg"), "{msg}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // The broken connection was dropped; the pool opens a new one.
+    store.ping().unwrap();
+    drop(store);
+}
+
+#[test]
+fn pool_timeout_is_unavailable() {
+    // A pool of one whose connection is held: the next checkout times out.
+    let db = TestDatabase::sqlite();
+    let store =
+        MarketStore::connect(Market::Kg, db.url(), 1, StdDuration::from_millis(200)).unwrap();
+    store.migrate().unwrap();
+    let holder = store.clone();
+    let barrier = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    std::thread::scope(|s| {
+        let (b, r) = (barrier.clone(), release.clone());
+        s.spawn(move || {
+            // Holds the only connection inside a verification until released.
+            let phone = phone(KG_PHONE);
+            let matches = |_: &[u8]| {
+                b.wait();
+                r.wait();
+                false
+            };
+            assert_eq!(
+                issue(&holder, KG_PHONE, b"right", t0()),
+                IssueOutcome::Issued
+            );
+            holder
+                .verify_challenge(VerifyChallenge {
+                    phone: &phone,
+                    now: at(1),
+                    max_attempts: 3,
+                    matches: &matches,
+                    session: new_session(at(1)),
+                })
+                .unwrap();
+        });
+        barrier.wait();
+        match store.ping() {
+            Err(RepoError::Unavailable(msg)) => assert!(msg.contains("kg"), "{msg}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        release.wait();
+    });
+    store.ping().unwrap();
+}

@@ -89,7 +89,13 @@ impl ApiError {
 
     /// A validation error for `field`.
     pub fn validation(field: impl Into<String>, detail: impl Into<String>, lang: Language) -> Self {
-        Self::new(ErrorKind::Validation { field: field.into(), detail: detail.into() }, lang)
+        Self::new(
+            ErrorKind::Validation {
+                field: field.into(),
+                detail: detail.into(),
+            },
+            lang,
+        )
     }
 
     /// The domain error `e`, in `lang`. Internal causes are logged here.

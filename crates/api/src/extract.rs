@@ -3,13 +3,13 @@
 use std::net::IpAddr;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use actix_web::mime;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
 use ipnet::IpNet;
 use marque_domain::ClientInfo;
 use marque_markets::{Language, Market};
+use serde::de::DeserializeOwned;
 
 use crate::ApiState;
 use crate::error::{ApiError, ErrorKind};
@@ -19,7 +19,9 @@ pub const MARKET_HEADER: &str = "X-Market";
 
 /// The market named by `X-Market`, if any. An unknown value → 400 `unknown_market`.
 pub fn header_market(req: &HttpRequest) -> Result<Option<Market>, ApiError> {
-    let Some(v) = req.headers().get(MARKET_HEADER) else { return Ok(None) };
+    let Some(v) = req.headers().get(MARKET_HEADER) else {
+        return Ok(None);
+    };
     v.to_str()
         .ok()
         .and_then(|s| s.parse::<Market>().ok())
@@ -29,7 +31,10 @@ pub fn header_market(req: &HttpRequest) -> Result<Option<Market>, ApiError> {
 
 /// Language for errors raised before the market is known: the `X-Market` market's, else English.
 pub fn fallback_lang(req: &HttpRequest) -> Language {
-    header_market(req).ok().flatten().map_or(Language::En, Market::language)
+    header_market(req)
+        .ok()
+        .flatten()
+        .map_or(Language::En, Market::language)
 }
 
 /// The credentials of `Authorization: Bearer <token>` (RFC 6750 §2.1). Missing or malformed →
@@ -72,12 +77,20 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
 }
 
 /// IP and user agent of the request, for limits and the session record.
 pub fn client_info(req: &HttpRequest) -> ClientInfo {
-    let trusted = req.app_data::<web::Data<ApiState>>().map(|s| s.trusted_proxies.as_slice());
+    let trusted = req
+        .app_data::<web::Data<ApiState>>()
+        .map(|s| s.trusted_proxies.as_slice());
     ClientInfo {
         ip: client_ip(req, trusted.unwrap_or(&[])).map(|ip| ip.to_string()),
         user_agent: req
@@ -118,7 +131,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 };
                 ApiError::new(kind, lang)
             })?;
-            parse_json(&bytes).map(JsonBody).map_err(|kind| ApiError::new(kind, lang))
+            parse_json(&bytes)
+                .map(JsonBody)
+                .map_err(|kind| ApiError::new(kind, lang))
         })
     }
 }
@@ -134,7 +149,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorKind> {
         }
         let msg = inner.to_string();
         let detail = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-        let field = if path == "." { missing_field(&msg) } else { path };
+        let field = if path == "." {
+            missing_field(&msg)
+        } else {
+            path
+        };
         ErrorKind::Validation { field, detail }
     })?;
     // Trailing characters after the value are malformed JSON too.
@@ -164,12 +183,18 @@ mod tests {
             .peer_addr("203.0.113.5:1000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "1.2.3.4"))
             .to_http_request();
-        assert_eq!(client_ip(&direct, &trusted), Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(
+            client_ip(&direct, &trusted),
+            Some("203.0.113.5".parse().unwrap())
+        );
         let proxied = TestRequest::default()
             .peer_addr("10.0.0.2:1000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "6.6.6.6, 198.51.100.7, 10.0.0.9"))
             .to_http_request();
-        assert_eq!(client_ip(&proxied, &trusted), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(
+            client_ip(&proxied, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
     }
 
     #[derive(Debug, serde::Deserialize)]
@@ -190,8 +215,14 @@ mod tests {
         assert_eq!(field(parse_json(br#"{}"#)), "phone_number");
         assert_eq!(field(parse_json(br#"{"phone_number": 5}"#)), "phone_number");
         assert_eq!(field(parse_json(br#""abc""#)), "body");
-        assert_eq!(parse_json::<Body>(br#"{"phone_number": "#).unwrap_err(), ErrorKind::InvalidJson);
-        assert_eq!(parse_json::<Body>(b"nope").unwrap_err(), ErrorKind::InvalidJson);
+        assert_eq!(
+            parse_json::<Body>(br#"{"phone_number": "#).unwrap_err(),
+            ErrorKind::InvalidJson
+        );
+        assert_eq!(
+            parse_json::<Body>(b"nope").unwrap_err(),
+            ErrorKind::InvalidJson
+        );
         assert_eq!(
             parse_json::<Body>(br#"{"phone_number": "1"} x"#).unwrap_err(),
             ErrorKind::InvalidJson

@@ -52,7 +52,8 @@ pub struct HttpSettings {
 
 /// Registers every route on `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
+    let resource =
+        |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
     cfg.service(resource("/health").route(web::get().to(routes::health)))
         .service(
             web::scope("/api/v1/auth")
@@ -73,7 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/health").route(web::get().to(routes::auth_health))),
         )
         .service(
-            SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi::ApiDoc::openapi()),
+            SwaggerUi::new("/docs/{_:.*}")
+                .url("/api-docs/openapi.json", openapi::ApiDoc::openapi()),
         );
 }
 
@@ -84,7 +86,11 @@ fn cors(origins: &[String]) -> Cors {
         .expose_headers(["retry-after"])
         .max_age(3600);
     for o in origins {
-        cors = if o == "*" { cors.allow_any_origin() } else { cors.allowed_origin(o) };
+        cors = if o == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(o)
+        };
     }
     cors
 }
@@ -96,7 +102,10 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("Cache-Control", "no-store"))
-        .add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+        .add((
+            "Strict-Transport-Security",
+            "max-age=63072000; includeSubDomains",
+        ))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
 }
 

@@ -8,8 +8,8 @@ use marque_markets::{Language, Market, MessageKey, OtpCode, PhoneNumber, text};
 use crate::ApiState;
 use crate::dto::{
     HealthResponse, MarketHealthDto, MarketInfo, MarketsResponse, ProfileResponse, SendCodeRequest,
-    SendCodeResponse, SuccessResponse, UpdateProfileRequest, VerifyCodeRequest,
-    VerifyCodeResponse, VerifyTokenResponse, timestamp,
+    SendCodeResponse, SuccessResponse, UpdateProfileRequest, VerifyCodeRequest, VerifyCodeResponse,
+    VerifyTokenResponse, timestamp,
 };
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
@@ -41,7 +41,10 @@ fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> 
 
 /// Language for a request carrying a token: its market's if the token is authentic.
 fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Language {
-    state.auth.token_market(&token.0).map_or_else(|| fallback_lang(req), Market::language)
+    state
+        .auth
+        .token_market(&token.0)
+        .map_or_else(|| fallback_lang(req), Market::language)
 }
 
 /// Sends a one-time code to a phone number.
@@ -111,9 +114,8 @@ pub async fn verify_code(
     let phone = parse_phone(&req, &body.0.phone_number)?;
     let market = phone.market();
     let lang = market.language();
-    let code = OtpCode::parse(&body.0.verification_code).map_err(|e| {
-        ApiError::validation("verification_code", e.to_string(), lang)
-    })?;
+    let code = OtpCode::parse(&body.0.verification_code)
+        .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
     let client = client_info(&req);
     let auth = state.auth.clone();
     let login = blocking(lang, move || auth.verify_code(&phone, &code, &client)).await?;
@@ -172,7 +174,8 @@ pub async fn update_profile(
     body: JsonBody<UpdateProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let lang = token_lang(&req, &state, &token);
-    let invalid = |e: marque_domain::ProfileValueError| ApiError::validation(e.field, e.reason, lang);
+    let invalid =
+        |e: marque_domain::ProfileValueError| ApiError::validation(e.field, e.reason, lang);
     let update = ProfileUpdate {
         full_name: match body.0.full_name {
             None => None,
@@ -261,7 +264,10 @@ pub async fn markets(state: web::Data<ApiState>) -> HttpResponse {
         (status = 503, description = "A market database is down", body = HealthResponse),
     )
 )]
-pub async fn health(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn health(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
     let report = blocking(fallback_lang(&req), move || Ok(auth.health())).await?;
     let healthy = report.iter().all(|h| h.error.is_none());
@@ -294,13 +300,19 @@ pub async fn health(req: HttpRequest, state: web::Data<ApiState>) -> Result<Http
         (status = 503, description = "A market database is down", body = HealthResponse),
     )
 )]
-pub async fn auth_health(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn auth_health(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     health(req, state).await
 }
 
 /// 404 for unknown routes.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::new(ErrorKind::NotFound, fallback_lang(&req)))
+    actix_web::ResponseError::error_response(&ApiError::new(
+        ErrorKind::NotFound,
+        fallback_lang(&req),
+    ))
 }
 
 /// 405 for a known route with another method.

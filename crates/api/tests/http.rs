@@ -17,7 +17,9 @@ const SECRET: &[u8] = b"api-test-secret-api-test-secret-xx";
 
 fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
     let mut config = AuthConfig::default();
-    config.test_numbers.insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
+    config
+        .test_numbers
+        .insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
     let auth = AuthService::new(
         vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
         Arc::new(ManualClock::new(Utc::now())),
@@ -93,9 +95,16 @@ async fn test_number_login_then_logout() {
     let login: Value = test::call_and_read_body_json(&app, verify).await;
     let token = login["access_token"].as_str().unwrap();
     let auth = ("Authorization", format!("Bearer {token}"));
-    let logout = test::TestRequest::post().uri("/api/v1/auth/logout").insert_header(auth.clone());
-    assert_eq!(test::call_service(&app, logout.to_request()).await.status(), 200);
-    let again = test::TestRequest::get().uri("/api/v1/auth/verify-token").insert_header(auth);
+    let logout = test::TestRequest::post()
+        .uri("/api/v1/auth/logout")
+        .insert_header(auth.clone());
+    assert_eq!(
+        test::call_service(&app, logout.to_request()).await.status(),
+        200
+    );
+    let again = test::TestRequest::get()
+        .uri("/api/v1/auth/verify-token")
+        .insert_header(auth);
     let res = test::call_service(&app, again.to_request()).await;
     assert_eq!(res.status(), 401);
     let body: Value = test::read_body_json(res).await;

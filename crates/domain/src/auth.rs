@@ -36,7 +36,12 @@ impl Default for AuthConfig {
         Self {
             otp_ttl: Market::ALL
                 .iter()
-                .map(|m| (*m, Duration::minutes(i64::from(m.profile().default_otp_expiry_minutes))))
+                .map(|m| {
+                    (
+                        *m,
+                        Duration::minutes(i64::from(m.profile().default_otp_expiry_minutes)),
+                    )
+                })
                 .collect(),
             max_attempts: 3,
             phone_send_limit: RateLimitPolicy {
@@ -165,7 +170,15 @@ impl AuthService {
         config: AuthConfig,
     ) -> Self {
         let repos = repos.into_iter().map(|r| (r.market(), r)).collect();
-        Self { repos, clock, rng, hasher, sealer, tokens, config }
+        Self {
+            repos,
+            clock,
+            rng,
+            hasher,
+            sealer,
+            tokens,
+            config,
+        }
     }
 
     /// Markets this instance serves.
@@ -179,7 +192,10 @@ impl AuthService {
     }
 
     fn repo(&self, market: Market) -> Result<&dyn AuthRepository, AuthError> {
-        self.repos.get(&market).map(|r| r.as_ref()).ok_or(AuthError::Unavailable(market))
+        self.repos
+            .get(&market)
+            .map(|r| r.as_ref())
+            .ok_or(AuthError::Unavailable(market))
     }
 
     fn storage(market: Market) -> impl Fn(RepoError) -> AuthError {
@@ -193,7 +209,11 @@ impl AuthService {
     /// and queues the message in the outbox — in one transaction of the number's market database.
     ///
     /// Errors: [`AuthError::RateLimited`], [`AuthError::Unavailable`], [`AuthError::Internal`].
-    pub fn send_code(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<CodeSent, AuthError> {
+    pub fn send_code(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+    ) -> Result<CodeSent, AuthError> {
         let market = phone.market();
         let repo = self.repo(market)?;
         let now = self.clock.now();
@@ -233,7 +253,9 @@ impl AuthService {
             outbox,
         };
         match repo.issue_challenge(cmd).map_err(Self::storage(market))? {
-            IssueOutcome::Issued => Ok(CodeSent { expires_in_minutes: ttl.num_minutes() }),
+            IssueOutcome::Issued => Ok(CodeSent {
+                expires_in_minutes: ttl.num_minutes(),
+            }),
             IssueOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),
         }
     }
@@ -257,7 +279,10 @@ impl AuthService {
             id: crate::SessionId(new_uuid(self.rng.as_ref())),
             created_at: now,
             expires_at: now + self.tokens.ttl(),
-            user_agent: client.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
+            user_agent: client
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(512).collect()),
             client_ip: client.ip.clone(),
         };
         let sid = session.id.clone();
@@ -279,7 +304,9 @@ impl AuthService {
                     is_new_user,
                 })
             }
-            VerifyOutcome::WrongCode { attempts_left } => Err(AuthError::InvalidCode { attempts_left }),
+            VerifyOutcome::WrongCode { attempts_left } => {
+                Err(AuthError::InvalidCode { attempts_left })
+            }
             VerifyOutcome::Expired => Err(AuthError::CodeExpired),
             VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
             VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
@@ -287,9 +314,11 @@ impl AuthService {
     }
 
     fn claims(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        self.tokens.verify(token, self.clock.now()).map_err(|e| match e {
-            TokenError::Invalid | TokenError::Expired => AuthError::InvalidToken,
-        })
+        self.tokens
+            .verify(token, self.clock.now())
+            .map_err(|e| match e {
+                TokenError::Invalid | TokenError::Expired => AuthError::InvalidToken,
+            })
     }
 
     /// The market of an authentic, unexpired `token`, without touching the database; for choosing
@@ -350,7 +379,10 @@ impl AuthService {
     pub fn health(&self) -> Vec<MarketHealth> {
         self.repos
             .iter()
-            .map(|(m, r)| MarketHealth { market: *m, error: r.ping().err().map(|e| e.to_string()) })
+            .map(|(m, r)| MarketHealth {
+                market: *m,
+                error: r.ping().err().map(|e| e.to_string()),
+            })
             .collect()
     }
 }

@@ -85,7 +85,9 @@ pub fn judge(
     max_attempts: u32,
     matches: bool,
 ) -> Judgement {
-    let Some(s) = state else { return Judgement::NoActiveCode };
+    let Some(s) = state else {
+        return Judgement::NoActiveCode;
+    };
     match s.status {
         ChallengeStatus::Dead => return Judgement::AttemptsExceeded,
         ChallengeStatus::Active => {}
@@ -103,8 +105,16 @@ pub fn judge(
     }
     let attempts = s.attempts + 1;
     let attempts_left = max_attempts.saturating_sub(attempts);
-    let status = if attempts_left == 0 { ChallengeStatus::Dead } else { ChallengeStatus::Active };
-    Judgement::Reject { attempts, status, attempts_left }
+    let status = if attempts_left == 0 {
+        ChallengeStatus::Dead
+    } else {
+        ChallengeStatus::Active
+    };
+    Judgement::Reject {
+        attempts,
+        status,
+        attempts_left,
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +140,11 @@ mod tests {
         let mut s = state(0, ChallengeStatus::Active);
         for left in [2, 1, 0] {
             match judge(Some(&s), now(), 3, false) {
-                Judgement::Reject { attempts, status, attempts_left } => {
+                Judgement::Reject {
+                    attempts,
+                    status,
+                    attempts_left,
+                } => {
                     assert_eq!(attempts_left, left);
                     s.attempts = attempts;
                     s.status = status;
@@ -147,7 +161,10 @@ mod tests {
     fn expiry_is_exclusive() {
         let s = state(0, ChallengeStatus::Active);
         let at = s.expires_at;
-        assert_eq!(judge(Some(&s), at - Duration::seconds(1), 3, true), Judgement::Accept);
+        assert_eq!(
+            judge(Some(&s), at - Duration::seconds(1), 3, true),
+            Judgement::Accept
+        );
         assert_eq!(judge(Some(&s), at, 3, true), Judgement::Expired);
     }
 
@@ -155,9 +172,16 @@ mod tests {
     fn used_or_missing_codes_are_not_accepted() {
         assert_eq!(judge(None, now(), 3, true), Judgement::NoActiveCode);
         for st in [ChallengeStatus::Consumed, ChallengeStatus::Superseded] {
-            assert_eq!(judge(Some(&state(0, st)), now(), 3, true), Judgement::NoActiveCode);
+            assert_eq!(
+                judge(Some(&state(0, st)), now(), 3, true),
+                Judgement::NoActiveCode
+            );
         }
-        for st in [ChallengeStatus::Active, ChallengeStatus::Consumed, ChallengeStatus::Dead] {
+        for st in [
+            ChallengeStatus::Active,
+            ChallengeStatus::Consumed,
+            ChallengeStatus::Dead,
+        ] {
             assert_eq!(ChallengeStatus::parse(st.as_str()), Some(st));
         }
     }

@@ -82,7 +82,10 @@ impl FullName {
 
     /// Parses untrusted input; surrounding whitespace is trimmed.
     pub fn parse(input: &str) -> Result<Self, ProfileValueError> {
-        let err = |reason| ProfileValueError { field: "full_name", reason };
+        let err = |reason| ProfileValueError {
+            field: "full_name",
+            reason,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("must not be empty"));
@@ -112,7 +115,10 @@ impl ImageUrl {
 
     /// Parses untrusted input with the WHATWG URL parser (`url` crate).
     pub fn parse(input: &str) -> Result<Self, ProfileValueError> {
-        let err = |reason| ProfileValueError { field: "profile_image_url", reason };
+        let err = |reason| ProfileValueError {
+            field: "profile_image_url",
+            reason,
+        };
         if input.len() > Self::MAX_LEN {
             return Err(err("must be at most 2048 characters"));
         }
@@ -154,7 +160,10 @@ mod tests {
 
     #[test]
     fn full_name_rules() {
-        assert_eq!(FullName::parse("  Анна Ахматова ").unwrap().as_str(), "Анна Ахматова");
+        assert_eq!(
+            FullName::parse("  Анна Ахматова ").unwrap().as_str(),
+            "Анна Ахматова"
+        );
         assert!(FullName::parse("   ").is_err());
         assert!(FullName::parse(&"я".repeat(100)).is_ok());
         assert!(FullName::parse(&"я".repeat(101)).is_err());
@@ -170,6 +179,9 @@ mod tests {
         assert!(ImageUrl::parse("https://user:pw@example.com/").is_err());
         assert!(ImageUrl::parse("not a url").is_err());
         let long = format!("https://example.com/{}", "a".repeat(2048));
-        assert_eq!(ImageUrl::parse(&long).unwrap_err().field, "profile_image_url");
+        assert_eq!(
+            ImageUrl::parse(&long).unwrap_err().field,
+            "profile_image_url"
+        );
     }
 }

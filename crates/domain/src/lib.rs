@@ -19,7 +19,9 @@ pub mod sealed;
 pub mod secret;
 pub mod tokens;
 
-pub use auth::{AuthConfig, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, MarketHealth};
+pub use auth::{
+    AuthConfig, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, MarketHealth,
+};
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entities::{

@@ -72,7 +72,11 @@ pub struct InMemoryStore {
 impl InMemoryStore {
     /// An empty store for `market`.
     pub fn new(market: Market) -> Self {
-        Self { market, state: Mutex::default(), down: Default::default() }
+        Self {
+            market,
+            state: Mutex::default(),
+            down: Default::default(),
+        }
     }
 
     /// Makes every call fail with [`RepoError::Unavailable`] (or work again), to test outages.
@@ -89,13 +93,20 @@ impl InMemoryStore {
 
     /// Number of users stored.
     pub fn user_count(&self) -> usize {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).users.len()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .users
+            .len()
     }
 
     /// Status and attempts of every outbox message, oldest first.
     pub fn outbox_statuses(&self) -> Vec<(OutboxStatus, u32, bool)> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.outbox.iter().map(|r| (r.status, r.attempts, r.msg.sealed_body.is_empty())).collect()
+        s.outbox
+            .iter()
+            .map(|r| (r.status, r.attempts, r.msg.sealed_body.is_empty()))
+            .collect()
     }
 
     /// Sealed bodies of pending messages for `recipient`, oldest first.
@@ -128,7 +139,11 @@ impl AuthRepository for InMemoryStore {
             }
         }
         s.buckets.extend(admitted);
-        for c in s.challenges.iter_mut().filter(|c| c.phone == cmd.phone.e164()) {
+        for c in s
+            .challenges
+            .iter_mut()
+            .filter(|c| c.phone == cmd.phone.e164())
+        {
             if c.state.status == ChallengeStatus::Active {
                 c.state.status = ChallengeStatus::Superseded;
             }
@@ -136,7 +151,11 @@ impl AuthRepository for InMemoryStore {
         s.challenges.push(Challenge {
             phone: cmd.phone.e164().to_owned(),
             hash: cmd.code_hash,
-            state: ChallengeState { attempts: 0, expires_at: cmd.expires_at, status: ChallengeStatus::Active },
+            state: ChallengeState {
+                attempts: 0,
+                expires_at: cmd.expires_at,
+                status: ChallengeStatus::Active,
+            },
         });
         if let Some(msg) = cmd.outbox {
             s.outbox.push(OutboxRow {
@@ -153,10 +172,21 @@ impl AuthRepository for InMemoryStore {
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
         let mut s = self.lock()?;
         let s = &mut *s;
-        let newest = s.challenges.iter_mut().rev().find(|c| c.phone == cmd.phone.e164());
+        let newest = s
+            .challenges
+            .iter_mut()
+            .rev()
+            .find(|c| c.phone == cmd.phone.e164());
         let matches = newest.as_ref().is_some_and(|c| (cmd.matches)(&c.hash));
-        let verdict = judge(newest.as_ref().map(|c| &c.state), cmd.now, cmd.max_attempts, matches);
-        let Some(c) = newest else { return Ok(VerifyOutcome::NoActiveCode) };
+        let verdict = judge(
+            newest.as_ref().map(|c| &c.state),
+            cmd.now,
+            cmd.max_attempts,
+            matches,
+        );
+        let Some(c) = newest else {
+            return Ok(VerifyOutcome::NoActiveCode);
+        };
         Ok(match verdict {
             Judgement::Accept => {
                 c.state.status = ChallengeStatus::Consumed;
@@ -186,11 +216,19 @@ impl AuthRepository for InMemoryStore {
                 };
                 s.sessions.insert(
                     cmd.session.id.clone(),
-                    SessionRow { user: user.id, expires_at: cmd.session.expires_at, revoked: false },
+                    SessionRow {
+                        user: user.id,
+                        expires_at: cmd.session.expires_at,
+                        revoked: false,
+                    },
                 );
                 VerifyOutcome::Verified { user, is_new_user }
             }
-            Judgement::Reject { attempts, status, attempts_left } => {
+            Judgement::Reject {
+                attempts,
+                status,
+                attempts_left,
+            } => {
                 c.state.attempts = attempts;
                 c.state.status = status;
                 VerifyOutcome::WrongCode { attempts_left }
@@ -236,7 +274,9 @@ impl AuthRepository for InMemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Option<User>, RepoError> {
         let mut s = self.lock()?;
-        let Some(u) = s.users.iter_mut().find(|u| u.id == user) else { return Ok(None) };
+        let Some(u) = s.users.iter_mut().find(|u| u.id == user) else {
+            return Ok(None);
+        };
         if let Some(v) = &update.full_name {
             u.full_name = v.clone();
         }

@@ -27,7 +27,9 @@ impl OtpHasher {
     /// A hasher whose key is derived from `secret` (any length) with the label `marque-otp-v1`,
     /// so the same `SECRET_KEY` can also sign tokens without the two uses sharing a key.
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self { key: derive_key(secret, b"marque-otp-v1") }
+        Self {
+            key: derive_key(secret, b"marque-otp-v1"),
+        }
     }
 
     fn mac(&self, phone: &PhoneNumber, code: &OtpCode) -> HmacSha256 {

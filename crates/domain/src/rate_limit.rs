@@ -47,7 +47,11 @@ impl RateLimitPolicy {
         state: Option<&BucketState>,
         now: DateTime<Utc>,
     ) -> Result<BucketState, RetryAfter> {
-        let fresh = BucketState { window_started_at: now, hits: 1, last_hit_at: now };
+        let fresh = BucketState {
+            window_started_at: now,
+            hits: 1,
+            last_hit_at: now,
+        };
         let Some(s) = state else { return Ok(fresh) };
         let cooldown_ends = s.last_hit_at + self.cooldown;
         if now < cooldown_ends {
@@ -60,7 +64,11 @@ impl RateLimitPolicy {
         if s.hits >= self.max_hits {
             return Err(RetryAfter::until(now, window_ends));
         }
-        Ok(BucketState { window_started_at: s.window_started_at, hits: s.hits + 1, last_hit_at: now })
+        Ok(BucketState {
+            window_started_at: s.window_started_at,
+            hits: s.hits + 1,
+            last_hit_at: now,
+        })
     }
 }
 
@@ -84,8 +92,14 @@ mod tests {
     fn cooldown_then_window_then_reset() {
         let mut now = t0();
         let s1 = POLICY.admit(None, now).unwrap();
-        assert_eq!(POLICY.admit(Some(&s1), now + Duration::seconds(59)), Err(RetryAfter(1)));
-        assert_eq!(POLICY.admit(Some(&s1), now + Duration::seconds(30)), Err(RetryAfter(30)));
+        assert_eq!(
+            POLICY.admit(Some(&s1), now + Duration::seconds(59)),
+            Err(RetryAfter(1))
+        );
+        assert_eq!(
+            POLICY.admit(Some(&s1), now + Duration::seconds(30)),
+            Err(RetryAfter(30))
+        );
         now += Duration::seconds(60);
         let s2 = POLICY.admit(Some(&s1), now).unwrap();
         now += Duration::seconds(60);
@@ -101,7 +115,10 @@ mod tests {
 
     #[test]
     fn zero_cooldown_admits_back_to_back() {
-        let p = RateLimitPolicy { cooldown: Duration::zero(), ..POLICY };
+        let p = RateLimitPolicy {
+            cooldown: Duration::zero(),
+            ..POLICY
+        };
         let s = p.admit(None, t0()).unwrap();
         assert!(p.admit(Some(&s), t0()).is_ok());
     }

@@ -34,7 +34,9 @@ impl PayloadSealer {
     /// A sealer keyed from `secret` with the label `marque-outbox-v1`.
     pub fn from_secret(secret: &[u8]) -> Self {
         let key = derive_key(secret, b"marque-outbox-v1");
-        Self { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) }
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        }
     }
 
     /// Encrypts `plaintext` under a fresh nonce from `rng`.
@@ -57,7 +59,9 @@ impl PayloadSealer {
             return Err(OpenError);
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| OpenError)
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| OpenError)
     }
 }
 
@@ -75,7 +79,10 @@ mod tests {
         let mut bad = sealed.clone();
         bad[20] ^= 1;
         assert_eq!(s.open(&bad), Err(OpenError));
-        assert_eq!(PayloadSealer::from_secret(b"other").open(&sealed), Err(OpenError));
+        assert_eq!(
+            PayloadSealer::from_secret(b"other").open(&sealed),
+            Err(OpenError)
+        );
         assert_eq!(s.open(&[1, 2]), Err(OpenError));
     }
 }

@@ -29,7 +29,10 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// The user id from `sub`.
     pub fn user_id(&self) -> Result<UserId, TokenError> {
-        self.sub.parse().map(UserId).map_err(|_| TokenError::Invalid)
+        self.sub
+            .parse()
+            .map(UserId)
+            .map_err(|_| TokenError::Invalid)
     }
 
     /// The session id from `sid`.
@@ -81,7 +84,10 @@ impl TokenService {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is checked against the injected clock in `verify`, not the system clock.
         validation.validate_exp = false;
-        validation.required_spec_claims = ["exp", "iss", "sub"].iter().map(|s| s.to_string()).collect();
+        validation.required_spec_claims = ["exp", "iss", "sub"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         validation.set_issuer(&[issuer.as_str()]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -145,16 +151,38 @@ mod tests {
     fn issue_verify_and_expire() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let s = svc(b"0123456789abcdef0123456789abcdef");
-        let (tok, claims) = s.issue(UserId(7), Market::Kg, &SessionId("s1".into()), "j".into(), now);
+        let (tok, claims) = s.issue(
+            UserId(7),
+            Market::Kg,
+            &SessionId("s1".into()),
+            "j".into(),
+            now,
+        );
         assert_eq!(claims.exp - claims.iat, 1800);
         let back = s.verify(&tok, now + Duration::minutes(29)).unwrap();
         assert_eq!(back, claims);
         assert_eq!(back.user_id().unwrap(), UserId(7));
-        assert_eq!(s.verify(&tok, now + Duration::minutes(30)), Err(TokenError::Expired));
-        assert_eq!(svc(b"another-secret-another-secret-xx").verify(&tok, now), Err(TokenError::Invalid));
+        assert_eq!(
+            s.verify(&tok, now + Duration::minutes(30)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            svc(b"another-secret-another-secret-xx").verify(&tok, now),
+            Err(TokenError::Invalid)
+        );
         assert_eq!(s.verify("not.a.token", now), Err(TokenError::Invalid));
-        let other_iss = TokenService::hs256(b"0123456789abcdef0123456789abcdef", "x", Duration::minutes(30));
-        let (tok2, _) = other_iss.issue(UserId(7), Market::Kg, &SessionId("s".into()), "j".into(), now);
+        let other_iss = TokenService::hs256(
+            b"0123456789abcdef0123456789abcdef",
+            "x",
+            Duration::minutes(30),
+        );
+        let (tok2, _) = other_iss.issue(
+            UserId(7),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now,
+        );
         assert_eq!(s.verify(&tok2, now), Err(TokenError::Invalid));
     }
 
@@ -162,7 +190,13 @@ mod tests {
     fn none_algorithm_is_refused() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let s = svc(b"0123456789abcdef0123456789abcdef");
-        let (tok, _) = s.issue(UserId(1), Market::Us, &SessionId("s".into()), "j".into(), now);
+        let (tok, _) = s.issue(
+            UserId(1),
+            Market::Us,
+            &SessionId("s".into()),
+            "j".into(),
+            now,
+        );
         let mut parts = tok.split('.');
         let _header = parts.next();
         let payload = parts.next().unwrap();

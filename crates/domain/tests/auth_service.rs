@@ -21,7 +21,9 @@ struct Fixture {
 }
 
 fn fixture(config: AuthConfig) -> Fixture {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ));
     let kg = Arc::new(InMemoryStore::new(Market::Kg));
     let us = Arc::new(InMemoryStore::new(Market::Us));
     let svc = AuthService::new(
@@ -41,13 +43,19 @@ fn phone(s: &str) -> PhoneNumber {
 }
 
 fn client() -> ClientInfo {
-    ClientInfo { ip: Some("203.0.113.9".into()), user_agent: Some("test".into()) }
+    ClientInfo {
+        ip: Some("203.0.113.9".into()),
+        user_agent: Some("test".into()),
+    }
 }
 
 /// Reads the code out of the sealed outbox message, as the delivery worker would.
 fn delivered_code(f: &Fixture, store: &InMemoryStore, p: &PhoneNumber) -> OtpCode {
     let _ = f;
-    let body = store.pending_bodies(p.e164()).pop().expect("a pending message");
+    let body = store
+        .pending_bodies(p.e164())
+        .pop()
+        .expect("a pending message");
     let text = String::from_utf8(PayloadSealer::from_secret(SECRET).open(&body).unwrap()).unwrap();
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     OtpCode::parse(&digits[..6]).unwrap()
@@ -70,13 +78,22 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let (_, user) = f.svc.current_user(&login.access_token).unwrap();
     assert_eq!(user.phone, p);
 
-    let upd = ProfileUpdate { full_name: Some(Some(FullName::parse("Анна").unwrap())), ..Default::default() };
+    let upd = ProfileUpdate {
+        full_name: Some(Some(FullName::parse("Анна").unwrap())),
+        ..Default::default()
+    };
     let user = f.svc.update_profile(&login.access_token, &upd).unwrap();
     assert_eq!(user.full_name.unwrap().as_str(), "Анна");
 
     f.svc.logout(&login.access_token).unwrap();
-    assert!(matches!(f.svc.authenticate(&login.access_token), Err(AuthError::InvalidToken)));
-    assert!(matches!(f.svc.current_user(&login.access_token), Err(AuthError::InvalidToken)));
+    assert!(matches!(
+        f.svc.authenticate(&login.access_token),
+        Err(AuthError::InvalidToken)
+    ));
+    assert!(matches!(
+        f.svc.current_user(&login.access_token),
+        Err(AuthError::InvalidToken)
+    ));
 
     // Second login: same user, not new.
     f.clock.advance(Duration::seconds(61));
@@ -96,7 +113,10 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     let code = delivered_code(&f, &f.us, &p);
     assert!(!body.windows(6).any(|w| w == code.as_str().as_bytes()));
     f.svc.verify_code(&p, &code, &client()).unwrap();
-    assert!(matches!(f.svc.verify_code(&p, &code, &client()), Err(AuthError::CodeNotFound)));
+    assert!(matches!(
+        f.svc.verify_code(&p, &code, &client()),
+        Err(AuthError::CodeNotFound)
+    ));
 }
 
 #[test]
@@ -105,14 +125,22 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     let p = phone("+996505325311");
     f.svc.send_code(&p, &client()).unwrap();
     let code = delivered_code(&f, &f.kg, &p);
-    let wrong = OtpCode::parse(if code.as_str() == "000000" { "111111" } else { "000000" }).unwrap();
+    let wrong = OtpCode::parse(if code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap();
     for left in [2, 1, 0] {
         match f.svc.verify_code(&p, &wrong, &client()) {
             Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(matches!(f.svc.verify_code(&p, &code, &client()), Err(AuthError::AttemptsExceeded)));
+    assert!(matches!(
+        f.svc.verify_code(&p, &code, &client()),
+        Err(AuthError::AttemptsExceeded)
+    ));
 }
 
 #[test]
@@ -122,7 +150,10 @@ fn expired_code_is_refused() {
     f.svc.send_code(&p, &client()).unwrap();
     let code = delivered_code(&f, &f.kg, &p);
     f.clock.advance(Duration::minutes(10));
-    assert!(matches!(f.svc.verify_code(&p, &code, &client()), Err(AuthError::CodeExpired)));
+    assert!(matches!(
+        f.svc.verify_code(&p, &code, &client()),
+        Err(AuthError::CodeExpired)
+    ));
 }
 
 #[test]
@@ -131,14 +162,19 @@ fn resend_cooldown_and_window_limits() {
     let p = phone("+996505325311");
     f.svc.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(10));
-    assert!(matches!(f.svc.send_code(&p, &client()), Err(AuthError::RateLimited(50))));
+    assert!(matches!(
+        f.svc.send_code(&p, &client()),
+        Err(AuthError::RateLimited(50))
+    ));
     f.clock.advance(Duration::seconds(50));
     f.svc.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(60));
     f.svc.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(60));
     // Fourth code within 15 minutes of the first: refused until the window closes.
-    assert!(matches!(f.svc.send_code(&p, &client()), Err(AuthError::RateLimited(s)) if s == 12 * 60));
+    assert!(
+        matches!(f.svc.send_code(&p, &client()), Err(AuthError::RateLimited(s)) if s == 12 * 60)
+    );
     f.clock.advance(Duration::minutes(12));
     f.svc.send_code(&p, &client()).unwrap();
 }
@@ -150,9 +186,15 @@ fn ip_limit_applies_across_numbers() {
     let f = fixture(config);
     f.svc.send_code(&phone("+996505325311"), &client()).unwrap();
     f.svc.send_code(&phone("+996505325312"), &client()).unwrap();
-    assert!(matches!(f.svc.send_code(&phone("+996505325313"), &client()), Err(AuthError::RateLimited(_))));
+    assert!(matches!(
+        f.svc.send_code(&phone("+996505325313"), &client()),
+        Err(AuthError::RateLimited(_))
+    ));
     // Another client is not affected.
-    let other = ClientInfo { ip: Some("198.51.100.1".into()), user_agent: None };
+    let other = ClientInfo {
+        ip: Some("198.51.100.1".into()),
+        user_agent: None,
+    };
     f.svc.send_code(&phone("+996505325313"), &other).unwrap();
 }
 
@@ -160,13 +202,18 @@ fn ip_limit_applies_across_numbers() {
 fn test_numbers_have_fixed_codes_no_message_and_no_limits() {
     let mut config = AuthConfig::default();
     let p = phone("+996555000001");
-    config.test_numbers.insert(p.e164().into(), OtpCode::parse("123456").unwrap());
+    config
+        .test_numbers
+        .insert(p.e164().into(), OtpCode::parse("123456").unwrap());
     let f = fixture(config);
     for _ in 0..5 {
         f.svc.send_code(&p, &client()).unwrap();
     }
     assert!(f.kg.outbox_statuses().is_empty());
-    let login = f.svc.verify_code(&p, &OtpCode::parse("123456").unwrap(), &client()).unwrap();
+    let login = f
+        .svc
+        .verify_code(&p, &OtpCode::parse("123456").unwrap(), &client())
+        .unwrap();
     assert!(login.is_new_user);
 }
 
@@ -179,8 +226,19 @@ fn outage_maps_to_unavailable_and_tokens_of_one_market_do_not_reach_the_other() 
         Err(AuthError::Unavailable(Market::Kg))
     ));
     let health = f.svc.health();
-    assert!(health.iter().any(|h| h.market == Market::Kg && h.error.is_some()));
-    assert!(health.iter().any(|h| h.market == Market::Us && h.error.is_none()));
-    assert!(matches!(f.svc.authenticate("garbage"), Err(AuthError::InvalidToken)));
+    assert!(
+        health
+            .iter()
+            .any(|h| h.market == Market::Kg && h.error.is_some())
+    );
+    assert!(
+        health
+            .iter()
+            .any(|h| h.market == Market::Us && h.error.is_none())
+    );
+    assert!(matches!(
+        f.svc.authenticate("garbage"),
+        Err(AuthError::InvalidToken)
+    ));
     let _ = OutboxStatus::Pending;
 }

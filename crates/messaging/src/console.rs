@@ -25,7 +25,9 @@ impl Default for ConsoleSender {
 impl ConsoleSender {
     /// A console sender writing to `out` instead of stdout.
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Mutex::new(out) }
+        Self {
+            out: Mutex::new(out),
+        }
     }
 }
 

@@ -73,7 +73,13 @@ impl OutboxWorker {
         clock: Arc<dyn Clock>,
         config: WorkerConfig,
     ) -> Self {
-        Self { repos, sender, sealer, clock, config }
+        Self {
+            repos,
+            sender,
+            sealer,
+            clock,
+            config,
+        }
     }
 
     /// Polls until `shutdown` is cancelled. A batch in flight is finished before returning, so
@@ -140,7 +146,12 @@ impl OutboxWorker {
                 return Fate::GivenUp;
             }
         };
-        let msg = OutgoingMessage { channel: m.channel, market, recipient: m.recipient, body };
+        let msg = OutgoingMessage {
+            channel: m.channel,
+            market,
+            recipient: m.recipient,
+            body,
+        };
         let result = self.sender.send(&msg).await;
         let now = self.clock.now();
         match result {
@@ -160,7 +171,11 @@ impl OutboxWorker {
                 tracing::warn!(%market, id, attempts, provider = self.sender.name(), error = %e,
                     retry = retry_at.is_some(), "delivery failed");
                 let err = e.to_string();
-                let fate = if retry_at.is_some() { Fate::Retry } else { Fate::GivenUp };
+                let fate = if retry_at.is_some() {
+                    Fate::Retry
+                } else {
+                    Fate::GivenUp
+                };
                 log_repo(blocking(move || r.mark_failed(id, now, retry_at, &err)).await);
                 fate
             }

@@ -43,7 +43,10 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
     let sealer = PayloadSealer::from_secret(b"k");
     let store = Arc::new(InMemoryStore::new(Market::Kg));
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let sender = Arc::new(Scripted { failures: Mutex::new(failures), sent: Mutex::default() });
+    let sender = Arc::new(Scripted {
+        failures: Mutex::new(failures),
+        sent: Mutex::default(),
+    });
     let now = marque_domain::Clock::now(clock.as_ref());
     store
         .issue_challenge(IssueChallenge {
@@ -62,9 +65,19 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
         })
         .unwrap();
     let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.clone()];
-    let worker =
-        OutboxWorker::new(repos, sender.clone(), sealer, clock.clone(), WorkerConfig::default());
-    Fixture { store, clock, sender, worker }
+    let worker = OutboxWorker::new(
+        repos,
+        sender.clone(),
+        sealer,
+        clock.clone(),
+        WorkerConfig::default(),
+    );
+    Fixture {
+        store,
+        clock,
+        sender,
+        worker,
+    }
 }
 
 #[tokio::test]
@@ -75,26 +88,42 @@ async fn delivers_opens_and_scrubs() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body, "Marque: ваш код 123456");
     assert_eq!(sent[0].market, Market::Kg);
-    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Sent, 0, true)]);
-    assert_eq!(f.worker.run_once().await, 0, "a sent message is not sent again");
+    assert_eq!(
+        f.store.outbox_statuses(),
+        vec![(OutboxStatus::Sent, 0, true)]
+    );
+    assert_eq!(
+        f.worker.run_once().await,
+        0,
+        "a sent message is not sent again"
+    );
 }
 
 #[tokio::test]
 async fn transient_failures_back_off_then_succeed() {
     let f = fixture(vec![DeliveryError::Transient("503".into())]);
     f.worker.run_once().await;
-    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Pending, 1, false)]);
+    assert_eq!(
+        f.store.outbox_statuses(),
+        vec![(OutboxStatus::Pending, 1, false)]
+    );
     assert_eq!(f.worker.run_once().await, 0, "not due before the backoff");
     f.clock.advance(Duration::seconds(2));
     assert_eq!(f.worker.run_once().await, 1);
-    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Sent, 1, true)]);
+    assert_eq!(
+        f.store.outbox_statuses(),
+        vec![(OutboxStatus::Sent, 1, true)]
+    );
 }
 
 #[tokio::test]
 async fn permanent_failure_gives_up_and_scrubs() {
     let f = fixture(vec![DeliveryError::Permanent("bad number".into())]);
     f.worker.run_once().await;
-    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Failed, 1, true)]);
+    assert_eq!(
+        f.store.outbox_statuses(),
+        vec![(OutboxStatus::Failed, 1, true)]
+    );
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 
@@ -103,7 +132,10 @@ async fn expired_messages_are_dropped_unsent() {
     let f = fixture(vec![]);
     f.clock.advance(Duration::minutes(10));
     f.worker.run_once().await;
-    assert_eq!(f.store.outbox_statuses(), vec![(OutboxStatus::Expired, 0, true)]);
+    assert_eq!(
+        f.store.outbox_statuses(),
+        vec![(OutboxStatus::Expired, 0, true)]
+    );
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 
@@ -114,5 +146,9 @@ async fn run_stops_on_cancel() {
     let handle = tokio::spawn(f.worker.run(token.clone()));
     token.cancel();
     handle.await.unwrap();
-    assert_eq!(f.sender.sent.lock().unwrap().len(), 1, "the first batch completes");
+    assert_eq!(
+        f.sender.sent.lock().unwrap().len(),
+        1,
+        "the first batch completes"
+    );
 }

@@ -1,8 +1,10 @@
 //! Logging set-up: `tracing` to stderr, text or JSON (`LOG_FORMAT`), filtered by `RUST_LOG`
 //! (default `info`). Request spans from `tracing-actix-web` carry a `request_id` on every line
-//! logged while handling a request.
+//! logged while handling a request, and closing a request span logs one access line (status,
+//! latency).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
 
@@ -11,13 +13,10 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::CLOSE);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

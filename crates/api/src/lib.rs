@@ -73,6 +73,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/markets").route(web::get().to(routes::markets)))
                 .service(resource("/health").route(web::get().to(routes::auth_health))),
         )
+        .service(web::resource("/docs").route(web::get().to(|| async {
+            actix_web::HttpResponse::PermanentRedirect()
+                .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+                .finish()
+        })))
         .service(
             SwaggerUi::new("/docs/{_:.*}")
                 .url("/api-docs/openapi.json", openapi::ApiDoc::openapi()),

@@ -10,7 +10,8 @@ use crate::random::{generate_otp, new_uuid};
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, IssueChallenge, IssueOutcome, NewOutboxMessage,
     NewSession, OtpHasher, PayloadSealer, ProfileUpdate, RandomSource, RateLimitCheck,
-    RateLimitPolicy, RepoError, TokenError, TokenService, User, VerifyChallenge, VerifyOutcome,
+    RateLimitPolicy, RepoError, TokenError, TokenService, User, UserId, VerifyChallenge,
+    VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -327,39 +328,47 @@ impl AuthService {
         self.claims(token).ok().map(|c| c.market)
     }
 
-    /// Verifies `token` and that its session is active in its market's database.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
+    /// The claims of an authentic `token`, its user id and its market's repository.
+    fn bearer(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, UserId, &dyn AuthRepository), AuthError> {
         let claims = self.claims(token)?;
         let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
         let repo = self.repo(claims.market)?;
-        match repo
-            .active_session(&claims.session_id(), user, self.clock.now())
+        Ok((claims, user, repo))
+    }
+
+    /// Like [`AuthService::bearer`], and the token's session is active.
+    fn active(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, UserId, &dyn AuthRepository), AuthError> {
+        let (claims, user, repo) = self.bearer(token)?;
+        repo.active_session(&claims.session_id(), user, self.clock.now())
             .map_err(Self::storage(claims.market))?
-        {
-            Some(_) => Ok(claims),
-            None => Err(AuthError::InvalidToken),
-        }
+            .ok_or(AuthError::InvalidToken)?;
+        Ok((claims, user, repo))
+    }
+
+    /// Verifies `token` and that its session is active in its market's database.
+    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.active(token).map(|(claims, _, _)| claims)
     }
 
     /// The user behind `token` (one database round trip).
     pub fn current_user(&self, token: &str) -> Result<(AccessClaims, User), AuthError> {
-        let claims = self.claims(token)?;
-        let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
-        let repo = self.repo(claims.market)?;
-        match repo
+        let (claims, user, repo) = self.bearer(token)?;
+        let user = repo
             .session_user(&claims.session_id(), user, self.clock.now())
             .map_err(Self::storage(claims.market))?
-        {
-            Some(u) => Ok((claims, u)),
-            None => Err(AuthError::InvalidToken),
-        }
+            .ok_or(AuthError::InvalidToken)?;
+        Ok((claims, user))
     }
 
-    /// Applies `update` to the profile of the user behind `token`.
+    /// Applies `update` to the profile of the user behind `token` (whose session must be active).
     pub fn update_profile(&self, token: &str, update: &ProfileUpdate) -> Result<User, AuthError> {
-        let claims = self.authenticate(token)?;
-        let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
-        let repo = self.repo(claims.market)?;
+        let (claims, user, repo) = self.active(token)?;
         repo.update_profile(user, update, self.clock.now())
             .map_err(Self::storage(claims.market))?
             .ok_or(AuthError::InvalidToken)
@@ -368,8 +377,7 @@ impl AuthService {
     /// Revokes the session of `token`: the token (and any other of the session) is refused from
     /// then on, on every instance.
     pub fn logout(&self, token: &str) -> Result<(), AuthError> {
-        let claims = self.authenticate(token)?;
-        let repo = self.repo(claims.market)?;
+        let (claims, _, repo) = self.active(token)?;
         repo.revoke_session(&claims.session_id(), self.clock.now())
             .map_err(Self::storage(claims.market))?;
         Ok(())

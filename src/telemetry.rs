@@ -16,7 +16,11 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::CLOSE);
     let _ = match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

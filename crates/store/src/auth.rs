@@ -39,7 +39,7 @@ impl AuthRepository for MarketStore {
     }
 
     fn ping(&self) -> Result<(), RepoError> {
-        self.with_conn(|conn| {
+        self.read(|conn| {
             diesel::sql_query("SELECT 1").execute(conn)?;
             Ok(())
         })
@@ -167,7 +167,7 @@ impl AuthRepository for MarketStore {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, RepoError> {
         let now = to_db(now);
-        self.with_conn(|conn| {
+        self.read(|conn| {
             let expires = sessions::table
                 .filter(sessions::id.eq(session.0.as_str()))
                 .filter(sessions::user_id.eq(user.0))
@@ -188,7 +188,7 @@ impl AuthRepository for MarketStore {
     ) -> Result<Option<User>, RepoError> {
         let market = self.market();
         let now = to_db(now);
-        let row = self.with_conn(|conn| {
+        let row = self.read(|conn| {
             Ok(sessions::table
                 .inner_join(users::table)
                 .filter(sessions::id.eq(session.0.as_str()))

@@ -143,22 +143,26 @@ impl HandleError<ConnectError> for LogErrors {
     }
 }
 
-/// Whether `e` means the server is unreachable or the connection is gone.
+/// Whether `e` means the connection is gone (the pool must not hand it out again).
 pub(crate) fn is_connection_loss(e: &DieselError) -> bool {
-    match e {
-        DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
-            // SQLITE_BUSY after `busy_timeout`: the file is held by another writer too long.
-            _ => info.message().contains("database is locked"),
-        },
-        DieselError::BrokenTransactionManager => true,
-        _ => false,
-    }
+    matches!(
+        e,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | DieselError::BrokenTransactionManager
+    )
+}
+
+/// Whether `e` is SQLite's `SQLITE_BUSY` after `busy_timeout`: another writer held the file too
+/// long. The connection itself is fine.
+fn is_busy(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(_, info) if info.message().contains("database is locked"))
 }
 
 /// Maps a diesel error to the port's error (no secrets: diesel messages carry no URL).
 pub(crate) fn repo_error(market: Market, e: &DieselError) -> RepoError {
-    if is_connection_loss(e) {
+    if is_connection_loss(e) || is_busy(e) {
         RepoError::Unavailable(format!("market {}: {e}", market.code()))
     } else {
         RepoError::Other(format!("market {}: {e}", market.code()))

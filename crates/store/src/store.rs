@@ -184,19 +184,44 @@ impl MarketStore {
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> Result<T, RepoError> {
-        let mut conn = self.checkout()?;
+        self.attempt(f).map_err(|(e, _)| e)
+    }
+
+    /// [`Self::with_conn`] for read-only work, retried once on a fresh connection when the
+    /// pooled one turns out to be dead (e.g. after a database restart), so idle connections
+    /// that went stale do not fail requests. Writes are not retried: their outcome is unknown.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl Fn(&mut DbConnection) -> Result<T, TxError>,
+    ) -> Result<T, RepoError> {
+        match self.attempt(&f) {
+            Err((_, true)) => self.with_conn(&f),
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    /// Like [`Self::with_conn`], also telling whether the connection was lost.
+    fn attempt<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> Result<T, (RepoError, bool)> {
+        let mut conn = self.checkout().map_err(|e| (e, false))?;
         f(&mut conn.conn).map_err(|e| match e {
             TxError::Db(e) => {
-                if is_connection_loss(&e) {
+                let lost = is_connection_loss(&e);
+                if lost {
                     conn.broken = true;
                 }
-                repo_error(self.market, &e)
+                (repo_error(self.market, &e), lost)
             }
-            TxError::Repo(e) => e,
-            TxError::RateLimited(_) => RepoError::Other(format!(
-                "market {}: rate-limit refusal escaped its transaction",
-                self.market.code()
-            )),
+            TxError::Repo(e) => (e, false),
+            TxError::RateLimited(_) => (
+                RepoError::Other(format!(
+                    "market {}: rate-limit refusal escaped its transaction",
+                    self.market.code()
+                )),
+                false,
+            ),
         })
     }
 }

@@ -929,31 +929,43 @@ fn sqlite_parent_directories_are_created() {
 }
 
 #[test]
-fn postgres_outage_is_unavailable_then_recovers() {
+fn postgres_lost_connections_are_replaced() {
     let Ok(admin) = std::env::var(PG_ENV) else {
         eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
         return;
     };
     let db = TestDatabase::postgres(&admin).unwrap();
+    // One connection, so every call below uses the one that is killed.
     let store = MarketStore::connect(Market::Kg, db.url(), 1, StdDuration::from_secs(5)).unwrap();
     store.migrate().unwrap();
-    store.ping().unwrap();
-
+    let (user, _, sid) = login(&store, KG_PHONE, t0());
     let name = db.url().rsplit('/').next().unwrap().to_owned();
-    let mut c = PgConnection::establish(&admin).unwrap();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut c)
-    .unwrap();
+    let kill_connections = || {
+        let mut c = PgConnection::establish(&admin).unwrap();
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .execute(&mut c)
+        .unwrap();
+    };
 
-    match store.ping() {
+    // Reads retry once on a fresh connection: a restart is invisible to them.
+    kill_connections();
+    store.ping().unwrap();
+    kill_connections();
+    assert_eq!(
+        store.session_user(&sid, user.id, at(60)).unwrap(),
+        Some(user.clone())
+    );
+
+    // Writes are not retried (their outcome would be unknown): the caller gets Unavailable,
+    // and the next call runs on a new connection.
+    kill_connections();
+    match store.revoke_session(&sid, at(60)) {
         Err(RepoError::Unavailable(msg)) => assert!(msg.contains("kg"), "{msg}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    // The broken connection was dropped; the pool opens a new one.
-    store.ping().unwrap();
-    drop(store);
+    assert!(store.revoke_session(&sid, at(61)).unwrap());
 }
 
 #[test]

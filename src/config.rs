@@ -7,7 +7,13 @@
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address |
 //! | `SECRET_KEY` | random (development only) | signs tokens, keys OTP hashes and outbox encryption; ≥ 32 bytes |
 //! | `JWT_ISSUER` | `marque` | `iss` claim |
-//! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token (and session) lifetime |
+//! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token lifetime |
+//! | `REFRESH_TOKEN_EXPIRE_DAYS` (`_KG`, `_US` per market) | `30` | refresh token lifetime = session idle timeout |
+//! | `SESSION_MAX_LIFETIME_DAYS` | `90` | absolute session lifetime |
+//! | `REFRESH_REUSE_GRACE_SECONDS` | `10` | a rotated refresh token gets its successor again within this window |
+//! | `JWT_ALGORITHM` | `HS256` | `EdDSA` signs with an Ed25519 key and publishes `/.well-known/jwks.json` |
+//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | – | EdDSA: PKCS#8 PEM private key and its `kid` |
+//! | `JWT_VERIFICATION_KEYS` | empty | EdDSA: retired keys still accepted, `kid=public.pem,…` |
 //! | `DATABASE_URL_MARQUE_KG` | `sqlite://data/marque-kg.db` | KG database (`postgres://`, `postgresql://`, `sqlite://`) |
 //! | `DATABASE_URL_MARQUE_US` | `sqlite://data/marque-us.db` | US database |
 //! | `DATABASE_POOL_SIZE` | `16` | connections per market |
@@ -33,7 +39,9 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, bail};
 use chrono::Duration;
 use ipnet::IpNet;
-use marque_domain::{AuthConfig, RateLimitPolicy, SecretString};
+use marque_domain::{
+    AuthConfig, Ed25519PublicKey, Ed25519SigningKey, RateLimitPolicy, SecretString,
+};
 use marque_markets::{Market, OtpCode, PhoneNumber};
 
 /// Where the service runs.
@@ -54,6 +62,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// How access tokens are signed.
+#[derive(Debug, Clone)]
+pub enum JwtKeys {
+    /// HS256 with `SECRET_KEY`.
+    Hs256,
+    /// EdDSA (Ed25519) with a key pair and the retired public keys still accepted.
+    EdDsa {
+        /// Current signing key.
+        signing: Ed25519SigningKey,
+        /// Retired keys.
+        retired: Vec<Ed25519PublicKey>,
+    },
+}
+
 /// The whole configuration of one `marque` process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,6 +93,8 @@ pub struct Config {
     pub jwt_issuer: String,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES`.
     pub access_token_ttl: Duration,
+    /// Signing algorithm and keys.
+    pub jwt_keys: JwtKeys,
     /// Database URL per market (secret: may hold a password).
     pub database_urls: BTreeMap<Market, SecretString>,
     /// `DATABASE_POOL_SIZE`.
@@ -151,6 +175,62 @@ impl Config {
                 minutes(&name, i64::from(m.profile().default_otp_expiry_minutes))?,
             );
         }
+        let days = |name: &str, default: i64| -> anyhow::Result<Duration> {
+            let d: i64 = num(get(name), name, default)?;
+            if d <= 0 {
+                bail!("{name} must be positive");
+            }
+            Ok(Duration::days(d))
+        };
+        let refresh_default: i64 = num(
+            get("REFRESH_TOKEN_EXPIRE_DAYS"),
+            "REFRESH_TOKEN_EXPIRE_DAYS",
+            30,
+        )?;
+        let mut refresh_ttl = BTreeMap::new();
+        for m in Market::ALL {
+            let name = format!(
+                "REFRESH_TOKEN_EXPIRE_DAYS_{}",
+                m.code().to_ascii_uppercase()
+            );
+            refresh_ttl.insert(m, days(&name, refresh_default)?);
+        }
+        let jwt_keys = match get("JWT_ALGORITHM").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("HS256") => JwtKeys::Hs256,
+            Some("EDDSA") => {
+                let path = get("JWT_SIGNING_KEY_FILE")
+                    .context("JWT_ALGORITHM=EdDSA needs JWT_SIGNING_KEY_FILE")?;
+                let kid = get("JWT_SIGNING_KEY_ID")
+                    .context("JWT_ALGORITHM=EdDSA needs JWT_SIGNING_KEY_ID")?;
+                let private_pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading JWT_SIGNING_KEY_FILE `{path}`"))?;
+                let retired = get("JWT_VERIFICATION_KEYS")
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(|entry| {
+                        let (kid, path) = entry.split_once('=').with_context(|| {
+                            format!("JWT_VERIFICATION_KEYS: `{entry}` is not `kid=path`")
+                        })?;
+                        let public_pem = std::fs::read_to_string(path.trim())
+                            .with_context(|| format!("reading verification key `{path}`"))?;
+                        Ok(Ed25519PublicKey {
+                            kid: kid.trim().to_owned(),
+                            public_pem,
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                JwtKeys::EdDsa {
+                    signing: Ed25519SigningKey {
+                        kid: kid.to_owned(),
+                        private_pem,
+                    },
+                    retired,
+                }
+            }
+            Some(other) => bail!("JWT_ALGORITHM must be `HS256` or `EdDSA`, got `{other}`"),
+        };
         let auth = AuthConfig {
             otp_ttl,
             max_attempts: num(
@@ -172,6 +252,13 @@ impl Config {
                 window: minutes("IP_SEND_WINDOW_MINUTES", 15)?,
                 cooldown: Duration::zero(),
             },
+            refresh_ttl,
+            session_max_lifetime: days("SESSION_MAX_LIFETIME_DAYS", 90)?,
+            refresh_grace: Duration::seconds(num(
+                get("REFRESH_REUSE_GRACE_SECONDS"),
+                "REFRESH_REUSE_GRACE_SECONDS",
+                10,
+            )?),
             test_numbers: parse_test_numbers(get("TEST_PHONE_NUMBERS").unwrap_or(""))?,
         };
         let list = |name: &str| -> Vec<String> {
@@ -205,6 +292,7 @@ impl Config {
             secret_generated,
             jwt_issuer: get("JWT_ISSUER").unwrap_or("marque").to_owned(),
             access_token_ttl: minutes("ACCESS_TOKEN_EXPIRE_MINUTES", 30)?,
+            jwt_keys,
             database_urls,
             pool_size: num(get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 16)?.max(1),
             connect_timeout: std::time::Duration::from_secs(num(

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
-    AuthRepository, AuthService, Clock, MessageSender, OsRandom, OtpHasher, OutboxRepository,
-    PayloadSealer, SystemClock, TokenService,
+    AuthDeps, AuthRepository, AuthService, Clock, MessageSender, OsRandom, OtpHasher,
+    OutboxRepository, PayloadSealer, SystemClock, TokenService,
 };
 use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, JwtKeys};
 
 /// Replacements for the production collaborators, for tests.
 #[derive(Default)]
@@ -87,13 +87,24 @@ impl Application {
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>)
             .collect();
+        let (issuer, ttl) = (config.jwt_issuer.clone(), config.access_token_ttl);
+        let tokens = match &config.jwt_keys {
+            JwtKeys::Hs256 => TokenService::hs256(secret, issuer, ttl),
+            JwtKeys::EdDsa { signing, retired } => {
+                TokenService::ed25519(signing, retired, issuer, ttl)
+                    .context("loading the JWT signing keys")?
+            }
+        };
         let auth = AuthService::new(
-            auth_repos,
-            clock.clone(),
-            Arc::new(OsRandom),
-            OtpHasher::from_secret(secret),
-            sealer.clone(),
-            TokenService::hs256(secret, config.jwt_issuer.clone(), config.access_token_ttl),
+            AuthDeps {
+                repos: auth_repos,
+                clock: clock.clone(),
+                rng: Arc::new(OsRandom),
+                hasher: OtpHasher::from_secret(secret),
+                outbox_sealer: sealer.clone(),
+                refresh_sealer: PayloadSealer::with_label(secret, b"marque-refresh-grace-v1"),
+                tokens,
+            },
             config.auth.clone(),
         );
         let sender = overrides

@@ -85,6 +85,117 @@ pub struct VerifyCodeResponse {
     pub market: Market,
     /// Whether this login created the account.
     pub is_new_user: bool,
+    /// Opaque refresh token (`mrt_…`) for `POST /api/v1/auth/refresh`; store it securely.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires (30 days by default).
+    #[schema(example = 2592000)]
+    pub refresh_expires_in: i64,
+}
+
+/// `POST /api/v1/auth/refresh` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// New tokens; the presented refresh token no longer works.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RefreshResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Human text.
+    pub message: String,
+    /// New access token.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The refresh token to use next time.
+    pub refresh_token: String,
+    /// Seconds until it expires.
+    pub refresh_expires_in: i64,
+    /// User id within the market.
+    pub user_id: i64,
+    /// Market code.
+    #[schema(value_type = MarketCode)]
+    pub market: Market,
+}
+
+/// `POST /api/v1/auth/logout` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogoutQuery {
+    /// `local` (default): this session; `global`: every session of the user; `others`: every
+    /// session but this one.
+    pub scope: Option<String>,
+}
+
+/// Sessions ended.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogoutResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Human text.
+    pub message: String,
+    /// How many sessions ended.
+    pub sessions_ended: u64,
+}
+
+/// One active session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionDto {
+    /// Session id (for `DELETE /api/v1/auth/sessions/{id}`).
+    pub id: String,
+    /// Sign-in time, RFC 3339 UTC.
+    pub created_at: String,
+    /// Last sign-in or refresh, RFC 3339 UTC.
+    pub last_seen_at: String,
+    /// When it ends unless refreshed, RFC 3339 UTC.
+    pub expires_at: String,
+    /// `User-Agent` at sign-in.
+    pub user_agent: Option<String>,
+    /// Client network at sign-in, truncated for privacy (`203.0.113.0/24`, `2001:db8:1::/48`).
+    pub client_ip: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+/// The user's active sessions, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionsResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Sessions.
+    pub sessions: Vec<SessionDto>,
+}
+
+/// Truncates an IP address to its network (/24 for IPv4, /48 for IPv6) so the session list
+/// shows where a sign-in came from without storing-grade precision being displayed.
+pub fn truncate_ip(ip: &str) -> Option<String> {
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    let prefix = if ip.is_ipv4() { 24 } else { 48 };
+    ipnet::IpNet::new(ip, prefix)
+        .ok()
+        .map(|n| n.trunc().to_string())
+}
+
+/// `DELETE /api/v1/auth/account` body: a fresh code sent to the account's own number.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    /// The 6-digit code from `send-code` for the account's phone number.
+    #[schema(example = "123456")]
+    pub verification_code: String,
+}
+
+/// A JSON Web Key Set (RFC 7517 §5): `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "…",
+/// "kid": "…", "use": "sig", "alg": "EdDSA"}]}`; empty with HS256.
+#[derive(Debug, ToSchema)]
+pub struct JwksDocument {
+    /// Public keys.
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<serde_json::Value>,
 }
 
 /// A user's profile.

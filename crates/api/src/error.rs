@@ -58,6 +58,10 @@ pub enum ErrorKind {
     AttemptsExceeded,
     /// 401 `invalid_token`.
     InvalidToken,
+    /// 401 `invalid_refresh_token`.
+    InvalidRefreshToken,
+    /// 401 `refresh_token_reused`: the session was revoked.
+    RefreshTokenReused,
     /// 404 `not_found`.
     NotFound,
     /// 405 `method_not_allowed`.
@@ -107,6 +111,9 @@ impl ApiError {
             AuthError::CodeNotFound => ErrorKind::CodeNotFound,
             AuthError::AttemptsExceeded => ErrorKind::AttemptsExceeded,
             AuthError::InvalidToken => ErrorKind::InvalidToken,
+            AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
+            AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
+            AuthError::NotFound => ErrorKind::NotFound,
             AuthError::Unavailable(m) => {
                 tracing::warn!(market = %m, "market database unavailable");
                 ErrorKind::Unavailable
@@ -132,6 +139,8 @@ impl ApiError {
             ErrorKind::CodeNotFound => "code_not_found",
             ErrorKind::AttemptsExceeded => "attempts_exceeded",
             ErrorKind::InvalidToken => "invalid_token",
+            ErrorKind::InvalidRefreshToken => "invalid_refresh_token",
+            ErrorKind::RefreshTokenReused => "refresh_token_reused",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "payload_too_large",
@@ -153,6 +162,8 @@ impl ApiError {
             ErrorKind::CodeNotFound => MessageKey::CodeNotFound,
             ErrorKind::AttemptsExceeded => MessageKey::AttemptsExceeded,
             ErrorKind::InvalidToken => MessageKey::InvalidToken,
+            ErrorKind::InvalidRefreshToken => MessageKey::InvalidRefreshToken,
+            ErrorKind::RefreshTokenReused => MessageKey::RefreshTokenReused,
             ErrorKind::NotFound => MessageKey::NotFound,
             ErrorKind::MethodNotAllowed => MessageKey::MethodNotAllowed,
             ErrorKind::PayloadTooLarge => MessageKey::PayloadTooLarge,
@@ -205,7 +216,9 @@ impl ResponseError for ApiError {
             | ErrorKind::AttemptsExceeded => StatusCode::BAD_REQUEST,
             ErrorKind::Validation { .. } | ErrorKind::Phone(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorKind::InvalidToken
+            | ErrorKind::InvalidRefreshToken
+            | ErrorKind::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

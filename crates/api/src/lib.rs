@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource =
         |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
     cfg.service(resource("/health").route(web::get().to(routes::health)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
         .service(
             web::scope("/api/v1/auth")
                 .wrap(DefaultHeaders::new().add((
@@ -70,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/verify-token").route(web::get().to(routes::verify_token)))
                 .service(resource("/logout").route(web::post().to(routes::logout)))
+                .service(resource("/refresh").route(web::post().to(routes::refresh)))
+                .service(resource("/sessions").route(web::get().to(routes::sessions)))
+                .service(resource("/sessions/{id}").route(web::delete().to(routes::end_session)))
+                .service(resource("/account").route(web::delete().to(routes::delete_account)))
                 .service(resource("/markets").route(web::get().to(routes::markets)))
                 .service(resource("/health").route(web::get().to(routes::auth_health))),
         )

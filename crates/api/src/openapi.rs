@@ -15,13 +15,17 @@ use crate::{dto, error, routes};
     ),
     paths(
         routes::send_code, routes::verify_code, routes::get_profile, routes::update_profile,
-        routes::verify_token, routes::logout, routes::markets, routes::health, routes::auth_health,
+        routes::verify_token, routes::logout, routes::refresh, routes::sessions,
+        routes::end_session, routes::delete_account, routes::jwks, routes::markets,
+        routes::health, routes::auth_health,
     ),
     components(schemas(
         dto::SendCodeRequest, dto::SendCodeResponse, dto::VerifyCodeRequest,
         dto::VerifyCodeResponse, dto::ProfileResponse, dto::UpdateProfileRequest,
         dto::VerifyTokenResponse, dto::SuccessResponse, dto::MarketInfo, dto::MarketsResponse,
-        dto::MarketHealthDto, dto::HealthResponse, dto::MarketCode, error::ErrorBody,
+        dto::MarketHealthDto, dto::HealthResponse, dto::MarketCode, dto::RefreshRequest,
+        dto::RefreshResponse, dto::LogoutResponse, dto::SessionDto, dto::SessionsResponse,
+        dto::DeleteAccountRequest, dto::JwksDocument, error::ErrorBody,
     )),
     modifiers(&BearerScheme),
     tags(

@@ -2,14 +2,16 @@
 //! pool (diesel is synchronous) and shapes the response.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use marque_domain::{AuthError, FullName, ImageUrl, ProfileUpdate};
+use marque_domain::{AuthError, ClaimsExt, FullName, ImageUrl, LogoutScope, ProfileUpdate};
 use marque_markets::{Language, Market, MessageKey, OtpCode, PhoneNumber, text};
 
 use crate::ApiState;
 use crate::dto::{
-    HealthResponse, MarketHealthDto, MarketInfo, MarketsResponse, ProfileResponse, SendCodeRequest,
-    SendCodeResponse, SuccessResponse, UpdateProfileRequest, VerifyCodeRequest, VerifyCodeResponse,
-    VerifyTokenResponse, timestamp,
+    DeleteAccountRequest, HealthResponse, JwksDocument, LogoutQuery, LogoutResponse,
+    MarketHealthDto, MarketInfo, MarketsResponse, ProfileResponse, RefreshRequest, RefreshResponse,
+    SendCodeRequest, SendCodeResponse, SessionDto, SessionsResponse, SuccessResponse,
+    UpdateProfileRequest, VerifyCodeRequest, VerifyCodeResponse, VerifyTokenResponse, timestamp,
+    truncate_ip,
 };
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
@@ -128,6 +130,8 @@ pub async fn verify_code(
         user_id: login.user.id.0,
         market,
         is_new_user: login.is_new_user,
+        refresh_token: login.refresh_token,
+        refresh_expires_in: login.refresh_expires_in,
     }))
 }
 
@@ -211,7 +215,7 @@ pub async fn verify_token(
     let lang = token_lang(&req, &state, &token);
     let auth = state.auth.clone();
     let claims = blocking(lang, move || auth.authenticate(&token.0)).await?;
-    let user_id = claims.sub.parse().unwrap_or_default();
+    let user_id = claims.user_id().map(|u| u.0).unwrap_or_default();
     Ok(HttpResponse::Ok().json(VerifyTokenResponse {
         valid: true,
         user_id,
@@ -220,13 +224,16 @@ pub async fn verify_token(
     }))
 }
 
-/// Ends the token's session: the token is refused from then on, on every instance.
+/// Ends sessions: the token's own (`scope=local`, default), all of the user's (`global`), or all
+/// but this one (`others`). Tokens of ended sessions are refused at once on every instance.
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = [])),
+    params(LogoutQuery),
     responses(
-        (status = 200, description = "Logged out", body = SuccessResponse),
+        (status = 200, description = "Signed out", body = LogoutResponse),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 422, description = "`validation_error`: unknown `scope`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
@@ -236,12 +243,179 @@ pub async fn logout(
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
     let lang = token_lang(&req, &state, &token);
+    let query = web::Query::<LogoutQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::validation("scope", e.to_string(), lang))?;
+    let scope = match query.scope.as_deref() {
+        None | Some("local") => LogoutScope::Local,
+        Some("global") => LogoutScope::Global,
+        Some("others") => LogoutScope::Others,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "scope",
+                "must be local, global or others",
+                lang,
+            ));
+        }
+    };
     let auth = state.auth.clone();
-    blocking(lang, move || auth.logout(&token.0)).await?;
+    let ended = blocking(lang, move || auth.logout(&token.0, scope)).await?;
+    Ok(HttpResponse::Ok().json(LogoutResponse {
+        success: true,
+        message: text(MessageKey::SessionsEnded, lang).to_owned(),
+        sessions_ended: ended,
+    }))
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token (rotation).
+///
+/// The presented token stops working. Presenting it again revokes the whole session
+/// (`refresh_token_reused`, RFC 6819 §5.2.2.3) — except within a short grace window (10 s by
+/// default), where a client's concurrent retry receives the same new refresh token.
+#[utoipa::path(
+    post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = RefreshResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: JsonBody<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.0.refresh_token;
+    let lang = marque_domain::refresh::market_of(&token)
+        .map_or_else(|| fallback_lang(&req), Market::language);
+    let auth = state.auth.clone();
+    let r = blocking(lang, move || auth.refresh(&token)).await?;
+    Ok(HttpResponse::Ok().json(RefreshResponse {
+        success: true,
+        message: text(MessageKey::TokenRefreshed, lang).to_owned(),
+        access_token: r.access_token,
+        token_type: "bearer".to_owned(),
+        expires_in: r.expires_in,
+        refresh_token: r.refresh_token,
+        refresh_expires_in: r.refresh_expires_in,
+        user_id: r.user.0,
+        market: r.market,
+    }))
+}
+
+/// The signed-in user's active sessions, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/auth/sessions", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Sessions", body = SessionsResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn sessions(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let auth = state.auth.clone();
+    let (current, list) = blocking(lang, move || auth.sessions(&token.0)).await?;
+    Ok(HttpResponse::Ok().json(SessionsResponse {
+        success: true,
+        sessions: list
+            .into_iter()
+            .map(|s| SessionDto {
+                current: s.id == current,
+                id: s.id.0,
+                created_at: timestamp(s.created_at),
+                last_seen_at: timestamp(s.last_seen_at),
+                expires_at: timestamp(s.expires_at),
+                user_agent: s.user_agent,
+                client_ip: s.client_ip.as_deref().and_then(truncate_ip),
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the signed-in user's sessions (another user's or an unknown id → 404).
+#[utoipa::path(
+    delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id from the session list")),
+    responses(
+        (status = 200, description = "Session ended", body = LogoutResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn end_session(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let auth = state.auth.clone();
+    let id = id.into_inner();
+    blocking(lang, move || auth.end_session(&token.0, &id)).await?;
+    Ok(HttpResponse::Ok().json(LogoutResponse {
+        success: true,
+        message: text(MessageKey::SessionsEnded, lang).to_owned(),
+        sessions_ended: 1,
+    }))
+}
+
+/// Deletes the signed-in account and all its data, after a step-up check: request a code with
+/// `send-code` for the account's own number, then call this with it (App Store Review Guideline
+/// 5.1.1(v)). The number can sign up again afterwards, as a new user.
+#[utoipa::path(
+    delete, path = "/api/v1/auth/account", tag = "auth",
+    security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 200, description = "Deleted", body = SuccessResponse),
+        (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 422, description = "`validation_error`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn delete_account(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    body: JsonBody<DeleteAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_lang(&req, &state, &token);
+    let code = OtpCode::parse(&body.0.verification_code)
+        .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
+    let auth = state.auth.clone();
+    blocking(lang, move || auth.delete_account(&token.0, &code)).await?;
     Ok(HttpResponse::Ok().json(SuccessResponse {
         success: true,
-        message: text(MessageKey::LoggedOut, lang).to_owned(),
+        message: text(MessageKey::AccountDeleted, lang).to_owned(),
     }))
+}
+
+/// Public keys that verify access tokens (RFC 7517), for services using `marque-verify` or any
+/// JWT library. Empty when tokens are HS256 (the secret is never published).
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "JSON Web Key Set", body = JwksDocument))
+)]
+pub async fn jwks(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "public, max-age=300",
+        ))
+        .json(state.auth.jwks())
 }
 
 /// The markets this service serves and how they present numbers, money and dates.

@@ -8,7 +8,8 @@ use chrono::{Duration, Utc};
 use marque_api::{ApiState, configure, routes};
 use marque_domain::memory::InMemoryStore;
 use marque_domain::{
-    AuthConfig, AuthService, ManualClock, OsRandom, OtpHasher, PayloadSealer, TokenService,
+    AuthConfig, AuthDeps, AuthService, ManualClock, OsRandom, OtpHasher, PayloadSealer,
+    TokenService,
 };
 use marque_markets::{Market, OtpCode};
 use serde_json::{Value, json};
@@ -21,12 +22,15 @@ fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
         .test_numbers
         .insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
     let auth = AuthService::new(
-        vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
-        Arc::new(ManualClock::new(Utc::now())),
-        Arc::new(OsRandom),
-        OtpHasher::from_secret(SECRET),
-        PayloadSealer::from_secret(SECRET),
-        TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+        AuthDeps {
+            repos: vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
+            clock: Arc::new(ManualClock::new(Utc::now())),
+            rng: Arc::new(OsRandom),
+            hasher: OtpHasher::from_secret(SECRET),
+            outbox_sealer: PayloadSealer::from_secret(SECRET),
+            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
+            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+        },
         config,
     );
     web::Data::new(ApiState {

@@ -7,10 +7,13 @@ use chrono::Duration;
 use marque_markets::{Market, OtpCode, PhoneNumber, otp_message};
 
 use crate::random::{generate_otp, new_uuid};
+use crate::refresh::{self, session_deadline};
+use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AuthRepository, Channel, Clock, IssueChallenge, IssueOutcome, NewOutboxMessage,
-    NewSession, OtpHasher, PayloadSealer, ProfileUpdate, RandomSource, RateLimitCheck,
-    RateLimitPolicy, RepoError, TokenError, TokenService, User, UserId, VerifyChallenge,
+    AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
+    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, PayloadSealer, ProfileUpdate,
+    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
+    RotateRefresh, SessionId, SessionInfo, TokenError, TokenService, User, UserId, VerifyChallenge,
     VerifyOutcome,
 };
 
@@ -27,6 +30,14 @@ pub struct AuthConfig {
     /// Codes per client IP (default 30 per 15 minutes, no cooldown); generous because mobile
     /// carriers put many shoppers behind one address (CGNAT).
     pub ip_send_limit: RateLimitPolicy,
+    /// Refresh-token lifetime per market, which is also the session idle timeout: a session not
+    /// refreshed for this long ends (default 30 days each).
+    pub refresh_ttl: BTreeMap<Market, Duration>,
+    /// Absolute session lifetime, whatever the refreshes (default 90 days).
+    pub session_max_lifetime: Duration,
+    /// Window in which a just-rotated refresh token gets the same successor again instead of
+    /// counting as reuse (default 10 s), for clients that retry concurrently.
+    pub refresh_grace: Duration,
     /// Numbers (E.164) with fixed codes for app-store review, demos and load tests: no message is
     /// sent and send limits do not apply. Empty by default.
     pub test_numbers: HashMap<String, OtpCode>,
@@ -55,12 +66,26 @@ impl Default for AuthConfig {
                 window: Duration::minutes(15),
                 cooldown: Duration::zero(),
             },
+            refresh_ttl: Market::ALL
+                .iter()
+                .map(|m| (*m, Duration::days(30)))
+                .collect(),
+            session_max_lifetime: Duration::days(90),
+            refresh_grace: Duration::seconds(10),
             test_numbers: HashMap::new(),
         }
     }
 }
 
 impl AuthConfig {
+    /// Refresh-token lifetime (session idle timeout) in `market`.
+    pub fn refresh_ttl(&self, market: Market) -> Duration {
+        self.refresh_ttl
+            .get(&market)
+            .copied()
+            .unwrap_or_else(|| Duration::days(30))
+    }
+
     /// Code lifetime in `market`.
     pub fn otp_ttl(&self, market: Market) -> Duration {
         self.otp_ttl.get(&market).copied().unwrap_or_else(|| {
@@ -96,6 +121,57 @@ pub struct LoginSuccess {
     pub user: User,
     /// Whether this login created the user.
     pub is_new_user: bool,
+    /// Opaque refresh token (`mrt_…`), shown once.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+}
+
+/// A successful refresh.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// New signed JWT.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The refresh token to use next time (the presented one no longer works).
+    pub refresh_token: String,
+    /// Seconds until that refresh token expires.
+    pub refresh_expires_in: i64,
+    /// The session's user.
+    pub user: UserId,
+    /// The user's market.
+    pub market: Market,
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogoutScope {
+    /// The token's own session.
+    #[default]
+    Local,
+    /// All of the user's sessions.
+    Global,
+    /// All of the user's sessions except the token's.
+    Others,
+}
+
+/// The collaborators of [`AuthService`].
+pub struct AuthDeps {
+    /// One repository per served market.
+    pub repos: Vec<Arc<dyn AuthRepository>>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub rng: Arc<dyn RandomSource>,
+    /// OTP hashing key.
+    pub hasher: OtpHasher,
+    /// Sealer of outbox payloads.
+    pub outbox_sealer: PayloadSealer,
+    /// Sealer of the refresh-token successors kept for the grace window.
+    pub refresh_sealer: PayloadSealer,
+    /// Access-token signer and verifier.
+    pub tokens: TokenService,
 }
 
 /// A market database's state for health checks.
@@ -131,6 +207,15 @@ pub enum AuthError {
     /// Token missing, malformed, expired, or its session is not active.
     #[error("invalid token")]
     InvalidToken,
+    /// Refresh token unknown, expired, or of an ended session.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A rotated refresh token was presented again: the session has been revoked.
+    #[error("refresh token reused; session revoked")]
+    RefreshTokenReused,
+    /// The named resource (a session) does not exist for this user.
+    #[error("not found")]
+    NotFound,
     /// The market's database is not configured or not reachable.
     #[error("market {0} unavailable")]
     Unavailable(Market),
@@ -146,6 +231,7 @@ pub struct AuthService {
     rng: Arc<dyn RandomSource>,
     hasher: OtpHasher,
     sealer: PayloadSealer,
+    refresh_sealer: PayloadSealer,
     tokens: TokenService,
     config: AuthConfig,
 }
@@ -160,26 +246,24 @@ impl std::fmt::Debug for AuthService {
 }
 
 impl AuthService {
-    /// Wires the service. `repos` holds one repository per served market.
-    pub fn new(
-        repos: Vec<Arc<dyn AuthRepository>>,
-        clock: Arc<dyn Clock>,
-        rng: Arc<dyn RandomSource>,
-        hasher: OtpHasher,
-        sealer: PayloadSealer,
-        tokens: TokenService,
-        config: AuthConfig,
-    ) -> Self {
-        let repos = repos.into_iter().map(|r| (r.market(), r)).collect();
+    /// Wires the service.
+    pub fn new(deps: AuthDeps, config: AuthConfig) -> Self {
+        let repos = deps.repos.into_iter().map(|r| (r.market(), r)).collect();
         Self {
             repos,
-            clock,
-            rng,
-            hasher,
-            sealer,
-            tokens,
+            clock: deps.clock,
+            rng: deps.rng,
+            hasher: deps.hasher,
+            sealer: deps.outbox_sealer,
+            refresh_sealer: deps.refresh_sealer,
+            tokens: deps.tokens,
             config,
         }
+    }
+
+    /// Public keys for `GET /.well-known/jwks.json` (empty with HS256).
+    pub fn jwks(&self) -> &jsonwebtoken::jwk::JwkSet {
+        self.tokens.jwks()
     }
 
     /// Markets this instance serves.
@@ -276,10 +360,17 @@ impl AuthService {
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let matches = |stored: &[u8]| self.hasher.verify(phone, code, stored);
+        let deadline = session_deadline(
+            now,
+            now,
+            self.config.refresh_ttl(market),
+            self.config.session_max_lifetime,
+        );
+        let (refresh_token, refresh_hash) = refresh::generate(market, self.rng.as_ref());
         let session = NewSession {
             id: crate::SessionId(new_uuid(self.rng.as_ref())),
             created_at: now,
-            expires_at: now + self.tokens.ttl(),
+            expires_at: deadline,
             user_agent: client
                 .user_agent
                 .as_ref()
@@ -293,6 +384,10 @@ impl AuthService {
             max_attempts: self.config.max_attempts,
             matches: &matches,
             session,
+            refresh: NewRefreshToken {
+                token_hash: refresh_hash,
+                expires_at: deadline,
+            },
         };
         match repo.verify_challenge(cmd).map_err(Self::storage(market))? {
             VerifyOutcome::Verified { user, is_new_user } => {
@@ -303,6 +398,8 @@ impl AuthService {
                     expires_in: claims.exp - claims.iat,
                     user,
                     is_new_user,
+                    refresh_token,
+                    refresh_expires_in: (deadline - now).num_seconds(),
                 })
             }
             VerifyOutcome::WrongCode { attempts_left } => {
@@ -317,9 +414,7 @@ impl AuthService {
     fn claims(&self, token: &str) -> Result<AccessClaims, AuthError> {
         self.tokens
             .verify(token, self.clock.now())
-            .map_err(|e| match e {
-                TokenError::Invalid | TokenError::Expired => AuthError::InvalidToken,
-            })
+            .map_err(|_: TokenError| AuthError::InvalidToken)
     }
 
     /// The market of an authentic, unexpired `token`, without touching the database; for choosing
@@ -374,13 +469,133 @@ impl AuthService {
             .ok_or(AuthError::InvalidToken)
     }
 
-    /// Revokes the session of `token`: the token (and any other of the session) is refused from
-    /// then on, on every instance.
-    pub fn logout(&self, token: &str) -> Result<(), AuthError> {
-        let (claims, _, repo) = self.active(token)?;
-        repo.revoke_session(&claims.session_id(), self.clock.now())
+    /// Ends sessions of the user behind `token`: its own (`Local`), all (`Global`) or all others
+    /// (`Others`). Takes effect at once on every instance. Returns how many sessions ended.
+    pub fn logout(&self, token: &str, scope: LogoutScope) -> Result<u64, AuthError> {
+        let (claims, user, repo) = self.active(token)?;
+        let sid = claims.session_id();
+        let scope = match scope {
+            LogoutScope::Local => RevokeScope::One(sid),
+            LogoutScope::Global => RevokeScope::All,
+            LogoutScope::Others => RevokeScope::AllExcept(sid),
+        };
+        repo.revoke_sessions(user, &scope, self.clock.now())
+            .map_err(Self::storage(claims.market))
+    }
+
+    /// The active sessions of the user behind `token`, newest first, and the token's own id.
+    pub fn sessions(&self, token: &str) -> Result<(SessionId, Vec<SessionInfo>), AuthError> {
+        let (claims, user, repo) = self.active(token)?;
+        let list = repo
+            .list_sessions(user, self.clock.now())
             .map_err(Self::storage(claims.market))?;
-        Ok(())
+        Ok((claims.session_id(), list))
+    }
+
+    /// Ends one session of the user behind `token`. Another user's or an unknown id →
+    /// [`AuthError::NotFound`].
+    pub fn end_session(&self, token: &str, session: &str) -> Result<(), AuthError> {
+        let (claims, user, repo) = self.active(token)?;
+        let scope = RevokeScope::One(SessionId(session.to_owned()));
+        match repo
+            .revoke_sessions(user, &scope, self.clock.now())
+            .map_err(Self::storage(claims.market))?
+        {
+            0 => Err(AuthError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
+    ///
+    /// Errors: [`AuthError::InvalidRefreshToken`]; [`AuthError::RefreshTokenReused`] when a rotated
+    /// token comes back after the grace window (the whole session is revoked).
+    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, AuthError> {
+        let market = refresh::market_of(refresh_token).ok_or(AuthError::InvalidRefreshToken)?;
+        let repo = self.repo(market)?;
+        let now = self.clock.now();
+        let presented = refresh::hash(refresh_token);
+        let (successor, successor_hash) = refresh::generate(market, self.rng.as_ref());
+        let cmd = RotateRefresh {
+            token_hash: &presented,
+            now,
+            grace: self.config.refresh_grace,
+            idle: self.config.refresh_ttl(market),
+            max_lifetime: self.config.session_max_lifetime,
+            successor_hash,
+            successor_sealed: self
+                .refresh_sealer
+                .seal(successor.as_bytes(), self.rng.as_ref()),
+        };
+        let (session, user, refresh_token, refresh_expires_at) =
+            match repo.rotate_refresh(cmd).map_err(Self::storage(market))? {
+                RotateOutcome::Rotated {
+                    session,
+                    user,
+                    refresh_expires_at,
+                } => (session, user, successor, refresh_expires_at),
+                RotateOutcome::Replayed {
+                    session,
+                    user,
+                    successor_sealed,
+                    refresh_expires_at,
+                } => {
+                    let text = self
+                        .refresh_sealer
+                        .open(&successor_sealed)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .ok_or_else(|| {
+                            AuthError::Internal("sealed refresh token does not open".into())
+                        })?;
+                    (session, user, text, refresh_expires_at)
+                }
+                RotateOutcome::Reused => {
+                    tracing::warn!(%market, "refresh token reuse: session revoked");
+                    return Err(AuthError::RefreshTokenReused);
+                }
+                RotateOutcome::Invalid => return Err(AuthError::InvalidRefreshToken),
+            };
+        let jti = new_uuid(self.rng.as_ref());
+        let (access_token, claims) = self.tokens.issue(user, market, &session, jti, now);
+        Ok(Refreshed {
+            access_token,
+            expires_in: claims.exp - claims.iat,
+            refresh_token,
+            refresh_expires_in: (refresh_expires_at - now).num_seconds(),
+            user,
+            market,
+        })
+    }
+
+    /// Deletes the account behind `token` after checking a fresh code sent to its own number
+    /// (step-up; App Store Review Guideline 5.1.1(v)). Errors as [`AuthService::verify_code`].
+    pub fn delete_account(&self, token: &str, code: &OtpCode) -> Result<(), AuthError> {
+        let (claims, user) = self.current_user(token)?;
+        let repo = self.repo(claims.market)?;
+        let matches = |stored: &[u8]| self.hasher.verify(&user.phone, code, stored);
+        let cmd = DeleteAccount {
+            user: user.id,
+            phone: &user.phone,
+            now: self.clock.now(),
+            max_attempts: self.config.max_attempts,
+            matches: &matches,
+        };
+        match repo
+            .delete_account(cmd)
+            .map_err(Self::storage(claims.market))?
+        {
+            VerifyOutcome::Verified { .. } => {
+                tracing::info!(market = %claims.market, user = %user.id, "account deleted");
+                Ok(())
+            }
+            VerifyOutcome::WrongCode { attempts_left } => {
+                Err(AuthError::InvalidCode { attempts_left })
+            }
+            VerifyOutcome::Expired => Err(AuthError::CodeExpired),
+            VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
+            VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
+        }
     }
 
     /// Pings every market database.

@@ -76,6 +76,20 @@ pub enum Judgement {
     NoActiveCode,
 }
 
+impl Judgement {
+    /// The answer to give for a verdict other than [`Judgement::Accept`] (which has none: the
+    /// caller signs in or deletes).
+    pub fn refusal(self) -> crate::VerifyOutcome {
+        use crate::VerifyOutcome;
+        match self {
+            Judgement::Reject { attempts_left, .. } => VerifyOutcome::WrongCode { attempts_left },
+            Judgement::Expired => VerifyOutcome::Expired,
+            Judgement::AttemptsExceeded => VerifyOutcome::AttemptsExceeded,
+            Judgement::Accept | Judgement::NoActiveCode => VerifyOutcome::NoActiveCode,
+        }
+    }
+}
+
 /// Judges an attempt at `now` on `state` (`None` when the number has no challenge).
 /// `matches` is whether the presented code equals the stored one (checked in constant time by
 /// the caller, always, so timing does not reveal which branch was taken).

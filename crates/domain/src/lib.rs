@@ -15,12 +15,14 @@ pub mod otp;
 pub mod ports;
 pub mod random;
 pub mod rate_limit;
+pub mod refresh;
 pub mod sealed;
 pub mod secret;
 pub mod tokens;
 
 pub use auth::{
-    AuthConfig, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, MarketHealth,
+    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
+    MarketHealth, Refreshed,
 };
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -29,12 +31,15 @@ pub use entities::{
 };
 pub use otp::OtpHasher;
 pub use ports::{
-    AuthRepository, Channel, DeliveryError, IssueChallenge, IssueOutcome, MessageSender,
-    NewOutboxMessage, OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError,
-    VerifyChallenge, VerifyOutcome,
+    AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,
+    MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage, OutboxRepository,
+    OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome, RotateRefresh,
+    SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
 pub use secret::SecretString;
-pub use tokens::{AccessClaims, TokenError, TokenService};
+pub use tokens::{
+    AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
+};

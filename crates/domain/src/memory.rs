@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use marque_markets::Market;
 
 use crate::challenge::judge;
+use crate::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use crate::{
-    AuthRepository, BucketState, ChallengeState, ChallengeStatus, IssueChallenge, IssueOutcome,
-    Judgement, NewOutboxMessage, OutboxMessage, OutboxRepository, ProfileUpdate, RepoError,
-    SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
+    AuthRepository, BucketState, ChallengeState, ChallengeStatus, DeleteAccount, IssueChallenge,
+    IssueOutcome, Judgement, NewOutboxMessage, OutboxMessage, OutboxRepository, ProfileUpdate,
+    RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 #[derive(Debug, Clone)]
@@ -26,8 +28,22 @@ struct Challenge {
 #[derive(Debug, Clone)]
 struct SessionRow {
     user: UserId,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     revoked: bool,
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct RefreshRow {
+    session: SessionId,
+    hash: Vec<u8>,
+    expires_at: DateTime<Utc>,
+    rotated_at: Option<DateTime<Utc>>,
+    successor: Option<usize>,
+    successor_sealed: Option<Vec<u8>>,
 }
 
 /// Status of a message in [`InMemoryStore`]'s outbox.
@@ -58,7 +74,9 @@ struct State {
     challenges: Vec<Challenge>,
     users: Vec<User>,
     sessions: HashMap<SessionId, SessionRow>,
+    refresh: Vec<RefreshRow>,
     outbox: Vec<OutboxRow>,
+    deletions: Vec<UserId>,
 }
 
 /// One market's state in memory.
@@ -172,74 +190,58 @@ impl AuthRepository for InMemoryStore {
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
         let mut s = self.lock()?;
         let s = &mut *s;
-        let newest = s
-            .challenges
-            .iter_mut()
-            .rev()
-            .find(|c| c.phone == cmd.phone.e164());
-        let matches = newest.as_ref().is_some_and(|c| (cmd.matches)(&c.hash));
-        let verdict = judge(
-            newest.as_ref().map(|c| &c.state),
-            cmd.now,
-            cmd.max_attempts,
-            matches,
-        );
-        let Some(c) = newest else {
-            return Ok(VerifyOutcome::NoActiveCode);
-        };
-        Ok(match verdict {
-            Judgement::Accept => {
-                c.state.status = ChallengeStatus::Consumed;
-                let existing = s.users.iter_mut().find(|u| u.phone == *cmd.phone);
-                let is_new_user = existing.is_none();
-                let user = match existing {
-                    Some(u) => {
-                        u.last_login = Some(cmd.now);
-                        u.updated_at = cmd.now;
-                        u.is_verified = true;
-                        u.clone()
-                    }
-                    None => {
-                        let u = User {
-                            id: UserId(s.users.len() as i64 + 1),
-                            phone: cmd.phone.clone(),
-                            full_name: None,
-                            profile_image_url: None,
-                            is_verified: true,
-                            last_login: Some(cmd.now),
-                            created_at: cmd.now,
-                            updated_at: cmd.now,
-                        };
-                        s.users.push(u.clone());
-                        u
-                    }
+        let (verdict, _) =
+            judge_newest(s, cmd.phone.e164(), cmd.now, cmd.max_attempts, cmd.matches);
+        if verdict != Judgement::Accept {
+            return Ok(verdict.refusal());
+        }
+        let existing = s.users.iter_mut().find(|u| u.phone == *cmd.phone);
+        let is_new_user = existing.is_none();
+        let user = match existing {
+            Some(u) => {
+                u.last_login = Some(cmd.now);
+                u.updated_at = cmd.now;
+                u.is_verified = true;
+                u.clone()
+            }
+            None => {
+                let next = s.users.iter().map(|u| u.id.0).max().unwrap_or(0) + 1;
+                let next = next.max(s.deletions.iter().map(|u| u.0 + 1).max().unwrap_or(0));
+                let u = User {
+                    id: UserId(next),
+                    phone: cmd.phone.clone(),
+                    full_name: None,
+                    profile_image_url: None,
+                    is_verified: true,
+                    last_login: Some(cmd.now),
+                    created_at: cmd.now,
+                    updated_at: cmd.now,
                 };
-                s.sessions.insert(
-                    cmd.session.id.clone(),
-                    SessionRow {
-                        user: user.id,
-                        expires_at: cmd.session.expires_at,
-                        revoked: false,
-                    },
-                );
-                VerifyOutcome::Verified { user, is_new_user }
+                s.users.push(u.clone());
+                u
             }
-            Judgement::Reject {
-                attempts,
-                status,
-                attempts_left,
-            } => {
-                c.state.attempts = attempts;
-                c.state.status = status;
-                VerifyOutcome::WrongCode { attempts_left }
-            }
-            Judgement::Expired => {
-                c.state.status = ChallengeStatus::Expired;
-                VerifyOutcome::Expired
-            }
-            Judgement::AttemptsExceeded => VerifyOutcome::AttemptsExceeded,
-            Judgement::NoActiveCode => VerifyOutcome::NoActiveCode,
-        })
+        };
+        s.sessions.insert(
+            cmd.session.id.clone(),
+            SessionRow {
+                user: user.id,
+                created_at: cmd.session.created_at,
+                last_seen_at: cmd.session.created_at,
+                expires_at: cmd.session.expires_at,
+                revoked: false,
+                user_agent: cmd.session.user_agent.clone(),
+                client_ip: cmd.session.client_ip.clone(),
+            },
+        );
+        s.refresh.push(RefreshRow {
+            session: cmd.session.id.clone(),
+            hash: cmd.refresh.token_hash.clone(),
+            expires_at: cmd.refresh.expires_at,
+            rotated_at: None,
+            successor: None,
+            successor_sealed: None,
+        });
+        Ok(VerifyOutcome::Verified { user, is_new_user })
     }
 
     fn active_session(
@@ -295,6 +297,174 @@ impl AuthRepository for InMemoryStore {
                 true
             }
             _ => false,
+        })
+    }
+
+    fn revoke_sessions(
+        &self,
+        user: UserId,
+        scope: &RevokeScope,
+        _now: DateTime<Utc>,
+    ) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let mut n = 0;
+        for (id, row) in s.sessions.iter_mut() {
+            let in_scope = match scope {
+                RevokeScope::One(one) => id == one,
+                RevokeScope::All => true,
+                RevokeScope::AllExcept(keep) => id != keep,
+            };
+            if in_scope && row.user == user && !row.revoked {
+                row.revoked = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, RepoError> {
+        let s = self.lock()?;
+        let mut list: Vec<SessionInfo> = s
+            .sessions
+            .iter()
+            .filter(|(_, r)| r.user == user && !r.revoked && r.expires_at > now)
+            .map(|(id, r)| SessionInfo {
+                id: id.clone(),
+                created_at: r.created_at,
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+                user_agent: r.user_agent.clone(),
+                client_ip: r.client_ip.clone(),
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.0.cmp(&a.id.0))
+        });
+        Ok(list)
+    }
+
+    fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError> {
+        let mut s = self.lock()?;
+        let s = &mut *s;
+        let Some(idx) = s.refresh.iter().position(|r| r.hash == cmd.token_hash) else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let row = s.refresh[idx].clone();
+        let successor_replayable = row.successor_sealed.is_some()
+            && row
+                .successor
+                .is_some_and(|i| s.refresh[i].rotated_at.is_none());
+        let token = RefreshState {
+            expires_at: row.expires_at,
+            rotated_at: row.rotated_at,
+            successor_replayable,
+        };
+        let Some(session) = s.sessions.get_mut(&row.session) else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let state = SessionState {
+            revoked: session.revoked,
+            expires_at: session.expires_at,
+        };
+        Ok(
+            match refresh::judge(Some(&token), Some(&state), cmd.now, cmd.grace) {
+                RefreshJudgement::Invalid => RotateOutcome::Invalid,
+                RefreshJudgement::Reuse => {
+                    session.revoked = true;
+                    RotateOutcome::Reused
+                }
+                RefreshJudgement::Replay => {
+                    let next = row
+                        .successor
+                        .map(|i| s.refresh[i].expires_at)
+                        .unwrap_or(row.expires_at);
+                    RotateOutcome::Replayed {
+                        session: row.session.clone(),
+                        user: session.user,
+                        successor_sealed: row.successor_sealed.clone().unwrap_or_default(),
+                        refresh_expires_at: next,
+                    }
+                }
+                RefreshJudgement::Rotate => {
+                    let deadline = refresh::session_deadline(
+                        session.created_at,
+                        cmd.now,
+                        cmd.idle,
+                        cmd.max_lifetime,
+                    );
+                    session.expires_at = deadline;
+                    session.last_seen_at = cmd.now;
+                    let user = session.user;
+                    s.refresh.push(RefreshRow {
+                        session: row.session.clone(),
+                        hash: cmd.successor_hash.clone(),
+                        expires_at: deadline,
+                        rotated_at: None,
+                        successor: None,
+                        successor_sealed: None,
+                    });
+                    let succ = s.refresh.len() - 1;
+                    let r = &mut s.refresh[idx];
+                    r.rotated_at = Some(cmd.now);
+                    r.successor = Some(succ);
+                    r.successor_sealed = Some(cmd.successor_sealed.clone());
+                    RotateOutcome::Rotated {
+                        session: row.session,
+                        user,
+                        refresh_expires_at: deadline,
+                    }
+                }
+            },
+        )
+    }
+
+    fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
+        let mut s = self.lock()?;
+        let s = &mut *s;
+        let phone = cmd.phone.e164();
+        let (verdict, _) = judge_newest(s, phone, cmd.now, cmd.max_attempts, cmd.matches);
+        if verdict != Judgement::Accept {
+            return Ok(verdict.refusal());
+        }
+        let Some(pos) = s.users.iter().position(|u| u.id == cmd.user) else {
+            return Ok(VerifyOutcome::NoActiveCode);
+        };
+        let user = s.users.remove(pos);
+        let sessions: Vec<SessionId> = s
+            .sessions
+            .iter()
+            .filter(|(_, r)| r.user == cmd.user)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &sessions {
+            s.sessions.remove(id);
+        }
+        // Keep indexes stable: blank the rows of deleted sessions instead of removing them.
+        for r in s
+            .refresh
+            .iter_mut()
+            .filter(|r| sessions.contains(&r.session))
+        {
+            r.hash.clear();
+            r.successor_sealed = None;
+        }
+        s.challenges.retain(|c| c.phone != phone);
+        s.buckets.remove(&format!("send:phone:{phone}"));
+        for o in s.outbox.iter_mut().filter(|o| o.msg.recipient == phone) {
+            o.msg.sealed_body.clear();
+            o.msg.recipient.clear();
+            o.status = OutboxStatus::Expired;
+        }
+        s.deletions.push(cmd.user);
+        Ok(VerifyOutcome::Verified {
+            user,
+            is_new_user: false,
         })
     }
 }
@@ -380,4 +550,33 @@ fn row(s: &mut State, id: i64) -> Result<&mut OutboxRow, RepoError> {
         .ok()
         .and_then(|i| s.outbox.get_mut(i))
         .ok_or_else(|| RepoError::Other(format!("no outbox row {id}")))
+}
+
+/// Judges an attempt on the newest challenge of `phone` and applies a refusal's writes; on
+/// `Accept` marks the challenge consumed.
+fn judge_newest(
+    s: &mut State,
+    phone: &str,
+    now: DateTime<Utc>,
+    max_attempts: u32,
+    matches: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> (Judgement, Option<usize>) {
+    let idx = s.challenges.iter().rposition(|c| c.phone == phone);
+    let ok = idx.is_some_and(|i| matches(&s.challenges[i].hash));
+    let verdict = judge(idx.map(|i| &s.challenges[i].state), now, max_attempts, ok);
+    if let Some(i) = idx {
+        let c = &mut s.challenges[i];
+        match verdict {
+            Judgement::Accept => c.state.status = ChallengeStatus::Consumed,
+            Judgement::Reject {
+                attempts, status, ..
+            } => {
+                c.state.attempts = attempts;
+                c.state.status = status;
+            }
+            Judgement::Expired => c.state.status = ChallengeStatus::Expired,
+            Judgement::AttemptsExceeded | Judgement::NoActiveCode => {}
+        }
+    }
+    (verdict, idx)
 }

@@ -7,7 +7,7 @@
 //! [`crate::challenge::judge`]) what to do, and writes the result, so concurrent requests on any
 //! number of instances see one consistent state.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Market, PhoneNumber};
 
 use crate::{NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId};
@@ -117,6 +117,108 @@ pub struct VerifyChallenge<'a> {
     pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
     /// The session to create when the code is right.
     pub session: NewSession,
+    /// The session's first refresh token.
+    pub refresh: NewRefreshToken,
+}
+
+/// A refresh token to store (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the token text ([`crate::refresh::hash`]).
+    pub token_hash: Vec<u8>,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Input of `AuthRepository::rotate_refresh`.
+#[derive(Debug, Clone)]
+pub struct RotateRefresh<'a> {
+    /// Hash of the presented token.
+    pub token_hash: &'a [u8],
+    /// Attempt time.
+    pub now: DateTime<Utc>,
+    /// Window after a rotation in which the rotated token gets its successor again.
+    pub grace: Duration,
+    /// Session idle timeout: a rotation extends the session to `now + idle`…
+    pub idle: Duration,
+    /// …but never past `created_at + max_lifetime`.
+    pub max_lifetime: Duration,
+    /// Hash of the successor to store when rotating (its `expires_at` is the new session deadline).
+    pub successor_hash: Vec<u8>,
+    /// The successor's text, sealed, kept on the rotated row for the grace window only.
+    pub successor_sealed: Vec<u8>,
+}
+
+/// Result of `AuthRepository::rotate_refresh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// Rotated: the successor is stored and the session extended.
+    Rotated {
+        /// The session.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+        /// Expiry of the successor (= the session's new deadline).
+        refresh_expires_at: DateTime<Utc>,
+    },
+    /// A retry within the grace window: the successor already issued, sealed.
+    Replayed {
+        /// The session.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+        /// The successor's sealed text.
+        successor_sealed: Vec<u8>,
+        /// Expiry of the successor.
+        refresh_expires_at: DateTime<Utc>,
+    },
+    /// A rotated token came back after the grace window: the session is now revoked.
+    Reused,
+    /// Unknown token, or its session or itself has ended.
+    Invalid,
+}
+
+/// Which sessions of a user to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeScope {
+    /// One session.
+    One(SessionId),
+    /// Every session.
+    All,
+    /// Every session but this one.
+    AllExcept(SessionId),
+}
+
+/// An active session, for the user's session list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Id.
+    pub id: SessionId,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last sign-in or refresh.
+    pub last_seen_at: DateTime<Utc>,
+    /// When it ends unless refreshed.
+    pub expires_at: DateTime<Utc>,
+    /// `User-Agent` at sign-in.
+    pub user_agent: Option<String>,
+    /// Client IP at sign-in.
+    pub client_ip: Option<String>,
+}
+
+/// Input of `AuthRepository::delete_account`: a step-up check of a fresh code for the account's
+/// own number, then deletion.
+pub struct DeleteAccount<'a> {
+    /// The account.
+    pub user: UserId,
+    /// Its phone number (the code must be for it).
+    pub phone: &'a PhoneNumber,
+    /// Attempt time.
+    pub now: DateTime<Utc>,
+    /// Wrong tries allowed per code.
+    pub max_attempts: u32,
+    /// Compares the presented code with a stored hash, in constant time.
+    pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
 }
 
 /// Result of `AuthRepository::verify_challenge`.
@@ -185,8 +287,35 @@ pub trait AuthRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<User>, RepoError>;
 
-    /// Revokes the session; `false` when it was not active.
+    /// Revokes the session; `false` when it was already revoked or does not exist.
     fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+
+    /// Revokes `user`'s sessions in `scope` that are not revoked yet; returns how many.
+    fn revoke_sessions(
+        &self,
+        user: UserId,
+        scope: &RevokeScope,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError>;
+
+    /// `user`'s sessions that are active at `now`, newest first.
+    fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, RepoError>;
+
+    /// Judges a refresh ([`crate::refresh::judge`]) with the token row locked, and applies the
+    /// verdict: rotate (store successor, extend session, keep the sealed successor on the old
+    /// row), replay, or revoke the whole session on reuse.
+    fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError>;
+
+    /// Judges the code like `verify_challenge`; when accepted, deletes the user and every row of
+    /// theirs (sessions, refresh tokens, challenges, limit buckets and outbox messages of the
+    /// number, and through `ON DELETE CASCADE` any account data) and records an audit row without
+    /// personal data — all in one transaction. `Verified` in the outcome means deleted (its
+    /// `user` is the deleted account as it was).
+    fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError>;
 }
 
 /// A stored outbox message claimed for delivery.

@@ -31,9 +31,15 @@ impl std::fmt::Debug for PayloadSealer {
 pub struct OpenError;
 
 impl PayloadSealer {
-    /// A sealer keyed from `secret` with the label `marque-outbox-v1`.
+    /// A sealer for outbox payloads, keyed from `secret` with the label `marque-outbox-v1`.
     pub fn from_secret(secret: &[u8]) -> Self {
-        let key = derive_key(secret, b"marque-outbox-v1");
+        Self::with_label(secret, b"marque-outbox-v1")
+    }
+
+    /// A sealer keyed from `secret` for the purpose named by `label`, so each purpose (outbox,
+    /// refresh-token grace copies…) has its own key.
+    pub fn with_label(secret: &[u8], label: &[u8]) -> Self {
+        let key = derive_key(secret, label);
         Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
         }

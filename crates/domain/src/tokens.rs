@@ -1,68 +1,97 @@
-//! Access tokens: JWT (RFC 7519) signed with HS256 (RFC 7518 §3.2).
+//! Access tokens: JWT (RFC 7519) signed with HS256 (RFC 7518 §3.2) or, as an option, EdDSA over
+//! Ed25519 (RFC 8037) with a `kid` header and a published JWKS (RFC 7517). Verification is
+//! `marque-verify`'s, the same code other services link.
 
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use marque_markets::Market;
-use serde::{Deserialize, Serialize};
+pub use marque_verify::AccessClaims;
+use marque_verify::{Verifier, VerifyError};
 
 use crate::{SessionId, UserId};
 
-/// The claims of a Marque access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// Subject: the user id within `market`, as decimal text.
-    pub sub: String,
-    /// The market whose database holds the user (`kg`, `us`).
-    pub market: Market,
-    /// Session id; the session must be active for the token to be accepted.
-    pub sid: String,
-    /// Unique token id (UUID v4).
-    pub jti: String,
-    /// Issued at, seconds since the Unix epoch.
-    pub iat: i64,
-    /// Expires at, seconds since the Unix epoch.
-    pub exp: i64,
-    /// Issuer (`JWT_ISSUER`, default `marque`).
-    pub iss: String,
+/// Typed views of [`AccessClaims`] fields.
+pub trait ClaimsExt {
+    /// The user id from `sub`.
+    fn user_id(&self) -> Result<UserId, TokenError>;
+    /// The session id from `sid`.
+    fn session_id(&self) -> SessionId;
+    /// `exp` as a timestamp.
+    fn expires_at(&self) -> DateTime<Utc>;
 }
 
-impl AccessClaims {
-    /// The user id from `sub`.
-    pub fn user_id(&self) -> Result<UserId, TokenError> {
+impl ClaimsExt for AccessClaims {
+    fn user_id(&self) -> Result<UserId, TokenError> {
         self.sub
             .parse()
             .map(UserId)
             .map_err(|_| TokenError::Invalid)
     }
 
-    /// The session id from `sid`.
-    pub fn session_id(&self) -> SessionId {
+    fn session_id(&self) -> SessionId {
         SessionId(self.sid.clone())
     }
 
-    /// `exp` as a timestamp.
-    pub fn expires_at(&self) -> DateTime<Utc> {
+    fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.exp, 0).unwrap_or_default()
     }
 }
 
-/// Why a token was refused. Deliberately coarse: clients get one `invalid_token` answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a token was refused, or keys could not be loaded. Refusals are deliberately coarse:
+/// clients get one `invalid_token` answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Malformed, wrongly signed, wrong issuer or algorithm.
+    /// Malformed, wrongly signed, unknown key, wrong issuer or algorithm.
     #[error("token is invalid")]
     Invalid,
     /// Past its `exp`.
     #[error("token has expired")]
     Expired,
+    /// Key material is unusable (start-up configuration error).
+    #[error("unusable signing key: {0}")]
+    Key(String),
 }
 
-/// Signs and verifies access tokens with one HS256 secret.
+/// An Ed25519 key pair in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`) with its key id.
+#[derive(Clone)]
+pub struct Ed25519SigningKey {
+    /// `kid` stamped in token headers and published in the JWKS.
+    pub kid: String,
+    /// `-----BEGIN PRIVATE KEY-----` PEM.
+    pub private_pem: String,
+}
+
+impl std::fmt::Debug for Ed25519SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A retired Ed25519 public key (SPKI PEM, `-----BEGIN PUBLIC KEY-----`): tokens it signed keep
+/// verifying until they expire.
+#[derive(Debug, Clone)]
+pub struct Ed25519PublicKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// Public key PEM.
+    pub public_pem: String,
+}
+
+/// Signs and verifies access tokens.
 #[derive(Clone)]
 pub struct TokenService {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    header: Header,
+    verifier: Verifier,
+    jwks: JwkSet,
     issuer: String,
     ttl: Duration,
 }
@@ -70,37 +99,95 @@ pub struct TokenService {
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenService")
+            .field("algorithm", &self.header.alg)
+            .field("kid", &self.header.kid)
             .field("issuer", &self.issuer)
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
 
+fn okp_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
+    Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            key_id: Some(kid.to_owned()),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+        }),
+    }
+}
+
 impl TokenService {
-    /// A service signing with `secret` (use at least 32 random bytes), stamping `issuer`, and
-    /// issuing tokens valid for `ttl`.
+    /// HS256 with `secret` (at least 32 random bytes), stamping `issuer`, tokens valid for `ttl`.
+    /// The JWKS is empty: the secret is never published.
     pub fn hs256(secret: &[u8], issuer: impl Into<String>, ttl: Duration) -> Self {
         let issuer = issuer.into();
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked against the injected clock in `verify`, not the system clock.
-        validation.validate_exp = false;
-        validation.required_spec_claims = ["exp", "iss", "sub"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        validation.set_issuer(&[issuer.as_str()]);
         Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            header: Header::new(Algorithm::HS256),
+            verifier: Verifier::hs256(secret, issuer.clone()),
+            jwks: JwkSet { keys: Vec::new() },
             issuer,
             ttl,
         }
     }
 
+    /// EdDSA: signs with `signing`, verifies tokens of `signing` and of every `retired` key, and
+    /// publishes all their public keys in [`TokenService::jwks`].
+    ///
+    /// Errors: [`TokenError::Key`] for unreadable PEM or duplicate key ids.
+    pub fn ed25519(
+        signing: &Ed25519SigningKey,
+        retired: &[Ed25519PublicKey],
+        issuer: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<Self, TokenError> {
+        let issuer = issuer.into();
+        let key_err = |kid: &str, e: &dyn std::fmt::Display| TokenError::Key(format!("{kid}: {e}"));
+        let sk = ed25519_dalek::SigningKey::from_pkcs8_pem(&signing.private_pem)
+            .map_err(|e| key_err(&signing.kid, &e))?;
+        let encoding = EncodingKey::from_ed_pem(signing.private_pem.as_bytes())
+            .map_err(|e| key_err(&signing.kid, &e))?;
+        let mut publics = vec![(signing.kid.clone(), sk.verifying_key().to_bytes())];
+        for r in retired {
+            let vk = ed25519_dalek::VerifyingKey::from_public_key_pem(&r.public_pem)
+                .map_err(|e| key_err(&r.kid, &e))?;
+            if publics.iter().any(|(k, _)| *k == r.kid) {
+                return Err(TokenError::Key(format!("duplicate key id `{}`", r.kid)));
+            }
+            publics.push((r.kid.clone(), vk.to_bytes()));
+        }
+        let jwks = JwkSet {
+            keys: publics.iter().map(|(kid, pk)| okp_jwk(kid, pk)).collect(),
+        };
+        let verifier = Verifier::from_jwks(&jwks, issuer.clone())
+            .map_err(|e| TokenError::Key(e.to_string()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(signing.kid.clone());
+        Ok(Self {
+            encoding,
+            header,
+            verifier,
+            jwks,
+            issuer,
+            ttl,
+        })
+    }
+
     /// Lifetime of issued tokens.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The public verification keys (`GET /.well-known/jwks.json`); empty for HS256.
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
     }
 
     /// Signs a token for `user` in `market` bound to `session`, issued at `now`.
@@ -121,25 +208,28 @@ impl TokenService {
             exp: (now + self.ttl).timestamp(),
             iss: self.issuer.clone(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .unwrap_or_else(|e| unreachable!("HS256 signing of plain claims cannot fail: {e}"));
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+            .unwrap_or_else(|e| unreachable!("signing with a validated key cannot fail: {e}"));
         (token, claims)
     }
 
-    /// Checks signature, algorithm, issuer and expiry (at `now`, no leeway) of `token`.
+    /// Checks signature, algorithm, key id, issuer and expiry (at `now`, no leeway) of `token`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        if now.timestamp() >= data.claims.exp {
-            return Err(TokenError::Expired);
-        }
-        Ok(data.claims)
+        self.verifier
+            .verify_at(token, now.timestamp())
+            .map(|t| t.claims)
+            .map_err(|e| match e {
+                VerifyError::Expired => TokenError::Expired,
+                VerifyError::Invalid | VerifyError::Key(_) => TokenError::Invalid,
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 
     use super::*;
 
@@ -147,30 +237,52 @@ mod tests {
         TokenService::hs256(secret, "marque", Duration::minutes(30))
     }
 
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    pub(crate) fn ed_key(seed: u8, kid: &str) -> (Ed25519SigningKey, Ed25519PublicKey) {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let private_pem = sk.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let public_pem = sk
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        (
+            Ed25519SigningKey {
+                kid: kid.into(),
+                private_pem,
+            },
+            Ed25519PublicKey {
+                kid: kid.into(),
+                public_pem,
+            },
+        )
+    }
+
     #[test]
     fn issue_verify_and_expire() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let s = svc(b"0123456789abcdef0123456789abcdef");
         let (tok, claims) = s.issue(
             UserId(7),
             Market::Kg,
             &SessionId("s1".into()),
             "j".into(),
-            now,
+            now(),
         );
         assert_eq!(claims.exp - claims.iat, 1800);
-        let back = s.verify(&tok, now + Duration::minutes(29)).unwrap();
+        let back = s.verify(&tok, now() + Duration::minutes(29)).unwrap();
         assert_eq!(back, claims);
         assert_eq!(back.user_id().unwrap(), UserId(7));
         assert_eq!(
-            s.verify(&tok, now + Duration::minutes(30)),
+            s.verify(&tok, now() + Duration::minutes(30)),
             Err(TokenError::Expired)
         );
         assert_eq!(
-            svc(b"another-secret-another-secret-xx").verify(&tok, now),
+            svc(b"another-secret-another-secret-xx").verify(&tok, now()),
             Err(TokenError::Invalid)
         );
-        assert_eq!(s.verify("not.a.token", now), Err(TokenError::Invalid));
+        assert_eq!(s.verify("not.a.token", now()), Err(TokenError::Invalid));
         let other_iss = TokenService::hs256(
             b"0123456789abcdef0123456789abcdef",
             "x",
@@ -181,27 +293,86 @@ mod tests {
             Market::Kg,
             &SessionId("s".into()),
             "j".into(),
-            now,
+            now(),
         );
-        assert_eq!(s.verify(&tok2, now), Err(TokenError::Invalid));
+        assert_eq!(s.verify(&tok2, now()), Err(TokenError::Invalid));
+        assert!(s.jwks().keys.is_empty());
     }
 
     #[test]
     fn none_algorithm_is_refused() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let s = svc(b"0123456789abcdef0123456789abcdef");
         let (tok, _) = s.issue(
             UserId(1),
             Market::Us,
             &SessionId("s".into()),
             "j".into(),
-            now,
+            now(),
         );
-        let mut parts = tok.split('.');
-        let _header = parts.next();
-        let payload = parts.next().unwrap();
+        let payload = tok.split('.').nth(1).unwrap();
         // {"alg":"none","typ":"JWT"}
         let forged = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
-        assert_eq!(s.verify(&forged, now), Err(TokenError::Invalid));
+        assert_eq!(s.verify(&forged, now()), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn eddsa_rotation_keeps_retired_keys_verifying() {
+        let (old_sk, old_pk) = ed_key(1, "2026-01");
+        let (new_sk, _) = ed_key(2, "2026-02");
+        let ttl = Duration::minutes(30);
+        let before = TokenService::ed25519(&old_sk, &[], "marque", ttl).unwrap();
+        let (old_tok, _) = before.issue(
+            UserId(3),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        let after = TokenService::ed25519(&new_sk, &[old_pk], "marque", ttl).unwrap();
+        let (new_tok, _) = after.issue(
+            UserId(3),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        assert!(
+            after.verify(&old_tok, now()).is_ok(),
+            "retired key still verifies"
+        );
+        assert!(after.verify(&new_tok, now()).is_ok());
+        assert_eq!(
+            before.verify(&new_tok, now()),
+            Err(TokenError::Invalid),
+            "unknown kid"
+        );
+        let kids: Vec<_> = after
+            .jwks()
+            .keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap())
+            .collect();
+        assert_eq!(kids, ["2026-02", "2026-01"]);
+        let json = serde_json::to_value(after.jwks()).unwrap();
+        assert_eq!(json["keys"][0]["kty"], "OKP");
+        assert_eq!(json["keys"][0]["crv"], "Ed25519");
+        assert!(!json.to_string().contains("PRIVATE"));
+        // An HS256 token is not accepted by an EdDSA service, whatever its secret.
+        let (hs, _) = svc(b"0123456789abcdef0123456789abcdef").issue(
+            UserId(3),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        assert_eq!(after.verify(&hs, now()), Err(TokenError::Invalid));
+        let bad = Ed25519SigningKey {
+            kid: "x".into(),
+            private_pem: "nope".into(),
+        };
+        assert!(matches!(
+            TokenService::ed25519(&bad, &[], "marque", ttl),
+            Err(TokenError::Key(_))
+        ));
     }
 }

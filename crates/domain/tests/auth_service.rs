@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::memory::{InMemoryStore, OutboxStatus};
 use marque_domain::{
-    AuthConfig, AuthError, AuthService, ClientInfo, FullName, ManualClock, OsRandom, OtpHasher,
-    PayloadSealer, ProfileUpdate, TokenService,
+    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, FullName, LogoutScope, ManualClock,
+    OsRandom, OtpHasher, PayloadSealer, ProfileUpdate, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 
@@ -27,12 +27,15 @@ fn fixture(config: AuthConfig) -> Fixture {
     let kg = Arc::new(InMemoryStore::new(Market::Kg));
     let us = Arc::new(InMemoryStore::new(Market::Us));
     let svc = AuthService::new(
-        vec![kg.clone(), us.clone()],
-        clock.clone(),
-        Arc::new(OsRandom),
-        OtpHasher::from_secret(SECRET),
-        PayloadSealer::from_secret(SECRET),
-        TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+        AuthDeps {
+            repos: vec![kg.clone(), us.clone()],
+            clock: clock.clone(),
+            rng: Arc::new(OsRandom),
+            hasher: OtpHasher::from_secret(SECRET),
+            outbox_sealer: PayloadSealer::from_secret(SECRET),
+            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
+            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+        },
         config,
     );
     Fixture { svc, clock, kg, us }
@@ -85,7 +88,9 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let user = f.svc.update_profile(&login.access_token, &upd).unwrap();
     assert_eq!(user.full_name.unwrap().as_str(), "Анна");
 
-    f.svc.logout(&login.access_token).unwrap();
+    f.svc
+        .logout(&login.access_token, LogoutScope::Local)
+        .unwrap();
     assert!(matches!(
         f.svc.authenticate(&login.access_token),
         Err(AuthError::InvalidToken)
@@ -241,4 +246,104 @@ fn outage_maps_to_unavailable_and_tokens_of_one_market_do_not_reach_the_other() 
         Err(AuthError::InvalidToken)
     ));
     let _ = OutboxStatus::Pending;
+}
+
+fn login(f: &Fixture, e164: &str) -> marque_domain::LoginSuccess {
+    let p = phone(e164);
+    f.svc.send_code(&p, &client()).unwrap();
+    let code = delivered_code(
+        f,
+        if p.market() == Market::Kg {
+            &f.kg
+        } else {
+            &f.us
+        },
+        &p,
+    );
+    f.svc.verify_code(&p, &code, &client()).unwrap()
+}
+
+#[test]
+fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
+    let f = fixture(AuthConfig::default());
+    let first = login(&f, "+996505325311");
+    assert!(first.refresh_token.starts_with("mrt_kg_"));
+    assert_eq!(first.refresh_expires_in, 30 * 24 * 3600);
+    f.clock.advance(Duration::seconds(60));
+    let second = f.svc.refresh(&first.refresh_token).unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.market, Market::Kg);
+    // A concurrent retry within the grace window gets the same successor.
+    f.clock.advance(Duration::seconds(5));
+    let retry = f.svc.refresh(&first.refresh_token).unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    // After the window, the rotated token is reuse: the whole session ends.
+    f.clock.advance(Duration::seconds(6));
+    assert!(matches!(
+        f.svc.refresh(&first.refresh_token),
+        Err(AuthError::RefreshTokenReused)
+    ));
+    assert!(matches!(
+        f.svc.refresh(&second.refresh_token),
+        Err(AuthError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        f.svc.authenticate(&second.access_token),
+        Err(AuthError::InvalidToken)
+    ));
+    assert!(matches!(
+        f.svc.refresh("garbage"),
+        Err(AuthError::InvalidRefreshToken)
+    ));
+}
+
+#[test]
+fn logout_scopes_and_session_list() {
+    let f = fixture(AuthConfig::default());
+    let a = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(61));
+    let b = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(61));
+    let c = login(&f, "+996505325311");
+    let (current, list) = f.svc.sessions(&c.access_token).unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0].id, current);
+    assert_eq!(
+        f.svc.logout(&c.access_token, LogoutScope::Others).unwrap(),
+        2
+    );
+    assert!(f.svc.authenticate(&a.access_token).is_err());
+    assert!(f.svc.authenticate(&b.access_token).is_err());
+    assert!(f.svc.authenticate(&c.access_token).is_ok());
+    assert!(matches!(
+        f.svc.end_session(&c.access_token, "nope"),
+        Err(AuthError::NotFound)
+    ));
+    assert_eq!(
+        f.svc.logout(&c.access_token, LogoutScope::Global).unwrap(),
+        1
+    );
+    assert!(f.svc.authenticate(&c.access_token).is_err());
+}
+
+#[test]
+fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
+    let f = fixture(AuthConfig::default());
+    let p = phone("+12125550100");
+    let first = login(&f, p.e164());
+    assert!(matches!(
+        f.svc
+            .delete_account(&first.access_token, &OtpCode::parse("123456").unwrap()),
+        Err(AuthError::CodeNotFound)
+    ));
+    f.clock.advance(Duration::seconds(61));
+    f.svc.send_code(&p, &client()).unwrap();
+    let code = delivered_code(&f, &f.us, &p);
+    f.svc.delete_account(&first.access_token, &code).unwrap();
+    assert_eq!(f.us.user_count(), 0);
+    assert!(f.svc.authenticate(&first.access_token).is_err());
+    f.clock.advance(Duration::seconds(61));
+    let again = login(&f, p.e164());
+    assert!(again.is_new_user);
+    assert_ne!(again.user.id, first.user.id);
 }

@@ -53,11 +53,21 @@ pub enum MessageKey {
     ServiceUnavailable,
     /// An unexpected server error.
     InternalError,
+    /// A refresh token was exchanged for new tokens.
+    TokenRefreshed,
+    /// The refresh token is unknown, expired or of an ended session.
+    InvalidRefreshToken,
+    /// A refresh token was used twice; the session was ended for safety.
+    RefreshTokenReused,
+    /// Sessions were ended (logout, session removal).
+    SessionsEnded,
+    /// The account and its data were deleted.
+    AccountDeleted,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 23] = [
+    pub const ALL: [MessageKey; 28] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -81,6 +91,11 @@ impl MessageKey {
         MessageKey::UnsupportedMediaType,
         MessageKey::ServiceUnavailable,
         MessageKey::InternalError,
+        MessageKey::TokenRefreshed,
+        MessageKey::InvalidRefreshToken,
+        MessageKey::RefreshTokenReused,
+        MessageKey::SessionsEnded,
+        MessageKey::AccountDeleted,
     ];
 }
 
@@ -169,6 +184,20 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Service temporarily unavailable, please try again later",
         ),
         MessageKey::InternalError => ("Внутренняя ошибка сервера", "Internal server error"),
+        MessageKey::TokenRefreshed => ("Токены обновлены", "Tokens refreshed"),
+        MessageKey::InvalidRefreshToken => (
+            "Токен обновления недействителен или истёк. Войдите снова",
+            "The refresh token is invalid or has expired. Please sign in again",
+        ),
+        MessageKey::RefreshTokenReused => (
+            "Токен обновления уже использовался; сеанс завершён в целях безопасности. Войдите снова",
+            "The refresh token was already used; the session was ended for your safety. Please sign in again",
+        ),
+        MessageKey::SessionsEnded => ("Сеанс завершён", "Signed out"),
+        MessageKey::AccountDeleted => (
+            "Аккаунт и все его данные удалены",
+            "The account and all its data were deleted",
+        ),
     }
 }
 

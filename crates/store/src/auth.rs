@@ -6,16 +6,20 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use marque_domain::challenge::{self, ChallengeStatus, Judgement};
+use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::{
-    AuthRepository, BucketState, IssueChallenge, IssueOutcome, NewSession, ProfileUpdate,
-    RepoError, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
+    AuthRepository, BucketState, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
+    NewSession, ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId,
+    SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 
 use crate::MarketStore;
-use crate::connection::{DbConnection, lock_bucket, newest_challenge, write_tx};
-use crate::models::{USER_COLUMNS, UserRow, from_db, to_db, to_i32};
-use crate::schema::{outbox, phone_verifications, rate_limits, sessions, users};
+use crate::connection::{DbConnection, lock_bucket, lock_refresh, newest_challenge, write_tx};
+use crate::models::{SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
+use crate::schema::{
+    account_deletions, outbox, phone_verifications, rate_limits, refresh_tokens, sessions, users,
+};
 use crate::store::TxError;
 
 /// Outbox status of a message waiting for delivery.
@@ -99,63 +103,18 @@ impl AuthRepository for MarketStore {
         let now = to_db(cmd.now);
         self.with_conn(|conn| {
             write_tx(conn, |conn| {
-                let row = newest_challenge(conn, phone)?;
-                // Compared whatever the row's state, so timing does not tell which branch ran.
-                let matches = match &row {
-                    Some(r) => (cmd.matches)(&r.code_hash),
-                    None => {
-                        let _ = (cmd.matches)(&NO_HASH);
-                        false
-                    }
-                };
-                let state = row.as_ref().map(|r| r.state(market)).transpose()?;
-                let verdict = challenge::judge(state.as_ref(), cmd.now, cmd.max_attempts, matches);
-                let (Some(row), Some(state)) = (row, state) else {
-                    return Ok(VerifyOutcome::NoActiveCode);
-                };
-                let this = phone_verifications::table.find(row.id);
-                match verdict {
-                    Judgement::Accept => {
-                        diesel::update(this)
-                            .set((
-                                phone_verifications::status.eq(ChallengeStatus::Consumed.as_str()),
-                                phone_verifications::consumed_at.eq(now),
-                            ))
-                            .execute(conn)?;
-                        let (user, is_new_user) = sign_in(conn, phone, now)?;
-                        insert_session(conn, user.id, &cmd.session)?;
-                        Ok(VerifyOutcome::Verified {
-                            user: user.into_user(market)?,
-                            is_new_user,
-                        })
-                    }
-                    Judgement::Reject {
-                        attempts,
-                        status,
-                        attempts_left,
-                    } => {
-                        diesel::update(this)
-                            .set((
-                                phone_verifications::attempts.eq(to_i32(attempts)),
-                                phone_verifications::status.eq(status.as_str()),
-                            ))
-                            .execute(conn)?;
-                        Ok(VerifyOutcome::WrongCode { attempts_left })
-                    }
-                    Judgement::Expired => {
-                        if state.status != ChallengeStatus::Expired {
-                            diesel::update(this)
-                                .set(
-                                    phone_verifications::status
-                                        .eq(ChallengeStatus::Expired.as_str()),
-                                )
-                                .execute(conn)?;
-                        }
-                        Ok(VerifyOutcome::Expired)
-                    }
-                    Judgement::AttemptsExceeded => Ok(VerifyOutcome::AttemptsExceeded),
-                    Judgement::NoActiveCode => Ok(VerifyOutcome::NoActiveCode),
+                let verdict =
+                    judge_challenge(conn, market, phone, cmd.now, cmd.max_attempts, cmd.matches)?;
+                if verdict != Judgement::Accept {
+                    return Ok(verdict.refusal());
                 }
+                let (user, is_new_user) = sign_in(conn, phone, now)?;
+                insert_session(conn, user.id, &cmd.session)?;
+                insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
+                Ok(VerifyOutcome::Verified {
+                    user: user.into_user(market)?,
+                    is_new_user,
+                })
             })
         })
     }
@@ -241,6 +200,193 @@ impl AuthRepository for MarketStore {
             .set(sessions::revoked_at.eq(now))
             .execute(conn)?;
             Ok(n == 1)
+        })
+    }
+
+    fn revoke_sessions(
+        &self,
+        user: UserId,
+        scope: &RevokeScope,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError> {
+        let now = to_db(now);
+        self.with_conn(|conn| {
+            let mine = sessions::table
+                .filter(sessions::user_id.eq(user.0))
+                .filter(sessions::revoked_at.is_null());
+            let set = sessions::revoked_at.eq(now);
+            let n = match scope {
+                RevokeScope::One(id) => diesel::update(mine.filter(sessions::id.eq(id.0.as_str())))
+                    .set(set)
+                    .execute(conn)?,
+                RevokeScope::All => diesel::update(mine).set(set).execute(conn)?,
+                RevokeScope::AllExcept(id) => {
+                    diesel::update(mine.filter(sessions::id.ne(id.0.as_str())))
+                        .set(set)
+                        .execute(conn)?
+                }
+            };
+            Ok(n as u64)
+        })
+    }
+
+    fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, RepoError> {
+        let now = to_db(now);
+        let rows = self.read(|conn| {
+            Ok(sessions::table
+                .filter(sessions::user_id.eq(user.0))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now))
+                .order((sessions::created_at.desc(), sessions::id.desc()))
+                .select(SessionRow::as_select())
+                .load::<SessionRow>(conn)?)
+        })?;
+        Ok(rows.into_iter().map(SessionRow::into_info).collect())
+    }
+
+    fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError> {
+        let now = to_db(cmd.now);
+        self.with_conn(|conn| {
+            write_tx(conn, |conn| {
+                let Some(token) = lock_refresh(conn, cmd.token_hash)? else {
+                    return Ok(RotateOutcome::Invalid);
+                };
+                let session = sessions::table
+                    .find(token.session_id.as_str())
+                    .select(SessionRow::as_select())
+                    .first::<SessionRow>(conn)
+                    .optional()?;
+                let Some(session) = session else {
+                    return Ok(RotateOutcome::Invalid);
+                };
+                let successor = match token.successor_id {
+                    Some(id) => refresh_tokens::table
+                        .find(id)
+                        .select((refresh_tokens::rotated_at, refresh_tokens::expires_at))
+                        .first::<(Option<NaiveDateTime>, NaiveDateTime)>(conn)
+                        .optional()?,
+                    None => None,
+                };
+                let state = RefreshState {
+                    expires_at: from_db(token.expires_at),
+                    rotated_at: token.rotated_at.map(from_db),
+                    successor_replayable: token.successor_sealed.is_some()
+                        && successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                };
+                let live = SessionState {
+                    revoked: session.revoked_at.is_some(),
+                    expires_at: from_db(session.expires_at),
+                };
+                let sid = SessionId(session.id.clone());
+                let user = UserId(session.user_id);
+                Ok(
+                    match refresh::judge(Some(&state), Some(&live), cmd.now, cmd.grace) {
+                        RefreshJudgement::Invalid => RotateOutcome::Invalid,
+                        RefreshJudgement::Reuse => {
+                            diesel::update(sessions::table.find(session.id.as_str()))
+                                .filter(sessions::revoked_at.is_null())
+                                .set(sessions::revoked_at.eq(now))
+                                .execute(conn)?;
+                            RotateOutcome::Reused
+                        }
+                        RefreshJudgement::Replay => RotateOutcome::Replayed {
+                            session: sid,
+                            user,
+                            successor_sealed: token.successor_sealed.unwrap_or_default(),
+                            refresh_expires_at: from_db(
+                                successor.map_or(token.expires_at, |(_, expires)| expires),
+                            ),
+                        },
+                        RefreshJudgement::Rotate => {
+                            let deadline = refresh::session_deadline(
+                                from_db(session.created_at),
+                                cmd.now,
+                                cmd.idle,
+                                cmd.max_lifetime,
+                            );
+                            let next = NewRefreshToken {
+                                token_hash: cmd.successor_hash.clone(),
+                                expires_at: deadline,
+                            };
+                            let next_id = insert_refresh(conn, &sid, &next, now)?;
+                            diesel::update(refresh_tokens::table.find(token.id))
+                                .set((
+                                    refresh_tokens::rotated_at.eq(now),
+                                    refresh_tokens::successor_id.eq(next_id),
+                                    refresh_tokens::successor_sealed
+                                        .eq(cmd.successor_sealed.as_slice()),
+                                ))
+                                .execute(conn)?;
+                            // The grace copy on the previous generation is moot once its successor
+                            // (this token) is used: drop it.
+                            diesel::update(
+                                refresh_tokens::table
+                                    .filter(refresh_tokens::successor_id.eq(token.id)),
+                            )
+                            .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
+                            .execute(conn)?;
+                            diesel::update(sessions::table.find(session.id.as_str()))
+                                .set((
+                                    sessions::expires_at.eq(to_db(deadline)),
+                                    sessions::last_seen_at.eq(now),
+                                ))
+                                .execute(conn)?;
+                            RotateOutcome::Rotated {
+                                session: sid,
+                                user,
+                                refresh_expires_at: deadline,
+                            }
+                        }
+                    },
+                )
+            })
+        })
+    }
+
+    fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
+        let market = self.market();
+        let phone = cmd.phone.e164();
+        let now = to_db(cmd.now);
+        self.with_conn(|conn| {
+            write_tx(conn, |conn| {
+                let verdict =
+                    judge_challenge(conn, market, phone, cmd.now, cmd.max_attempts, cmd.matches)?;
+                if verdict != Judgement::Accept {
+                    return Ok(verdict.refusal());
+                }
+                let user = users::table
+                    .find(cmd.user.0)
+                    .select(UserRow::as_select())
+                    .first::<UserRow>(conn)
+                    .optional()?;
+                let Some(user) = user.filter(|u| u.phone_number == phone) else {
+                    return Ok(VerifyOutcome::NoActiveCode);
+                };
+                // Sessions, refresh tokens and account data go with the user (ON DELETE
+                // CASCADE); what is keyed by the number goes explicitly.
+                diesel::delete(users::table.find(cmd.user.0)).execute(conn)?;
+                diesel::delete(
+                    phone_verifications::table.filter(phone_verifications::phone_number.eq(phone)),
+                )
+                .execute(conn)?;
+                diesel::delete(outbox::table.filter(outbox::recipient.eq(phone))).execute(conn)?;
+                diesel::delete(rate_limits::table.find(format!("send:phone:{phone}")))
+                    .execute(conn)?;
+                diesel::insert_into(account_deletions::table)
+                    .values((
+                        account_deletions::user_id.eq(cmd.user.0),
+                        account_deletions::deleted_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                Ok(VerifyOutcome::Verified {
+                    user: user.into_user(market)?,
+                    is_new_user: false,
+                })
+            })
         })
     }
 }
@@ -364,4 +510,64 @@ fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> Q
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Judges an attempt on the newest challenge of `phone` (locked until the transaction ends) and
+/// writes the verdict to it: consumed, a wrong try counted (dead at the limit), or expired.
+fn judge_challenge(
+    conn: &mut DbConnection,
+    market: Market,
+    phone: &str,
+    now: DateTime<Utc>,
+    max_attempts: u32,
+    matches: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<Judgement, TxError> {
+    let row = newest_challenge(conn, phone)?;
+    // Compared whatever the row's state, so timing does not tell which branch ran.
+    let ok = matches(row.as_ref().map_or(&NO_HASH[..], |r| &r.code_hash));
+    let ok = ok && row.is_some();
+    let state = row.as_ref().map(|r| r.state(market)).transpose()?;
+    let verdict = challenge::judge(state.as_ref(), now, max_attempts, ok);
+    let (Some(row), Some(state)) = (row, state) else {
+        return Ok(verdict);
+    };
+    let this = phone_verifications::table.find(row.id);
+    match verdict {
+        Judgement::Accept => diesel::update(this)
+            .set((
+                phone_verifications::status.eq(ChallengeStatus::Consumed.as_str()),
+                phone_verifications::consumed_at.eq(to_db(now)),
+            ))
+            .execute(conn),
+        Judgement::Reject {
+            attempts, status, ..
+        } => diesel::update(this)
+            .set((
+                phone_verifications::attempts.eq(to_i32(attempts)),
+                phone_verifications::status.eq(status.as_str()),
+            ))
+            .execute(conn),
+        Judgement::Expired if state.status != ChallengeStatus::Expired => diesel::update(this)
+            .set(phone_verifications::status.eq(ChallengeStatus::Expired.as_str()))
+            .execute(conn),
+        _ => Ok(0),
+    }?;
+    Ok(verdict)
+}
+
+fn insert_refresh(
+    conn: &mut DbConnection,
+    session: &SessionId,
+    token: &NewRefreshToken,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::session_id.eq(session.0.as_str()),
+            refresh_tokens::token_hash.eq(token.token_hash.as_slice()),
+            refresh_tokens::created_at.eq(now),
+            refresh_tokens::expires_at.eq(to_db(token.expires_at)),
+        ))
+        .returning(refresh_tokens::id)
+        .get_result(conn)
 }

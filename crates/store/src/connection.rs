@@ -14,8 +14,8 @@ use marque_domain::RepoError;
 use marque_markets::Market;
 
 use crate::db_url::Target;
-use crate::models::{BucketRow, ChallengeRow};
-use crate::schema::{phone_verifications, rate_limits};
+use crate::models::{BucketRow, ChallengeRow, RefreshRow};
+use crate::schema::{phone_verifications, rate_limits, refresh_tokens};
 
 /// A connection to either backend; queries written once run on both.
 #[derive(diesel::MultiConnection)]
@@ -260,5 +260,25 @@ pub(crate) fn newest_challenge(
     match conn {
         DbConnection::Pg(pg) => newest!().for_update().first(pg).optional(),
         DbConnection::Sqlite(lite) => newest!().first(lite).optional(),
+    }
+}
+
+/// The refresh token with hash `hash` inside [`write_tx`], locked until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL: a concurrent refresh of the same token waits, then sees it
+/// rotated).
+pub(crate) fn lock_refresh(
+    conn: &mut DbConnection,
+    hash: &[u8],
+) -> QueryResult<Option<RefreshRow>> {
+    macro_rules! by_hash {
+        () => {
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(hash))
+                .select(RefreshRow::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Pg(pg) => by_hash!().for_update().first(pg).optional(),
+        DbConnection::Sqlite(lite) => by_hash!().first(lite).optional(),
     }
 }

@@ -195,3 +195,42 @@ impl OutboxRow {
 pub(crate) fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
+
+/// A refresh-token row.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::refresh_tokens)]
+pub(crate) struct RefreshRow {
+    pub(crate) id: i64,
+    pub(crate) session_id: String,
+    pub(crate) expires_at: NaiveDateTime,
+    pub(crate) rotated_at: Option<NaiveDateTime>,
+    pub(crate) successor_id: Option<i64>,
+    pub(crate) successor_sealed: Option<Vec<u8>>,
+}
+
+/// A session row.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::sessions)]
+pub(crate) struct SessionRow {
+    pub(crate) id: String,
+    pub(crate) user_id: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) expires_at: NaiveDateTime,
+    pub(crate) last_seen_at: NaiveDateTime,
+    pub(crate) revoked_at: Option<NaiveDateTime>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) client_ip: Option<String>,
+}
+
+impl SessionRow {
+    pub(crate) fn into_info(self) -> marque_domain::SessionInfo {
+        marque_domain::SessionInfo {
+            id: marque_domain::SessionId(self.id),
+            created_at: from_db(self.created_at),
+            last_seen_at: from_db(self.last_seen_at),
+            expires_at: from_db(self.expires_at),
+            user_agent: self.user_agent,
+            client_ip: self.client_ip,
+        }
+    }
+}

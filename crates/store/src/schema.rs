@@ -120,10 +120,48 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 
+diesel::table! {
+    /// Refresh tokens (hashes only).
+    refresh_tokens (id) {
+        /// Row id.
+        id -> BigInt,
+        /// Session the token belongs to.
+        session_id -> Text,
+        /// SHA-256 of the token text.
+        token_hash -> Binary,
+        /// Issue time (UTC).
+        created_at -> Timestamp,
+        /// Expiry (UTC).
+        expires_at -> Timestamp,
+        /// When it was exchanged for its successor.
+        rotated_at -> Nullable<Timestamp>,
+        /// The successor's row id.
+        successor_id -> Nullable<BigInt>,
+        /// The successor's text, sealed, kept for the reuse grace window.
+        successor_sealed -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    /// Audit trail of deleted accounts, without personal data.
+    account_deletions (id) {
+        /// Row id.
+        id -> BigInt,
+        /// Id the deleted account had.
+        user_id -> BigInt,
+        /// Deletion time (UTC).
+        deleted_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     phone_verifications,
     sessions,
     rate_limits,
-    outbox
+    outbox,
+    refresh_tokens,
+    account_deletions
 );

@@ -18,6 +18,7 @@ use marque_domain::{
     NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
     RetryAfter, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
 };
+use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh};
 use marque_markets::{Market, PhoneNumber};
 use marque_store::testdb::TestDatabase;
 use marque_store::{Backend, MarketStore};
@@ -129,6 +130,12 @@ on_both_backends!(
     concurrent_issues_admit_exactly_the_limit,
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
+    refresh_rotates_replays_in_grace_and_revokes_on_reuse,
+    refresh_extends_the_session_up_to_its_max_lifetime,
+    refresh_of_an_ended_session_is_invalid,
+    sessions_are_listed_and_revoked_by_scope,
+    account_deletion_removes_every_row_and_keeps_an_audit_record,
+    account_deletion_needs_the_right_code,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -219,9 +226,18 @@ fn verify_with(
             now,
             max_attempts,
             matches: &matches,
+            refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
         .unwrap()
+}
+
+/// A refresh token whose hash is derived from the session id (unique per session).
+fn refresh_for(sid: &SessionId, expires_at: DateTime<Utc>) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: format!("rt:{}", sid.0).into_bytes(),
+        expires_at,
+    }
 }
 
 fn verify(store: &MarketStore, e164: &str, presented: &[u8], now: DateTime<Utc>) -> VerifyOutcome {
@@ -998,6 +1014,10 @@ fn pool_timeout_is_unavailable() {
                     now: at(1),
                     max_attempts: 3,
                     matches: &matches,
+                    refresh: NewRefreshToken {
+                        token_hash: b"never".to_vec(),
+                        expires_at: at(100),
+                    },
                     session: new_session(at(1)),
                 })
                 .unwrap();
@@ -1010,4 +1030,296 @@ fn pool_timeout_is_unavailable() {
         release.wait();
     });
     store.ping().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh tokens, session lists, account deletion
+// ---------------------------------------------------------------------------------------------
+
+fn rotate(
+    store: &MarketStore,
+    presented: &[u8],
+    successor: &[u8],
+    now: DateTime<Utc>,
+) -> RotateOutcome {
+    store
+        .rotate_refresh(RotateRefresh {
+            token_hash: presented,
+            now,
+            grace: Duration::seconds(10),
+            idle: Duration::days(30),
+            max_lifetime: Duration::days(90),
+            successor_hash: successor.to_vec(),
+            successor_sealed: [b"sealed:", successor].concat(),
+        })
+        .unwrap()
+}
+
+fn refreshed_session(store: &MarketStore) -> (User, SessionId, Vec<u8>) {
+    let (user, _, sid) = login(store, KG_PHONE, t0());
+    let first = format!("rt:{}", sid.0).into_bytes();
+    (user, sid, first)
+}
+
+fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, sid, first) = refreshed_session(store);
+    match rotate(store, &first, b"second", at(100)) {
+        RotateOutcome::Rotated {
+            session,
+            user: u,
+            refresh_expires_at,
+        } => {
+            assert_eq!((session, u), (sid.clone(), user.id));
+            assert_eq!(refresh_expires_at, at(100) + Duration::days(30));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A concurrent retry inside the grace window gets the same successor, sealed.
+    match rotate(store, &first, b"other", at(105)) {
+        RotateOutcome::Replayed {
+            successor_sealed, ..
+        } => assert_eq!(successor_sealed, b"sealed:second"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The successor works and is rotated in turn; the grace copy of the first is dropped.
+    assert!(matches!(
+        rotate(store, b"second", b"third", at(106)),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        ctx.scalar("SELECT COUNT(*) AS v FROM refresh_tokens WHERE successor_sealed IS NOT NULL"),
+        1
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM refresh_tokens"), 3);
+    // The first token again, after its successor was used: reuse → the session is revoked.
+    assert_eq!(
+        rotate(store, &first, b"fourth", at(107)),
+        RotateOutcome::Reused
+    );
+    assert_eq!(store.active_session(&sid, user.id, at(108)).unwrap(), None);
+    assert_eq!(
+        rotate(store, b"third", b"fifth", at(108)),
+        RotateOutcome::Invalid
+    );
+    assert_eq!(
+        rotate(store, b"unknown", b"x", at(108)),
+        RotateOutcome::Invalid
+    );
+}
+
+fn refresh_extends_the_session_up_to_its_max_lifetime(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, sid, first) = refreshed_session(store);
+    let late = t0() + Duration::days(80);
+    // Idle for 29 days after a refresh on day 51: still alive on day 80.
+    assert!(matches!(
+        rotate(store, &first, b"b", t0() + Duration::days(29)),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert!(matches!(
+        rotate(store, b"b", b"c", t0() + Duration::days(51)),
+        RotateOutcome::Rotated { .. }
+    ));
+    match rotate(store, b"c", b"d", late) {
+        RotateOutcome::Rotated {
+            refresh_expires_at, ..
+        } => {
+            // Capped at 90 days after sign-in (t0 + 5 s).
+            assert_eq!(refresh_expires_at, at(5) + Duration::days(90));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        store
+            .active_session(
+                &sid,
+                user.id,
+                at(5) + Duration::days(90) - Duration::seconds(1)
+            )
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .active_session(&sid, user.id, at(5) + Duration::days(90))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        rotate(store, b"d", b"e", at(5) + Duration::days(90)),
+        RotateOutcome::Invalid
+    );
+}
+
+fn refresh_of_an_ended_session_is_invalid(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (_, sid, first) = refreshed_session(store);
+    assert!(store.revoke_session(&sid, at(50)).unwrap());
+    assert_eq!(rotate(store, &first, b"b", at(60)), RotateOutcome::Invalid);
+}
+
+fn sessions_are_listed_and_revoked_by_scope(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, _, a) = login(store, KG_PHONE, t0());
+    let (_, _, b) = login(store, KG_PHONE, at(120));
+    let (_, _, c) = login(store, KG_PHONE, at(240));
+    let (other, _, d) = login(store, KG_PHONE_2, at(360));
+    let ids =
+        |list: Vec<marque_domain::SessionInfo>| list.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_sessions(user.id, at(400)).unwrap()),
+        vec![c.clone(), b.clone(), a.clone()]
+    );
+    let listed = store.list_sessions(user.id, at(400)).unwrap();
+    assert_eq!(listed[0].user_agent.as_deref(), Some("tests/1.0"));
+    assert_eq!(listed[0].client_ip.as_deref(), Some("203.0.113.7"));
+    // Another user's session is not in reach.
+    assert_eq!(
+        store
+            .revoke_sessions(user.id, &RevokeScope::One(d.clone()), at(400))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_sessions(user.id, &RevokeScope::AllExcept(c.clone()), at(400))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        ids(store.list_sessions(user.id, at(401)).unwrap()),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        store
+            .revoke_sessions(user.id, &RevokeScope::All, at(402))
+            .unwrap(),
+        1
+    );
+    assert!(store.list_sessions(user.id, at(403)).unwrap().is_empty());
+    assert_eq!(
+        ids(store.list_sessions(other.id, at(403)).unwrap()),
+        vec![d]
+    );
+}
+
+fn delete(
+    store: &MarketStore,
+    user: UserId,
+    presented: &[u8],
+    now: DateTime<Utc>,
+) -> VerifyOutcome {
+    let p = phone(KG_PHONE);
+    let matches = |stored: &[u8]| stored == presented;
+    store
+        .delete_account(DeleteAccount {
+            user,
+            phone: &p,
+            now,
+            max_attempts: 3,
+            matches: &matches,
+        })
+        .unwrap()
+}
+
+fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, sid, first) = refreshed_session(store);
+    let (other, _, _) = login(store, KG_PHONE_2, t0());
+    assert!(matches!(
+        rotate(store, &first, b"b", at(30)),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        issue(store, KG_PHONE, b"step-up", at(100)),
+        IssueOutcome::Issued
+    );
+    assert!(matches!(
+        delete(store, user.id, b"step-up", at(110)),
+        VerifyOutcome::Verified { .. }
+    ));
+    let count = |sql: &str| ctx.scalar(sql);
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM users WHERE id = {}",
+            user.id.0
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM sessions WHERE user_id = {}",
+            user.id.0
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM refresh_tokens WHERE session_id = '{}'",
+            sid.0
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM phone_verifications WHERE phone_number = '{KG_PHONE}'"
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM outbox WHERE recipient = '{KG_PHONE}'"
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM rate_limits WHERE bucket LIKE '%{KG_PHONE}%'"
+        )),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM account_deletions WHERE user_id = {}",
+            user.id.0
+        )),
+        1
+    );
+    // The other user is untouched; the number signs up again as a new user.
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) AS v FROM users WHERE id = {}",
+            other.id.0
+        )),
+        1
+    );
+    let (again, is_new, _) = login(store, KG_PHONE, at(200));
+    assert!(is_new);
+    assert_ne!(again.id, user.id);
+}
+
+fn account_deletion_needs_the_right_code(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, _, _) = login(store, KG_PHONE, t0());
+    // The login code was consumed: no code → nothing deleted.
+    assert_eq!(
+        delete(store, user.id, b"right", at(10)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(
+        issue(store, KG_PHONE, b"step-up", at(100)),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        delete(store, user.id, b"wrong", at(110)),
+        VerifyOutcome::WrongCode { attempts_left: 2 }
+    );
+    // Someone else's id with this number's code deletes nothing.
+    assert_eq!(
+        delete(store, UserId(user.id.0 + 1000), b"step-up", at(111)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM account_deletions"), 0);
 }

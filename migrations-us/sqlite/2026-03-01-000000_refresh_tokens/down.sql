@@ -1,0 +1,2 @@
+DROP TABLE account_deletions;
+DROP TABLE refresh_tokens;

@@ -117,7 +117,10 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         Some(TestApp {
             base,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent("marque-e2e/1.0")
+                .build()
+                .unwrap(),
             clock,
             sent,
             urls,
@@ -201,6 +204,29 @@ impl TestApp {
         tokio::task::spawn_blocking(move || count_rows(&url, table))
             .await
             .unwrap()
+    }
+
+    /// The database URL of `market`.
+    pub fn db_url(&self, market: Market) -> &str {
+        &self.urls[&market]
+    }
+
+    /// `POST` with a bearer token and optional JSON body.
+    pub async fn send_auth(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
     }
 
     /// The byte strings returned by `sql` (one Binary column named `b`), read directly.

@@ -5,5 +5,7 @@
 mod docs;
 mod helpers;
 mod input;
+mod instances;
 mod limits;
 mod login;
+mod sessions;

@@ -1,0 +1,307 @@
+//! Several `marque` instances on one database, and EdDSA keys with key rotation.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration as StdDuration;
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use marque_markets::Market;
+use marque_store::testdb::TestDatabase;
+use marque_verify::Verifier;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+
+/// A `marque` process, killed on drop.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(kg: &str, us: &str, extra: &[(&str, &str)]) -> Instance {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marque"));
+    cmd.env_clear()
+        .env("PORT", port.to_string())
+        .env("SECRET_KEY", "two-instances-two-instances-secret!!")
+        .env("DATABASE_URL_MARQUE_KG", kg)
+        .env("DATABASE_URL_MARQUE_US", us)
+        .env("DATABASE_POOL_SIZE", "4")
+        .env("WORKERS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let instance = Instance {
+        child: cmd.spawn().unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        let health = http.get(format!("{}/health", instance.base)).send().await;
+        if health.is_ok_and(|r| r.status() == 200) {
+            return instance;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("marque did not become healthy on port {port}");
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+async fn login(http: &reqwest::Client, base: &str) -> Value {
+    let phone = "+996555000001";
+    let r = post(
+        http,
+        format!("{base}/api/v1/auth/send-code"),
+        None,
+        json!({"phone_number": phone}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(
+        http,
+        format!("{base}/api/v1/auth/verify-code"),
+        None,
+        json!({"phone_number": phone, "verification_code": "123456"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn status(http: &reqwest::Client, url: String, token: &str) -> u16 {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
+    let Ok(admin) = std::env::var("MARQUE_TEST_POSTGRES_URL") else {
+        eprintln!("MARQUE_TEST_POSTGRES_URL not set: skipping the two-instance test");
+        return;
+    };
+    let a2 = admin.clone();
+    let dbs = tokio::task::spawn_blocking(move || {
+        [
+            TestDatabase::postgres(&a2).unwrap(),
+            TestDatabase::postgres(&a2).unwrap(),
+        ]
+    })
+    .await
+    .unwrap();
+    let env = [
+        ("TEST_PHONE_NUMBERS", "+996555000001=123456"),
+        ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+    ];
+    let a = start(dbs[0].url(), dbs[1].url(), &env).await;
+    let b = start(dbs[0].url(), dbs[1].url(), &env).await;
+    let http = reqwest::Client::new();
+
+    // Logout on A is seen by B at once.
+    let first = login(&http, &a.base).await;
+    let t1 = first["access_token"].as_str().unwrap();
+    assert_eq!(
+        status(&http, format!("{}/api/v1/auth/verify-token", b.base), t1).await,
+        200
+    );
+    let r = post(
+        &http,
+        format!("{}/api/v1/auth/logout", a.base),
+        Some(t1),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        status(&http, format!("{}/api/v1/auth/verify-token", b.base), t1).await,
+        401
+    );
+    assert_eq!(
+        status(&http, format!("{}/api/v1/auth/profile", a.base), t1).await,
+        401
+    );
+
+    // A refresh rotated on A is reuse on B, which revokes the session for both.
+    let second = login(&http, &a.base).await;
+    let r2 = second["refresh_token"].as_str().unwrap();
+    let rotated: Value = post(
+        &http,
+        format!("{}/api/v1/auth/refresh", a.base),
+        None,
+        json!({"refresh_token": r2}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let r3 = rotated["refresh_token"].as_str().unwrap();
+    let reuse = post(
+        &http,
+        format!("{}/api/v1/auth/refresh", b.base),
+        None,
+        json!({"refresh_token": r2}),
+    )
+    .await;
+    assert_eq!(reuse.status(), 401);
+    let err: Value = reuse.json().await.unwrap();
+    assert_eq!(err["error"], "refresh_token_reused");
+    let after = post(
+        &http,
+        format!("{}/api/v1/auth/refresh", a.base),
+        None,
+        json!({"refresh_token": r3}),
+    )
+    .await;
+    assert_eq!(after.status(), 401);
+    let t3 = rotated["access_token"].as_str().unwrap();
+    assert_eq!(
+        status(&http, format!("{}/api/v1/auth/verify-token", a.base), t3).await,
+        401
+    );
+    drop((a, b));
+}
+
+fn write_key(dir: &std::path::Path, seed: u8) -> (String, String) {
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let private = dir.join(format!("key-{seed}.pem"));
+    let public = dir.join(format!("key-{seed}.pub.pem"));
+    std::fs::write(
+        &private,
+        sk.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        &public,
+        sk.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    (private.display().to_string(), public.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
+    let dir = std::env::temp_dir().join(format!("marque-keys-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (k1, k1_pub) = write_key(&dir, 1);
+    let (k2, _) = write_key(&dir, 2);
+
+    let old = TestApp::spawn(
+        Backend::Sqlite,
+        &[
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_SIGNING_KEY_FILE", &k1),
+            ("JWT_SIGNING_KEY_ID", "2026-01"),
+        ],
+    )
+    .await
+    .unwrap();
+    let login = old.login("+12125550100", "+12125550100").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let jwks = old
+        .http
+        .get(format!("{}/.well-known/jwks.json", old.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+    let jwks = jwks.text().await.unwrap();
+    assert!(jwks.contains("\"kid\":\"2026-01\""), "{jwks}");
+    assert!(!jwks.contains("PRIVATE"));
+    // Another service verifies the token with marque-verify and the JWKS alone.
+    let verified = Verifier::from_jwks_json(&jwks, "marque")
+        .unwrap()
+        .verify(&token)
+        .unwrap();
+    assert_eq!(verified.market, Market::Us);
+    assert_eq!(verified.user_id, login["user_id"].as_i64().unwrap());
+
+    // Rotate: a new instance signs with key 2 and still accepts key 1's tokens (same databases).
+    let retired = format!("2026-01={k1_pub}");
+    let new = TestApp::spawn(
+        Backend::Sqlite,
+        &[
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_SIGNING_KEY_FILE", &k2),
+            ("JWT_SIGNING_KEY_ID", "2026-02"),
+            ("JWT_VERIFICATION_KEYS", &retired),
+            ("DATABASE_URL_MARQUE_KG", old.db_url(Market::Kg)),
+            ("DATABASE_URL_MARQUE_US", old.db_url(Market::Us)),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        new.get_auth("/api/v1/auth/verify-token", &token)
+            .await
+            .status(),
+        200
+    );
+    let jwks: Value = new
+        .http
+        .get(format!("{}/.well-known/jwks.json", new.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, ["2026-02", "2026-01"]);
+    // An HS256 instance publishes no keys and refuses EdDSA tokens.
+    let hs = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
+    let empty: Value = hs
+        .http
+        .get(format!("{}/.well-known/jwks.json", hs.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["keys"], json!([]));
+    assert_eq!(
+        hs.get_auth("/api/v1/auth/verify-token", &token)
+            .await
+            .status(),
+        401
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -148,6 +148,7 @@ pub struct AuthService {
     sealer: PayloadSealer,
     tokens: TokenService,
     config: AuthConfig,
+    sign_in_observers: Vec<Arc<dyn crate::SignInObserver>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -179,7 +180,15 @@ impl AuthService {
             sealer,
             tokens,
             config,
+            sign_in_observers: Vec::new(),
         }
+    }
+
+    /// Adds an observer told of every successful sign-in (after it is stored).
+    #[must_use]
+    pub fn with_sign_in_observer(mut self, observer: Arc<dyn crate::SignInObserver>) -> Self {
+        self.sign_in_observers.push(observer);
+        self
     }
 
     /// Markets this instance serves.
@@ -287,6 +296,7 @@ impl AuthService {
             client_ip: client.ip.clone(),
         };
         let sid = session.id.clone();
+        let user_agent = session.user_agent.clone();
         let cmd = VerifyChallenge {
             phone,
             now,
@@ -298,6 +308,17 @@ impl AuthService {
             VerifyOutcome::Verified { user, is_new_user } => {
                 let jti = new_uuid(self.rng.as_ref());
                 let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
+                let event = crate::SignInEvent {
+                    market,
+                    user: user.id,
+                    session: sid,
+                    user_agent,
+                    is_new_user,
+                    at: now,
+                };
+                for observer in &self.sign_in_observers {
+                    observer.signed_in(&event);
+                }
                 Ok(LoginSuccess {
                     access_token,
                     expires_in: claims.exp - claims.iat,

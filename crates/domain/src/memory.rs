@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use marque_markets::Market;
 
+mod account;
+
 use crate::challenge::judge;
 use crate::{
     AuthRepository, BucketState, ChallengeState, ChallengeStatus, IssueChallenge, IssueOutcome,
@@ -28,6 +30,8 @@ struct SessionRow {
     user: UserId,
     expires_at: DateTime<Utc>,
     revoked: bool,
+    created_at: DateTime<Utc>,
+    user_agent: Option<String>,
 }
 
 /// Status of a message in [`InMemoryStore`]'s outbox.
@@ -59,6 +63,7 @@ struct State {
     users: Vec<User>,
     sessions: HashMap<SessionId, SessionRow>,
     outbox: Vec<OutboxRow>,
+    account: account::AccountState,
 }
 
 /// One market's state in memory.
@@ -220,6 +225,8 @@ impl AuthRepository for InMemoryStore {
                         user: user.id,
                         expires_at: cmd.session.expires_at,
                         revoked: false,
+                        created_at: cmd.session.created_at,
+                        user_agent: cmd.session.user_agent.clone(),
                     },
                 );
                 VerifyOutcome::Verified { user, is_new_user }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
-    AuthRepository, AuthService, Clock, MessageSender, OsRandom, OtpHasher, OutboxRepository,
-    PayloadSealer, SystemClock, TokenService,
+    AccountLimits, AccountRepository, AccountService, AuthRepository, AuthService, Clock,
+    MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock, TokenService,
 };
 use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
 use marque_store::MarketStore;
@@ -87,6 +87,15 @@ impl Application {
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>)
             .collect();
+        let account_repos: Vec<Arc<dyn AccountRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn AccountRepository>)
+            .collect();
+        let account = Arc::new(AccountService::new(
+            account_repos,
+            clock.clone(),
+            AccountLimits::default(),
+        ));
         let auth = AuthService::new(
             auth_repos,
             clock.clone(),
@@ -95,7 +104,8 @@ impl Application {
             sealer.clone(),
             TokenService::hs256(secret, config.jwt_issuer.clone(), config.access_token_ttl),
             config.auth.clone(),
-        );
+        )
+        .with_sign_in_observer(account.clone());
         let sender = overrides
             .sender
             .unwrap_or_else(|| Arc::new(ConsoleSender::default()));
@@ -114,6 +124,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = ApiState {
             auth: Arc::new(auth),
+            account,
             default_market: config.default_market,
             trusted_proxies: config.trusted_proxies.clone(),
         };

@@ -8,7 +8,8 @@ use chrono::{Duration, Utc};
 use marque_api::{ApiState, configure, routes};
 use marque_domain::memory::InMemoryStore;
 use marque_domain::{
-    AuthConfig, AuthService, ManualClock, OsRandom, OtpHasher, PayloadSealer, TokenService,
+    AccountLimits, AccountService, AuthConfig, AuthService, ManualClock, OsRandom, OtpHasher,
+    PayloadSealer, TokenService,
 };
 use marque_markets::{Market, OtpCode};
 use serde_json::{Value, json};
@@ -20,9 +21,16 @@ fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
     config
         .test_numbers
         .insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
+    let us = Arc::new(InMemoryStore::new(Market::Us));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let account = Arc::new(AccountService::new(
+        vec![kg.clone(), us.clone()],
+        clock.clone(),
+        AccountLimits::default(),
+    ));
     let auth = AuthService::new(
-        vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
-        Arc::new(ManualClock::new(Utc::now())),
+        vec![kg, us],
+        clock,
         Arc::new(OsRandom),
         OtpHasher::from_secret(SECRET),
         PayloadSealer::from_secret(SECRET),
@@ -31,6 +39,7 @@ fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
     );
     web::Data::new(ApiState {
         auth: Arc::new(auth),
+        account,
         default_market: Market::Kg,
         trusted_proxies: vec![],
     })

@@ -240,12 +240,17 @@ fn add_notification(
         ))
         .returning(user_notifications::id)
         .get_result(conn)?;
-    MarketStore::load_notification(conn, market, user, id)?.ok_or_else(|| {
-        TxError::Repo(RepoError::Other(format!(
-            "market {}: notification {id} vanished inside its transaction",
-            market.code()
-        )))
-    })
+    MarketStore::load_notification(conn, market, user, id)?
+        .ok_or_else(|| vanished(market, "notification", id))
+}
+
+/// A row just written that cannot be read back in the same transaction: a bug or a corrupt
+/// database, never a client error.
+fn vanished(market: Market, what: &str, id: i64) -> TxError {
+    TxError::Repo(RepoError::Other(format!(
+        "market {}: {what} {id} vanished inside its transaction",
+        market.code()
+    )))
 }
 
 impl AccountRepository for MarketStore {
@@ -284,10 +289,10 @@ impl AccountRepository for MarketStore {
                     |conn, is_default| insert_address(conn, user.0, &new.record, is_default, now),
                 )?;
                 Ok(match inserted {
-                    Insert::Created(id) => match Self::load_address(conn, market, user.0, id)? {
-                        Some(a) => Insert::Created(a),
-                        None => Insert::NoSuchUser,
-                    },
+                    Insert::Created(id) => Insert::Created(
+                        Self::load_address(conn, market, user.0, id)?
+                            .ok_or_else(|| vanished(market, "address", id))?,
+                    ),
                     Insert::LimitReached => Insert::LimitReached,
                     Insert::NoSuchUser => Insert::NoSuchUser,
                 })
@@ -384,12 +389,10 @@ impl AccountRepository for MarketStore {
                     },
                 )?;
                 Ok(match inserted {
-                    Insert::Created(id) => {
-                        match Self::load_payment_method(conn, market, user.0, id)? {
-                            Some(p) => Insert::Created(p),
-                            None => Insert::NoSuchUser,
-                        }
-                    }
+                    Insert::Created(id) => Insert::Created(
+                        Self::load_payment_method(conn, market, user.0, id)?
+                            .ok_or_else(|| vanished(market, "payment method", id))?,
+                    ),
                     Insert::LimitReached => Insert::LimitReached,
                     Insert::NoSuchUser => Insert::NoSuchUser,
                 })

@@ -141,6 +141,9 @@ impl NewPaymentMethod {
                 }
                 (None, None) => return Err(invalid("card_number", "is required for cards")),
             };
+            if !market.accepts_payment(PaymentMethodKind::Card(brand)) {
+                return Err(AccountError::PaymentMethodNotAvailable);
+            }
             PaymentMethodRecord {
                 kind: PaymentMethodKind::Card(brand),
                 card: Some(CardDetails {
@@ -184,9 +187,6 @@ impl NewPaymentMethod {
                 provider_token: token,
             }
         };
-        if !market.accepts_payment(record.kind) {
-            return Err(AccountError::PaymentMethodNotAvailable);
-        }
         Ok(NewPaymentMethod {
             record,
             make_default: input.is_default,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
-    AuthDeps, AuthRepository, AuthService, Clock, MessageSender, OsRandom, OtpHasher,
-    OutboxRepository, PayloadSealer, SystemClock, TokenService,
+    AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
+    MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock, TokenService,
 };
 use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
 use marque_store::MarketStore;
@@ -95,6 +95,15 @@ impl Application {
                     .context("loading the JWT signing keys")?
             }
         };
+        let account_repos: Vec<Arc<dyn AccountRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn AccountRepository>)
+            .collect();
+        let account = Arc::new(AccountService::new(
+            account_repos,
+            clock.clone(),
+            AccountLimits::default(),
+        ));
         let auth = AuthService::new(
             AuthDeps {
                 repos: auth_repos,
@@ -106,7 +115,8 @@ impl Application {
                 tokens,
             },
             config.auth.clone(),
-        );
+        )
+        .with_sign_in_observer(account.clone());
         let sender = overrides
             .sender
             .unwrap_or_else(|| Arc::new(ConsoleSender::default()));
@@ -125,6 +135,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = ApiState {
             auth: Arc::new(auth),
+            account,
             default_market: config.default_market,
             trusted_proxies: config.trusted_proxies.clone(),
         };

@@ -198,17 +198,17 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// The URL of `market`'s database (`sqlite://…` or `postgres://…`).
+    pub fn db_url(&self, market: Market) -> &str {
+        &self.urls[&market]
+    }
+
     /// Rows in `table` of `market`'s database, read directly.
     pub async fn count(&self, market: Market, table: &'static str) -> i64 {
         let url = self.urls[&market].clone();
         tokio::task::spawn_blocking(move || count_rows(&url, table))
             .await
             .unwrap()
-    }
-
-    /// The database URL of `market`.
-    pub fn db_url(&self, market: Market) -> &str {
-        &self.urls[&market]
     }
 
     /// `POST` with a bearer token and optional JSON body.

@@ -326,6 +326,8 @@ pub struct MarketInfo {
     pub date_format: String,
     /// IANA time zone.
     pub timezone: String,
+    /// Payment methods shoppers of the market can save (`visa`, `elcart`, `paypal`…).
+    pub payment_methods: Vec<String>,
 }
 
 impl From<Market> for MarketInfo {
@@ -342,6 +344,11 @@ impl From<Market> for MarketInfo {
             tax_rate: f64::from(p.tax_rate_basis_points) / 10_000.0,
             date_format: p.date_format.to_owned(),
             timezone: p.timezone.to_owned(),
+            payment_methods: p
+                .payment_methods
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
         }
     }
 }

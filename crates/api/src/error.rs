@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use marque_domain::AuthError;
+use marque_domain::{AccountError, AuthError};
 use marque_markets::{Language, MessageKey, PhoneError, text};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -72,6 +72,12 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// 503 `service_unavailable`.
     Unavailable,
+    /// 409 `limit_reached`: the user has the most rows of this kind allowed.
+    LimitReached,
+    /// 422 `payment_method_not_available`: a payment method of another market.
+    PaymentMethodNotAvailable,
+    /// 422 `card_expired`.
+    CardExpired,
     /// 500 `internal_error` (the cause is logged, never returned).
     Internal,
 }
@@ -126,6 +132,30 @@ impl ApiError {
         Self::new(kind, lang)
     }
 
+    /// The account-data error `e`, in `lang`. Internal causes are logged here; validation
+    /// errors never carry the offending value (card numbers must not reach logs or responses).
+    pub fn from_account(e: AccountError, lang: Language) -> Self {
+        let kind = match e {
+            AccountError::NotFound => ErrorKind::NotFound,
+            AccountError::LimitReached(_) => ErrorKind::LimitReached,
+            AccountError::Invalid(f) => ErrorKind::Validation {
+                field: f.field.to_owned(),
+                detail: f.reason.to_owned(),
+            },
+            AccountError::PaymentMethodNotAvailable => ErrorKind::PaymentMethodNotAvailable,
+            AccountError::CardExpired => ErrorKind::CardExpired,
+            AccountError::Unavailable(m) => {
+                tracing::warn!(market = %m, "market database unavailable");
+                ErrorKind::Unavailable
+            }
+            AccountError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ErrorKind::Internal
+            }
+        };
+        Self::new(kind, lang)
+    }
+
     /// The stable code of the error.
     pub fn code(&self) -> &'static str {
         match &self.kind {
@@ -147,6 +177,9 @@ impl ApiError {
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::Unavailable => "service_unavailable",
             ErrorKind::Internal => "internal_error",
+            ErrorKind::LimitReached => "limit_reached",
+            ErrorKind::PaymentMethodNotAvailable => "payment_method_not_available",
+            ErrorKind::CardExpired => "card_expired",
         }
     }
 
@@ -170,6 +203,9 @@ impl ApiError {
             ErrorKind::UnsupportedMediaType => MessageKey::UnsupportedMediaType,
             ErrorKind::Unavailable => MessageKey::ServiceUnavailable,
             ErrorKind::Internal => MessageKey::InternalError,
+            ErrorKind::LimitReached => MessageKey::LimitReached,
+            ErrorKind::PaymentMethodNotAvailable => MessageKey::PaymentMethodNotAvailable,
+            ErrorKind::CardExpired => MessageKey::CardExpired,
         }
     }
 
@@ -214,7 +250,11 @@ impl ResponseError for ApiError {
             | ErrorKind::CodeExpired
             | ErrorKind::CodeNotFound
             | ErrorKind::AttemptsExceeded => StatusCode::BAD_REQUEST,
-            ErrorKind::Validation { .. } | ErrorKind::Phone(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Validation { .. }
+            | ErrorKind::Phone(_)
+            | ErrorKind::PaymentMethodNotAvailable
+            | ErrorKind::CardExpired => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::LimitReached => StatusCode::CONFLICT,
             ErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::InvalidToken
             | ErrorKind::InvalidRefreshToken

@@ -2,10 +2,11 @@
 //!
 //! Routes, request/response types (with OpenAPI schemas), the mapping of every failure to a JSON
 //! error with a stable code, and the HTTP server with its middleware (request tracing, CORS,
-//! security headers). The API receives a wired [`AuthService`]: it knows nothing of storage or
-//! delivery.
+//! security headers). The API receives a wired [`AuthService`] and [`AccountService`]: it knows
+//! nothing of storage or delivery.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod account;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -19,7 +20,7 @@ use actix_cors::Cors;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use ipnet::IpNet;
-use marque_domain::AuthService;
+use marque_domain::{AccountService, AuthService};
 use marque_markets::Market;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
@@ -33,6 +34,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct ApiState {
     /// The login service.
     pub auth: Arc<AuthService>,
+    /// Addresses, payment methods and notifications.
+    pub account: Arc<AccountService>,
     /// Market reported as the default to clients (`DEFAULT_MARKET`).
     pub default_market: Market,
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
@@ -78,6 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/markets").route(web::get().to(routes::markets)))
                 .service(resource("/health").route(web::get().to(routes::auth_health))),
         )
+        .configure(account::configure)
         .service(web::resource("/docs").route(web::get().to(|| async {
             actix_web::HttpResponse::PermanentRedirect()
                 .insert_header((actix_web::http::header::LOCATION, "/docs/"))

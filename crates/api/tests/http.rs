@@ -8,8 +8,8 @@ use chrono::{Duration, Utc};
 use marque_api::{ApiState, configure, routes};
 use marque_domain::memory::InMemoryStore;
 use marque_domain::{
-    AuthConfig, AuthDeps, AuthService, ManualClock, OsRandom, OtpHasher, PayloadSealer,
-    TokenService,
+    AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ManualClock, OsRandom,
+    OtpHasher, PayloadSealer, TokenService,
 };
 use marque_markets::{Market, OtpCode};
 use serde_json::{Value, json};
@@ -21,10 +21,17 @@ fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
     config
         .test_numbers
         .insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
+    let us = Arc::new(InMemoryStore::new(Market::Us));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let account = Arc::new(AccountService::new(
+        vec![kg.clone(), us.clone()],
+        clock.clone(),
+        AccountLimits::default(),
+    ));
     let auth = AuthService::new(
         AuthDeps {
-            repos: vec![kg, Arc::new(InMemoryStore::new(Market::Us))],
-            clock: Arc::new(ManualClock::new(Utc::now())),
+            repos: vec![kg, us],
+            clock,
             rng: Arc::new(OsRandom),
             hasher: OtpHasher::from_secret(SECRET),
             outbox_sealer: PayloadSealer::from_secret(SECRET),
@@ -35,6 +42,7 @@ fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
     );
     web::Data::new(ApiState {
         auth: Arc::new(auth),
+        account,
         default_market: Market::Kg,
         trusted_proxies: vec![],
     })

@@ -234,6 +234,7 @@ pub struct AuthService {
     refresh_sealer: PayloadSealer,
     tokens: TokenService,
     config: AuthConfig,
+    sign_in_observers: Vec<Arc<dyn crate::SignInObserver>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -258,12 +259,20 @@ impl AuthService {
             refresh_sealer: deps.refresh_sealer,
             tokens: deps.tokens,
             config,
+            sign_in_observers: Vec::new(),
         }
     }
 
     /// Public keys for `GET /.well-known/jwks.json` (empty with HS256).
     pub fn jwks(&self) -> &jsonwebtoken::jwk::JwkSet {
         self.tokens.jwks()
+    }
+
+    /// Adds an observer told of every successful sign-in (after it is stored).
+    #[must_use]
+    pub fn with_sign_in_observer(mut self, observer: Arc<dyn crate::SignInObserver>) -> Self {
+        self.sign_in_observers.push(observer);
+        self
     }
 
     /// Markets this instance serves.
@@ -378,6 +387,7 @@ impl AuthService {
             client_ip: client.ip.clone(),
         };
         let sid = session.id.clone();
+        let user_agent = session.user_agent.clone();
         let cmd = VerifyChallenge {
             phone,
             now,
@@ -393,6 +403,17 @@ impl AuthService {
             VerifyOutcome::Verified { user, is_new_user } => {
                 let jti = new_uuid(self.rng.as_ref());
                 let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
+                let event = crate::SignInEvent {
+                    market,
+                    user: user.id,
+                    session: sid,
+                    user_agent,
+                    is_new_user,
+                    at: now,
+                };
+                for observer in &self.sign_in_observers {
+                    observer.signed_in(&event);
+                }
                 Ok(LoginSuccess {
                     access_token,
                     expires_in: claims.exp - claims.iat,

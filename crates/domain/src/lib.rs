@@ -2,14 +2,17 @@
 //!
 //! Entities ([`User`], [`Session`], OTP challenges, outbox messages), the ports the outer layers
 //! implement ([`AuthRepository`], [`OutboxRepository`], [`MessageSender`]) and the services that hold
-//! the business rules ([`AuthService`]). Time ([`Clock`]) and randomness ([`RandomSource`]) are
+//! the business rules ([`AuthService`]; [`AccountService`] for addresses, payment methods and
+//! notifications). Time ([`Clock`]) and randomness ([`RandomSource`]) are
 //! injected so every rule can be tested deterministically. This crate knows nothing of HTTP or SQL.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod account;
 pub mod auth;
 pub mod challenge;
 pub mod clock;
 pub mod entities;
+pub mod events;
 pub mod memory;
 pub mod otp;
 pub mod ports;
@@ -20,6 +23,13 @@ pub mod sealed;
 pub mod secret;
 pub mod tokens;
 
+pub use account::{
+    AccountError, AccountLimits, AccountRepository, AccountService, Address, AddressId,
+    AddressRecord, AddressTitle, AddressUpdate, CardDetails, Insert, NewAddress, NewNotification,
+    NewPaymentMethod, Notification, NotificationBody, NotificationId, NotificationKind,
+    NotificationPage, NotificationQuery, NotificationTitle, Owner, PageLimit, PaymentMethod,
+    PaymentMethodId, PaymentMethodInput, PaymentMethodRecord, PaymentMethodUpdate,
+};
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
     MarketHealth, Refreshed,
@@ -29,6 +39,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
+pub use events::{SignInEvent, SignInObserver};
 pub use otp::OtpHasher;
 pub use ports::{
     AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,

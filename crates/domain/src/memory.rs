@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use marque_markets::Market;
 
+mod account;
+
 use crate::challenge::judge;
 use crate::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use crate::{
@@ -77,6 +79,7 @@ struct State {
     refresh: Vec<RefreshRow>,
     outbox: Vec<OutboxRow>,
     deletions: Vec<UserId>,
+    account: account::AccountState,
 }
 
 /// One market's state in memory.

@@ -1,18 +1,36 @@
 //! Markets served by Marque Auth — Kyrgyzstan (KG, +996, сом/KGS, Russian) and the United
 //! States (US, +1, $/USD, English): market profiles, phone-number parsing and validation
-//! (ITU-T E.164), one-time verification codes, and the localized message catalog.
+//! (ITU-T E.164), one-time verification codes, the localized message catalog, money (integer
+//! minor units, ISO 4217) with tax and price formatting, delivery-address rules, and the payment
+//! methods each market accepts with card checks (ISO/IEC 7812).
 //!
 //! The crate is pure: no I/O, no network, no database. Phone validation uses the
 //! libphonenumber metadata compiled into the `phonenumber` crate; call [`warm_up`] once at
 //! start-up to load it outside request handling.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod address;
+mod field;
 mod locale;
 mod market;
+mod money;
 mod otp;
+mod payment;
 mod phone;
 
-pub use locale::{MessageKey, otp_message, text};
-pub use market::{Currency, Language, Market, MarketProfile, UnknownMarket};
+pub use address::{
+    AddressInput, InputField, KgAddress, KgPostalCode, KgRegion, MAX_CITY_CHARS, MAX_LINE_CHARS,
+    MAX_UNIT_CHARS, MarketAddress, UsAddress, UsState, UsZipCode, address_fields,
+};
+pub use field::FieldError;
+pub use locale::{MessageKey, new_sign_in_notice, otp_message, text};
+pub use market::{
+    Currency, Language, Market, MarketProfile, PriceFormat, SymbolPosition, UnknownMarket,
+};
+pub use money::{Money, MoneyError, TaxBreakdown};
 pub use otp::{OtpCode, OtpCodeError};
+pub use payment::{
+    CardBrand, CardExpiry, CardLast4, CardNumber, CardNumberError, HolderName, PaymentMethodKind,
+    PaymentType, ProviderToken, luhn_valid,
+};
 pub use phone::{MAX_INPUT_LEN, PhoneError, PhoneNumber, warm_up};

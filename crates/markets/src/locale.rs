@@ -63,11 +63,33 @@ pub enum MessageKey {
     SessionsEnded,
     /// The account and its data were deleted.
     AccountDeleted,
+    /// A delivery address was saved.
+    AddressCreated,
+    /// A delivery address was changed.
+    AddressUpdated,
+    /// A delivery address was deleted.
+    AddressDeleted,
+    /// A payment method was saved.
+    PaymentMethodAdded,
+    /// A payment method was changed.
+    PaymentMethodUpdated,
+    /// A payment method was deleted.
+    PaymentMethodDeleted,
+    /// One notification was marked read.
+    NotificationRead,
+    /// Every notification was marked read.
+    NotificationsRead,
+    /// The user already has the most rows of this kind allowed (20 addresses…).
+    LimitReached,
+    /// The payment method or card brand is not offered in the user's market.
+    PaymentMethodNotAvailable,
+    /// The card's expiry date has passed.
+    CardExpired,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 28] = [
+    pub const ALL: [MessageKey; 39] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -96,6 +118,17 @@ impl MessageKey {
         MessageKey::RefreshTokenReused,
         MessageKey::SessionsEnded,
         MessageKey::AccountDeleted,
+        MessageKey::AddressCreated,
+        MessageKey::AddressUpdated,
+        MessageKey::AddressDeleted,
+        MessageKey::PaymentMethodAdded,
+        MessageKey::PaymentMethodUpdated,
+        MessageKey::PaymentMethodDeleted,
+        MessageKey::NotificationRead,
+        MessageKey::NotificationsRead,
+        MessageKey::LimitReached,
+        MessageKey::PaymentMethodNotAvailable,
+        MessageKey::CardExpired,
     ];
 }
 
@@ -198,6 +231,89 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Аккаунт и все его данные удалены",
             "The account and all its data were deleted",
         ),
+        MessageKey::AddressCreated => ("Адрес успешно добавлен", "Address created successfully"),
+        MessageKey::AddressUpdated => ("Адрес успешно обновлён", "Address updated successfully"),
+        MessageKey::AddressDeleted => ("Адрес успешно удалён", "Address deleted successfully"),
+        MessageKey::PaymentMethodAdded => (
+            "Способ оплаты успешно добавлен",
+            "Payment method added successfully",
+        ),
+        MessageKey::PaymentMethodUpdated => (
+            "Способ оплаты успешно обновлён",
+            "Payment method updated successfully",
+        ),
+        MessageKey::PaymentMethodDeleted => (
+            "Способ оплаты успешно удалён",
+            "Payment method deleted successfully",
+        ),
+        MessageKey::NotificationRead => (
+            "Уведомление отмечено как прочитанное",
+            "Notification marked as read",
+        ),
+        MessageKey::NotificationsRead => (
+            "Все уведомления отмечены как прочитанные",
+            "All notifications marked as read",
+        ),
+        MessageKey::LimitReached => (
+            "Достигнуто максимальное количество записей",
+            "The maximum number of entries has been reached",
+        ),
+        MessageKey::PaymentMethodNotAvailable => (
+            "Этот способ оплаты недоступен в вашей стране",
+            "This payment method is not available in your market",
+        ),
+        MessageKey::CardExpired => ("Срок действия карты истёк", "The card has expired"),
+    }
+}
+
+/// Longest device description quoted in a [`new_sign_in_notice`], in characters.
+const MAX_DEVICE_CHARS: usize = 100;
+
+/// Title and text of the security notification sent when an account is signed in from a device
+/// (`User-Agent`) it has not used before.
+///
+/// ru: `("Вход в аккаунт с нового устройства", "Выполнен вход в ваш аккаунт с нового устройства
+/// (<device>). Если это были не вы, обратитесь в службу поддержки.")`; en: `("New sign-in to your
+/// account", "Your account was signed in from a new device (<device>). If this wasn't you, contact
+/// support.")`. `device` is cut to its first 100 characters with control characters removed;
+/// `None` or blank reads "неизвестное устройство" / "unknown device".
+pub fn new_sign_in_notice(lang: Language, device: Option<&str>) -> (String, String) {
+    let device: String = device
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DEVICE_CHARS)
+        .collect();
+    let device = device.trim();
+    match lang {
+        Language::Ru => {
+            let device = if device.is_empty() {
+                "неизвестное устройство"
+            } else {
+                device
+            };
+            (
+                "Вход в аккаунт с нового устройства".to_owned(),
+                format!(
+                    "Выполнен вход в ваш аккаунт с нового устройства ({device}). Если это были \
+                     не вы, обратитесь в службу поддержки."
+                ),
+            )
+        }
+        Language::En => {
+            let device = if device.is_empty() {
+                "unknown device"
+            } else {
+                device
+            };
+            (
+                "New sign-in to your account".to_owned(),
+                format!(
+                    "Your account was signed in from a new device ({device}). If this wasn't \
+                     you, contact support."
+                ),
+            )
+        }
     }
 }
 
@@ -265,6 +381,24 @@ mod tests {
             text(MessageKey::InvalidPhone, Market::Kg.language()),
             "Неверный номер телефона"
         );
+    }
+
+    #[test]
+    fn sign_in_notices_are_localized_and_bounded() {
+        let (title, text) = new_sign_in_notice(Language::Ru, Some("Firefox"));
+        assert_eq!(title, "Вход в аккаунт с нового устройства");
+        assert!(text.starts_with("Выполнен вход"), "{text}");
+        assert!(text.contains("(Firefox)"), "{text}");
+        let (title, text) = new_sign_in_notice(Language::En, None);
+        assert_eq!(title, "New sign-in to your account");
+        assert!(text.contains("(unknown device)"), "{text}");
+        let (_, text) = new_sign_in_notice(Language::Ru, Some(" \n "));
+        assert!(text.contains("(неизвестное устройство)"), "{text}");
+        let long = format!("{}\u{7}", "x".repeat(500));
+        let (_, text) = new_sign_in_notice(Language::En, Some(&long));
+        assert!(text.contains(&format!("({})", "x".repeat(100))), "{text}");
+        assert!(!text.contains(&"x".repeat(101)));
+        assert!(!text.chars().any(char::is_control));
     }
 
     #[test]

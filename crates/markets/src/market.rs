@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::payment::{CardBrand, PaymentMethodKind};
+
 /// A market (country) served by Marque Auth.
 ///
 /// Serialized (serde) as the lowercase code: `"kg"` / `"us"`. Ordering is
@@ -120,6 +122,36 @@ pub struct Currency {
     pub minor_units: u8,
 }
 
+/// How a market writes prices: where the currency symbol goes and which separators it uses.
+/// Used by [`crate::Money::format_for`] and [`crate::Money::parse_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceFormat {
+    /// Whether the symbol precedes (`$29.99`) or follows (`2999 сом`) the number.
+    pub symbol_position: SymbolPosition,
+    /// Text between the number and the symbol: `""` for `$29.99`, `" "` for `2999 сом`.
+    pub symbol_separator: &'static str,
+    /// Separator of thousands groups: `','` (`$1,299.00`) or `' '` (`12 999 сом`).
+    pub grouping_separator: char,
+    /// Separator of the minor-unit digits: `'.'` (`$29.99`) or `','` (`2999,50 сом`).
+    pub decimal_separator: char,
+    /// Fewest integer digits at which groups are separated: 4 for US English (`$1,299.00`),
+    /// 5 for Russian, whose typographic rule leaves four-digit numbers whole (`2999 сом`,
+    /// `12 999 сом`; A. Мильчин, «Справочник издателя и автора»).
+    pub min_grouping_digits: u8,
+    /// Whether the minor-unit digits are always shown (`$29.00`) or only when not zero
+    /// (`2999 сом`, `2999,50 сом`).
+    pub always_show_minor: bool,
+}
+
+/// Side of the number the currency symbol is written on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymbolPosition {
+    /// `$29.99`.
+    Before,
+    /// `2999 сом`.
+    After,
+}
+
 /// Static facts about one market. Obtain it with [`Market::profile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketProfile {
@@ -149,6 +181,12 @@ pub struct MarketProfile {
     pub date_format: &'static str,
     /// Default lifetime of a one-time verification code, in minutes: 10 / 10.
     pub default_otp_expiry_minutes: u32,
+    /// How prices are written (`2999 сом` / `$29.99`).
+    pub price_format: PriceFormat,
+    /// Payment methods shoppers of this market may save, in display order: KG — Visa,
+    /// Mastercard, Элкарт, cash on delivery, bank transfer; US — Visa, Mastercard, American
+    /// Express, Discover, PayPal, Apple Pay, Google Pay.
+    pub payment_methods: &'static [PaymentMethodKind],
 }
 
 static KG_PROFILE: MarketProfile = MarketProfile {
@@ -167,6 +205,21 @@ static KG_PROFILE: MarketProfile = MarketProfile {
     timezone: "Asia/Bishkek",
     date_format: "DD.MM.YYYY",
     default_otp_expiry_minutes: 10,
+    price_format: PriceFormat {
+        symbol_position: SymbolPosition::After,
+        symbol_separator: " ",
+        grouping_separator: ' ',
+        decimal_separator: ',',
+        min_grouping_digits: 5,
+        always_show_minor: false,
+    },
+    payment_methods: &[
+        PaymentMethodKind::Card(CardBrand::Visa),
+        PaymentMethodKind::Card(CardBrand::Mastercard),
+        PaymentMethodKind::Card(CardBrand::Elcart),
+        PaymentMethodKind::CashOnDelivery,
+        PaymentMethodKind::BankTransfer,
+    ],
 };
 
 static US_PROFILE: MarketProfile = MarketProfile {
@@ -185,6 +238,23 @@ static US_PROFILE: MarketProfile = MarketProfile {
     timezone: "America/New_York",
     date_format: "MM/DD/YYYY",
     default_otp_expiry_minutes: 10,
+    price_format: PriceFormat {
+        symbol_position: SymbolPosition::Before,
+        symbol_separator: "",
+        grouping_separator: ',',
+        decimal_separator: '.',
+        min_grouping_digits: 4,
+        always_show_minor: true,
+    },
+    payment_methods: &[
+        PaymentMethodKind::Card(CardBrand::Visa),
+        PaymentMethodKind::Card(CardBrand::Mastercard),
+        PaymentMethodKind::Card(CardBrand::Amex),
+        PaymentMethodKind::Card(CardBrand::Discover),
+        PaymentMethodKind::Paypal,
+        PaymentMethodKind::ApplePay,
+        PaymentMethodKind::GooglePay,
+    ],
 };
 
 #[cfg(test)]

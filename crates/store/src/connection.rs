@@ -15,7 +15,7 @@ use marque_markets::Market;
 
 use crate::db_url::Target;
 use crate::models::{BucketRow, ChallengeRow, RefreshRow};
-use crate::schema::{phone_verifications, rate_limits, refresh_tokens};
+use crate::schema::{phone_verifications, rate_limits, refresh_tokens, users};
 
 /// A connection to either backend; queries written once run on both.
 #[derive(diesel::MultiConnection)]
@@ -281,4 +281,26 @@ pub(crate) fn lock_refresh(
         DbConnection::Pg(pg) => by_hash!().for_update().first(pg).optional(),
         DbConnection::Sqlite(lite) => by_hash!().first(lite).optional(),
     }
+}
+
+/// Locks a user's row inside [`write_tx`], so that the account writes of one user (addresses,
+/// payment methods, notifications) serialize and the one-default and limit rules they check
+/// hold: `SELECT … FOR NO KEY UPDATE` on PostgreSQL (which does not block other transactions
+/// merely referencing the user, e.g. inserting a session); SQLite's immediate transaction already
+/// excludes other writers. Returns whether the user exists.
+pub(crate) fn lock_user(conn: &mut DbConnection, user: i64) -> QueryResult<bool> {
+    let found = match conn {
+        DbConnection::Pg(pg) => users::table
+            .find(user)
+            .select(users::id)
+            .for_no_key_update()
+            .first::<i64>(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => users::table
+            .find(user)
+            .select(users::id)
+            .first::<i64>(lite)
+            .optional()?,
+    };
+    Ok(found.is_some())
 }

@@ -13,11 +13,16 @@
 //!   serializes with concurrent requests on any number of instances (`BEGIN IMMEDIATE` on
 //!   SQLite, row locks on PostgreSQL), and the decisions themselves are the domain's
 //!   (`RateLimitPolicy::admit`, `challenge::judge`).
+//! - Implements [`marque_domain::AccountRepository`] (addresses, payment methods, notifications):
+//!   the KG and US address tables differ, and only `account_rows` knows their columns; the
+//!   one-default and limit rules are decided under a lock on the user's row.
 //! - [`testdb::TestDatabase`]: throwaway databases for tests.
 //!
 //! Timestamps are stored as UTC `TIMESTAMP` values with microsecond precision.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod account;
+mod account_rows;
 mod auth;
 mod connection;
 mod db_url;

@@ -165,3 +165,141 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     account_deletions
 );
+
+diesel::table! {
+    /// Delivery addresses: the columns every market's `user_addresses` has (ownership, default
+    /// flag, times). The market-specific postal columns are in [`kg::user_addresses`] and
+    /// [`us::user_addresses`] — the same table seen with its market's columns.
+    user_addresses (id) {
+        /// Row id.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The shopper's name for the address.
+        title -> Nullable<Text>,
+        /// Whether it is the owner's default (at most one per owner).
+        is_default -> Bool,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+/// The KG schema's market-specific tables.
+pub mod kg {
+    diesel::table! {
+        /// Kyrgyz delivery addresses.
+        user_addresses (id) {
+            /// Row id.
+            id -> BigInt,
+            /// Owner.
+            user_id -> BigInt,
+            /// The shopper's name for the address.
+            title -> Nullable<Text>,
+            /// Street, e.g. `ул. Юнусалиева`.
+            street -> Text,
+            /// Building number.
+            building -> Text,
+            /// Apartment.
+            apartment -> Nullable<Text>,
+            /// City.
+            city -> Text,
+            /// ISO 3166-2:KG subdivision code (`GB`, `C`…).
+            region_code -> Text,
+            /// 6-digit postal code.
+            postal_code -> Nullable<Text>,
+            /// Whether it is the owner's default.
+            is_default -> Bool,
+            /// Creation time (UTC).
+            created_at -> Timestamp,
+            /// Last change (UTC).
+            updated_at -> Timestamp,
+        }
+    }
+}
+
+/// The US schema's market-specific tables.
+pub mod us {
+    diesel::table! {
+        /// US delivery addresses.
+        user_addresses (id) {
+            /// Row id.
+            id -> BigInt,
+            /// Owner.
+            user_id -> BigInt,
+            /// The shopper's name for the address.
+            title -> Nullable<Text>,
+            /// First line, e.g. `123 Main St`.
+            street_address -> Text,
+            /// Second line.
+            address_line2 -> Nullable<Text>,
+            /// City.
+            city -> Text,
+            /// USPS state code.
+            state -> Text,
+            /// ZIP or ZIP+4.
+            zip_code -> Text,
+            /// Whether it is the owner's default.
+            is_default -> Bool,
+            /// Creation time (UTC).
+            created_at -> Timestamp,
+            /// Last change (UTC).
+            updated_at -> Timestamp,
+        }
+    }
+}
+
+diesel::table! {
+    /// Saved payment methods (never a card number).
+    user_payment_methods (id) {
+        /// Row id.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// `PaymentType::as_str`.
+        payment_type -> Text,
+        /// `CardBrand::as_str`, cards only.
+        card_type -> Nullable<Text>,
+        /// Last four digits, cards only.
+        card_last4 -> Nullable<Text>,
+        /// Expiry month 1–12.
+        expiry_month -> Nullable<Integer>,
+        /// Expiry year, four digits.
+        expiry_year -> Nullable<Integer>,
+        /// Name on the card.
+        card_holder_name -> Nullable<Text>,
+        /// Payment processor's token.
+        provider_token -> Nullable<Text>,
+        /// Whether it is the owner's default (at most one per owner).
+        is_default -> Bool,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Notifications to shoppers.
+    user_notifications (id) {
+        /// Row id; newer notifications have higher ids.
+        id -> BigInt,
+        /// Recipient.
+        user_id -> BigInt,
+        /// `NotificationKind::as_str`.
+        notification_type -> Text,
+        /// Title.
+        title -> Text,
+        /// Text.
+        message -> Text,
+        /// The order it concerns.
+        order_id -> Nullable<BigInt>,
+        /// Whether it was read.
+        is_read -> Bool,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// When it was first marked read (UTC).
+        read_at -> Nullable<Timestamp>,
+    }
+}

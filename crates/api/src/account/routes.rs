@@ -1,0 +1,526 @@
+//! Handlers of `/api/v1/profile/*`. Each reads the market from the token (without the database)
+//! to parse the body by that market's rules, then — on the blocking pool — checks the session and
+//! runs the account call for the token's user.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use marque_domain::{
+    AccountError, AccountService, AddressId, AddressRecord, AddressTitle, AddressUpdate,
+    NewAddress, NewPaymentMethod, NotificationId, NotificationQuery, Owner, PageLimit,
+    PaymentMethodId, PaymentMethodUpdate,
+};
+use marque_markets::{FieldError, Language, Market, MarketAddress, MessageKey, text};
+
+use super::dto::{
+    AddressDto, AddressListResponse, AddressRequest, AddressResponse, NotificationDto,
+    NotificationListResponse, NotificationResponse, PaymentMethodDto, PaymentMethodListResponse,
+    PaymentMethodRequest, PaymentMethodResponse, ReadAllResponse, UpdatePaymentMethodRequest,
+};
+use crate::ApiState;
+use crate::dto::SuccessResponse;
+use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::extract::{BearerToken, JsonBody, fallback_lang};
+
+/// The market of an authentic, unexpired token, read without the database (the session is
+/// checked later, in [`as_owner`]); 401 `invalid_token` otherwise.
+fn token_market(
+    req: &HttpRequest,
+    state: &ApiState,
+    token: &BearerToken,
+) -> Result<Market, ApiError> {
+    state
+        .auth
+        .token_market(&token.0)
+        .ok_or_else(|| ApiError::new(ErrorKind::InvalidToken, fallback_lang(req)))
+}
+
+/// Runs `f` on the blocking pool (inside the request's tracing span) for the owner of `token`,
+/// whose session must be active.
+async fn as_owner<T: Send + 'static>(
+    state: &ApiState,
+    token: BearerToken,
+    lang: Language,
+    f: impl FnOnce(&AccountService, Owner) -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (auth, account) = (state.auth.clone(), state.account.clone());
+    let span = tracing::Span::current();
+    let work = move || {
+        span.in_scope(|| {
+            let claims = auth
+                .authenticate(&token.0)
+                .map_err(|e| ApiError::from_auth(e, lang))?;
+            let owner = Owner::try_from(&claims)
+                .map_err(|_| ApiError::new(ErrorKind::InvalidToken, lang))?;
+            f(&account, owner).map_err(|e| ApiError::from_account(e, lang))
+        })
+    };
+    match web::block(work).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "blocking task failed");
+            Err(ApiError::new(ErrorKind::Internal, lang))
+        }
+    }
+}
+
+/// A row id from the path: a positive integer, else 404 (no such row can exist).
+fn row_id(path: &str, lang: Language) -> Result<i64, ApiError> {
+    path.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, lang))
+}
+
+fn invalid(lang: Language) -> impl Fn(FieldError) -> ApiError {
+    move |e| ApiError::validation(e.field, e.reason, lang)
+}
+
+/// The `title` of an address request: absent → `None`, `null` or blank → `Some(None)` (cleared).
+fn title(
+    field: &Option<Option<String>>,
+    lang: Language,
+) -> Result<Option<Option<AddressTitle>>, ApiError> {
+    Ok(match field {
+        None => None,
+        Some(t) => Some(
+            t.as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(AddressTitle::parse)
+                .transpose()
+                .map_err(invalid(lang))?,
+        ),
+    })
+}
+
+fn message(key: MessageKey, lang: Language) -> String {
+    text(key, lang).to_owned()
+}
+
+/// The signed-in user's delivery addresses, default first, then newest first.
+#[utoipa::path(
+    get, path = "/api/v1/profile/addresses", tag = "addresses",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Addresses", body = AddressListResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn list_addresses(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let list = as_owner(&state, token, lang, |account, owner| {
+        account.addresses(owner)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(AddressListResponse {
+        success: true,
+        total: list.len(),
+        addresses: list.iter().map(AddressDto::from).collect(),
+    }))
+}
+
+/// Adds a delivery address in the shape of the user's market (KG: street, building, apartment,
+/// city, region, postal code; US: street address, second line, city, state, ZIP). The first
+/// address becomes the default; at most 20 per user.
+#[utoipa::path(
+    post, path = "/api/v1/profile/addresses", tag = "addresses",
+    security(("bearer" = [])),
+    request_body = AddressRequest,
+    responses(
+        (status = 201, description = "Created", body = AddressResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user has 20 addresses", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn create_address(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    body: JsonBody<AddressRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let market = token_market(&req, &state, &token)?;
+    let lang = market.language();
+    let body = body.0;
+    let title = title(&body.title, lang)?.flatten();
+    let postal = MarketAddress::parse(market, &body.postal()).map_err(invalid(lang))?;
+    let new = NewAddress {
+        record: AddressRecord { title, postal },
+        make_default: body.is_default.unwrap_or(false),
+    };
+    let address = as_owner(&state, token, lang, move |account, owner| {
+        account.add_address(owner, new)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(AddressResponse {
+        success: true,
+        message: message(MessageKey::AddressCreated, lang),
+        address: AddressDto::from(&address),
+    }))
+}
+
+/// Changes an address of the user: absent fields stay, `null` clears optional ones; the merged
+/// address is checked again. `is_default: true` makes it the default.
+#[utoipa::path(
+    put, path = "/api/v1/profile/addresses/{id}", tag = "addresses",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Address id")),
+    request_body = AddressRequest,
+    responses(
+        (status = 200, description = "Updated", body = AddressResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such address of this user", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` naming the field", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn update_address(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    path: web::Path<String>,
+    body: JsonBody<AddressRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let id = AddressId(row_id(&path, lang)?);
+    let body = body.0;
+    let update = AddressUpdate {
+        title: title(&body.title, lang)?,
+        postal: body.postal(),
+        make_default: body.is_default.unwrap_or(false),
+    };
+    let address = as_owner(&state, token, lang, move |account, owner| {
+        account.update_address(owner, id, update)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(AddressResponse {
+        success: true,
+        message: message(MessageKey::AddressUpdated, lang),
+        address: AddressDto::from(&address),
+    }))
+}
+
+/// Deletes an address of the user; if it was the default, the newest remaining one becomes the
+/// default.
+#[utoipa::path(
+    delete, path = "/api/v1/profile/addresses/{id}", tag = "addresses",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Address id")),
+    responses(
+        (status = 200, description = "Deleted", body = SuccessResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such address of this user", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn delete_address(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let id = AddressId(row_id(&path, lang)?);
+    as_owner(&state, token, lang, move |account, owner| {
+        account.delete_address(owner, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(SuccessResponse {
+        success: true,
+        message: message(MessageKey::AddressDeleted, lang),
+    }))
+}
+
+/// The user's saved payment methods, default first, then newest first. Cards show brand and last
+/// four digits only.
+#[utoipa::path(
+    get, path = "/api/v1/profile/payment-methods", tag = "payment-methods",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Payment methods", body = PaymentMethodListResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn list_payment_methods(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let list = as_owner(&state, token, lang, |account, owner| {
+        account.payment_methods(owner)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(PaymentMethodListResponse {
+        success: true,
+        total: list.len(),
+        payment_methods: list.iter().map(PaymentMethodDto::from).collect(),
+    }))
+}
+
+/// Saves a payment method of the user's market. A card number is checked (length, Luhn check
+/// digit, brand from the IIN, brand offered in the market, not expired) and dropped: only brand,
+/// last four digits, expiry and holder name are kept (PCI DSS 3.3/3.4). The first payment method
+/// becomes the default; at most 20 per user.
+#[utoipa::path(
+    post, path = "/api/v1/profile/payment-methods", tag = "payment-methods",
+    security(("bearer" = [])),
+    request_body = PaymentMethodRequest,
+    responses(
+        (status = 201, description = "Created", body = PaymentMethodResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user has 20 payment methods", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn create_payment_method(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    body: JsonBody<PaymentMethodRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let market = token_market(&req, &state, &token)?;
+    let lang = market.language();
+    let new = NewPaymentMethod::parse(market, &body.0.input())
+        .map_err(|e| ApiError::from_account(e, lang))?;
+    drop(body);
+    let method = as_owner(&state, token, lang, move |account, owner| {
+        account.add_payment_method(owner, new)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(PaymentMethodResponse {
+        success: true,
+        message: message(MessageKey::PaymentMethodAdded, lang),
+        payment_method: PaymentMethodDto::from(&method),
+    }))
+}
+
+/// Changes the holder name or expiry (a renewed card) of a payment method, or makes it the
+/// default. The number and kind never change: save a new payment method instead.
+#[utoipa::path(
+    put, path = "/api/v1/profile/payment-methods/{id}", tag = "payment-methods",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Payment method id")),
+    request_body = UpdatePaymentMethodRequest,
+    responses(
+        (status = 200, description = "Updated", body = PaymentMethodResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such payment method of this user", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_error` naming the field; `card_expired`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn update_payment_method(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    path: web::Path<String>,
+    body: JsonBody<UpdatePaymentMethodRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let id = PaymentMethodId(row_id(&path, lang)?);
+    let body = body.0;
+    if body.card_number.is_some() {
+        return Err(ApiError::validation(
+            "card_number",
+            "cannot be changed: save a new payment method",
+            lang,
+        ));
+    }
+    let update = PaymentMethodUpdate::parse(
+        body.card_holder_name.as_ref().map(Option::as_deref),
+        body.expiry_month.as_deref(),
+        body.expiry_year.as_deref(),
+        body.is_default.unwrap_or(false),
+    )
+    .map_err(|e| ApiError::from_account(e, lang))?;
+    let method = as_owner(&state, token, lang, move |account, owner| {
+        account.update_payment_method(owner, id, update)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(PaymentMethodResponse {
+        success: true,
+        message: message(MessageKey::PaymentMethodUpdated, lang),
+        payment_method: PaymentMethodDto::from(&method),
+    }))
+}
+
+/// Deletes a payment method of the user; if it was the default, the newest remaining one becomes
+/// the default.
+#[utoipa::path(
+    delete, path = "/api/v1/profile/payment-methods/{id}", tag = "payment-methods",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Payment method id")),
+    responses(
+        (status = 200, description = "Deleted", body = SuccessResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such payment method of this user", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn delete_payment_method(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let id = PaymentMethodId(row_id(&path, lang)?);
+    as_owner(&state, token, lang, move |account, owner| {
+        account.delete_payment_method(owner, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(SuccessResponse {
+        success: true,
+        message: message(MessageKey::PaymentMethodDeleted, lang),
+    }))
+}
+
+/// Reads `unread_only` (`true`/`false`/`1`/`0`), `limit` (1–100, default 50) and `offset` (≥ 0)
+/// from the query string; other parameters are ignored.
+fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQuery, ApiError> {
+    let mut query = NotificationQuery::default();
+    for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match key.as_ref() {
+            "unread_only" => {
+                query.unread_only = match value.as_ref() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::validation(
+                            "unread_only",
+                            "must be true or false",
+                            lang,
+                        ));
+                    }
+                }
+            }
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|n| PageLimit::new(n).ok())
+                    .ok_or_else(|| ApiError::validation("limit", "must be from 1 to 100", lang))?;
+            }
+            "offset" => {
+                query.offset = value.parse::<u32>().map_err(|_| {
+                    ApiError::validation("offset", "must be a whole number, 0 or more", lang)
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// The user's notifications, newest first: a page (`limit` 1–100, default 50; `offset`), the
+/// number matching (`total`) and the number unread (`unread_count`).
+#[utoipa::path(
+    get, path = "/api/v1/profile/notifications", tag = "notifications",
+    security(("bearer" = [])),
+    params(
+        ("unread_only" = Option<bool>, Query, description = "Only unread notifications (default false)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–100 (default 50)"),
+        ("offset" = Option<u32>, Query, description = "Notifications to skip (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "Notifications", body = NotificationListResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 422, description = "`validation_error`: `unread_only`, `limit` or `offset` out of range", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn list_notifications(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let query = notification_query(&req, lang)?;
+    let page = as_owner(&state, token, lang, move |account, owner| {
+        account.notifications(owner, query)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(NotificationListResponse {
+        success: true,
+        notifications: page.items.iter().map(NotificationDto::from).collect(),
+        total: page.total,
+        unread_count: page.unread_count,
+    }))
+}
+
+/// Marks a notification of the user read.
+#[utoipa::path(
+    put, path = "/api/v1/profile/notifications/{id}/read", tag = "notifications",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Notification id")),
+    responses(
+        (status = 200, description = "Read", body = NotificationResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such notification of this user", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn mark_notification_read(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let id = NotificationId(row_id(&path, lang)?);
+    let notification = as_owner(&state, token, lang, move |account, owner| {
+        account.mark_notification_read(owner, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(NotificationResponse {
+        success: true,
+        message: message(MessageKey::NotificationRead, lang),
+        notification: NotificationDto::from(&notification),
+    }))
+}
+
+/// Marks every notification of the user read; `count` tells how many were unread.
+#[utoipa::path(
+    put, path = "/api/v1/profile/notifications/read-all", tag = "notifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "All read", body = ReadAllResponse),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn mark_all_notifications_read(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let lang = token_market(&req, &state, &token)?.language();
+    let count = as_owner(&state, token, lang, |account, owner| {
+        account.mark_all_notifications_read(owner)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ReadAllResponse {
+        success: true,
+        message: message(MessageKey::NotificationsRead, lang),
+        count,
+    }))
+}

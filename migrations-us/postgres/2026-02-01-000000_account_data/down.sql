@@ -1,0 +1,3 @@
+DROP TABLE user_notifications;
+DROP TABLE user_payment_methods;
+DROP TABLE user_addresses;

@@ -239,6 +239,28 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let login = app.login(KG, KG).await;
     let token = login["access_token"].as_str().unwrap().to_owned();
     let bystander = app.login("+996700123456", "+996700123456").await;
+    // Account data of the user goes with the account.
+    let address =
+        json!({"street": "ул. Юнусалиева", "building": "34", "city": "Бишкек", "region": "Бишкек"});
+    let res = app
+        .send_auth(
+            Method::POST,
+            "/api/v1/profile/addresses",
+            &token,
+            Some(address),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cash = json!({"payment_type": "cash_on_delivery"});
+    let res = app
+        .send_auth(
+            Method::POST,
+            "/api/v1/profile/payment-methods",
+            &token,
+            Some(cash),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
 
     // Without a fresh code nothing is deleted.
     let res = app
@@ -278,6 +300,8 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
         ("sessions", 1),
         ("refresh_tokens", 1),
         ("account_deletions", 1),
+        ("user_addresses", 0),
+        ("user_payment_methods", 0),
     ] {
         assert_eq!(app.count(Market::Kg, table).await, n, "{table}");
     }

@@ -464,6 +464,7 @@ impl AuthRepository for InMemoryStore {
             o.msg.recipient.clear();
             o.status = OutboxStatus::Expired;
         }
+        s.account.delete_user(cmd.user);
         s.deletions.push(cmd.user);
         Ok(VerifyOutcome::Verified {
             user,

@@ -19,6 +19,17 @@ pub(super) struct AccountState {
     notifications: Vec<(UserId, Notification)>,
 }
 
+impl AccountState {
+    /// Drops every row of `user`, as `ON DELETE CASCADE` does in the databases.
+    pub(super) fn delete_user(&mut self, user: UserId) {
+        self.addresses.rows.retain(|(owner, _)| *owner != user);
+        self.payment_methods
+            .rows
+            .retain(|(owner, _)| *owner != user);
+        self.notifications.retain(|(owner, _)| *owner != user);
+    }
+}
+
 /// A row kind with an id, a creation time and a default flag.
 trait Row: Clone {
     fn id(&self) -> i64;

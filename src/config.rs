@@ -31,6 +31,7 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins, comma separated (`*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `WORKERS` | cores | HTTP worker threads |
+//! | `BLOCKING_THREADS` | `DATABASE_POOL_SIZE` | database threads per HTTP worker |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines |
 //! | `RUST_LOG` | `info` | log filter |
 
@@ -115,6 +116,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// `WORKERS`.
     pub workers: Option<usize>,
+    /// `BLOCKING_THREADS`: database threads per HTTP worker.
+    pub blocking_threads: usize,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
 }
@@ -284,6 +287,7 @@ impl Config {
         if sms_provider != "console" {
             bail!("SMS_PROVIDER `{sms_provider}` is not available yet (supported: console)");
         }
+        let pool_size: u32 = num(get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 16)?.max(1);
         Ok(Self {
             environment,
             host: get("HOST").unwrap_or("127.0.0.1").to_owned(),
@@ -294,7 +298,7 @@ impl Config {
             access_token_ttl: minutes("ACCESS_TOKEN_EXPIRE_MINUTES", 30)?,
             jwt_keys,
             database_urls,
-            pool_size: num(get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 16)?.max(1),
+            pool_size,
             connect_timeout: std::time::Duration::from_secs(num(
                 get("DATABASE_CONNECT_TIMEOUT_SECONDS"),
                 "DATABASE_CONNECT_TIMEOUT_SECONDS",
@@ -313,6 +317,12 @@ impl Config {
             )?),
             allowed_origins: list("ALLOWED_ORIGINS"),
             trusted_proxies,
+            blocking_threads: num(
+                get("BLOCKING_THREADS"),
+                "BLOCKING_THREADS",
+                pool_size as usize,
+            )?
+            .max(1),
             workers: get("WORKERS")
                 .map(|w| num(Some(w), "WORKERS", 1))
                 .transpose()?,

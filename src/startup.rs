@@ -143,6 +143,7 @@ impl Application {
             allowed_origins: config.allowed_origins.clone(),
             workers: config.workers,
             shutdown_timeout_secs: None,
+            max_blocking_threads: Some(config.blocking_threads),
         };
         let server = marque_api::server(listener, state, settings)?;
         let shutdown = CancellationToken::new();

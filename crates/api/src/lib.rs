@@ -51,6 +51,10 @@ pub struct HttpSettings {
     pub workers: Option<usize>,
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT (default 30).
     pub shutdown_timeout_secs: Option<u64>,
+    /// Threads per worker for blocking (database) work. Matching it to the connection pool keeps
+    /// waiting requests in one FIFO queue instead of dozens of threads contending for a pooled
+    /// connection, which is what stretches tail latency (default: actix's 512 / workers).
+    pub max_blocking_threads: Option<usize>,
 }
 
 /// Registers every route on `cfg`.
@@ -146,6 +150,9 @@ pub fn server(
     .listen(listener)?;
     if let Some(w) = settings.workers {
         server = server.workers(w);
+    }
+    if let Some(n) = settings.max_blocking_threads {
+        server = server.worker_max_blocking_threads(n.max(1));
     }
     Ok(server.run())
 }

@@ -450,8 +450,9 @@ fn sign_in(
     phone: &str,
     now: NaiveDateTime,
 ) -> QueryResult<(UserRow, bool)> {
-    let login = |conn: &mut DbConnection, id: i64| {
-        diesel::update(users::table.find(id))
+    // One round trip for the common case (a returning user): update by number, returning the row.
+    let login = |conn: &mut DbConnection| {
+        diesel::update(users::table.filter(users::phone_number.eq(phone)))
             .set((
                 users::last_login.eq(now),
                 users::is_verified.eq(true),
@@ -459,14 +460,10 @@ fn sign_in(
             ))
             .returning(USER_COLUMNS)
             .get_result::<UserRow>(conn)
+            .optional()
     };
-    let existing = users::table
-        .filter(users::phone_number.eq(phone))
-        .select(users::id)
-        .first::<i64>(conn)
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok((login(conn, id)?, false));
+    if let Some(row) = login(conn)? {
+        return Ok((row, false));
     }
     // In a savepoint: if another transaction created the user meanwhile, the unique violation
     // rolls back only the insert and the existing row is signed in instead.
@@ -486,11 +483,8 @@ fn sign_in(
     match created {
         Ok(row) => Ok((row, true)),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            let id = users::table
-                .filter(users::phone_number.eq(phone))
-                .select(users::id)
-                .first::<i64>(conn)?;
-            Ok((login(conn, id)?, false))
+            let row = login(conn)?.ok_or(DieselError::NotFound)?;
+            Ok((row, false))
         }
         Err(e) => Err(e),
     }

@@ -16,19 +16,27 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
 
-/// Runs a synchronous domain call on the blocking pool inside the request's tracing span.
-async fn blocking<T: Send + 'static>(
+/// Runs synchronous work (diesel) on the blocking pool inside the request's tracing span.
+pub(crate) async fn run_blocking<T: Send + 'static>(
     lang: Language,
-    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let span = tracing::Span::current();
     match web::block(move || span.in_scope(f)).await {
-        Ok(r) => r.map_err(|e| ApiError::from_auth(e, lang)),
+        Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "blocking task failed");
             Err(ApiError::new(ErrorKind::Internal, lang))
         }
     }
+}
+
+/// [`run_blocking`] for an [`AuthService`](marque_domain::AuthService) call.
+async fn blocking<T: Send + 'static>(
+    lang: Language,
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    run_blocking(lang, move || f().map_err(|e| ApiError::from_auth(e, lang))).await
 }
 
 /// Parses the phone number of a request, honouring `X-Market`.

@@ -19,6 +19,7 @@ use crate::ApiState;
 use crate::dto::SuccessResponse;
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, fallback_lang};
+use crate::routes::run_blocking;
 
 /// The market of an authentic, unexpired token, read without the database (the session is
 /// checked later, in [`as_owner`]); 401 `invalid_token` otherwise.
@@ -42,24 +43,15 @@ async fn as_owner<T: Send + 'static>(
     f: impl FnOnce(&AccountService, Owner) -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let (auth, account) = (state.auth.clone(), state.account.clone());
-    let span = tracing::Span::current();
-    let work = move || {
-        span.in_scope(|| {
-            let claims = auth
-                .authenticate(&token.0)
-                .map_err(|e| ApiError::from_auth(e, lang))?;
-            let owner = Owner::try_from(&claims)
-                .map_err(|_| ApiError::new(ErrorKind::InvalidToken, lang))?;
-            f(&account, owner).map_err(|e| ApiError::from_account(e, lang))
-        })
-    };
-    match web::block(work).await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "blocking task failed");
-            Err(ApiError::new(ErrorKind::Internal, lang))
-        }
-    }
+    run_blocking(lang, move || {
+        let claims = auth
+            .authenticate(&token.0)
+            .map_err(|e| ApiError::from_auth(e, lang))?;
+        let owner =
+            Owner::try_from(&claims).map_err(|_| ApiError::new(ErrorKind::InvalidToken, lang))?;
+        f(&account, owner).map_err(|e| ApiError::from_account(e, lang))
+    })
+    .await
 }
 
 /// A row id from the path: a positive integer, else 404 (no such row can exist).

@@ -31,7 +31,7 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins, comma separated (`*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `WORKERS` | cores | HTTP worker threads |
-//! | `BLOCKING_THREADS` | `DATABASE_POOL_SIZE` | database threads per HTTP worker |
+//! | `BLOCKING_THREADS` | pool size / workers | database threads per HTTP worker |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines |
 //! | `RUST_LOG` | `info` | log filter |
 
@@ -288,6 +288,9 @@ impl Config {
             bail!("SMS_PROVIDER `{sms_provider}` is not available yet (supported: console)");
         }
         let pool_size: u32 = num(get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 16)?.max(1);
+        let workers: Option<usize> = get("WORKERS")
+            .map(|w| num(Some(w), "WORKERS", 1))
+            .transpose()?;
         Ok(Self {
             environment,
             host: get("HOST").unwrap_or("127.0.0.1").to_owned(),
@@ -317,15 +320,15 @@ impl Config {
             )?),
             allowed_origins: list("ALLOWED_ORIGINS"),
             trusted_proxies,
+            // Default: the pool shared out among the workers, so waiting requests queue in FIFO order
+            // instead of more threads than connections contending for the pool (long tails).
             blocking_threads: num(
                 get("BLOCKING_THREADS"),
                 "BLOCKING_THREADS",
-                pool_size as usize,
+                (pool_size as usize / workers.unwrap_or_else(default_workers)).max(1),
             )?
             .max(1),
-            workers: get("WORKERS")
-                .map(|w| num(Some(w), "WORKERS", 1))
-                .transpose()?,
+            workers,
             log_format: match get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -333,6 +336,11 @@ impl Config {
             },
         })
     }
+}
+
+/// actix-web's default worker count: one per available core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Parses `+996555000001=123456,+12125550100=654321` into E.164 → code.

@@ -400,7 +400,11 @@ impl AuthService {
             },
         };
         match repo.verify_challenge(cmd).map_err(Self::storage(market))? {
-            VerifyOutcome::Verified { user, is_new_user } => {
+            VerifyOutcome::Verified {
+                user,
+                is_new_user,
+                known_device,
+            } => {
                 let jti = new_uuid(self.rng.as_ref());
                 let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
                 let event = crate::SignInEvent {
@@ -409,6 +413,7 @@ impl AuthService {
                     session: sid,
                     user_agent,
                     is_new_user,
+                    known_device,
                     at: now,
                 };
                 for observer in &self.sign_in_observers {

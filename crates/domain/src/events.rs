@@ -18,6 +18,9 @@ pub struct SignInEvent {
     pub user_agent: Option<String>,
     /// Whether this sign-in created the user.
     pub is_new_user: bool,
+    /// Whether an earlier session of the user had the same `User-Agent` (so the device is known
+    /// and no new-device notice is due).
+    pub known_device: bool,
     /// When it happened.
     pub at: DateTime<Utc>,
 }

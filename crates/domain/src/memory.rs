@@ -224,6 +224,10 @@ impl AuthRepository for InMemoryStore {
                 u
             }
         };
+        let known_device = !is_new_user
+            && s.sessions
+                .values()
+                .any(|r| r.user == user.id && r.user_agent == cmd.session.user_agent);
         s.sessions.insert(
             cmd.session.id.clone(),
             SessionRow {
@@ -244,7 +248,11 @@ impl AuthRepository for InMemoryStore {
             successor: None,
             successor_sealed: None,
         });
-        Ok(VerifyOutcome::Verified { user, is_new_user })
+        Ok(VerifyOutcome::Verified {
+            user,
+            is_new_user,
+            known_device,
+        })
     }
 
     fn active_session(
@@ -469,6 +477,7 @@ impl AuthRepository for InMemoryStore {
         Ok(VerifyOutcome::Verified {
             user,
             is_new_user: false,
+            known_device: true,
         })
     }
 }

@@ -231,6 +231,9 @@ pub enum VerifyOutcome {
         user: User,
         /// Whether this verification created the user.
         is_new_user: bool,
+        /// Whether an earlier session of the user had the same `User-Agent` (checked in the same
+        /// transaction, so sign-in observers need no database work for a known device).
+        known_device: bool,
     },
     /// Wrong code; `attempts_left` more tries on this code.
     WrongCode {

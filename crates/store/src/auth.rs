@@ -109,11 +109,14 @@ impl AuthRepository for MarketStore {
                     return Ok(verdict.refusal());
                 }
                 let (user, is_new_user) = sign_in(conn, phone, now)?;
+                let known_device = !is_new_user
+                    && has_session_with_agent(conn, user.id, cmd.session.user_agent.as_deref())?;
                 insert_session(conn, user.id, &cmd.session)?;
                 insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
                 Ok(VerifyOutcome::Verified {
                     user: user.into_user(market)?,
                     is_new_user,
+                    known_device,
                 })
             })
         })
@@ -385,6 +388,7 @@ impl AuthRepository for MarketStore {
                 Ok(VerifyOutcome::Verified {
                     user: user.into_user(market)?,
                     is_new_user: false,
+                    known_device: true,
                 })
             })
         })
@@ -564,4 +568,26 @@ fn insert_refresh(
         ))
         .returning(refresh_tokens::id)
         .get_result(conn)
+}
+
+/// Whether `user` already has a session (of any state) signed in with `user_agent`.
+fn has_session_with_agent(
+    conn: &mut DbConnection,
+    user: i64,
+    user_agent: Option<&str>,
+) -> QueryResult<bool> {
+    let mine = sessions::table
+        .filter(sessions::user_id.eq(user))
+        .select(sessions::id);
+    let found = match user_agent {
+        Some(ua) => mine
+            .filter(sessions::user_agent.eq(ua))
+            .first::<String>(conn)
+            .optional()?,
+        None => mine
+            .filter(sessions::user_agent.is_null())
+            .first::<String>(conn)
+            .optional()?,
+    };
+    Ok(found.is_some())
 }

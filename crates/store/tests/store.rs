@@ -257,7 +257,9 @@ fn login(store: &MarketStore, e164: &str, now: DateTime<Utc>) -> (User, bool, Se
         3,
         session,
     ) {
-        VerifyOutcome::Verified { user, is_new_user } => (user, is_new_user, sid),
+        VerifyOutcome::Verified {
+            user, is_new_user, ..
+        } => (user, is_new_user, sid),
         other => panic!("expected Verified, got {other:?}"),
     }
 }

@@ -397,7 +397,9 @@ impl SignInObserver for AccountService {
     /// `security` notification in the market's language ("Вход в аккаунт с нового
     /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
     fn signed_in(&self, event: &SignInEvent) {
-        if event.is_new_user {
+        // Known devices need no notice; for the rest, `notify_unknown_device` re-checks under a
+        // lock so that simultaneous first sign-ins from one device produce one notice.
+        if event.is_new_user || event.known_device {
             return;
         }
         let (title, text) =

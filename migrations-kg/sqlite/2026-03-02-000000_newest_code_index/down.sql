@@ -1,0 +1,1 @@
+DROP INDEX phone_verifications_phone_newest_idx;

@@ -25,6 +25,11 @@ async fn openapi_lists_every_route_and_the_bearer_scheme() {
         ("/api/v1/auth/markets", "get"),
         ("/api/v1/auth/health", "get"),
         ("/health", "get"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/auth/account", "delete"),
+        ("/.well-known/jwks.json", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -36,6 +41,24 @@ async fn openapi_lists_every_route_and_the_bearer_scheme() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    for schema in [
+        "RefreshRequest",
+        "RefreshResponse",
+        "SessionsResponse",
+        "DeleteAccountRequest",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+    let refresh_errors = &doc["paths"]["/api/v1/auth/refresh"]["post"]["responses"]["401"];
+    assert!(
+        refresh_errors["description"]
+            .as_str()
+            .unwrap()
+            .contains("refresh_token_reused")
+    );
     let ui = app
         .http
         .get(format!("{}/docs/", app.base))

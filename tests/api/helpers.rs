@@ -163,7 +163,7 @@ impl TestApp {
     /// Waits for the delivery worker to hand the newest message for `e164` to the provider and
     /// returns the code in it.
     pub async fn code_for(&self, e164: &str, nth: usize) -> String {
-        for _ in 0..1000 {
+        for _ in 0..4000 {
             {
                 let sent = self.sent.0.lock().unwrap();
                 let mine: Vec<_> = sent.iter().filter(|m| m.recipient == e164).collect();

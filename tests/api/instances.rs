@@ -51,7 +51,7 @@ async fn start(kg: &str, us: &str, extra: &[(&str, &str)]) -> Instance {
         base: format!("http://127.0.0.1:{port}"),
     };
     let http = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
         let health = http.get(format!("{}/health", instance.base)).send().await;
         if health.is_ok_and(|r| r.status() == 200) {
             return instance;

@@ -5,11 +5,8 @@
 //! admin URL. Each gets its own throwaway KG database (US scenarios open a US one). Time is fixed.
 
 use std::sync::{Arc, Barrier};
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use marque_domain::{
     AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, NewSession,
@@ -18,90 +15,10 @@ use marque_domain::{
 };
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
-use marque_store::testdb::TestDatabase;
 
-const PG_ENV: &str = "MARQUE_TEST_POSTGRES_URL";
+mod common;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A migrated store on its own database (the store is dropped before the database).
-struct Ctx {
-    store: MarketStore,
-    db: TestDatabase,
-    kind: Kind,
-}
-
-impl Ctx {
-    fn new(kind: Kind, market: Market) -> Option<Ctx> {
-        let db = match kind {
-            Kind::Sqlite => TestDatabase::sqlite(),
-            Kind::Postgres => {
-                let Ok(admin) = std::env::var(PG_ENV) else {
-                    eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
-                    return None;
-                };
-                TestDatabase::postgres(&admin).expect("create test database")
-            }
-        };
-        let store =
-            MarketStore::connect(market, db.url(), 8, StdDuration::from_secs(10)).expect("connect");
-        store.migrate().expect("migrate");
-        Some(Ctx { store, db, kind })
-    }
-
-    /// Runs `sql` on a connection of its own; returns the `BIGINT` column `v` of the first row,
-    /// or the number of rows changed when `sql` is not a query.
-    fn sql(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Value {
-            #[diesel(sql_type = BigInt)]
-            v: i64,
-        }
-        let url = self.db.url();
-        macro_rules! run {
-            ($c:expr) => {
-                if sql.starts_with("SELECT") {
-                    diesel::sql_query(sql).get_result::<Value>($c).map(|r| r.v)
-                } else {
-                    diesel::sql_query(sql).execute($c).map(|n| n as i64)
-                }
-            };
-        }
-        match self.kind {
-            Kind::Postgres => run!(&mut PgConnection::establish(url).unwrap()),
-            Kind::Sqlite => {
-                let mut c =
-                    SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap()).unwrap();
-                diesel::sql_query("PRAGMA foreign_keys = ON")
-                    .execute(&mut c)
-                    .unwrap();
-                run!(&mut c)
-            }
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-}
-
-fn run(kind: Kind, scenario: fn(&Ctx)) {
-    if let Some(ctx) = Ctx::new(kind, Market::Kg) {
-        scenario(&ctx);
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::run(super::Kind::Sqlite, super::$name) } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::run(super::Kind::Postgres, super::$name) } )*
-        }
-    };
-}
+use common::Ctx;
 
 on_both_backends!(
     addresses_keep_one_default_and_their_owner,

@@ -12,7 +12,6 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use marque_domain::{
     AuthRepository, Channel, FullName, ImageUrl, IssueChallenge, IssueOutcome, NewOutboxMessage,
     NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
@@ -23,97 +22,13 @@ use marque_markets::{Market, PhoneNumber};
 use marque_store::testdb::TestDatabase;
 use marque_store::{Backend, MarketStore};
 
-const PG_ENV: &str = "MARQUE_TEST_POSTGRES_URL";
+mod common;
+
+use common::{Ctx, PG_ENV};
+
 const KG_PHONE: &str = "+996505325311";
 const KG_PHONE_2: &str = "+996555123456";
 const US_PHONE: &str = "+12025550123";
-
-// ---------------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A migrated store on its own database. Field order matters: the store (and its pool) is
-/// dropped before the database is deleted.
-struct Ctx {
-    store: MarketStore,
-    db: TestDatabase,
-    kind: Kind,
-}
-
-impl Ctx {
-    /// `None` (with a note on stderr) for PostgreSQL when the env var is unset.
-    fn new(kind: Kind, market: Market) -> Option<Ctx> {
-        let db = match kind {
-            Kind::Sqlite => TestDatabase::sqlite(),
-            Kind::Postgres => {
-                let Ok(admin) = std::env::var(PG_ENV) else {
-                    eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
-                    return None;
-                };
-                TestDatabase::postgres(&admin).expect("create test database")
-            }
-        };
-        let store =
-            MarketStore::connect(market, db.url(), 8, StdDuration::from_secs(10)).expect("connect");
-        store.migrate().expect("migrate");
-        assert_eq!(store.market(), market);
-        assert_eq!(
-            store.backend(),
-            match kind {
-                Kind::Sqlite => Backend::Sqlite,
-                Kind::Postgres => Backend::Postgres,
-            }
-        );
-        Some(Ctx { store, db, kind })
-    }
-
-    /// One `BIGINT` from a raw query on a connection of its own, bypassing the store.
-    fn scalar(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Value {
-            #[diesel(sql_type = BigInt)]
-            v: i64,
-        }
-        let url = self.db.url();
-        let value: Value = match self.kind {
-            Kind::Postgres => {
-                let mut c = PgConnection::establish(url).unwrap();
-                diesel::sql_query(sql).get_result(&mut c)
-            }
-            Kind::Sqlite => {
-                let mut c =
-                    SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap()).unwrap();
-                diesel::sql_query(sql).get_result(&mut c)
-            }
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        value.v
-    }
-}
-
-fn run(kind: Kind, scenario: fn(&Ctx)) {
-    if let Some(ctx) = Ctx::new(kind, Market::Kg) {
-        scenario(&ctx);
-    }
-}
-
-/// Declares `sqlite::<name>` and `postgres::<name>` tests for each scenario function.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::run(super::Kind::Sqlite, super::$name) } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::run(super::Kind::Postgres, super::$name) } )*
-        }
-    };
-}
 
 on_both_backends!(
     login_creates_the_user_then_finds_it,
@@ -285,8 +200,8 @@ fn login_creates_the_user_then_finds_it(ctx: &Ctx) {
     assert_eq!(again.id, user.id);
     assert_eq!(again.created_at, at(5));
     assert_eq!(again.last_login, Some(at(125)));
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 2);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 2);
 
     // Another number is another user.
     let (other, is_new, _) = login(store, KG_PHONE_2, at(300));
@@ -302,10 +217,10 @@ fn codes_are_single_use(ctx: &Ctx) {
         VerifyOutcome::NoActiveCode
     );
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'consumed'"),
+        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'consumed'"),
         1
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 1);
     // A number that never got a code.
     assert_eq!(
         verify(store, KG_PHONE_2, b"right", at(10)),
@@ -333,14 +248,14 @@ fn three_wrong_codes_kill_the_code(ctx: &Ctx) {
         VerifyOutcome::AttemptsExceeded
     );
     assert_eq!(
-        ctx.scalar("SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications"),
+        ctx.sql("SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications"),
         3
     );
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'dead'"),
+        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'dead'"),
         1
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
 }
 
 fn expired_codes_are_refused(ctx: &Ctx) {
@@ -352,14 +267,14 @@ fn expired_codes_are_refused(ctx: &Ctx) {
         VerifyOutcome::Expired
     );
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'expired'"),
+        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'expired'"),
         1
     );
     assert_eq!(
         verify(store, KG_PHONE, b"right", at(601)),
         VerifyOutcome::Expired
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
 
     // One second before expiry it would have worked.
     assert_eq!(
@@ -394,7 +309,7 @@ fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
         IssueOutcome::Issued
     );
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'superseded'"),
+        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'superseded'"),
         2
     );
     // Fourth code inside the 15-minute window that opened at t0: wait until t0 + 15 min.
@@ -403,13 +318,10 @@ fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
         IssueOutcome::RateLimited(RetryAfter(12 * 60))
     );
     // Nothing was written by the refusals.
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications"), 3);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 3);
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications"),
-        3
-    );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 3);
-    assert_eq!(
-        ctx.scalar("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
         3
     );
     assert!(matches!(
@@ -425,7 +337,7 @@ fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
         IssueOutcome::Issued
     );
     assert_eq!(
-        ctx.scalar("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
         1
     );
 }
@@ -445,7 +357,7 @@ fn refusing_bucket_leaves_other_buckets_untouched(ctx: &Ctx) {
         ]
     };
     let hits = |bucket: &str| {
-        ctx.scalar(&format!(
+        ctx.sql(&format!(
             "SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket = '{bucket}'"
         ))
     };
@@ -459,7 +371,7 @@ fn refusing_bucket_leaves_other_buckets_untouched(ctx: &Ctx) {
     );
     assert_eq!(hits("send:ip:203.0.113.7"), 1);
     assert_eq!(hits("send:phone:strict"), 1);
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM rate_limits"), 2);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM rate_limits"), 2);
 
     // The IP bucket still has its second hit.
     let only_ip = || vec![limit("send:ip:203.0.113.7", ip)];
@@ -481,7 +393,7 @@ fn refusing_bucket_leaves_other_buckets_untouched(ctx: &Ctx) {
         store.issue_challenge(cmd).unwrap(),
         IssueOutcome::RateLimited(_)
     ));
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM rate_limits"), 2);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM rate_limits"), 2);
 
     // No limits at all (test numbers): always issued.
     for i in 0..5 {
@@ -606,12 +518,12 @@ fn outbox_claim_lease_and_delivery(ctx: &Ctx) {
     store.mark_sent(m.id, at(32)).unwrap();
     let sql = |what: &str| format!("SELECT {what} AS v FROM outbox WHERE id = {}", m.id);
     let holds = |cond: &str| {
-        ctx.scalar(&format!(
+        ctx.sql(&format!(
             "SELECT COUNT(*) AS v FROM outbox WHERE id = {} AND {cond}",
             m.id
         )) == 1
     };
-    assert_eq!(ctx.scalar(&sql("CAST(length(payload) AS BIGINT)")), 0);
+    assert_eq!(ctx.sql(&sql("CAST(length(payload) AS BIGINT)")), 0);
     assert!(holds("status = 'sent'"));
     assert!(holds("locked_until IS NULL"));
     assert!(holds("sent_at IS NOT NULL"));
@@ -645,7 +557,7 @@ fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
     let [retry, give_up, expire] = [claimed[0].id, claimed[1].id, claimed[2].id];
     let sql = |what: &str, id: i64| format!("SELECT {what} AS v FROM outbox WHERE id = {id}");
     let holds = |cond: &str, id: i64| {
-        ctx.scalar(&format!(
+        ctx.sql(&format!(
             "SELECT COUNT(*) AS v FROM outbox WHERE id = {id} AND {cond}"
         )) == 1
     };
@@ -655,26 +567,20 @@ fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
         .mark_failed(give_up, at(12), None, "invalid number")
         .unwrap();
     assert!(holds("status = 'failed'", give_up));
-    assert_eq!(
-        ctx.scalar(&sql("CAST(length(payload) AS BIGINT)", give_up)),
-        0
-    );
+    assert_eq!(ctx.sql(&sql("CAST(length(payload) AS BIGINT)", give_up)), 0);
     assert!(holds("attempts = 1", give_up));
 
     // Expired before delivery.
     store.mark_expired(expire, at(13)).unwrap();
     assert!(holds("status = 'expired'", expire));
-    assert_eq!(
-        ctx.scalar(&sql("CAST(length(payload) AS BIGINT)", expire)),
-        0
-    );
+    assert_eq!(ctx.sql(&sql("CAST(length(payload) AS BIGINT)", expire)), 0);
 
     // Transient failure: due again at `retry_at`, one attempt more.
     store
         .mark_failed(retry, at(11), Some(at(70)), &"e".repeat(600))
         .unwrap();
     assert_eq!(
-        ctx.scalar(&sql("CAST(length(last_error) AS BIGINT)", retry)),
+        ctx.sql(&sql("CAST(length(last_error) AS BIGINT)", retry)),
         500
     );
     assert!(store.claim_due(at(69), at(99), 10).unwrap().is_empty());
@@ -698,8 +604,8 @@ fn markets_are_separate_databases(ctx: &Ctx) {
     assert_eq!(OutboxRepository::market(kg), Market::Kg);
 
     let (kg_user, _, kg_sid) = login(kg, KG_PHONE, t0());
-    assert_eq!(us_ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
-    assert_eq!(us_ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 0);
+    assert_eq!(us_ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
+    assert_eq!(us_ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 0);
     assert_eq!(us.session_user(&kg_sid, kg_user.id, at(60)).unwrap(), None);
     assert_eq!(
         verify(us, KG_PHONE, b"right", at(60)),
@@ -711,7 +617,7 @@ fn markets_are_separate_databases(ctx: &Ctx) {
     assert_eq!(us_user.market(), Market::Us);
     assert_eq!(us_user.phone.e164(), US_PHONE);
     assert_eq!(kg.session_user(&us_sid, us_user.id, at(60)).unwrap(), None);
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 1);
     assert_eq!(
         us.session_user(&us_sid, us_user.id, at(60)).unwrap(),
         Some(us_user)
@@ -758,19 +664,14 @@ fn concurrent_issues_admit_exactly_the_limit(ctx: &Ctx) {
         o,
         IssueOutcome::Issued | IssueOutcome::RateLimited(RetryAfter(900))
     )));
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications"), 3);
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications"),
-        3
-    );
-    assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'active'"),
+        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'active'"),
         1
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM outbox"), 3);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 3);
     assert_eq!(
-        ctx.scalar(
-            "SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"
-        ),
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"),
         3
     );
 }
@@ -818,8 +719,8 @@ fn concurrent_verifications_accept_once_and_count_every_miss(ctx: &Ctx) {
         7,
         "{outcomes:?}"
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM sessions"), 1);
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 1);
 
     // Eight concurrent wrong codes on a fresh code: every one is counted exactly once.
     assert_eq!(
@@ -836,7 +737,7 @@ fn concurrent_verifications_accept_once_and_count_every_miss(ctx: &Ctx) {
         .collect();
     assert_eq!(left, (2..=9).collect());
     assert_eq!(
-        ctx.scalar(
+        ctx.sql(
             "SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications \
              ORDER BY id DESC LIMIT 1"
         ),
@@ -848,7 +749,7 @@ fn migrations_are_idempotent(ctx: &Ctx) {
     ctx.store.migrate().unwrap();
     ctx.store.migrate().unwrap();
     ctx.store.ping().unwrap();
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 0);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1090,10 +991,10 @@ fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        ctx.scalar("SELECT COUNT(*) AS v FROM refresh_tokens WHERE successor_sealed IS NOT NULL"),
+        ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens WHERE successor_sealed IS NOT NULL"),
         1
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM refresh_tokens"), 3);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens"), 3);
     // The first token again, after its successor was used: reuse → the session is revoked.
     assert_eq!(
         rotate(store, &first, b"fourth", at(107)),
@@ -1241,7 +1142,7 @@ fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {
         delete(store, user.id, b"step-up", at(110)),
         VerifyOutcome::Verified { .. }
     ));
-    let count = |sql: &str| ctx.scalar(sql);
+    let count = |sql: &str| ctx.sql(sql);
     assert_eq!(
         count(&format!(
             "SELECT COUNT(*) AS v FROM users WHERE id = {}",
@@ -1322,6 +1223,6 @@ fn account_deletion_needs_the_right_code(ctx: &Ctx) {
         delete(store, UserId(user.id.0 + 1000), b"step-up", at(111)),
         VerifyOutcome::NoActiveCode
     );
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM users"), 1);
-    assert_eq!(ctx.scalar("SELECT COUNT(*) AS v FROM account_deletions"), 0);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 1);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM account_deletions"), 0);
 }

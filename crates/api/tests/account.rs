@@ -6,18 +6,15 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, test, web};
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
+mod common;
+
 use marque_api::{ApiState, configure, routes};
 use marque_domain::memory::InMemoryStore;
-use marque_domain::{
-    AccountLimits, AccountService, AuthConfig, AuthService, ManualClock, OsRandom, OtpHasher,
-    PayloadSealer, TokenService,
-};
-use marque_markets::{Market, OtpCode};
+use marque_markets::Market;
 use serde_json::{Value, json};
 use tracing_actix_web::TracingLogger;
 
-const SECRET: &[u8] = b"api-test-secret-api-test-secret-xx";
 const KG_PHONE: &str = "+996555000001";
 /// A valid Visa test number; refused in some requests below for other reasons.
 const PAN: &str = "4111111111111111";
@@ -54,38 +51,11 @@ fn capture_logs() -> Logs {
 }
 
 fn state() -> web::Data<ApiState> {
-    let mut config = AuthConfig::default();
-    config
-        .test_numbers
-        .insert(KG_PHONE.into(), OtpCode::parse("123456").unwrap());
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let us = Arc::new(InMemoryStore::new(Market::Us));
-    let clock = Arc::new(ManualClock::new(
+    common::state(
+        Arc::new(InMemoryStore::new(Market::Kg)),
         Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap(),
-    ));
-    let account = Arc::new(AccountService::new(
-        vec![kg.clone(), us.clone()],
-        clock.clone(),
-        AccountLimits::default(),
-    ));
-    let auth = AuthService::new(
-        marque_domain::AuthDeps {
-            repos: vec![kg, us],
-            clock,
-            rng: Arc::new(OsRandom),
-            hasher: OtpHasher::from_secret(SECRET),
-            outbox_sealer: PayloadSealer::from_secret(SECRET),
-            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
-            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
-        },
-        config,
-    );
-    web::Data::new(ApiState {
-        auth: Arc::new(auth),
-        account,
-        default_market: Market::Kg,
-        trusted_proxies: vec![],
-    })
+        KG_PHONE,
+    )
 }
 
 macro_rules! app {

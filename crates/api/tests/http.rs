@@ -4,48 +4,16 @@
 use std::sync::Arc;
 
 use actix_web::{App, test, web};
-use chrono::{Duration, Utc};
+use chrono::Utc;
+mod common;
+
 use marque_api::{ApiState, configure, routes};
 use marque_domain::memory::InMemoryStore;
-use marque_domain::{
-    AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ManualClock, OsRandom,
-    OtpHasher, PayloadSealer, TokenService,
-};
-use marque_markets::{Market, OtpCode};
+use marque_markets::Market;
 use serde_json::{Value, json};
 
-const SECRET: &[u8] = b"api-test-secret-api-test-secret-xx";
-
 fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
-    let mut config = AuthConfig::default();
-    config
-        .test_numbers
-        .insert("+996555000001".into(), OtpCode::parse("123456").unwrap());
-    let us = Arc::new(InMemoryStore::new(Market::Us));
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let account = Arc::new(AccountService::new(
-        vec![kg.clone(), us.clone()],
-        clock.clone(),
-        AccountLimits::default(),
-    ));
-    let auth = AuthService::new(
-        AuthDeps {
-            repos: vec![kg, us],
-            clock,
-            rng: Arc::new(OsRandom),
-            hasher: OtpHasher::from_secret(SECRET),
-            outbox_sealer: PayloadSealer::from_secret(SECRET),
-            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
-            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
-        },
-        config,
-    );
-    web::Data::new(ApiState {
-        auth: Arc::new(auth),
-        account,
-        default_market: Market::Kg,
-        trusted_proxies: vec![],
-    })
+    common::state(kg, Utc::now(), "+996555000001")
 }
 
 macro_rules! app {

@@ -44,12 +44,13 @@ pub enum StoreError {
         reason: String,
     },
     /// Running the migrations failed.
-    #[error("market {market}: migration failed: {reason}")]
+    #[error("market {market}: migration failed")]
     Migration {
         /// Market whose database it is.
         market: &'static str,
         /// What failed.
-        reason: String,
+        #[source]
+        source: MigrationError,
     },
     /// A database operation failed (pool exhausted, database down, bad SQL…).
     #[error("market {market}: {source}")]
@@ -62,4 +63,19 @@ pub enum StoreError {
     /// A throwaway test database could not be created (see [`crate::testdb`]).
     #[error("test database: {0}")]
     TestDatabase(String),
+}
+
+/// Why running the embedded migrations failed (the source of [`StoreError::Migration`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// Taking or releasing the migration lock, or the transaction around the run, failed.
+    #[error("migration lock or transaction failed")]
+    Lock(#[from] diesel::result::Error),
+    /// diesel_migrations could not apply a migration (the SQL failed, or the bookkeeping table
+    /// could not be read or written).
+    #[error("applying a migration failed")]
+    Run(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection changed backend under the run (a bug).
+    #[error("the connection is not of the backend being migrated")]
+    WrongBackend,
 }

@@ -6,8 +6,9 @@
 //! - r2d2 pool per market; connection failures and pool timeouts are
 //!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`. No message ever
 //!   contains a password from a URL.
-//! - Embedded migrations per market and backend (`migrations-kg/{postgres,sqlite}`,
-//!   `migrations-us/{postgres,sqlite}`), run by [`MarketStore::migrate`].
+//! - Embedded migrations per backend: the tables alike in every market once
+//!   (`migrations-common/{postgres,sqlite}`), the ones that differ per market
+//!   (`migrations-kg/…`, `migrations-us/…`), run in that order by [`MarketStore::migrate`].
 //! - Implements the domain's [`marque_domain::AuthRepository`] and
 //!   [`marque_domain::OutboxRepository`]: every read-then-decide write is one transaction that
 //!   serializes with concurrent requests on any number of instances (`BEGIN IMMEDIATE` on
@@ -34,5 +35,5 @@ mod schema;
 mod store;
 pub mod testdb;
 
-pub use error::StoreError;
+pub use error::{MigrationError, StoreError};
 pub use store::{Backend, MarketStore};

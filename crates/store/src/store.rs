@@ -138,8 +138,11 @@ impl MarketStore {
     }
 
     /// Runs the pending migrations of this market's schema for the backend in use (embedded at
-    /// build time from `migrations-<market>/<backend>/`). Safe to run from several instances at
-    /// once.
+    /// build time from `migrations-common/<backend>/`, then `migrations-<market>/<backend>/`).
+    /// Safe to run from several instances at once.
+    ///
+    /// Errors: [`StoreError::Repo`] when no connection is available, [`StoreError::Migration`]
+    /// when a migration fails (the chain of sources names the failing SQL's error).
     pub fn migrate(&self) -> Result<(), StoreError> {
         let market = self.market.code();
         let mut conn = self
@@ -151,9 +154,9 @@ impl MarketStore {
                 tracing::info!(market, backend = %self.backend, applied = n, "migrations done");
                 Ok(())
             }
-            Err(reason) => {
+            Err(source) => {
                 conn.broken = true;
-                Err(StoreError::Migration { market, reason })
+                Err(StoreError::Migration { market, source })
             }
         }
     }

@@ -295,7 +295,7 @@ impl AuthService {
     fn storage(market: Market) -> impl Fn(RepoError) -> AuthError {
         move |e| match e {
             RepoError::Unavailable(_) => AuthError::Unavailable(market),
-            RepoError::Other(msg) => AuthError::Internal(msg),
+            RepoError::Other(msg) => AuthError::Internal(msg.to_string()),
         }
     }
 

@@ -562,7 +562,7 @@ fn row(s: &mut State, id: i64) -> Result<&mut OutboxRow, RepoError> {
     usize::try_from(id - 1)
         .ok()
         .and_then(|i| s.outbox.get_mut(i))
-        .ok_or_else(|| RepoError::Other(format!("no outbox row {id}")))
+        .ok_or_else(|| RepoError::Other(format!("no outbox row {id}").into()))
 }
 
 /// Judges an attempt on the newest challenge of `phone` and applies a refusal's writes; on

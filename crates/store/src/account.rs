@@ -12,7 +12,7 @@ use marque_domain::{
 };
 use marque_markets::Market;
 
-use crate::MarketStore;
+use crate::{DbError, MarketStore};
 use crate::account_rows::{
     NotificationRow, PaymentMethodColumns, PaymentMethodRow, insert_address, load_addresses,
     write_address,
@@ -162,16 +162,15 @@ fn delete_owned<R: OwnedRows>(conn: &mut DbConnection, user: i64, id: i64) -> Qu
 
 impl MarketStore {
     /// The address in the shape of this store's market, or a data error.
-    fn check_shape(&self, record: &AddressRecord) -> Result<(), RepoError> {
+    fn check_shape(&self, record: &AddressRecord) -> Result<(), DbError> {
         let market = MarketStore::market(self);
         if record.postal.market() == market {
             Ok(())
         } else {
-            Err(RepoError::Other(format!(
-                "market {}: an address of market {} cannot be stored here",
-                market.code(),
-                record.postal.market().code()
-            )))
+            Err(DbError::WrongMarket {
+                market: market.code(),
+                other: record.postal.market().code(),
+            })
         }
     }
 
@@ -246,11 +245,12 @@ fn add_notification(
 
 /// A row just written that cannot be read back in the same transaction: a bug or a corrupt
 /// database, never a client error.
-fn vanished(market: Market, what: &str, id: i64) -> TxError {
-    TxError::Repo(RepoError::Other(format!(
-        "market {}: {what} {id} vanished inside its transaction",
-        market.code()
-    )))
+fn vanished(market: Market, what: &'static str, id: i64) -> TxError {
+    TxError::Store(DbError::Vanished {
+        market: market.code(),
+        what,
+        id,
+    })
 }
 
 impl AccountRepository for MarketStore {
@@ -261,7 +261,10 @@ impl AccountRepository for MarketStore {
     fn addresses(&self, user: UserId) -> Result<Vec<Address>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| Ok(load_addresses(conn, market, user.0, None)?))?;
-        rows.into_iter().map(|r| r.into_address(market)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_address(market))
+            .collect::<Result<_, DbError>>()?)
     }
 
     fn address(&self, user: UserId, id: AddressId) -> Result<Option<Address>, RepoError> {
@@ -345,9 +348,10 @@ impl AccountRepository for MarketStore {
                 .select(PaymentMethodRow::as_select())
                 .load::<PaymentMethodRow>(conn)?)
         })?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|r| r.into_payment_method(market))
-            .collect()
+            .collect::<Result<_, DbError>>()?)
     }
 
     fn payment_method(

@@ -161,7 +161,7 @@ impl AuthRepository for MarketStore {
                 .first::<UserRow>(conn)
                 .optional()?)
         })?;
-        row.map(|r| r.into_user(market)).transpose()
+        Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
     fn update_profile(
@@ -189,7 +189,7 @@ impl AuthRepository for MarketStore {
                 .get_result::<UserRow>(conn)
                 .optional()?)
         })?;
-        row.map(|r| r.into_user(market)).transpose()
+        Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
     fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError> {

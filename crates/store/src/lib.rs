@@ -4,8 +4,8 @@
 //! - diesel with `#[derive(MultiConnection)]`: queries are written once for both backends; the
 //!   few places where they must differ (write transactions, row locks) live in one module.
 //! - r2d2 pool per market; connection failures and pool timeouts are
-//!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`. No message ever
-//!   contains a password from a URL.
+//!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`, each with a
+//!   [`DbError`] as its source. No message ever contains a password from a URL.
 //! - Embedded migrations per backend: the tables alike in every market once
 //!   (`migrations-common/{postgres,sqlite}`), the ones that differ per market
 //!   (`migrations-kg/…`, `migrations-us/…`), run in that order by [`MarketStore::migrate`].
@@ -35,5 +35,5 @@ mod schema;
 mod store;
 pub mod testdb;
 
-pub use error::{MigrationError, StoreError};
+pub use error::{DbError, MigrationError, StoreError};
 pub use store::{Backend, MarketStore};

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use marque_domain::{OutboxMessage, OutboxRepository, RepoError};
 use marque_markets::Market;
 
-use crate::MarketStore;
+use crate::{DbError, MarketStore};
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
 use crate::schema::outbox;
@@ -65,7 +65,10 @@ impl OutboxRepository for MarketStore {
             }
             Ok(claimed)
         })?;
-        rows.into_iter().map(|r| r.into_message(market)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_message(market))
+            .collect::<Result<_, DbError>>()?)
     }
 
     fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError> {

@@ -7,9 +7,9 @@ use diesel::r2d2::{Pool, PooledConnection};
 use marque_domain::{RepoError, RetryAfter};
 use marque_markets::Market;
 
-use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss, repo_error};
+use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss};
 use crate::db_url::Target;
-use crate::{StoreError, migrations};
+use crate::{DbError, StoreError, migrations};
 
 /// The database engine behind a [`MarketStore`], chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,7 +147,10 @@ impl MarketStore {
         let market = self.market.code();
         let mut conn = self
             .checkout()
-            .map_err(|source| StoreError::Repo { market, source })?;
+            .map_err(|e| StoreError::Repo {
+                market,
+                source: e.into(),
+            })?;
         let ran = migrations::run(&mut conn.conn, self.market);
         match ran {
             Ok(n) => {
@@ -171,13 +174,11 @@ impl MarketStore {
         self.market
     }
 
-    fn checkout(&self) -> Result<PooledConnection<Manager>, RepoError> {
-        self.pool.get().map_err(|e| {
-            RepoError::Unavailable(format!(
-                "market {}: no database connection to {}: {e}",
-                self.market.code(),
-                self.target
-            ))
+    fn checkout(&self) -> Result<PooledConnection<Manager>, DbError> {
+        self.pool.get().map_err(|source| DbError::NoConnection {
+            market: self.market.code(),
+            target: self.target.clone(),
+            source,
         })
     }
 
@@ -208,47 +209,34 @@ impl MarketStore {
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> Result<T, (RepoError, bool)> {
-        let mut conn = self.checkout().map_err(|e| (e, false))?;
+        let market = self.market.code();
+        let mut conn = self.checkout().map_err(|e| (e.into(), false))?;
         f(&mut conn.conn).map_err(|e| match e {
-            TxError::Db(e) => {
-                let lost = is_connection_loss(&e);
+            TxError::Db(source) => {
+                let lost = is_connection_loss(&source);
                 if lost {
                     conn.broken = true;
                 }
-                (repo_error(self.market, &e), lost)
+                (DbError::Query { market, source }.into(), lost)
             }
-            TxError::Repo(e) => (e, false),
-            TxError::RateLimited(_) => (
-                RepoError::Other(format!(
-                    "market {}: rate-limit refusal escaped its transaction",
-                    self.market.code()
-                )),
-                false,
-            ),
+            TxError::Store(e) => (e.into(), false),
+            TxError::RateLimited(_) => (DbError::EscapedRefusal { market }.into(), false),
         })
     }
 }
 
 /// Why a unit of work stopped: a database error, a stored value the domain refuses, or a
-/// rate-limit refusal (which rolls the transaction back but is not a failure).
-#[derive(Debug)]
+/// rate-limit refusal (which rolls the transaction back but is not a failure). The market is
+/// added when it leaves [`MarketStore::with_conn`] as a [`DbError`].
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum TxError {
     /// diesel failed.
-    Db(diesel::result::Error),
-    /// A row could not be turned into a domain value.
-    Repo(RepoError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// A row could not be turned into a domain value, or another store-level failure.
+    #[error(transparent)]
+    Store(#[from] DbError),
     /// A bucket refused the hit.
+    #[error("rate limited")]
     RateLimited(RetryAfter),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<RepoError> for TxError {
-    fn from(e: RepoError) -> Self {
-        Self::Repo(e)
-    }
 }

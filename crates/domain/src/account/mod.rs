@@ -143,7 +143,7 @@ impl AccountService {
     fn storage(market: Market) -> impl Fn(RepoError) -> AccountError {
         move |e| match e {
             RepoError::Unavailable(_) => AccountError::Unavailable(market),
-            RepoError::Other(msg) => AccountError::Internal(msg),
+            RepoError::Other(msg) => AccountError::Internal(msg.to_string()),
         }
     }
 

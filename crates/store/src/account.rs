@@ -12,7 +12,6 @@ use marque_domain::{
 };
 use marque_markets::Market;
 
-use crate::{DbError, MarketStore};
 use crate::account_rows::{
     NotificationRow, PaymentMethodColumns, PaymentMethodRow, insert_address, load_addresses,
     write_address,
@@ -21,6 +20,7 @@ use crate::connection::{DbConnection, lock_user, write_tx};
 use crate::models::to_db;
 use crate::schema::{sessions, user_addresses, user_notifications, user_payment_methods};
 use crate::store::TxError;
+use crate::{DbError, MarketStore};
 
 /// A user's rows of one table with at most one default among them: the queries the
 /// one-default and limit rules need, over the columns every market's table has.
@@ -258,6 +258,11 @@ impl AccountRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn addresses(&self, user: UserId) -> Result<Vec<Address>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| Ok(load_addresses(conn, market, user.0, None)?))?;
@@ -267,11 +272,21 @@ impl AccountRepository for MarketStore {
             .collect::<Result<_, DbError>>()?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn address(&self, user: UserId, id: AddressId) -> Result<Option<Address>, RepoError> {
         let market = MarketStore::market(self);
         self.read(|conn| Self::load_address(conn, market, user.0, id.0))
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn insert_address(
         &self,
         user: UserId,
@@ -303,6 +318,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn update_address(
         &self,
         user: UserId,
@@ -327,6 +347,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn delete_address(&self, user: UserId, id: AddressId) -> Result<bool, RepoError> {
         self.with_conn(|conn| {
             write_tx(conn, |conn| {
@@ -335,6 +360,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn payment_methods(&self, user: UserId) -> Result<Vec<PaymentMethod>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| {
@@ -354,6 +384,11 @@ impl AccountRepository for MarketStore {
             .collect::<Result<_, DbError>>()?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn payment_method(
         &self,
         user: UserId,
@@ -363,6 +398,11 @@ impl AccountRepository for MarketStore {
         self.read(|conn| Self::load_payment_method(conn, market, user.0, id.0))
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn insert_payment_method(
         &self,
         user: UserId,
@@ -404,6 +444,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn update_payment_method(
         &self,
         user: UserId,
@@ -437,6 +482,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn delete_payment_method(&self, user: UserId, id: PaymentMethodId) -> Result<bool, RepoError> {
         self.with_conn(|conn| {
             write_tx(conn, |conn| {
@@ -445,6 +495,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn notifications(
         &self,
         user: UserId,
@@ -491,6 +546,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn insert_notification(
         &self,
         user: UserId,
@@ -509,6 +569,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, id = id.0)
+    )]
     fn mark_notification_read(
         &self,
         user: UserId,
@@ -535,6 +600,11 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn mark_all_notifications_read(
         &self,
         user: UserId,
@@ -556,6 +626,11 @@ impl AccountRepository for MarketStore {
         Ok(changed as u64)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, session = session.0.as_str())
+    )]
     fn notify_unknown_device(
         &self,
         user: UserId,

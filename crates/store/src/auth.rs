@@ -42,6 +42,7 @@ impl AuthRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(market = self.market().code()))]
     fn ping(&self) -> Result<(), RepoError> {
         self.read(|conn| {
             diesel::sql_query("SELECT 1").execute(conn)?;
@@ -49,6 +50,7 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(market = self.market().code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
         let phone = cmd.phone.e164();
         let now = to_db(cmd.now);
@@ -97,6 +99,7 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(market = self.market().code()))]
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
         let market = self.market();
         let phone = cmd.phone.e164();
@@ -122,6 +125,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, session = session.0.as_str())
+    )]
     fn active_session(
         &self,
         session: &SessionId,
@@ -142,6 +150,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0, session = session.0.as_str())
+    )]
     fn session_user(
         &self,
         session: &SessionId,
@@ -164,6 +177,11 @@ impl AuthRepository for MarketStore {
         Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn update_profile(
         &self,
         user: UserId,
@@ -192,6 +210,11 @@ impl AuthRepository for MarketStore {
         Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), session = session.0.as_str())
+    )]
     fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError> {
         let now = to_db(now);
         self.with_conn(|conn| {
@@ -206,6 +229,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn revoke_sessions(
         &self,
         user: UserId,
@@ -233,6 +261,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = user.0)
+    )]
     fn list_sessions(
         &self,
         user: UserId,
@@ -251,6 +284,7 @@ impl AuthRepository for MarketStore {
         Ok(rows.into_iter().map(SessionRow::into_info).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(market = self.market().code()))]
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError> {
         let now = to_db(cmd.now);
         self.with_conn(|conn| {
@@ -350,6 +384,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), user = cmd.user.0)
+    )]
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
         let market = self.market();
         let phone = cmd.phone.e164();

@@ -110,12 +110,18 @@ mod tests {
             let [common, own] = postgres_trees(market);
             let common = versions::<Pg>(&common);
             for v in versions::<Pg>(&own) {
-                assert!(!common.contains(&v), "{v} is in the common and the {market:?} tree");
+                assert!(
+                    !common.contains(&v),
+                    "{v} is in the common and the {market:?} tree"
+                );
             }
             let [common, own] = sqlite_trees(market);
             let common = versions::<Sqlite>(&common);
             for v in versions::<Sqlite>(&own) {
-                assert!(!common.contains(&v), "{v} is in the common and the {market:?} tree");
+                assert!(
+                    !common.contains(&v),
+                    "{v} is in the common and the {market:?} tree"
+                );
             }
         }
     }

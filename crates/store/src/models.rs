@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use marque_domain::{
-    BucketState, ChallengeState, ChallengeStatus, Channel, FullName, ImageUrl, OutboxMessage,
-    User, UserId,
+    BucketState, ChallengeState, ChallengeStatus, Channel, FullName, ImageUrl, OutboxMessage, User,
+    UserId,
 };
 use marque_markets::{Market, PhoneNumber};
 

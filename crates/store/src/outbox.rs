@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use marque_domain::{OutboxMessage, OutboxRepository, RepoError};
 use marque_markets::Market;
 
-use crate::{DbError, MarketStore};
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
 use crate::schema::outbox;
+use crate::{DbError, MarketStore};
 
 /// Longest `last_error` kept, in characters.
 const MAX_ERROR_CHARS: usize = 500;
@@ -18,6 +18,11 @@ impl OutboxRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), limit = limit)
+    )]
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -71,6 +76,11 @@ impl OutboxRepository for MarketStore {
             .collect::<Result<_, DbError>>()?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), id = id)
+    )]
     fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError> {
         let now = to_db(now);
         self.finish(id, |conn| {
@@ -85,6 +95,11 @@ impl OutboxRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), id = id)
+    )]
     fn mark_failed(
         &self,
         id: i64,
@@ -115,6 +130,11 @@ impl OutboxRepository for MarketStore {
         })
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.market().code(), id = id)
+    )]
     fn mark_expired(&self, id: i64, _now: DateTime<Utc>) -> Result<(), RepoError> {
         self.finish(id, |conn| {
             diesel::update(outbox::table.find(id))

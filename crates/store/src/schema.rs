@@ -3,8 +3,8 @@
 //! Most tables are alike in every market (`migrations-common/`). Addresses and payment methods
 //! are created per market (`migrations-kg/`, `migrations-us/`): payment methods differ only in
 //! the values their CHECK constraints allow, so one `table!` serves both; addresses differ in
-//! their columns, so `user_addresses` here has the shared columns and [`kg`] / [`us`] the rest. Only
-//! portable SQL types are used so one query serves PostgreSQL and SQLite.
+//! their columns, so `user_addresses` here has the shared columns and [`kg`] / [`us`] the rest.
+//! Only portable SQL types are used so one query serves PostgreSQL and SQLite.
 
 diesel::table! {
     /// Shoppers of the market.

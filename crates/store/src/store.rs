@@ -145,12 +145,10 @@ impl MarketStore {
     /// when a migration fails (the chain of sources names the failing SQL's error).
     pub fn migrate(&self) -> Result<(), StoreError> {
         let market = self.market.code();
-        let mut conn = self
-            .checkout()
-            .map_err(|e| StoreError::Repo {
-                market,
-                source: e.into(),
-            })?;
+        let mut conn = self.checkout().map_err(|e| StoreError::Repo {
+            market,
+            source: e.into(),
+        })?;
         let ran = migrations::run(&mut conn.conn, self.market);
         match ran {
             Ok(n) => {

@@ -5,7 +5,7 @@
 //!
 //! A market database runs the common tree, then its market's tree; both record their versions in
 //! diesel's one `__diesel_schema_migrations` table, which is why versions must not repeat across
-//! trees ([`tests::versions_are_unique_across_trees`]).
+//! trees (checked by the unit tests below).
 
 use diesel::RunQueryDsl;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -85,43 +85,49 @@ where
     Ok(ran)
 }
 
-/// The versions of `tree`, for checks.
-#[cfg(test)]
-fn versions<B: diesel::backend::Backend>(tree: &EmbeddedMigrations) -> Vec<String> {
-    diesel::migration::MigrationSource::<B>::migrations(tree)
-        .unwrap()
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use diesel::backend::Backend;
+    use diesel::migration::MigrationSource;
     use diesel::pg::Pg;
     use diesel::sqlite::Sqlite;
 
     use super::*;
+
+    /// The versions of `tree`.
+    fn versions<B: Backend>(tree: &EmbeddedMigrations) -> Vec<String> {
+        MigrationSource::<B>::migrations(tree)
+            .unwrap()
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect()
+    }
+
+    /// The (common, market) versions `market` runs, on PostgreSQL and on SQLite.
+    fn tree_versions(market: Market) -> [(Vec<String>, Vec<String>); 2] {
+        let [pg_common, pg_own] = postgres_trees(market);
+        let [lite_common, lite_own] = sqlite_trees(market);
+        [
+            (versions::<Pg>(&pg_common), versions::<Pg>(&pg_own)),
+            (
+                versions::<Sqlite>(&lite_common),
+                versions::<Sqlite>(&lite_own),
+            ),
+        ]
+    }
 
     /// A market migration with the version of a common one (or vice versa) would be taken as
     /// already applied and silently skipped.
     #[test]
     fn versions_are_unique_across_trees() {
         for market in Market::ALL {
-            let [common, own] = postgres_trees(market);
-            let common = versions::<Pg>(&common);
-            for v in versions::<Pg>(&own) {
-                assert!(
-                    !common.contains(&v),
-                    "{v} is in the common and the {market:?} tree"
-                );
-            }
-            let [common, own] = sqlite_trees(market);
-            let common = versions::<Sqlite>(&common);
-            for v in versions::<Sqlite>(&own) {
-                assert!(
-                    !common.contains(&v),
-                    "{v} is in the common and the {market:?} tree"
-                );
+            for (common, own) in tree_versions(market) {
+                for v in &own {
+                    assert!(
+                        !common.contains(v),
+                        "{v} is in the common and the {market:?} tree"
+                    );
+                }
             }
         }
     }
@@ -130,10 +136,8 @@ mod tests {
     #[test]
     fn backends_have_the_same_versions() {
         for market in Market::ALL {
-            let [pg_common, pg_own] = postgres_trees(market);
-            let [lite_common, lite_own] = sqlite_trees(market);
-            assert_eq!(versions::<Pg>(&pg_common), versions::<Sqlite>(&lite_common));
-            assert_eq!(versions::<Pg>(&pg_own), versions::<Sqlite>(&lite_own));
+            let [pg, lite] = tree_versions(market);
+            assert_eq!(pg, lite, "{market:?}");
         }
     }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use marque_domain::{OutboxMessage, OutboxRepository, RepoError};
 use marque_markets::Market;
+use tracing::instrument;
 
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
@@ -18,11 +19,7 @@ impl OutboxRepository for MarketStore {
         MarketStore::market(self)
     }
 
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(market = self.market().code(), limit = limit)
-    )]
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), limit = limit))]
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -76,11 +73,7 @@ impl OutboxRepository for MarketStore {
             .collect::<Result<_, DbError>>()?)
     }
 
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(market = self.market().code(), id = id)
-    )]
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError> {
         let now = to_db(now);
         self.finish(id, |conn| {
@@ -95,11 +88,7 @@ impl OutboxRepository for MarketStore {
         })
     }
 
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(market = self.market().code(), id = id)
-    )]
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_failed(
         &self,
         id: i64,
@@ -130,11 +119,7 @@ impl OutboxRepository for MarketStore {
         })
     }
 
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(market = self.market().code(), id = id)
-    )]
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_expired(&self, id: i64, _now: DateTime<Utc>) -> Result<(), RepoError> {
         self.finish(id, |conn| {
             diesel::update(outbox::table.find(id))

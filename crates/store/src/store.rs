@@ -172,6 +172,11 @@ impl MarketStore {
         self.market
     }
 
+    /// The market's code (`kg`, `us`), for log fields and spans.
+    pub(crate) fn code(&self) -> &'static str {
+        self.market.code()
+    }
+
     fn checkout(&self) -> Result<PooledConnection<Manager>, DbError> {
         self.pool.get().map_err(|source| DbError::NoConnection {
             market: self.market.code(),

@@ -197,7 +197,36 @@ fn delete_owned<R: OwnedRows>(conn: &mut DbConnection, user: i64, id: i64) -> Qu
     Ok(true)
 }
 
+/// Defines `fn $name(conn, market, user, id) -> Result<Option<$item>, TxError>`: row `id` of
+/// `user` in table `$t` (`None` when the user has no such row), read as `$row` and converted
+/// with `$row::$into(market)`.
+macro_rules! load_owned {
+    ($name:ident, $t:ident, $row:ty, $item:ty, $into:ident) => {
+        fn $name(
+            conn: &mut DbConnection,
+            market: Market,
+            user: i64,
+            id: i64,
+        ) -> Result<Option<$item>, TxError> {
+            Ok($t::table
+                .find(id)
+                .filter($t::user_id.eq(user))
+                .select(<$row>::as_select())
+                .first::<$row>(conn)
+                .optional()?
+                .map(|r| r.$into(market))
+                .transpose()?)
+        }
+    };
+}
+
 impl MarketStore {
+    /// Row `id` of the user (`None` when the user has no such row).
+    fn read_row<R: OwnedRows>(&self, user: UserId, id: i64) -> Result<Option<R::Item>, RepoError> {
+        let market = MarketStore::market(self);
+        self.read(|conn| R::load(conn, market, user.0, id))
+    }
+
     /// [`insert_owned`] in a write transaction; the new row is read back.
     fn insert_row<R: OwnedRows>(
         &self,
@@ -273,37 +302,20 @@ impl MarketStore {
             .transpose()?)
     }
 
-    fn load_payment_method(
-        conn: &mut DbConnection,
-        market: Market,
-        user: i64,
-        id: i64,
-    ) -> Result<Option<PaymentMethod>, TxError> {
-        Ok(user_payment_methods::table
-            .find(id)
-            .filter(user_payment_methods::user_id.eq(user))
-            .select(PaymentMethodRow::as_select())
-            .first(conn)
-            .optional()?
-            .map(|r| r.into_payment_method(market))
-            .transpose()?)
-    }
-
-    fn load_notification(
-        conn: &mut DbConnection,
-        market: Market,
-        user: i64,
-        id: i64,
-    ) -> Result<Option<Notification>, TxError> {
-        Ok(user_notifications::table
-            .find(id)
-            .filter(user_notifications::user_id.eq(user))
-            .select(NotificationRow::as_select())
-            .first(conn)
-            .optional()?
-            .map(|r| r.into_notification(market))
-            .transpose()?)
-    }
+    load_owned!(
+        load_payment_method,
+        user_payment_methods,
+        PaymentMethodRow,
+        PaymentMethod,
+        into_payment_method
+    );
+    load_owned!(
+        load_notification,
+        user_notifications,
+        NotificationRow,
+        Notification,
+        into_notification
+    );
 }
 
 fn add_notification(
@@ -356,8 +368,7 @@ impl AccountRepository for MarketStore {
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn address(&self, user: UserId, id: AddressId) -> Result<Option<Address>, RepoError> {
-        let market = MarketStore::market(self);
-        self.read(|conn| Self::load_address(conn, market, user.0, id.0))
+        self.read_row::<Addresses>(user, id.0)
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
@@ -422,8 +433,7 @@ impl AccountRepository for MarketStore {
         user: UserId,
         id: PaymentMethodId,
     ) -> Result<Option<PaymentMethod>, RepoError> {
-        let market = MarketStore::market(self);
-        self.read(|conn| Self::load_payment_method(conn, market, user.0, id.0))
+        self.read_row::<PaymentMethods>(user, id.0)
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]

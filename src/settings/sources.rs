@@ -119,7 +119,7 @@ pub(crate) struct FileSource {
 }
 
 impl FileSource {
-    /// Reads the TOML file at `path`; `flag` names how it was given (`--config`/`MARQUE_CONFIG`).
+    /// Reads the TOML file at `path` and refuses unknown keys.
     pub(crate) fn read(path: &Path, schema: &Schema) -> Result<Self, SettingsError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)

@@ -141,16 +141,12 @@ fn database_url_query_password_is_redacted() {
 
 #[test]
 fn out_of_range_values_name_their_variable() {
+    // PORT, WORKERS, MAX_VERIFICATION_ATTEMPTS, an empty database URL and origins without a
+    // scheme are checked through the binary in tests/api/cli.rs.
     for (var, value) in [
-        ("PORT", "70000"),
-        ("PORT", "0"),
-        ("WORKERS", "0"),
-        ("MAX_VERIFICATION_ATTEMPTS", "0"),
-        ("DATABASE_URL_MARQUE_KG", ""),
         ("DATABASE_URL_MARQUE_US", "mysql://db/us"),
-        ("ALLOWED_ORIGINS", "not a url"),
-        ("ALLOWED_ORIGINS", "shop.example"),
         ("ALLOWED_ORIGINS", "https://shop.example/path"),
+        ("ALLOWED_ORIGINS", "ftp://shop.example"),
         ("OTP_EXPIRY_MINUTES_KG", "-1"),
         ("REFRESH_TOKEN_EXPIRE_DAYS_US", "0"),
         ("VERIFICATION_ATTEMPTS_WINDOW", "0"),

@@ -91,15 +91,6 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Whole<MIN, MAX> {
                     )),
                 }
             }
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::invalid_value(
-                        Unexpected::Other("a number out of range"),
-                        &self,
-                    )),
-                }
-            }
         }
         // Text from the environment is turned into a number by figment's lossy extraction when
         // it reads as one; other text reaches `visit_str` and is refused with the range.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn marque() -> Command {
@@ -11,13 +11,18 @@ fn marque() -> Command {
     cmd
 }
 
-/// Runs `cmd` to its end (killed after 30 s: a command that should have failed started instead).
+/// Runs `cmd` to its end, capturing stdout and stderr.
 fn finish(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    wait(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for `child` (killed after 30 s: a command that should have failed started instead).
+fn wait(mut child: Child) -> Output {
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -31,6 +36,13 @@ fn finish(mut cmd: Command) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Runs `marque ARGS…` with an empty environment.
+fn run(args: &[&str]) -> Output {
+    let mut cmd = marque();
+    cmd.args(args);
+    finish(cmd)
 }
 
 /// A settings file that is removed on drop.
@@ -122,9 +134,8 @@ fn bad_file_keys_stop_start_up_naming_the_key() {
 
 #[test]
 fn a_missing_settings_file_is_an_error() {
-    let mut cmd = marque();
-    cmd.args(["--config", "/nonexistent/marque.toml", "config"]);
-    assert_refused(&finish(cmd), "--config");
+    let out = run(&["--config", "/nonexistent/marque.toml", "config"]);
+    assert_refused(&out, "--config");
 }
 
 #[test]
@@ -173,15 +184,11 @@ fn help_and_version_exit_zero() {
         &["-V"],
         &["config", "--help"],
     ] {
-        let mut cmd = marque();
-        cmd.args(args);
-        let out = finish(cmd);
+        let out = run(args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         assert!(!out.stdout.is_empty(), "{args:?}");
     }
-    let mut cmd = marque();
-    cmd.arg("--version");
-    let out = finish(cmd);
+    let out = run(&["--version"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
@@ -194,9 +201,7 @@ fn unknown_and_extra_arguments_are_refused() {
         &["--verbose"],
         &["openapi", "openapi"],
     ] {
-        let mut cmd = marque();
-        cmd.args(args);
-        let out = finish(cmd);
+        let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("Usage"), "{args:?}: {}", stderr(&out));
     }
@@ -207,18 +212,13 @@ fn a_closed_stdout_is_not_an_error() {
     for command in ["openapi", "config"] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader); // every write now fails with EPIPE
-        let mut child = marque()
+        let child = marque()
             .arg(command)
             .stdout(writer)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "marque {command} did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = wait(child);
         assert!(out.status.success(), "{command}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{command}");
     }

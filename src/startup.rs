@@ -29,9 +29,8 @@ pub struct Overrides {
 /// Opens every market database (PostgreSQL or SQLite by URL) and runs its migrations.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Vec<MarketStore>> {
     let mut stores = Vec::new();
-    let database = &config.settings.database;
-    let size = database.database_pool_size.as_u32();
-    let timeout = std::time::Duration::from_secs(database.database_connect_timeout_seconds.get());
+    let size = config.settings.database.database_pool_size.as_u32();
+    let timeout = config.connect_timeout();
     for market in Market::ALL {
         let url = config.database_url(market);
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<MarketStore> {
@@ -132,9 +131,7 @@ impl Application {
             sealer,
             clock,
             WorkerConfig {
-                poll_interval: std::time::Duration::from_millis(
-                    settings.delivery.outbox_poll_interval_ms.get(),
-                ),
+                poll_interval: config.outbox_poll_interval(),
                 ..WorkerConfig::default()
             },
         );
@@ -146,22 +143,10 @@ impl Application {
             auth: Arc::new(auth),
             account,
             default_market: settings.server.default_market,
-            trusted_proxies: settings
-                .server
-                .trusted_proxies
-                .items()
-                .iter()
-                .map(|p| p.0)
-                .collect(),
+            trusted_proxies: config.trusted_proxies(),
         };
         let settings = HttpSettings {
-            allowed_origins: settings
-                .server
-                .allowed_origins
-                .items()
-                .iter()
-                .map(|o| o.as_str().to_owned())
-                .collect(),
+            allowed_origins: config.allowed_origins(),
             workers: Some(config.workers()),
             shutdown_timeout_secs: None,
             max_blocking_threads: Some(config.blocking_threads()),

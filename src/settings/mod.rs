@@ -562,6 +562,33 @@ impl Config {
         Duration::minutes(self.settings.tokens.access_token_expire_minutes.as_i64())
     }
 
+    /// `DATABASE_CONNECT_TIMEOUT_SECONDS` as a duration.
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.settings
+                .database
+                .database_connect_timeout_seconds
+                .get(),
+        )
+    }
+
+    /// `OUTBOX_POLL_INTERVAL_MS` as a duration.
+    pub fn outbox_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.settings.delivery.outbox_poll_interval_ms.get())
+    }
+
+    /// `ALLOWED_ORIGINS` as the texts the CORS layer compares with `Origin` headers.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let origins = self.settings.server.allowed_origins.items();
+        origins.iter().map(|o| o.as_str().to_owned()).collect()
+    }
+
+    /// `TRUSTED_PROXIES` as networks.
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        let proxies = self.settings.server.trusted_proxies.items();
+        proxies.iter().map(|p| p.0).collect()
+    }
+
     /// HTTP worker threads: `WORKERS`, else one per core.
     pub fn workers(&self) -> usize {
         self.settings.server.workers.map_or_else(

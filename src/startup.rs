@@ -7,13 +7,15 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock, TokenService,
+    ExposeSecret, MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock,
+    TokenService,
 };
+use marque_markets::Market;
 use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Environment, JwtKeys};
+use crate::settings::{Config, Environment, JwtKeys, SmsProvider};
 
 /// Replacements for the production collaborators, for tests.
 #[derive(Default)]
@@ -27,11 +29,12 @@ pub struct Overrides {
 /// Opens every market database (PostgreSQL or SQLite by URL) and runs its migrations.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Vec<MarketStore>> {
     let mut stores = Vec::new();
-    for (market, url) in &config.database_urls {
-        let (market, url) = (*market, url.clone());
-        let (size, timeout) = (config.pool_size, config.connect_timeout);
+    let size = config.settings.database.database_pool_size.as_u32();
+    let timeout = config.connect_timeout();
+    for market in Market::ALL {
+        let url = config.database_url(market);
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<MarketStore> {
-            let store = MarketStore::connect(market, url.expose(), size, timeout)
+            let store = MarketStore::connect(market, url.secret().expose_secret(), size, timeout)
                 .with_context(|| format!("connecting to the {market} database"))?;
             store
                 .migrate()
@@ -64,20 +67,21 @@ impl Application {
                  restart and instances will not accept each other's tokens. Set SECRET_KEY."
             );
         }
-        if config.environment == Environment::Production {
+        let settings = &config.settings;
+        if settings.service.marque_env == Environment::Production {
             if !config.auth.test_numbers.is_empty() {
                 tracing::warn!(
                     count = config.auth.test_numbers.len(),
                     "TEST_PHONE_NUMBERS is set in production: these numbers sign in with fixed codes"
                 );
             }
-            if config.sms_provider == "console" {
+            if settings.delivery.sms_provider == SmsProvider::Console {
                 tracing::warn!("SMS_PROVIDER=console in production: codes are printed, not sent");
             }
         }
         let stores = open_stores(&config).await?;
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let secret = config.secret_key.expose().as_bytes();
+        let secret = config.secret_key.expose_secret().as_bytes();
         let sealer = PayloadSealer::from_secret(secret);
         let auth_repos: Vec<Arc<dyn AuthRepository>> = stores
             .iter()
@@ -87,7 +91,8 @@ impl Application {
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>)
             .collect();
-        let (issuer, ttl) = (config.jwt_issuer.clone(), config.access_token_ttl);
+        let issuer = settings.tokens.jwt_issuer.as_str().to_owned();
+        let ttl = config.access_token_ttl();
         let tokens = match &config.jwt_keys {
             JwtKeys::Hs256 => TokenService::hs256(secret, issuer, ttl),
             JwtKeys::EdDsa { signing, retired } => {
@@ -126,29 +131,30 @@ impl Application {
             sealer,
             clock,
             WorkerConfig {
-                poll_interval: config.outbox_poll_interval,
+                poll_interval: config.outbox_poll_interval(),
                 ..WorkerConfig::default()
             },
         );
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
-            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let host = settings.server.host.as_str();
+        let listener = TcpListener::bind((host, config.listen_port))
+            .with_context(|| format!("binding {host}:{}", config.listen_port))?;
         let port = listener.local_addr()?.port();
         let state = ApiState {
             auth: Arc::new(auth),
             account,
-            default_market: config.default_market,
-            trusted_proxies: config.trusted_proxies.clone(),
+            default_market: settings.server.default_market,
+            trusted_proxies: config.trusted_proxies(),
         };
         let settings = HttpSettings {
-            allowed_origins: config.allowed_origins.clone(),
-            workers: config.workers,
+            allowed_origins: config.allowed_origins(),
+            workers: Some(config.workers()),
             shutdown_timeout_secs: None,
-            max_blocking_threads: Some(config.blocking_threads),
+            max_blocking_threads: Some(config.blocking_threads()),
         };
         let server = marque_api::server(listener, state, settings)?;
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(worker.run(shutdown.clone()));
-        tracing::info!(address = %format!("{}:{port}", config.host), "marque listening");
+        tracing::info!(address = %format!("{host}:{port}"), "marque listening");
         Ok(Self {
             port,
             server,

@@ -86,7 +86,6 @@ impl TestApp {
         ]
         .into();
         let mut env: HashMap<String, String> = [
-            ("PORT", "0"),
             ("SECRET_KEY", "e2e-secret-e2e-secret-e2e-secret-e2e"),
             ("OUTBOX_POLL_INTERVAL_MS", "5"),
             ("DATABASE_POOL_SIZE", "4"),
@@ -100,7 +99,9 @@ impl TestApp {
         for (k, v) in vars {
             env.insert(k.to_string(), v.to_string());
         }
-        let config = Config::from_vars(env).unwrap();
+        let mut config = Config::from_vars(env).unwrap();
+        config.listen_port = 0; // any free port: only code may ask for it, settings refuse 0
+
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let sent = Arc::new(Capture::default());
         let app = Application::build(

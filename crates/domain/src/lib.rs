@@ -50,7 +50,7 @@ pub use ports::{
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
-pub use secret::SecretString;
+pub use secret::{ExposeSecret, SecretBox, SecretString};
 pub use tokens::{
     AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
 };

@@ -1,45 +1,18 @@
-//! Strings that must never be printed.
+//! Strings that must never be printed: the [`secrecy`] crate's types, re-exported so every crate
+//! names them through the domain. `Debug` of a [`SecretString`] or [`SecretBox`] prints
+//! `SecretBox<str>([REDACTED])`; the value is read only through [`ExposeSecret::expose_secret`],
+//! and the memory is zeroed on drop.
 
-use std::fmt;
-
-/// A secret value (signing key, API token, database password…). `Debug` and `Display` print
-/// `[REDACTED]`; the value is read only through [`SecretString::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString([REDACTED])")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
+pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_display_redact() {
-        let s = SecretString::new("hunter2");
+    fn debug_redacts() {
+        let s = SecretString::from("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
-        assert!(!format!("{s}").contains("hunter2"));
-        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(s.expose_secret(), "hunter2");
     }
 }

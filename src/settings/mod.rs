@@ -1,0 +1,667 @@
+//! Settings of one `marque` process, read in three layers, each overriding the one before:
+//! built-in defaults → an optional TOML file (`marque --config PATH` or `MARQUE_CONFIG=PATH`) →
+//! environment variables. A file key is the lower-case name of its variable; per-market settings
+//! sit in `[markets.kg]` / `[markets.us]` tables. `marque.example.toml` at the repository root
+//! lists every key with its default; `marque config` prints the effective settings.
+//!
+//! Every default is written once: the OTP, rate-limit and session defaults are those of
+//! [`AuthConfig::default`] in the domain (which test fixtures build without this crate), the
+//! outbox poll interval that of [`WorkerConfig::default`]; the rest are written here.
+//!
+//! Only the variables below are read; an unknown key anywhere in the file, a value of the wrong
+//! type or out of range stops start-up with one line naming the key as its source spells it. An
+//! empty variable is a value, not an unset one: `WORKERS=` is refused (unset it instead); for a
+//! list it is the empty list.
+//!
+//! | variable (file key = lower case) | default | meaning |
+//! |---|---|---|
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY` |
+//! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
+//! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
+//! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
+//! | `BLOCKING_THREADS` | pool size / workers | database threads per HTTP worker, ≥ 1 |
+//! | `ALLOWED_ORIGINS` | empty | CORS origins (`https://shop.example`, or `*` for any) |
+//! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
+//! | `DEFAULT_MARKET` | `kg` | reported by `GET /api/v1/auth/markets` |
+//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; signs tokens, keys OTP hashes and outbox encryption |
+//! | `JWT_ISSUER` | `marque` | `iss` claim |
+//! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token lifetime, minutes |
+//! | `REFRESH_TOKEN_EXPIRE_DAYS` | each market's | refresh token lifetime (= session idle timeout), days, for markets without their own |
+//! | `SESSION_MAX_LIFETIME_DAYS` | `90` | absolute session lifetime, days |
+//! | `REFRESH_REUSE_GRACE_SECONDS` | `10` | a rotated refresh token gets its successor again within this many seconds |
+//! | `JWT_ALGORITHM` | `HS256` | `EdDSA` signs with an Ed25519 key and publishes `/.well-known/jwks.json` |
+//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | EdDSA: PKCS#8 PEM private key and its `kid` |
+//! | `JWT_VERIFICATION_KEYS` | empty | EdDSA: retired keys still accepted, `kid=public.pem,…` |
+//! | `DATABASE_POOL_SIZE` | `16` | connections per market, ≥ 1 |
+//! | `DATABASE_CONNECT_TIMEOUT_SECONDS` | `5` | connect / pool checkout timeout, 1–3600 s |
+//! | `MAX_VERIFICATION_ATTEMPTS` | `3` | wrong tries per code, ≥ 1 |
+//! | `MAX_CODES_PER_WINDOW` | `3` | codes per number per send window, ≥ 1 |
+//! | `VERIFICATION_ATTEMPTS_WINDOW` | `15` | that send window, minutes (despite the name it limits codes sent, not tries) |
+//! | `RESEND_COOLDOWN_SECONDS` | `60` | minimum gap between two codes for a number, seconds |
+//! | `IP_SEND_LIMIT`, `IP_SEND_WINDOW_MINUTES` | `30`, `15` | codes per client IP per window (minutes) |
+//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
+//! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today) |
+//! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval, milliseconds |
+//!
+//! Per market (`KG`, `US`; file: `[markets.kg]`, `[markets.us]`):
+//!
+//! | variable | file key | default | meaning |
+//! |---|---|---|---|
+//! | `DATABASE_URL_MARQUE_KG` | `database_url` | `sqlite://data/marque-kg.db` | `postgres://`, `postgresql://` or `sqlite://` |
+//! | `OTP_EXPIRY_MINUTES_KG` | `otp_expiry_minutes` | the market's (10) | code lifetime, minutes |
+//! | `REFRESH_TOKEN_EXPIRE_DAYS_KG` | `refresh_token_expire_days` | `REFRESH_TOKEN_EXPIRE_DAYS`, else 30 | refresh token lifetime, days |
+//!
+//! A new per-market setting is a field of [`MarketSettings`]: its variable is `{FIELD}_{MARKET}`
+//! (see [`sources`]), with no other list to update.
+
+pub mod sources;
+pub mod values;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::Duration;
+use figment::Figment;
+use marque_domain::{AuthConfig, Ed25519PublicKey, Ed25519SigningKey, SecretString};
+use marque_markets::Market;
+use marque_messaging::WorkerConfig;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use sources::SettingsError;
+use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
+pub use values::{
+    Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
+    Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+};
+
+/// The process: `MARQUE_ENV`, `LOG_FORMAT`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceSettings {
+    /// `MARQUE_ENV`: `development` (default) or `production`.
+    pub marque_env: Environment,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            marque_env: Environment::Development,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The HTTP server: `HOST`, `PORT`, `WORKERS`, `BLOCKING_THREADS`, `ALLOWED_ORIGINS`,
+/// `TRUSTED_PROXIES`, `DEFAULT_MARKET`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// `HOST`: address to listen on (default `127.0.0.1`).
+    pub host: Text,
+    /// `PORT`: TCP port, 1–65535 (default 8000).
+    pub port: Port,
+    /// `WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: Option<Count>,
+    /// `BLOCKING_THREADS`: threads per HTTP worker running database calls (default: pool size /
+    /// workers, so waiting requests queue in FIFO order instead of contending for the pool).
+    pub blocking_threads: Option<Count>,
+    /// `ALLOWED_ORIGINS`: CORS origins; `*` allows any (default: none).
+    pub allowed_origins: List<Origin>,
+    /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` gives the client IP (default: none).
+    pub trusted_proxies: List<ProxyNet>,
+    /// `DEFAULT_MARKET`: the market reported as default (default `kg`).
+    #[serde(deserialize_with = "market_from_text")]
+    pub default_market: Market,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: Text::fixed("127.0.0.1"),
+            port: Port::clamped(8000),
+            workers: None,
+            blocking_threads: None,
+            allowed_origins: List::default(),
+            trusted_proxies: List::default(),
+            default_market: Market::Kg,
+        }
+    }
+}
+
+/// Tokens and sessions: `SECRET_KEY`, `JWT_*`, `ACCESS_TOKEN_EXPIRE_MINUTES`,
+/// `REFRESH_TOKEN_EXPIRE_DAYS`, `SESSION_MAX_LIFETIME_DAYS`, `REFRESH_REUSE_GRACE_SECONDS`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// `SECRET_KEY`: ≥ 32 bytes (default: unset; development then uses a random key per run).
+    pub secret_key: Option<SecretKey>,
+    /// `JWT_ISSUER`: the `iss` claim (default `marque`).
+    pub jwt_issuer: Text,
+    /// `ACCESS_TOKEN_EXPIRE_MINUTES`: access token lifetime in minutes (default 30).
+    pub access_token_expire_minutes: Minutes,
+    /// `REFRESH_TOKEN_EXPIRE_DAYS`: refresh token lifetime in days for every market that sets
+    /// none of its own (default: unset, each market's default).
+    pub refresh_token_expire_days: Option<Days>,
+    /// `SESSION_MAX_LIFETIME_DAYS`: absolute session lifetime in days.
+    pub session_max_lifetime_days: Days,
+    /// `REFRESH_REUSE_GRACE_SECONDS`: seconds in which a just-rotated refresh token gets the
+    /// same successor again instead of counting as reuse.
+    pub refresh_reuse_grace_seconds: Seconds,
+    /// `JWT_ALGORITHM`: `HS256` (default) or `EdDSA`.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `JWT_SIGNING_KEY_FILE`: EdDSA private key, PKCS#8 PEM (default: unset).
+    pub jwt_signing_key_file: Option<Text>,
+    /// `JWT_SIGNING_KEY_ID`: the `kid` of that key (default: unset).
+    pub jwt_signing_key_id: Option<Text>,
+    /// `JWT_VERIFICATION_KEYS`: retired EdDSA public keys still accepted (default: none).
+    pub jwt_verification_keys: List<KeyFile>,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        let auth = AuthConfig::default();
+        Self {
+            secret_key: None,
+            jwt_issuer: Text::fixed("marque"),
+            access_token_expire_minutes: Minutes::clamped(30),
+            refresh_token_expire_days: None,
+            session_max_lifetime_days: Days::clamped(whole(auth.session_max_lifetime.num_days())),
+            refresh_reuse_grace_seconds: Seconds::clamped(whole(auth.refresh_grace.num_seconds())),
+            jwt_algorithm: JwtAlgorithm::Hs256,
+            jwt_signing_key_file: None,
+            jwt_signing_key_id: None,
+            jwt_verification_keys: List::default(),
+        }
+    }
+}
+
+/// Database pools (one per market): `DATABASE_POOL_SIZE`, `DATABASE_CONNECT_TIMEOUT_SECONDS`.
+/// The URLs are per market, in [`MarketSettings`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `DATABASE_POOL_SIZE`: connections per market (default 16).
+    pub database_pool_size: Count,
+    /// `DATABASE_CONNECT_TIMEOUT_SECONDS`: connect and pool checkout timeout in seconds
+    /// (default 5).
+    pub database_connect_timeout_seconds: PositiveSeconds,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            database_pool_size: Count::clamped(16),
+            database_connect_timeout_seconds: PositiveSeconds::clamped(5),
+        }
+    }
+}
+
+/// Codes and send limits: `MAX_VERIFICATION_ATTEMPTS`, `MAX_CODES_PER_WINDOW`,
+/// `VERIFICATION_ATTEMPTS_WINDOW`, `RESEND_COOLDOWN_SECONDS`, `IP_SEND_LIMIT`,
+/// `IP_SEND_WINDOW_MINUTES`, `TEST_PHONE_NUMBERS`. Defaults: [`AuthConfig::default`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OtpSettings {
+    /// `MAX_VERIFICATION_ATTEMPTS`: wrong tries per code before it dies.
+    pub max_verification_attempts: Count,
+    /// `MAX_CODES_PER_WINDOW`: codes sent to one number per send window.
+    pub max_codes_per_window: Count,
+    /// `VERIFICATION_ATTEMPTS_WINDOW` (the seed's name, kept): length in minutes of the window
+    /// in which at most `MAX_CODES_PER_WINDOW` codes are sent to one number.
+    #[serde(rename = "verification_attempts_window")]
+    pub phone_send_window_minutes: Minutes,
+    /// `RESEND_COOLDOWN_SECONDS`: minimum seconds between two codes for one number.
+    pub resend_cooldown_seconds: Seconds,
+    /// `IP_SEND_LIMIT`: codes per client IP per IP window.
+    pub ip_send_limit: Count,
+    /// `IP_SEND_WINDOW_MINUTES`: that window, minutes.
+    pub ip_send_window_minutes: Minutes,
+    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
+    pub test_phone_numbers: List<TestNumber>,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        let auth = AuthConfig::default();
+        let (phone, ip) = (auth.phone_send_limit, auth.ip_send_limit);
+        Self {
+            max_verification_attempts: Count::clamped(auth.max_attempts.into()),
+            max_codes_per_window: Count::clamped(phone.max_hits.into()),
+            phone_send_window_minutes: Minutes::clamped(whole(phone.window.num_minutes())),
+            resend_cooldown_seconds: Seconds::clamped(whole(phone.cooldown.num_seconds())),
+            ip_send_limit: Count::clamped(ip.max_hits.into()),
+            ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
+            test_phone_numbers: List::default(),
+        }
+    }
+}
+
+/// Delivery of codes: `SMS_PROVIDER`, `OUTBOX_POLL_INTERVAL_MS`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliverySettings {
+    /// `SMS_PROVIDER`: `console` (default; prints codes).
+    pub sms_provider: SmsProvider,
+    /// `OUTBOX_POLL_INTERVAL_MS`: milliseconds the delivery worker waits when the outbox is
+    /// empty (default: [`WorkerConfig::default`]'s).
+    pub outbox_poll_interval_ms: Millis,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        let poll = WorkerConfig::default().poll_interval.as_millis();
+        Self {
+            sms_provider: SmsProvider::Console,
+            outbox_poll_interval_ms: Millis::clamped(u64::try_from(poll).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// Settings of one market (`[markets.kg]`, variables `{FIELD}_KG`). Unset fields take the
+/// market's default when the settings are resolved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MarketSettings {
+    /// `DATABASE_URL_MARQUE_KG`: the market's database (default `sqlite://data/marque-kg.db`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
+    /// `OTP_EXPIRY_MINUTES_KG`: code lifetime in minutes (default: [`AuthConfig::default`]'s,
+    /// which is the market profile's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otp_expiry_minutes: Option<Minutes>,
+    /// `REFRESH_TOKEN_EXPIRE_DAYS_KG`: refresh token lifetime in days (default:
+    /// `REFRESH_TOKEN_EXPIRE_DAYS`, else [`AuthConfig::default`]'s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expire_days: Option<Days>,
+}
+
+/// Everything `marque` reads at start-up, one struct per concern. In the file (and in
+/// `marque config`) the concerns' keys share the top level; markets are tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Settings {
+    /// The process.
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    /// The HTTP server.
+    #[serde(flatten)]
+    pub server: ServerSettings,
+    /// Tokens and sessions.
+    #[serde(flatten)]
+    pub tokens: TokenSettings,
+    /// Database pools.
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// Codes and send limits.
+    #[serde(flatten)]
+    pub otp: OtpSettings,
+    /// Delivery.
+    #[serde(flatten)]
+    pub delivery: DeliverySettings,
+    /// Per-market settings; a market missing here has its defaults.
+    pub markets: BTreeMap<Market, MarketSettings>,
+}
+
+impl Settings {
+    /// The keys and variables that exist.
+    fn schema() -> Schema {
+        let top = [
+            field_names::<ServiceSettings>(),
+            field_names::<ServerSettings>(),
+            field_names::<TokenSettings>(),
+            field_names::<DatabaseSettings>(),
+            field_names::<OtpSettings>(),
+            field_names::<DeliverySettings>(),
+            &["markets"],
+        ]
+        .concat();
+        Schema {
+            top,
+            market: field_names::<MarketSettings>(),
+        }
+    }
+
+    /// Every top-level key a settings file may have (for tests of the example file).
+    pub fn top_level_keys() -> Vec<&'static str> {
+        Self::schema().top
+    }
+
+    /// Every key of a `[markets.*]` table.
+    pub fn market_keys() -> &'static [&'static str] {
+        field_names::<MarketSettings>()
+    }
+
+    /// Reads defaults ← `file` ← the process environment; the figment tells where each value
+    /// came from.
+    pub(crate) fn load(file: Option<&Path>) -> Result<(Self, Figment), SettingsError> {
+        let schema = Self::schema();
+        let env = EnvSource::process(&schema)?;
+        Self::from_sources(&schema, file, env)
+    }
+
+    fn from_sources(
+        schema: &Schema,
+        file: Option<&Path>,
+        env: EnvSource,
+    ) -> Result<(Self, Figment), SettingsError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            figment = figment.merge(FileSource::read(path, schema)?);
+        }
+        let figment = figment.merge(env);
+        // Not `extract_inner("markets")`: figment appends the prefix after the error path.
+        #[derive(Deserialize)]
+        struct Markets {
+            #[serde(default)]
+            markets: BTreeMap<Market, MarketSettings>,
+        }
+        let Markets { markets } = figment.extract_lossy().map_err(describe)?;
+        let settings = Self {
+            service: figment.extract_lossy().map_err(describe)?,
+            server: figment.extract_lossy().map_err(describe)?,
+            tokens: figment.extract_lossy().map_err(describe)?,
+            database: figment.extract_lossy().map_err(describe)?,
+            otp: figment.extract_lossy().map_err(describe)?,
+            delivery: figment.extract_lossy().map_err(describe)?,
+            markets,
+        };
+        Ok((settings, figment))
+    }
+
+    /// The settings of `market` with every unset field filled with its default.
+    pub fn market(&self, market: Market) -> MarketSettings {
+        let given = self.markets.get(&market).cloned().unwrap_or_default();
+        let auth = AuthConfig::default();
+        MarketSettings {
+            database_url: given
+                .database_url
+                .or_else(|| Some(DatabaseUrl::default_for(market))),
+            otp_expiry_minutes: given
+                .otp_expiry_minutes
+                .or_else(|| Some(Minutes::clamped(whole(auth.otp_ttl(market).num_minutes())))),
+            refresh_token_expire_days: given
+                .refresh_token_expire_days
+                .or(self.tokens.refresh_token_expire_days)
+                .or_else(|| Some(Days::clamped(whole(auth.refresh_ttl(market).num_days())))),
+        }
+    }
+
+    /// These settings with every market's unset fields filled in: what `marque config` prints.
+    pub fn effective(&self) -> Self {
+        Self {
+            markets: Market::ALL.iter().map(|m| (*m, self.market(*m))).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The effective settings as TOML, secrets redacted; unset optional keys are listed as
+    /// comments.
+    pub fn to_toml(&self) -> String {
+        let effective = self.effective();
+        let body = toml::to_string(&effective)
+            .unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"));
+        let table: toml::Table = toml::from_str(&body).unwrap_or_default();
+        let unset: Vec<&str> = Self::schema()
+            .top
+            .into_iter()
+            .filter(|k| !table.contains_key(*k))
+            .collect();
+        let mut out = String::from(
+            "# Effective settings of marque (defaults <- file <- environment); secrets redacted.\n",
+        );
+        for key in unset {
+            out.push_str(&format!("# {key} is unset\n"));
+        }
+        out.push('\n');
+        out.push_str(body.trim_end());
+        out.push('\n');
+        out
+    }
+}
+
+/// Reads a market code the way `DEFAULT_MARKET` always accepted it (case-insensitive).
+fn market_from_text<'de, D: Deserializer<'de>>(d: D) -> Result<Market, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &"`kg` or `us`")
+    })
+}
+
+/// A non-negative whole number from a domain default (which are positive).
+fn whole(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// How access tokens are signed.
+#[derive(Debug, Clone)]
+pub enum JwtKeys {
+    /// HS256 with `SECRET_KEY`.
+    Hs256,
+    /// EdDSA (Ed25519) with a key pair and the retired public keys still accepted.
+    EdDsa {
+        /// Current signing key.
+        signing: Ed25519SigningKey,
+        /// Retired keys.
+        retired: Vec<Ed25519PublicKey>,
+    },
+}
+
+/// The whole configuration of one `marque` process: the settings as read, plus what is derived
+/// from them (the secret in use, keys read from files, the domain's [`AuthConfig`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The settings as read.
+    pub settings: Settings,
+    /// Port to listen on: `settings.server.port`, or 0 (any free port) when set in code by tests.
+    pub listen_port: u16,
+    /// `SECRET_KEY`, or a random key for this run in development.
+    pub secret_key: SecretString,
+    /// Whether `secret_key` was generated because none was set.
+    pub secret_generated: bool,
+    /// Signing algorithm and keys.
+    pub jwt_keys: JwtKeys,
+    /// OTP rules, limits and session lifetimes for the domain.
+    pub auth: AuthConfig,
+}
+
+impl Config {
+    /// Reads defaults ← `file` ← the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let (settings, figment) = Settings::load(file)?;
+        Self::derive(settings, &figment)
+    }
+
+    /// Builds the configuration from `vars` (variable name → value) and the defaults, as if
+    /// they were the environment; other names in `vars` are ignored. For tests.
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, SettingsError> {
+        let schema = Settings::schema();
+        let env = EnvSource::from_map(&schema, &vars);
+        let (settings, figment) = Settings::from_sources(&schema, None, env)?;
+        Self::derive(settings, &figment)
+    }
+
+    /// Checks what spans several keys and derives the runtime values.
+    fn derive(settings: Settings, figment: &Figment) -> Result<Self, SettingsError> {
+        let error = |key: &str, message: String| {
+            let (key, file) = spelled(figment, key);
+            SettingsError { key, file, message }
+        };
+        if settings.service.marque_env == Environment::Production {
+            check_production(&settings, &error)?;
+        }
+        let (secret_key, secret_generated) = match &settings.tokens.secret_key {
+            Some(key) => (key.secret().clone(), false),
+            None => (SecretString::from(random_secret()), true),
+        };
+        let tokens = &settings.tokens;
+        let jwt_keys = match tokens.jwt_algorithm {
+            JwtAlgorithm::Hs256 => JwtKeys::Hs256,
+            JwtAlgorithm::EdDsa => {
+                let needed = |key: &str, value: &Option<Text>| {
+                    value.clone().ok_or_else(|| {
+                        error(key, "required when JWT_ALGORITHM is EdDSA".to_owned())
+                    })
+                };
+                let path = needed("jwt_signing_key_file", &tokens.jwt_signing_key_file)?;
+                let kid = needed("jwt_signing_key_id", &tokens.jwt_signing_key_id)?;
+                let private_pem = std::fs::read_to_string(path.as_str()).map_err(|e| {
+                    error(
+                        "jwt_signing_key_file",
+                        format!("cannot read `{}`: {e}", path.as_str()),
+                    )
+                })?;
+                let retired = tokens
+                    .jwt_verification_keys
+                    .items()
+                    .iter()
+                    .map(|k| {
+                        let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
+                            error(
+                                "jwt_verification_keys",
+                                format!("cannot read `{}`: {e}", k.path),
+                            )
+                        })?;
+                        Ok(Ed25519PublicKey {
+                            kid: k.kid.clone(),
+                            public_pem,
+                        })
+                    })
+                    .collect::<Result<_, SettingsError>>()?;
+                JwtKeys::EdDsa {
+                    signing: Ed25519SigningKey {
+                        kid: kid.as_str().to_owned(),
+                        private_pem,
+                    },
+                    retired,
+                }
+            }
+        };
+        let auth = auth_config(&settings);
+        let listen_port = u16::try_from(settings.server.port.get()).unwrap_or(u16::MAX);
+        Ok(Self {
+            settings,
+            listen_port,
+            secret_key,
+            secret_generated,
+            jwt_keys,
+            auth,
+        })
+    }
+
+    /// The database URL of `market`.
+    pub fn database_url(&self, market: Market) -> DatabaseUrl {
+        self.settings
+            .market(market)
+            .database_url
+            .unwrap_or_else(|| DatabaseUrl::default_for(market))
+    }
+
+    /// `ACCESS_TOKEN_EXPIRE_MINUTES` as a duration.
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::minutes(self.settings.tokens.access_token_expire_minutes.as_i64())
+    }
+
+    /// `DATABASE_CONNECT_TIMEOUT_SECONDS` as a duration.
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.settings
+                .database
+                .database_connect_timeout_seconds
+                .get(),
+        )
+    }
+
+    /// `OUTBOX_POLL_INTERVAL_MS` as a duration.
+    pub fn outbox_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.settings.delivery.outbox_poll_interval_ms.get())
+    }
+
+    /// `ALLOWED_ORIGINS` as the texts the CORS layer compares with `Origin` headers.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let origins = self.settings.server.allowed_origins.items();
+        origins.iter().map(|o| o.as_str().to_owned()).collect()
+    }
+
+    /// `TRUSTED_PROXIES` as networks.
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        let proxies = self.settings.server.trusted_proxies.items();
+        proxies.iter().map(|p| p.0).collect()
+    }
+
+    /// HTTP worker threads: `WORKERS`, else one per core.
+    pub fn workers(&self) -> usize {
+        self.settings.server.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            Count::as_usize,
+        )
+    }
+
+    /// Database threads per HTTP worker: `BLOCKING_THREADS`, else the pool shared out among the
+    /// workers, so waiting requests queue in FIFO order instead of more threads than connections
+    /// contending for the pool (long tails).
+    pub fn blocking_threads(&self) -> usize {
+        self.settings.server.blocking_threads.map_or_else(
+            || (self.settings.database.database_pool_size.as_usize() / self.workers()).max(1),
+            Count::as_usize,
+        )
+    }
+}
+
+/// What `MARQUE_ENV=production` refuses, each refusal naming its key through `error` (a dotted
+/// key path such as `markets.kg.database_url`, spelled as its source spells it). Settings left
+/// at their defaults are visible here as `None` (e.g. a market without `database_url` runs on
+/// the implicit SQLite file), so further production rules are one `if` each.
+fn check_production(
+    settings: &Settings,
+    error: &impl Fn(&str, String) -> SettingsError,
+) -> Result<(), SettingsError> {
+    if settings.tokens.secret_key.is_none() {
+        return Err(error(
+            "secret_key",
+            "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The domain's tunables from the settings.
+fn auth_config(settings: &Settings) -> AuthConfig {
+    let otp = &settings.otp;
+    let mut auth = AuthConfig::default();
+    for m in Market::ALL {
+        let market = settings.market(m);
+        if let Some(minutes) = market.otp_expiry_minutes {
+            auth.otp_ttl.insert(m, Duration::minutes(minutes.as_i64()));
+        }
+        if let Some(days) = market.refresh_token_expire_days {
+            auth.refresh_ttl.insert(m, Duration::days(days.as_i64()));
+        }
+    }
+    auth.max_attempts = otp.max_verification_attempts.as_u32();
+    auth.phone_send_limit.max_hits = otp.max_codes_per_window.as_u32();
+    auth.phone_send_limit.window = Duration::minutes(otp.phone_send_window_minutes.as_i64());
+    auth.phone_send_limit.cooldown = Duration::seconds(otp.resend_cooldown_seconds.as_i64());
+    auth.ip_send_limit.max_hits = otp.ip_send_limit.as_u32();
+    auth.ip_send_limit.window = Duration::minutes(otp.ip_send_window_minutes.as_i64());
+    auth.session_max_lifetime = Duration::days(settings.tokens.session_max_lifetime_days.as_i64());
+    auth.refresh_grace = Duration::seconds(settings.tokens.refresh_reuse_grace_seconds.as_i64());
+    auth.test_numbers = otp
+        .test_phone_numbers
+        .items()
+        .iter()
+        .map(|t| (t.e164.clone(), t.code.clone()))
+        .collect();
+    auth
+}
+
+/// 32 random bytes as hex, for development runs without `SECRET_KEY`.
+fn random_secret() -> String {
+    use marque_domain::RandomSource;
+    let mut b = [0u8; 32];
+    marque_domain::OsRandom.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+use std::io::Write;
+
+use marque_domain::ExposeSecret;
+
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn err(pairs: &[(&str, &str)]) -> SettingsError {
+    Config::from_vars(vars(pairs)).unwrap_err()
+}
+
+/// Loads `toml` from a temporary file plus `env`.
+fn from_file(toml: &str, env: &[(&str, &str)]) -> Result<(Settings, Figment), SettingsError> {
+    let mut file = tempfile();
+    file.1.write_all(toml.as_bytes()).unwrap();
+    let schema = Settings::schema();
+    let env = EnvSource::from_map(&schema, &vars(env));
+    let out = Settings::from_sources(&schema, Some(&file.0), env);
+    std::fs::remove_file(&file.0).unwrap();
+    out
+}
+
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!("marque-settings-{}.toml", uuid_like()));
+    let file = std::fs::File::create(&path).unwrap();
+    (path, file)
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[test]
+fn defaults_work_in_development() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert!(c.secret_generated);
+    assert_eq!(c.listen_port, 8000);
+    assert_eq!(
+        c.database_url(Market::Kg).secret().expose_secret(),
+        "sqlite://data/marque-kg.db"
+    );
+    assert_eq!(c.auth.max_attempts, 3);
+    assert_eq!(c.auth.phone_send_limit.window, Duration::minutes(15));
+    assert!(c.auth.test_numbers.is_empty());
+}
+
+#[test]
+fn defaults_are_the_domains_unchanged() {
+    // The settings take their auth defaults from `AuthConfig::default()`; a clamped (changed)
+    // default would show here.
+    let c = Config::from_vars(vars(&[])).unwrap();
+    let d = AuthConfig::default();
+    assert_eq!(c.auth.max_attempts, d.max_attempts);
+    assert_eq!(c.auth.phone_send_limit, d.phone_send_limit);
+    assert_eq!(c.auth.ip_send_limit, d.ip_send_limit);
+    assert_eq!(c.auth.session_max_lifetime, d.session_max_lifetime);
+    assert_eq!(c.auth.refresh_grace, d.refresh_grace);
+    for m in Market::ALL {
+        assert_eq!(c.auth.otp_ttl(m), d.otp_ttl(m));
+        assert_eq!(c.auth.refresh_ttl(m), d.refresh_ttl(m));
+    }
+    assert_eq!(
+        c.settings.delivery.outbox_poll_interval_ms.get(),
+        200,
+        "WorkerConfig's default"
+    );
+}
+
+#[test]
+fn production_requires_a_secret() {
+    let e = err(&[("MARQUE_ENV", "production")]);
+    assert!(e.to_string().contains("SECRET_KEY"), "{e}");
+    let key = "k".repeat(32);
+    assert!(Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok());
+    let e = err(&[("SECRET_KEY", "short")]);
+    assert_eq!(e.key, "SECRET_KEY");
+    assert!(!e.to_string().contains("short"), "never echo a secret: {e}");
+}
+
+#[test]
+fn test_numbers_and_lists_parse() {
+    let c = Config::from_vars(vars(&[
+        (
+            "TEST_PHONE_NUMBERS",
+            "+996 555 000 001=123456, +12125550100=654321",
+        ),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ("ALLOWED_ORIGINS", "https://shop.example"),
+    ]))
+    .unwrap();
+    assert_eq!(c.auth.test_numbers["+996555000001"].as_str(), "123456");
+    assert_eq!(c.settings.server.trusted_proxies.items().len(), 2);
+    assert_eq!(
+        c.settings.server.allowed_origins.items()[0].as_str(),
+        "https://shop.example"
+    );
+    assert_eq!(
+        err(&[("TEST_PHONE_NUMBERS", "+996555000001=12")]).key,
+        "TEST_PHONE_NUMBERS"
+    );
+    assert_eq!(err(&[("PORT", "eighty")]).key, "PORT");
+    assert_eq!(err(&[("DEFAULT_MARKET", "fr")]).key, "DEFAULT_MARKET");
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let c = Config::from_vars(vars(&[
+        (
+            "DATABASE_URL_MARQUE_KG",
+            "postgres://u:hunter2hunter2@db/kg",
+        ),
+        ("SECRET_KEY", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"),
+    ]))
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2"));
+    assert!(!dbg.contains("s3cr3t"));
+    let toml = c.settings.to_toml();
+    assert!(!toml.contains("hunter2"), "{toml}");
+    assert!(!toml.contains("s3cr3t"), "{toml}");
+    assert!(toml.contains("postgres://u:***@db/kg"), "{toml}");
+}
+
+#[test]
+fn database_url_query_password_is_redacted() {
+    let url = DatabaseUrl::parse("postgres://db/kg?user=u&password=hunter2").unwrap();
+    assert!(!url.redacted().contains("hunter2"), "{}", url.redacted());
+}
+
+#[test]
+fn out_of_range_values_name_their_variable() {
+    // PORT, WORKERS, MAX_VERIFICATION_ATTEMPTS, an empty database URL and origins without a
+    // scheme are checked through the binary in tests/api/cli.rs.
+    for (var, value) in [
+        ("DATABASE_URL_MARQUE_US", "mysql://db/us"),
+        ("ALLOWED_ORIGINS", "https://shop.example/path"),
+        ("ALLOWED_ORIGINS", "ftp://shop.example"),
+        ("OTP_EXPIRY_MINUTES_KG", "-1"),
+        ("REFRESH_TOKEN_EXPIRE_DAYS_US", "0"),
+        ("VERIFICATION_ATTEMPTS_WINDOW", "0"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_CONNECT_TIMEOUT_SECONDS", "0"),
+        ("JWT_ALGORITHM", "RS256"),
+        ("LOG_FORMAT", "xml"),
+        ("MARQUE_ENV", "staging"),
+        ("SMS_PROVIDER", "twilio"),
+        ("HOST", ""),
+    ] {
+        let e = err(&[(var, value)]);
+        assert_eq!(e.key, var, "{var}={value}: {e}");
+        assert!(e.file.is_none());
+        assert!(!e.to_string().contains('\n'));
+    }
+}
+
+#[test]
+fn origins_are_normalised_like_browsers_send_them() {
+    let c = Config::from_vars(vars(&[(
+        "ALLOWED_ORIGINS",
+        "HTTPS://Shop.Example:443/, http://localhost:3000, *",
+    )]))
+    .unwrap();
+    let origins: Vec<&str> = c
+        .settings
+        .server
+        .allowed_origins
+        .items()
+        .iter()
+        .map(Origin::as_str)
+        .collect();
+    assert_eq!(
+        origins,
+        ["https://shop.example", "http://localhost:3000", "*"]
+    );
+}
+
+#[test]
+fn environment_wins_over_the_file() {
+    let (s, _) = from_file(
+        "port = 9000\nmax_verification_attempts = 5\n[markets.kg]\notp_expiry_minutes = 7\n",
+        &[("PORT", "9100")],
+    )
+    .unwrap();
+    assert_eq!(s.server.port.get(), 9100);
+    assert_eq!(s.otp.max_verification_attempts.get(), 5);
+    assert_eq!(s.market(Market::Kg).otp_expiry_minutes.unwrap().get(), 7);
+    assert_eq!(s.market(Market::Us).otp_expiry_minutes.unwrap().get(), 10);
+}
+
+#[test]
+fn refresh_days_fall_back_from_market_to_global_to_default() {
+    let (s, _) = from_file(
+        "refresh_token_expire_days = 14\n[markets.us]\nrefresh_token_expire_days = 7\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        s.market(Market::Kg)
+            .refresh_token_expire_days
+            .unwrap()
+            .get(),
+        14
+    );
+    assert_eq!(
+        s.market(Market::Us)
+            .refresh_token_expire_days
+            .unwrap()
+            .get(),
+        7
+    );
+}
+
+#[test]
+fn file_errors_name_the_file_key() {
+    for (toml, key) in [
+        ("prot = 1\n", "prot"),
+        ("port = 0\n", "port"),
+        ("port = \"x\"\n", "port"),
+        (
+            "[markets.kg]\ndatabase_url = \"\"\n",
+            "markets.kg.database_url",
+        ),
+        (
+            "[markets.kg]\nsms_sender = \"x\"\n",
+            "markets.kg.sms_sender",
+        ),
+        ("[markets.fr]\n", "markets.fr"),
+        ("allowed_origins = [\"shop.example\"]\n", "allowed_origins"),
+        (
+            "verification_attempts_window = 0\n",
+            "verification_attempts_window",
+        ),
+    ] {
+        let e = from_file(toml, &[]).unwrap_err();
+        assert_eq!(e.key, key, "{toml}: {e}");
+        assert!(e.file.is_some(), "{toml}: {e}");
+    }
+}
+
+#[test]
+fn a_secret_in_a_bad_file_value_is_not_echoed() {
+    let e = from_file(
+        "[markets.kg]\ndatabase_url = \"mysql://u:hunter2@db/kg\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+#[test]
+fn eddsa_needs_its_key_file() {
+    let e = err(&[("JWT_ALGORITHM", "EdDSA")]);
+    assert!(e.key.contains("JWT_SIGNING_KEY_FILE"), "{e}");
+}
+
+#[test]
+fn unrelated_variables_are_ignored() {
+    assert!(Config::from_vars(vars(&[("PATH", "/bin"), ("PORTS", "x")])).is_ok());
+}
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/marque.example.toml");
+
+#[test]
+fn the_example_file_loads_and_holds_the_defaults() {
+    let schema = Settings::schema();
+    let env = EnvSource::from_map(&schema, &HashMap::new());
+    let (from_file, _) = Settings::from_sources(&schema, Some(Path::new(EXAMPLE)), env).unwrap();
+    assert_eq!(from_file.to_toml(), Settings::default().to_toml());
+}
+
+#[test]
+fn the_example_file_names_every_key() {
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    let named = |key: &str| {
+        text.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{key}."))
+        })
+    };
+    for key in Settings::top_level_keys() {
+        assert!(named(key), "marque.example.toml lacks `{key}`");
+    }
+    for m in Market::ALL {
+        assert!(text.contains(&format!("[markets.{}]", m.code())), "{m}");
+    }
+    for key in Settings::market_keys() {
+        assert!(
+            named(key),
+            "marque.example.toml lacks `{key}` in [markets.*]"
+        );
+    }
+}
+
+#[test]
+fn every_variable_name_of_the_seed_still_works() {
+    let c = Config::from_vars(vars(&[
+        ("MARQUE_ENV", "Production"),
+        ("HOST", "0.0.0.0"),
+        ("PORT", "8080"),
+        ("SECRET_KEY", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-"),
+        ("JWT_ISSUER", "shop"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "5"),
+        ("REFRESH_TOKEN_EXPIRE_DAYS", "20"),
+        ("REFRESH_TOKEN_EXPIRE_DAYS_KG", "21"),
+        ("SESSION_MAX_LIFETIME_DAYS", "60"),
+        ("REFRESH_REUSE_GRACE_SECONDS", "3"),
+        ("JWT_ALGORITHM", "hs256"),
+        ("DATABASE_URL_MARQUE_KG", "postgres://db/kg"),
+        ("DATABASE_URL_MARQUE_US", "sqlite://x/us.db"),
+        ("DATABASE_POOL_SIZE", "8"),
+        ("DATABASE_CONNECT_TIMEOUT_SECONDS", "2"),
+        ("DEFAULT_MARKET", "US"),
+        ("OTP_EXPIRY_MINUTES_KG", "7"),
+        ("OTP_EXPIRY_MINUTES_US", "8"),
+        ("MAX_VERIFICATION_ATTEMPTS", "4"),
+        ("MAX_CODES_PER_WINDOW", "5"),
+        ("VERIFICATION_ATTEMPTS_WINDOW", "16"),
+        ("RESEND_COOLDOWN_SECONDS", "0"),
+        ("IP_SEND_LIMIT", "31"),
+        ("IP_SEND_WINDOW_MINUTES", "17"),
+        ("SMS_PROVIDER", "Console"),
+        ("OUTBOX_POLL_INTERVAL_MS", "5"),
+        ("WORKERS", "3"),
+        ("BLOCKING_THREADS", "2"),
+        ("LOG_FORMAT", "JSON"),
+    ]))
+    .unwrap();
+    let s = &c.settings;
+    assert_eq!(s.service.marque_env, Environment::Production);
+    assert_eq!(s.service.log_format, LogFormat::Json);
+    assert_eq!((s.server.host.as_str(), c.listen_port), ("0.0.0.0", 8080));
+    assert_eq!(s.tokens.jwt_issuer.as_str(), "shop");
+    assert_eq!(c.access_token_ttl(), Duration::minutes(5));
+    assert_eq!(c.auth.refresh_ttl(Market::Kg), Duration::days(21));
+    assert_eq!(c.auth.refresh_ttl(Market::Us), Duration::days(20));
+    assert_eq!(c.auth.session_max_lifetime, Duration::days(60));
+    assert_eq!(c.auth.refresh_grace, Duration::seconds(3));
+    assert_eq!(
+        c.database_url(Market::Kg).secret().expose_secret(),
+        "postgres://db/kg"
+    );
+    assert_eq!(s.database.database_pool_size.get(), 8);
+    assert_eq!(s.database.database_connect_timeout_seconds.get(), 2);
+    assert_eq!(s.server.default_market, Market::Us);
+    assert_eq!(c.auth.otp_ttl(Market::Kg), Duration::minutes(7));
+    assert_eq!(c.auth.otp_ttl(Market::Us), Duration::minutes(8));
+    assert_eq!(c.auth.max_attempts, 4);
+    assert_eq!(c.auth.phone_send_limit.max_hits, 5);
+    assert_eq!(c.auth.phone_send_limit.window, Duration::minutes(16));
+    assert_eq!(c.auth.phone_send_limit.cooldown, Duration::zero());
+    assert_eq!(c.auth.ip_send_limit.max_hits, 31);
+    assert_eq!(c.auth.ip_send_limit.window, Duration::minutes(17));
+    assert_eq!(s.delivery.outbox_poll_interval_ms.get(), 5);
+    assert_eq!((c.workers(), c.blocking_threads()), (3, 2));
+}

@@ -1,0 +1,225 @@
+//! The `marque` command line and settings errors, through the real binary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn marque() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marque"));
+    cmd.env_clear().env("RUST_LOG", "warn").stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end, capturing stdout and stderr.
+fn finish(mut cmd: Command) -> Output {
+    wait(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for `child` (killed after 30 s: a command that should have failed started instead).
+fn wait(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "marque did not exit; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `marque ARGS…` with an empty environment.
+fn run(args: &[&str]) -> Output {
+    let mut cmd = marque();
+    cmd.args(args);
+    finish(cmd)
+}
+
+/// A settings file that is removed on drop.
+struct TomlFile(PathBuf);
+
+impl TomlFile {
+    fn new(text: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "marque-cli-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TomlFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts exit code 1 and a single stderr line that names `key`.
+fn assert_refused(out: &Output, key: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{key}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(key), "`{key}` not named: {err}");
+}
+
+#[test]
+fn bad_environment_values_stop_start_up_naming_the_variable() {
+    for (var, value) in [
+        ("PORT", "70000"),
+        ("PORT", "0"),
+        ("WORKERS", "0"),
+        ("MAX_VERIFICATION_ATTEMPTS", "0"),
+        ("DATABASE_URL_MARQUE_KG", ""),
+        ("ALLOWED_ORIGINS", "not a url"),
+        ("ALLOWED_ORIGINS", "shop.example"),
+        ("OTP_EXPIRY_MINUTES_US", "ten"),
+        ("SECRET_KEY", "short"),
+    ] {
+        let mut cmd = marque();
+        cmd.env(var, value);
+        assert_refused(&finish(cmd), var);
+    }
+}
+
+#[test]
+fn bad_file_keys_stop_start_up_naming_the_key() {
+    for (text, key) in [
+        ("prot = 8000\n", "prot"),
+        ("port = 0\n", "port"),
+        ("port = 70000\n", "port"),
+        ("workers = 0\n", "workers"),
+        (
+            "[markets.kg]\ndatabase_url = \"\"\n",
+            "markets.kg.database_url",
+        ),
+        (
+            "[markets.kg]\nsms_sender = \"Shop\"\n",
+            "markets.kg.sms_sender",
+        ),
+        (
+            "[markets.us]\notp_expiry_minutes = \"ten\"\n",
+            "markets.us.otp_expiry_minutes",
+        ),
+        ("allowed_origins = [\"shop.example\"]\n", "allowed_origins"),
+    ] {
+        let file = TomlFile::new(text);
+        let mut cmd = marque();
+        cmd.arg("--config").arg(&file.0);
+        let out = finish(cmd);
+        assert_refused(&out, key);
+        assert!(stderr(&out).contains(&*file.0.to_string_lossy()));
+    }
+}
+
+#[test]
+fn a_missing_settings_file_is_an_error() {
+    let out = run(&["--config", "/nonexistent/marque.toml", "config"]);
+    assert_refused(&out, "--config");
+}
+
+#[test]
+fn the_environment_wins_over_the_file_named_by_marque_config() {
+    let file = TomlFile::new("port = 9001\nmax_verification_attempts = 5\n");
+    let mut cmd = marque();
+    cmd.env("MARQUE_CONFIG", &file.0)
+        .env("PORT", "9002")
+        .arg("config");
+    let out = finish(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(printed["port"].as_integer(), Some(9002));
+    assert_eq!(printed["max_verification_attempts"].as_integer(), Some(5));
+}
+
+#[test]
+fn marque_config_redacts_secrets() {
+    let mut cmd = marque();
+    cmd.env("SECRET_KEY", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")
+        .env(
+            "DATABASE_URL_MARQUE_US",
+            "postgres://marque:hunter2@db.example/us",
+        )
+        .arg("config");
+    let out = finish(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("hunter2"),
+        "{text}"
+    );
+    let printed: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(
+        printed["markets"]["us"]["database_url"].as_str(),
+        Some("postgres://marque:***@db.example/us")
+    );
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["--version"],
+        &["-V"],
+        &["config", "--help"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let out = run(&["--version"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn unknown_and_extra_arguments_are_refused() {
+    for args in [
+        &["serve", "--port", "9999"][..],
+        &["serve", "extra"],
+        &["start"],
+        &["--verbose"],
+        &["openapi", "openapi"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("Usage"), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    for command in ["openapi", "config"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // every write now fails with EPIPE
+        let child = marque()
+            .arg(command)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait(child);
+        assert!(out.status.success(), "{command}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{command}");
+    }
+}

@@ -13,20 +13,25 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `false`.
+    #[schema(example = false)]
     pub success: bool,
     /// Stable machine-readable code, e.g. `invalid_phone`, `rate_limited`.
     #[schema(example = "invalid_phone")]
     pub error: &'static str,
     /// Human-readable text in the market's language (ru for KG, en for US and unknown).
+    #[schema(example = "Invalid phone number")]
     pub message: String,
     /// The request field at fault (validation errors).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "phone_number")]
     pub field: Option<String>,
     /// Seconds to wait before retrying (429 only; also in the `Retry-After` header).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 60)]
     pub retry_after: Option<u64>,
     /// Wrong tries left on the current code (`invalid_code` only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 2)]
     pub attempts_left: Option<u32>,
 }
 

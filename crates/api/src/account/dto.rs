@@ -11,7 +11,9 @@ use marque_domain::{Address, Notification, PaymentMethod, PaymentMethodInput};
 use marque_markets::{AddressInput, Market, MarketAddress};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, OneOf, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::dto::{MarketCode, timestamp};
 
@@ -275,7 +277,7 @@ pub struct UsAddressFields {
 }
 
 /// The postal fields of the address's market.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AddressFields {
     /// Kyrgyzstan.
@@ -308,17 +310,14 @@ impl From<&MarketAddress> for AddressFields {
     }
 }
 
-/// A delivery address.
+/// What every delivery address has, whatever its market.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AddressDto {
+pub struct AddressInfo {
     /// Id within the market.
     pub id: i64,
     /// The shopper's name for it.
     #[schema(example = "Дом")]
     pub title: Option<String>,
-    /// The market's postal fields.
-    #[serde(flatten)]
-    pub fields: AddressFields,
     /// The address on one line as the market writes it.
     #[schema(example = "ул. Юнусалиева, 34, кв. 12, Бишкек, Чуйская область")]
     pub full_address: String,
@@ -336,20 +335,78 @@ pub struct AddressDto {
     pub updated_at: String,
 }
 
+/// A delivery address: [`AddressInfo`] and the postal fields of its market. In the OpenAPI
+/// document it is a `oneOf` of two complete objects, `KgAddress` and `UsAddress`: SDK
+/// generators (openapi-python-client) refuse an `allOf` over a `oneOf`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddressDto {
+    /// Id, title, one-line form, market…
+    #[serde(flatten)]
+    pub info: AddressInfo,
+    /// The market's postal fields.
+    #[serde(flatten)]
+    pub fields: AddressFields,
+}
+
 impl From<&Address> for AddressDto {
     fn from(a: &Address) -> Self {
         let market = a.postal.market();
         Self {
-            id: a.id.0,
-            title: a.title.as_ref().map(|t| t.as_str().to_owned()),
+            info: AddressInfo {
+                id: a.id.0,
+                title: a.title.as_ref().map(|t| t.as_str().to_owned()),
+                full_address: a.postal.full_address(),
+                country: market.profile().country.to_owned(),
+                market,
+                is_default: a.is_default,
+                created_at: timestamp(a.created_at),
+                updated_at: timestamp(a.updated_at),
+            },
             fields: AddressFields::from(&a.postal),
-            full_address: a.postal.full_address(),
-            country: market.profile().country.to_owned(),
-            market,
-            is_default: a.is_default,
-            created_at: timestamp(a.created_at),
-            updated_at: timestamp(a.updated_at),
         }
+    }
+}
+
+/// One object schema with the properties of `parts`, all of them objects.
+fn merged(description: &str, parts: [RefOr<Schema>; 2]) -> RefOr<Schema> {
+    let mut all = Object::with_type(Type::Object);
+    all.description = Some(description.to_owned());
+    for part in parts {
+        if let RefOr::T(Schema::Object(o)) = part {
+            all.properties.extend(o.properties);
+            all.required.extend(o.required);
+        }
+    }
+    RefOr::T(Schema::Object(all))
+}
+
+impl utoipa::PartialSchema for AddressDto {
+    fn schema() -> RefOr<Schema> {
+        OneOf::builder()
+            .item(Ref::from_schema_name("KgAddress"))
+            .item(Ref::from_schema_name("UsAddress"))
+            .description(Some("A delivery address in the shape of its market."))
+            .into()
+    }
+}
+
+impl ToSchema for AddressDto {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "KgAddress".to_owned(),
+            merged(
+                "A delivery address in Kyrgyzstan.",
+                [AddressInfo::schema(), KgAddressFields::schema()],
+            ),
+        ));
+        schemas.push((
+            "UsAddress".to_owned(),
+            merged(
+                "A delivery address in the United States.",
+                [AddressInfo::schema(), UsAddressFields::schema()],
+            ),
+        ));
+        <AddressInfo as ToSchema>::schemas(schemas);
     }
 }
 

@@ -21,9 +21,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::{Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder,
-};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ApiError, ErrorBody, ErrorKind};
@@ -144,9 +142,37 @@ fn response_name(status: StatusCode) -> String {
         .collect()
 }
 
-/// Replaces each error response without a body (status 4xx/5xx) by a reference to the shared
-/// response of its status, keeping the operation's description (the codes it answers with).
+/// Whether an implied error applies to an operation.
+type Applies = fn(&Operation) -> bool;
+
+/// Errors every route of a kind answers with, added to its operation unless it names the status
+/// itself: bearer routes (`security`) refuse a bad token, JSON-body routes a bad body.
+const IMPLIED: [(&str, &str, Applies); 5] = [
+    ("401", "`invalid_token`", |o| o.security.is_some()),
+    ("400", "`invalid_json`", |o| o.request_body.is_some()),
+    ("413", "`payload_too_large` (over 16 KiB)", |o| {
+        o.request_body.is_some()
+    }),
+    ("415", "`unsupported_media_type`", |o| {
+        o.request_body.is_some()
+    }),
+    ("422", "`validation_error` naming the field", |o| {
+        o.request_body.is_some()
+    }),
+];
+
+/// Adds the [`IMPLIED`] errors, then replaces each error response without a body (status
+/// 4xx/5xx) by a reference to the shared response of its status, keeping the operation's
+/// description (the codes it answers with).
 fn with_shared_errors(mut operation: Operation) -> Operation {
+    for (status, description, applies) in IMPLIED {
+        if applies(&operation) {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::T(Response::new(description)));
+        }
+    }
     for (status, response) in operation.responses.responses.iter_mut() {
         let Some(status) = status
             .parse::<u16>()

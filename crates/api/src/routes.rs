@@ -69,8 +69,6 @@ fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Langu
     responses(
         (status = 200, description = "Code sent", body = SendCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`"),
-        (status = 413, description = "`payload_too_large` (over 16 KiB)"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited`"),
         (status = 503, description = "`service_unavailable`: the market database is down"),
@@ -109,8 +107,6 @@ pub async fn send_code(
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -170,10 +166,6 @@ pub async fn get_profile(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "Updated profile", body = ProfileResponse),
-        (status = 400, description = "`invalid_json`"),
-        (status = 401, description = "`invalid_token`"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error` (full_name: 1–100 characters without control characters; profile_image_url: https, at most 2048 characters)"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -210,7 +202,6 @@ pub async fn update_profile(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Valid", body = VerifyTokenResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -239,7 +230,6 @@ pub async fn verify_token(
     params(LogoutQuery),
     responses(
         (status = 200, description = "Signed out", body = LogoutResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 422, description = "`validation_error`: unknown scope"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -283,11 +273,7 @@ pub async fn logout(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = RefreshResponse),
-        (status = 400, description = "`invalid_json`"),
         (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 422, description = "`validation_error`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -320,7 +306,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Sessions", body = SessionsResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -356,7 +341,6 @@ pub async fn sessions(
     params(("id" = String, Path, description = "Session id from the session list")),
     responses(
         (status = 200, description = "Session ended", body = LogoutResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -388,8 +372,6 @@ pub async fn end_session(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
-        (status = 401, description = "`invalid_token`"),
-        (status = 422, description = "`validation_error`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]

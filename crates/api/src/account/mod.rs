@@ -22,8 +22,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::of::<r::__path_update_payment_method>().to(r::update_payment_method),
         Endpoint::of::<r::__path_delete_payment_method>().to(r::delete_payment_method),
         Endpoint::of::<r::__path_list_notifications>().to(r::list_notifications),
-        Endpoint::of::<r::__path_mark_all_notifications_read>()
-            .to(r::mark_all_notifications_read),
+        Endpoint::of::<r::__path_mark_all_notifications_read>().to(r::mark_all_notifications_read),
         Endpoint::of::<r::__path_mark_notification_read>().to(r::mark_notification_read),
     ]
 }

@@ -93,7 +93,6 @@ fn message(key: MessageKey, lang: Language) -> String {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Addresses", body = AddressListResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -123,11 +122,7 @@ pub async fn list_addresses(
     request_body = AddressRequest,
     responses(
         (status = 201, description = "Created", body = AddressResponse),
-        (status = 400, description = "`invalid_json`"),
-        (status = 401, description = "`invalid_token`"),
         (status = 409, description = "`limit_reached`: the user has 20 addresses"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -167,12 +162,7 @@ pub async fn create_address(
     request_body = AddressRequest,
     responses(
         (status = 200, description = "Updated", body = AddressResponse),
-        (status = 400, description = "`invalid_json`"),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`: no such address of this user"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
-        (status = 422, description = "`validation_error` naming the field"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -210,7 +200,6 @@ pub async fn update_address(
     params(("id" = i64, Path, description = "Address id")),
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`: no such address of this user"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -240,7 +229,6 @@ pub async fn delete_address(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Payment methods", body = PaymentMethodListResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]
@@ -271,11 +259,7 @@ pub async fn list_payment_methods(
     request_body = PaymentMethodRequest,
     responses(
         (status = 201, description = "Created", body = PaymentMethodResponse),
-        (status = 400, description = "`invalid_json`"),
-        (status = 401, description = "`invalid_token`"),
         (status = 409, description = "`limit_reached`: the user has 20 payment methods"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -311,11 +295,7 @@ pub async fn create_payment_method(
     request_body = UpdatePaymentMethodRequest,
     responses(
         (status = 200, description = "Updated", body = PaymentMethodResponse),
-        (status = 400, description = "`invalid_json`"),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`: no such payment method of this user"),
-        (status = 413, description = "`payload_too_large`"),
-        (status = 415, description = "`unsupported_media_type`"),
         (status = 422, description = "`validation_error` naming the field; `card_expired`"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -363,7 +343,6 @@ pub async fn update_payment_method(
     params(("id" = i64, Path, description = "Payment method id")),
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`: no such payment method of this user"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -435,7 +414,6 @@ fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQ
     ),
     responses(
         (status = 200, description = "Notifications", body = NotificationListResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 422, description = "`validation_error`: unread_only, limit or offset out of range"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -466,7 +444,6 @@ pub async fn list_notifications(
     params(("id" = i64, Path, description = "Notification id")),
     responses(
         (status = 200, description = "Read", body = NotificationResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 404, description = "`not_found`: no such notification of this user"),
         (status = 503, description = "`service_unavailable`"),
     )
@@ -496,7 +473,6 @@ pub async fn mark_notification_read(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "All read", body = ReadAllResponse),
-        (status = 401, description = "`invalid_token`"),
         (status = 503, description = "`service_unavailable`"),
     )
 )]

@@ -146,8 +146,9 @@ fn response_name(status: StatusCode) -> String {
 type Applies = fn(&Operation) -> bool;
 
 /// Errors every route of a kind answers with, added to its operation unless it names the status
-/// itself: bearer routes (`security`) refuse a bad token, JSON-body routes a bad body.
-const IMPLIED: [(&str, &str, Applies); 5] = [
+/// itself: bearer routes (`security`) refuse a bad token, JSON-body routes a bad body, and both
+/// kinds use their market's database.
+const IMPLIED: [(&str, &str, Applies); 6] = [
     ("401", "`invalid_token`", |o| o.security.is_some()),
     ("400", "`invalid_json`", |o| o.request_body.is_some()),
     ("413", "`payload_too_large` (over 16 KiB)", |o| {
@@ -159,6 +160,11 @@ const IMPLIED: [(&str, &str, Applies); 5] = [
     ("422", "`validation_error` naming the field", |o| {
         o.request_body.is_some()
     }),
+    (
+        "503",
+        "`service_unavailable`: the market database is down",
+        |o| o.security.is_some() || o.request_body.is_some(),
+    ),
 ];
 
 /// Adds the [`IMPLIED`] errors, then replaces each error response without a body (status

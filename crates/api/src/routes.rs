@@ -71,7 +71,6 @@ fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Langu
         (status = 400, description = "`invalid_json`, `unknown_market`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited`"),
-        (status = 503, description = "`service_unavailable`: the market database is down"),
     )
 )]
 pub async fn send_code(
@@ -108,7 +107,6 @@ pub async fn send_code(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn verify_code(
@@ -145,7 +143,6 @@ pub async fn verify_code(
     responses(
         (status = 200, description = "Profile", body = ProfileResponse),
         (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn get_profile(
@@ -167,7 +164,6 @@ pub async fn get_profile(
     responses(
         (status = 200, description = "Updated profile", body = ProfileResponse),
         (status = 422, description = "`validation_error` (full_name: 1–100 characters without control characters; profile_image_url: https, at most 2048 characters)"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn update_profile(
@@ -202,7 +198,6 @@ pub async fn update_profile(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Valid", body = VerifyTokenResponse),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn verify_token(
@@ -231,7 +226,6 @@ pub async fn verify_token(
     responses(
         (status = 200, description = "Signed out", body = LogoutResponse),
         (status = 422, description = "`validation_error`: unknown scope"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn logout(
@@ -274,7 +268,6 @@ pub async fn logout(
     responses(
         (status = 200, description = "New tokens", body = RefreshResponse),
         (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn refresh(
@@ -306,7 +299,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Sessions", body = SessionsResponse),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn sessions(
@@ -342,7 +334,6 @@ pub async fn sessions(
     responses(
         (status = 200, description = "Session ended", body = LogoutResponse),
         (status = 404, description = "`not_found`"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn end_session(
@@ -372,7 +363,6 @@ pub async fn end_session(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn delete_account(

@@ -93,7 +93,6 @@ fn message(key: MessageKey, lang: Language) -> String {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Addresses", body = AddressListResponse),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn list_addresses(
@@ -124,7 +123,6 @@ pub async fn list_addresses(
         (status = 201, description = "Created", body = AddressResponse),
         (status = 409, description = "`limit_reached`: the user has 20 addresses"),
         (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn create_address(
@@ -163,7 +161,6 @@ pub async fn create_address(
     responses(
         (status = 200, description = "Updated", body = AddressResponse),
         (status = 404, description = "`not_found`: no such address of this user"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn update_address(
@@ -201,7 +198,6 @@ pub async fn update_address(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 404, description = "`not_found`: no such address of this user"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn delete_address(
@@ -229,7 +225,6 @@ pub async fn delete_address(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Payment methods", body = PaymentMethodListResponse),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn list_payment_methods(
@@ -261,7 +256,6 @@ pub async fn list_payment_methods(
         (status = 201, description = "Created", body = PaymentMethodResponse),
         (status = 409, description = "`limit_reached`: the user has 20 payment methods"),
         (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn create_payment_method(
@@ -297,7 +291,6 @@ pub async fn create_payment_method(
         (status = 200, description = "Updated", body = PaymentMethodResponse),
         (status = 404, description = "`not_found`: no such payment method of this user"),
         (status = 422, description = "`validation_error` naming the field; `card_expired`"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn update_payment_method(
@@ -344,7 +337,6 @@ pub async fn update_payment_method(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 404, description = "`not_found`: no such payment method of this user"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn delete_payment_method(
@@ -415,7 +407,6 @@ fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQ
     responses(
         (status = 200, description = "Notifications", body = NotificationListResponse),
         (status = 422, description = "`validation_error`: unread_only, limit or offset out of range"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn list_notifications(
@@ -445,7 +436,6 @@ pub async fn list_notifications(
     responses(
         (status = 200, description = "Read", body = NotificationResponse),
         (status = 404, description = "`not_found`: no such notification of this user"),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn mark_notification_read(
@@ -473,7 +463,6 @@ pub async fn mark_notification_read(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "All read", body = ReadAllResponse),
-        (status = 503, description = "`service_unavailable`"),
     )
 )]
 pub async fn mark_all_notifications_read(

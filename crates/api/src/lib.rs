@@ -191,3 +191,38 @@ pub fn server(
     }
     Ok(server.run())
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test};
+
+    use super::*;
+
+    const CSP: &str = "content-security-policy";
+
+    /// Each documented path is one resource: other methods answer 405, and API paths carry the
+    /// CSP header; the docs do not (Swagger UI runs scripts).
+    #[actix_web::test]
+    async fn resources_answer_405_and_api_paths_carry_csp() {
+        let app = test::init_service(App::new().configure(configure)).await;
+        for (uri, csp) in [
+            ("/api/v1/auth/send-code", true),
+            ("/api/v1/profile/addresses/1", true),
+            ("/api/v1/profile/notifications/read-all", true),
+            ("/health", false),
+        ] {
+            let req = test::TestRequest::patch().uri(uri).to_request();
+            let res = test::call_service(&app, req).await;
+            assert_eq!(res.status(), 405, "{uri}");
+            assert_eq!(res.headers().contains_key(CSP), csp, "{uri}");
+        }
+        let req = test::TestRequest::get().uri("/api/v1/nope").to_request();
+        assert_eq!(test::call_service(&app, req).await.status(), 404);
+        let req = test::TestRequest::get()
+            .uri("/api-docs/openapi.json")
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 200);
+        assert!(!res.headers().contains_key(CSP));
+    }
+}

@@ -42,19 +42,19 @@ pub struct ErrorBody {
 macro_rules! error_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident $( ( $($bind:ident : $ty:ty),* ) )? $( { $($field:ident : $fty:ty),* } )?
+        $variant:ident $( ( $($bind:ident : $ty:ty),* ) )?
+            $( { $($(#[$fdoc:meta])* $field:ident : $fty:ty),* } )?
             => $row:expr, examples [$($example:expr),+ $(,)?];
     )*) => {
         /// What went wrong. Status, code and message of each kind are in the error table.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum ErrorKind {
-            $( $(#[$doc])* $variant $( ( $($ty),* ) )? $( { $(#[doc = "Detail."] $field: $fty),* } )?, )*
+            $( $(#[$doc])* $variant $( ( $($ty),* ) )? $( { $($(#[$fdoc])* $field: $fty),* } )?, )*
         }
 
         impl ErrorKind {
             /// `(status, stable code, message key)`: the row of this kind in the error table.
             fn row(&self) -> (StatusCode, &'static str, MessageKey) {
-                #[allow(unused_imports)]
                 use {MessageKey as K, StatusCode as S};
                 match self {
                     $( Self::$variant $( ( $($bind),* ) )? $( { $($field: _),* } )? => $row, )*
@@ -74,7 +74,12 @@ error_table! {
     InvalidJson => (S::BAD_REQUEST, "invalid_json", K::InvalidJson),
         examples [Self::InvalidJson];
     /// A field of the request breaks a rule; `field` names it.
-    Validation { field: String, detail: String }
+    Validation {
+        /// The request field at fault.
+        field: String,
+        /// What is wrong with it, in English; never the value.
+        detail: String
+    }
         => (S::UNPROCESSABLE_ENTITY, "validation_error", K::ValidationError),
         examples [Self::Validation {
             field: "phone_number".to_owned(),

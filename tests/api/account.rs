@@ -929,8 +929,8 @@ async fn openapi_lists_the_account_routes_schemas_and_errors() {
     for schema in [
         "AddressRequest",
         "AddressDto",
-        "KgAddressFields",
-        "UsAddressFields",
+        "KgAddress",
+        "UsAddress",
         "AddressListResponse",
         "PaymentMethodRequest",
         "UpdatePaymentMethodRequest",
@@ -941,6 +941,23 @@ async fn openapi_lists_the_account_routes_schemas_and_errors() {
         "ReadAllResponse",
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    // Two complete objects, so SDK generators keep the address models.
+    assert_eq!(
+        doc["components"]["schemas"]["AddressDto"]["oneOf"],
+        json!([
+            {"$ref": "#/components/schemas/KgAddress"},
+            {"$ref": "#/components/schemas/UsAddress"}
+        ])
+    );
+    for (schema, field) in [("KgAddress", "region"), ("UsAddress", "zip_code")] {
+        let required = &doc["components"]["schemas"][schema]["required"];
+        for name in ["id", "market", "full_address", field] {
+            assert!(
+                required.as_array().unwrap().contains(&json!(name)),
+                "{schema}.{name}"
+            );
+        }
     }
 
     let markets: Value = app

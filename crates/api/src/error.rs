@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use marque_domain::{AccountError, AuthError};
-use marque_markets::{Language, MessageKey, PhoneError, text};
+use marque_markets::{Language, Market, MessageKey, PhoneError, text};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,88 +13,182 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `false`.
+    #[schema(example = false)]
     pub success: bool,
     /// Stable machine-readable code, e.g. `invalid_phone`, `rate_limited`.
     #[schema(example = "invalid_phone")]
     pub error: &'static str,
     /// Human-readable text in the market's language (ru for KG, en for US and unknown).
+    #[schema(example = "Invalid phone number")]
     pub message: String,
     /// The request field at fault (validation errors).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "phone_number")]
     pub field: Option<String>,
     /// Seconds to wait before retrying (429 only; also in the `Retry-After` header).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 60)]
     pub retry_after: Option<u64>,
     /// Wrong tries left on the current code (`invalid_code` only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 2)]
     pub attempts_left: Option<u32>,
 }
 
-/// What went wrong, each with a fixed status and code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// 400 `invalid_json`.
-    InvalidJson,
-    /// 422 `validation_error` naming the field.
-    Validation {
-        /// Field name.
-        field: String,
-        /// English detail.
-        detail: String,
-    },
-    /// 400 `unknown_market` (bad `X-Market`).
-    UnknownMarket,
-    /// 422: `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`.
-    Phone(PhoneError),
-    /// 429 `rate_limited` with `Retry-After`.
-    RateLimited(u64),
-    /// 400 `invalid_code`.
-    InvalidCode(u32),
-    /// 400 `code_expired`.
-    CodeExpired,
-    /// 400 `code_not_found`.
-    CodeNotFound,
-    /// 400 `attempts_exceeded`.
-    AttemptsExceeded,
-    /// 401 `invalid_token`.
-    InvalidToken,
-    /// 401 `invalid_refresh_token`.
-    InvalidRefreshToken,
-    /// 401 `refresh_token_reused`: the session was revoked.
-    RefreshTokenReused,
-    /// 404 `not_found`.
-    NotFound,
-    /// 405 `method_not_allowed`.
-    MethodNotAllowed,
-    /// 413 `payload_too_large`.
-    PayloadTooLarge,
-    /// 415 `unsupported_media_type`.
-    UnsupportedMediaType,
-    /// 503 `service_unavailable`.
-    Unavailable,
-    /// 409 `limit_reached`: the user has the most rows of this kind allowed.
-    LimitReached,
-    /// 422 `payment_method_not_available`: a payment method of another market.
-    PaymentMethodNotAvailable,
-    /// 422 `card_expired`.
-    CardExpired,
-    /// 500 `internal_error` (the cause is logged, never returned).
-    Internal,
+/// The error table: every error the API answers with, one row each — its [`ErrorKind`] variant
+/// (with the data its body carries), HTTP status, stable code and message key, and example values
+/// for the OpenAPI document. Adding an error code is one row here plus its texts in the
+/// `marque-markets` catalog ([`MessageKey`]); status, body, documentation and examples follow.
+macro_rules! error_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $( ( $($bind:ident : $ty:ty),* ) )?
+            $( { $($(#[$fdoc:meta])* $field:ident : $fty:ty),* } )?
+            => $row:expr, examples [$($example:expr),+ $(,)?];
+    )*) => {
+        /// What went wrong. Status, code and message of each kind are in the error table.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $variant $( ( $($ty),* ) )? $( { $($(#[$fdoc])* $field: $fty),* } )?, )*
+        }
+
+        impl ErrorKind {
+            /// `(status, stable code, message key)`: the row of this kind in the error table.
+            fn row(&self) -> (StatusCode, &'static str, MessageKey) {
+                use {MessageKey as K, StatusCode as S};
+                match self {
+                    $( Self::$variant $( ( $($bind),* ) )? $( { $($field: _),* } )? => $row, )*
+                }
+            }
+
+            /// One value of each code, for the examples of the OpenAPI document.
+            pub fn examples() -> Vec<ErrorKind> {
+                vec![$($($example),+),*]
+            }
+        }
+    };
 }
 
-/// An error response in a language.
-#[derive(Debug, Clone, PartialEq, Eq)]
+error_table! {
+    /// Malformed JSON body.
+    InvalidJson => (S::BAD_REQUEST, "invalid_json", K::InvalidJson),
+        examples [Self::InvalidJson];
+    /// A field of the request breaks a rule; `field` names it.
+    Validation {
+        /// The request field at fault.
+        field: String,
+        /// What is wrong with it, in English; never the value.
+        detail: String
+    }
+        => (S::UNPROCESSABLE_ENTITY, "validation_error", K::ValidationError),
+        examples [Self::Validation {
+            field: "phone_number".to_owned(),
+            detail: "missing field `phone_number`".to_owned(),
+        }];
+    /// Unknown `X-Market`.
+    UnknownMarket => (S::BAD_REQUEST, "unknown_market", K::UnknownMarket),
+        examples [Self::UnknownMarket];
+    /// The phone number is refused; `marque-markets` names the code (`invalid_phone`,
+    /// `unsupported_market`, `market_mismatch`, `phone_not_mobile`).
+    Phone(e: PhoneError) => (S::UNPROCESSABLE_ENTITY, e.code(), e.message_key()),
+        examples [
+            Self::Phone(PhoneError::Invalid),
+            Self::Phone(PhoneError::UnsupportedMarket),
+            Self::Phone(PhoneError::MarketMismatch { number_market: Market::Us, requested: Market::Kg }),
+            Self::Phone(PhoneError::NotMobile { market: Market::Kg }),
+        ];
+    /// Too many requests; retry after this many seconds (also in `Retry-After`).
+    RateLimited(_secs: u64) => (S::TOO_MANY_REQUESTS, "rate_limited", K::RateLimited),
+        examples [Self::RateLimited(60)];
+    /// Wrong code; this many tries are left on it.
+    InvalidCode(_left: u32) => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
+        examples [Self::InvalidCode(2)];
+    /// The code expired.
+    CodeExpired => (S::BAD_REQUEST, "code_expired", K::CodeExpired),
+        examples [Self::CodeExpired];
+    /// No active code for the number.
+    CodeNotFound => (S::BAD_REQUEST, "code_not_found", K::CodeNotFound),
+        examples [Self::CodeNotFound];
+    /// Too many wrong tries on the code.
+    AttemptsExceeded => (S::BAD_REQUEST, "attempts_exceeded", K::AttemptsExceeded),
+        examples [Self::AttemptsExceeded];
+    /// Access token missing, malformed, expired or of an ended session.
+    InvalidToken => (S::UNAUTHORIZED, "invalid_token", K::InvalidToken),
+        examples [Self::InvalidToken];
+    /// Refresh token unknown, expired or of an ended session.
+    InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token", K::InvalidRefreshToken),
+        examples [Self::InvalidRefreshToken];
+    /// A rotated refresh token came back: the session was revoked.
+    RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused", K::RefreshTokenReused),
+        examples [Self::RefreshTokenReused];
+    /// No such route, row or session (of this user).
+    NotFound => (S::NOT_FOUND, "not_found", K::NotFound),
+        examples [Self::NotFound];
+    /// A known route with another method.
+    MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", K::MethodNotAllowed),
+        examples [Self::MethodNotAllowed];
+    /// The user has the most rows of this kind allowed.
+    LimitReached => (S::CONFLICT, "limit_reached", K::LimitReached),
+        examples [Self::LimitReached];
+    /// Body over the limit (16 KiB).
+    PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", K::PayloadTooLarge),
+        examples [Self::PayloadTooLarge];
+    /// The body is not JSON.
+    UnsupportedMediaType
+        => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", K::UnsupportedMediaType),
+        examples [Self::UnsupportedMediaType];
+    /// A payment method or card brand of another market.
+    PaymentMethodNotAvailable => (
+        S::UNPROCESSABLE_ENTITY,
+        "payment_method_not_available",
+        K::PaymentMethodNotAvailable,
+    ), examples [Self::PaymentMethodNotAvailable];
+    /// The card's expiry month is over.
+    CardExpired => (S::UNPROCESSABLE_ENTITY, "card_expired", K::CardExpired),
+        examples [Self::CardExpired];
+    /// The market's database is down or not configured.
+    Unavailable => (S::SERVICE_UNAVAILABLE, "service_unavailable", K::ServiceUnavailable),
+        examples [Self::Unavailable];
+    /// Anything unexpected (the cause is logged, never returned).
+    Internal => (S::INTERNAL_SERVER_ERROR, "internal_error", K::InternalError),
+        examples [Self::Internal];
+}
+
+/// An error response in a language. The domain error it came from, if any, is its
+/// [`source`](std::error::Error::source), for logs; it never reaches the response.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.code())]
 pub struct ApiError {
     /// What went wrong.
     pub kind: ErrorKind,
     /// Language of the message.
     pub lang: Language,
+    /// The failure behind it.
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ApiError {
     /// `kind` in `lang`.
     pub fn new(kind: ErrorKind, lang: Language) -> Self {
-        Self { kind, lang }
+        Self {
+            kind,
+            lang,
+            source: None,
+        }
+    }
+
+    /// `kind` in `lang`, caused by `source` (kept for logs).
+    pub fn caused_by(
+        kind: ErrorKind,
+        lang: Language,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            lang,
+            source: Some(Box::new(source)),
+        }
     }
 
     /// A validation error for `field`.
@@ -110,9 +204,9 @@ impl ApiError {
 
     /// The domain error `e`, in `lang`. Internal causes are logged here.
     pub fn from_auth(e: AuthError, lang: Language) -> Self {
-        let kind = match e {
-            AuthError::RateLimited(s) => ErrorKind::RateLimited(s),
-            AuthError::InvalidCode { attempts_left } => ErrorKind::InvalidCode(attempts_left),
+        let kind = match &e {
+            AuthError::RateLimited(s) => ErrorKind::RateLimited(*s),
+            AuthError::InvalidCode { attempts_left } => ErrorKind::InvalidCode(*attempts_left),
             AuthError::CodeExpired => ErrorKind::CodeExpired,
             AuthError::CodeNotFound => ErrorKind::CodeNotFound,
             AuthError::AttemptsExceeded => ErrorKind::AttemptsExceeded,
@@ -120,22 +214,16 @@ impl ApiError {
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
             AuthError::NotFound => ErrorKind::NotFound,
-            AuthError::Unavailable(m) => {
-                tracing::warn!(market = %m, "market database unavailable");
-                ErrorKind::Unavailable
-            }
-            AuthError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                ErrorKind::Internal
-            }
+            AuthError::Unavailable(_) => ErrorKind::Unavailable,
+            AuthError::Internal(_) => ErrorKind::Internal,
         };
-        Self::new(kind, lang)
+        Self::caused_by(kind, lang, e).logged()
     }
 
     /// The account-data error `e`, in `lang`. Internal causes are logged here; validation
     /// errors never carry the offending value (card numbers must not reach logs or responses).
     pub fn from_account(e: AccountError, lang: Language) -> Self {
-        let kind = match e {
+        let kind = match &e {
             AccountError::NotFound => ErrorKind::NotFound,
             AccountError::LimitReached(_) => ErrorKind::LimitReached,
             AccountError::Invalid(f) => ErrorKind::Validation {
@@ -144,74 +232,32 @@ impl ApiError {
             },
             AccountError::PaymentMethodNotAvailable => ErrorKind::PaymentMethodNotAvailable,
             AccountError::CardExpired => ErrorKind::CardExpired,
-            AccountError::Unavailable(m) => {
-                tracing::warn!(market = %m, "market database unavailable");
-                ErrorKind::Unavailable
-            }
-            AccountError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                ErrorKind::Internal
-            }
+            AccountError::Unavailable(_) => ErrorKind::Unavailable,
+            AccountError::Internal(_) => ErrorKind::Internal,
         };
-        Self::new(kind, lang)
+        Self::caused_by(kind, lang, e).logged()
+    }
+
+    /// Logs server-side failures (5xx) with their cause; client errors are the client's.
+    fn logged(self) -> Self {
+        if let Some(cause) = &self.source {
+            match self.kind {
+                ErrorKind::Unavailable => tracing::warn!(error = %cause, "market unavailable"),
+                ErrorKind::Internal => tracing::error!(error = %cause, "internal error"),
+                _ => {}
+            }
+        }
+        self
     }
 
     /// The stable code of the error.
     pub fn code(&self) -> &'static str {
-        match &self.kind {
-            ErrorKind::InvalidJson => "invalid_json",
-            ErrorKind::Validation { .. } => "validation_error",
-            ErrorKind::UnknownMarket => "unknown_market",
-            ErrorKind::Phone(e) => e.code(),
-            ErrorKind::RateLimited(_) => "rate_limited",
-            ErrorKind::InvalidCode(_) => "invalid_code",
-            ErrorKind::CodeExpired => "code_expired",
-            ErrorKind::CodeNotFound => "code_not_found",
-            ErrorKind::AttemptsExceeded => "attempts_exceeded",
-            ErrorKind::InvalidToken => "invalid_token",
-            ErrorKind::InvalidRefreshToken => "invalid_refresh_token",
-            ErrorKind::RefreshTokenReused => "refresh_token_reused",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::MethodNotAllowed => "method_not_allowed",
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
-            ErrorKind::Unavailable => "service_unavailable",
-            ErrorKind::Internal => "internal_error",
-            ErrorKind::LimitReached => "limit_reached",
-            ErrorKind::PaymentMethodNotAvailable => "payment_method_not_available",
-            ErrorKind::CardExpired => "card_expired",
-        }
-    }
-
-    fn key(&self) -> MessageKey {
-        match &self.kind {
-            ErrorKind::InvalidJson => MessageKey::InvalidJson,
-            ErrorKind::Validation { .. } => MessageKey::ValidationError,
-            ErrorKind::UnknownMarket => MessageKey::UnknownMarket,
-            ErrorKind::Phone(e) => e.message_key(),
-            ErrorKind::RateLimited(_) => MessageKey::RateLimited,
-            ErrorKind::InvalidCode(_) => MessageKey::InvalidCode,
-            ErrorKind::CodeExpired => MessageKey::CodeExpired,
-            ErrorKind::CodeNotFound => MessageKey::CodeNotFound,
-            ErrorKind::AttemptsExceeded => MessageKey::AttemptsExceeded,
-            ErrorKind::InvalidToken => MessageKey::InvalidToken,
-            ErrorKind::InvalidRefreshToken => MessageKey::InvalidRefreshToken,
-            ErrorKind::RefreshTokenReused => MessageKey::RefreshTokenReused,
-            ErrorKind::NotFound => MessageKey::NotFound,
-            ErrorKind::MethodNotAllowed => MessageKey::MethodNotAllowed,
-            ErrorKind::PayloadTooLarge => MessageKey::PayloadTooLarge,
-            ErrorKind::UnsupportedMediaType => MessageKey::UnsupportedMediaType,
-            ErrorKind::Unavailable => MessageKey::ServiceUnavailable,
-            ErrorKind::Internal => MessageKey::InternalError,
-            ErrorKind::LimitReached => MessageKey::LimitReached,
-            ErrorKind::PaymentMethodNotAvailable => MessageKey::PaymentMethodNotAvailable,
-            ErrorKind::CardExpired => MessageKey::CardExpired,
-        }
+        self.kind.row().1
     }
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
-        let base = text(self.key(), self.lang);
+        let base = text(self.kind.row().2, self.lang);
         let (message, field) = match &self.kind {
             ErrorKind::Validation { field, detail } => {
                 (format!("{base}: {field}: {detail}"), Some(field.clone()))
@@ -235,37 +281,9 @@ impl ApiError {
     }
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match &self.kind {
-            ErrorKind::InvalidJson
-            | ErrorKind::UnknownMarket
-            | ErrorKind::InvalidCode(_)
-            | ErrorKind::CodeExpired
-            | ErrorKind::CodeNotFound
-            | ErrorKind::AttemptsExceeded => StatusCode::BAD_REQUEST,
-            ErrorKind::Validation { .. }
-            | ErrorKind::Phone(_)
-            | ErrorKind::PaymentMethodNotAvailable
-            | ErrorKind::CardExpired => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::LimitReached => StatusCode::CONFLICT,
-            ErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::InvalidToken
-            | ErrorKind::InvalidRefreshToken
-            | ErrorKind::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind.row().0
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -22,6 +22,7 @@ use actix_web::{App, HttpServer, web};
 use ipnet::IpNet;
 use marque_domain::{AccountService, AuthService};
 use marque_markets::Market;
+use openapi::Endpoint;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -57,35 +58,69 @@ pub struct HttpSettings {
     pub max_blocking_threads: Option<usize>,
 }
 
-/// Registers every route on `cfg`.
+/// Every route of the API, each with its `#[utoipa::path]` documentation. The server registers
+/// these and only these (see [`configure`]); the OpenAPI document lists these.
+pub fn endpoints() -> Vec<Endpoint> {
+    use routes as r;
+    let mut list = vec![
+        Endpoint::of::<r::__path_health>().to(r::health),
+        Endpoint::of::<r::__path_jwks>().to(r::jwks),
+        Endpoint::of::<r::__path_send_code>().to(r::send_code),
+        Endpoint::of::<r::__path_verify_code>().to(r::verify_code),
+        Endpoint::of::<r::__path_get_profile>().to(r::get_profile),
+        Endpoint::of::<r::__path_update_profile>().to(r::update_profile),
+        Endpoint::of::<r::__path_verify_token>().to(r::verify_token),
+        Endpoint::of::<r::__path_logout>().to(r::logout),
+        Endpoint::of::<r::__path_refresh>().to(r::refresh),
+        Endpoint::of::<r::__path_sessions>().to(r::sessions),
+        Endpoint::of::<r::__path_end_session>().to(r::end_session),
+        Endpoint::of::<r::__path_delete_account>().to(r::delete_account),
+        Endpoint::of::<r::__path_markets>().to(r::markets),
+        Endpoint::of::<r::__path_auth_health>().to(r::auth_health),
+    ];
+    list.extend(account::endpoints());
+    list
+}
+
+/// One resource per documented path, holding a route per documented method; other methods answer
+/// 405. `prefix` is cut from the paths (the scope they are registered in).
+fn resources(endpoints: &[Endpoint], prefix: &str) -> Vec<actix_web::Resource> {
+    let mut paths: Vec<&str> = Vec::new();
+    for e in endpoints {
+        if !paths.contains(&e.path()) {
+            paths.push(e.path());
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(prefix).unwrap_or(path);
+            endpoints
+                .iter()
+                .filter(|e| e.path() == path)
+                .flat_map(Endpoint::routes)
+                .fold(
+                    web::resource(relative).default_service(web::to(routes::method_not_allowed)),
+                    actix_web::Resource::route,
+                )
+        })
+        .collect()
+}
+
+/// Registers every route on `cfg`: the [`endpoints`], the OpenAPI document and Swagger UI.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource =
-        |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
-    cfg.service(resource("/health").route(web::get().to(routes::health)))
-        .service(resource("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
+    let (api, other): (Vec<Endpoint>, Vec<Endpoint>) = endpoints()
+        .into_iter()
+        .partition(|e| e.path().starts_with("/api/"));
+    cfg.service(resources(&other, ""))
         .service(
-            web::scope("/api/v1/auth")
+            web::scope("/api")
                 .wrap(DefaultHeaders::new().add((
                     "Content-Security-Policy",
                     "default-src 'none'; frame-ancestors 'none'",
                 )))
-                .service(resource("/send-code").route(web::post().to(routes::send_code)))
-                .service(resource("/verify-code").route(web::post().to(routes::verify_code)))
-                .service(
-                    resource("/profile")
-                        .route(web::get().to(routes::get_profile))
-                        .route(web::put().to(routes::update_profile)),
-                )
-                .service(resource("/verify-token").route(web::get().to(routes::verify_token)))
-                .service(resource("/logout").route(web::post().to(routes::logout)))
-                .service(resource("/refresh").route(web::post().to(routes::refresh)))
-                .service(resource("/sessions").route(web::get().to(routes::sessions)))
-                .service(resource("/sessions/{id}").route(web::delete().to(routes::end_session)))
-                .service(resource("/account").route(web::delete().to(routes::delete_account)))
-                .service(resource("/markets").route(web::get().to(routes::markets)))
-                .service(resource("/health").route(web::get().to(routes::auth_health))),
+                .service(resources(&api, "/api")),
         )
-        .configure(account::configure)
         .service(web::resource("/docs").route(web::get().to(|| async {
             actix_web::HttpResponse::PermanentRedirect()
                 .insert_header((actix_web::http::header::LOCATION, "/docs/"))
@@ -155,4 +190,39 @@ pub fn server(
         server = server.worker_max_blocking_threads(n.max(1));
     }
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test};
+
+    use super::*;
+
+    const CSP: &str = "content-security-policy";
+
+    /// Each documented path is one resource: other methods answer 405, and API paths carry the
+    /// CSP header; the docs do not (Swagger UI runs scripts).
+    #[actix_web::test]
+    async fn resources_answer_405_and_api_paths_carry_csp() {
+        let app = test::init_service(App::new().configure(configure)).await;
+        for (uri, csp) in [
+            ("/api/v1/auth/send-code", true),
+            ("/api/v1/profile/addresses/1", true),
+            ("/api/v1/profile/notifications/read-all", true),
+            ("/health", false),
+        ] {
+            let req = test::TestRequest::patch().uri(uri).to_request();
+            let res = test::call_service(&app, req).await;
+            assert_eq!(res.status(), 405, "{uri}");
+            assert_eq!(res.headers().contains_key(CSP), csp, "{uri}");
+        }
+        let req = test::TestRequest::get().uri("/api/v1/nope").to_request();
+        assert_eq!(test::call_service(&app, req).await.status(), 404);
+        let req = test::TestRequest::get()
+            .uri("/api-docs/openapi.json")
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 200);
+        assert!(!res.headers().contains_key(CSP));
+    }
 }

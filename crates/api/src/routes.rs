@@ -13,7 +13,7 @@ use crate::dto::{
     UpdateProfileRequest, VerifyCodeRequest, VerifyCodeResponse, VerifyTokenResponse, timestamp,
     truncate_ip,
 };
-use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::error::{ApiError, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
 
 /// Runs synchronous work (diesel) on the blocking pool inside the request's tracing span.
@@ -68,13 +68,9 @@ fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Langu
     request_body = SendCodeRequest,
     responses(
         (status = 200, description = "Code sent", body = SendCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large` (over 16 KiB)", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`service_unavailable`: the market database is down", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `unknown_market`"),
+        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 429, description = "`rate_limited`"),
     )
 )]
 pub async fn send_code(
@@ -109,11 +105,8 @@ pub async fn send_code(
     request_body = VerifyCodeRequest,
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` and the phone errors of send-code", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
+        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
     )
 )]
 pub async fn verify_code(
@@ -149,8 +142,7 @@ pub async fn verify_code(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Profile", body = ProfileResponse),
-        (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked"),
     )
 )]
 pub async fn get_profile(
@@ -171,12 +163,7 @@ pub async fn get_profile(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "Updated profile", body = ProfileResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` (`full_name` 1–100 characters without control characters; `profile_image_url` https, at most 2048 characters)", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_error` (full_name: 1–100 characters without control characters; profile_image_url: https, at most 2048 characters)"),
     )
 )]
 pub async fn update_profile(
@@ -211,8 +198,6 @@ pub async fn update_profile(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Valid", body = VerifyTokenResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn verify_token(
@@ -240,9 +225,7 @@ pub async fn verify_token(
     params(LogoutQuery),
     responses(
         (status = 200, description = "Signed out", body = LogoutResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 422, description = "`validation_error`: unknown `scope`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_error`: unknown scope"),
     )
 )]
 pub async fn logout(
@@ -284,12 +267,7 @@ pub async fn logout(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = RefreshResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)"),
     )
 )]
 pub async fn refresh(
@@ -321,8 +299,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Sessions", body = SessionsResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn sessions(
@@ -357,9 +333,7 @@ pub async fn sessions(
     params(("id" = String, Path, description = "Session id from the session list")),
     responses(
         (status = 200, description = "Session ended", body = LogoutResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`"),
     )
 )]
 pub async fn end_session(
@@ -388,10 +362,7 @@ pub async fn end_session(
     request_body = DeleteAccountRequest,
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 422, description = "`validation_error`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
     )
 )]
 pub async fn delete_account(

@@ -9,95 +9,41 @@ use std::fmt;
 
 use marque_domain::{Address, Notification, PaymentMethod, PaymentMethodInput};
 use marque_markets::{AddressInput, Market, MarketAddress};
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::Value;
+use utoipa::openapi::schema::{Object, OneOf, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::dto::{MarketCode, timestamp};
 
-/// Reads a JSON string or `null` into `Option<String>`; anything else is refused with a message
-/// that does not quote the value.
-struct TextVisitor {
-    /// Also accept non-negative integers (as their decimal text).
+/// Reads a JSON string or `null`; with `numbers`, also a non-negative integer (as its decimal
+/// text). Anything else is refused with a message that never quotes the value.
+fn string_or_null<'de, D: Deserializer<'de>>(
+    d: D,
     numbers: bool,
-}
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        if self.numbers {
-            Ok(Some(v.to_string()))
-        } else {
-            Err(E::custom("must be a string"))
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom("must be a string")),
-        }
-    }
-
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-        Err(E::custom("must be a string"))
-    }
-
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-        Err(E::custom("must be a string"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::custom("must be a string"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::custom("must be a string"))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(de::Error::custom("must be a string"))
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(de::Error::custom("must be a string"))
+) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) if numbers => n
+            .as_u64()
+            .map(|n| Some(n.to_string()))
+            .ok_or_else(|| de::Error::custom("must be a string")),
+        _ => Err(de::Error::custom("must be a string")),
     }
 }
 
 /// A string or `null`, never quoting a refused value.
 fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(TextVisitor { numbers: false })
+    string_or_null(d, false)
 }
 
 /// A string, a non-negative integer (as text) or `null` — for expiry month and year, which
 /// clients send either way.
 fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(TextVisitor { numbers: true })
+    string_or_null(d, true)
 }
 
 /// Distinguishes an absent field (`None`, by `#[serde(default)]`) from `null` (`Some(None)`).
@@ -107,44 +53,11 @@ fn present_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>
 
 /// `true`, `false` or `null`, never quoting a refused value.
 fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    struct FlagVisitor;
-    impl<'de> Visitor<'de> for FlagVisitor {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("true or false")
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Err(E::custom("must be true or false"))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(E::custom("must be true or false"))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(E::custom("must be true or false"))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(E::custom("must be true or false"))
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(de::Error::custom("must be true or false"))
-        }
-        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            Err(de::Error::custom("must be true or false"))
-        }
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b)),
+        _ => Err(de::Error::custom("must be true or false")),
     }
-    d.deserialize_any(FlagVisitor)
 }
 
 /// `POST /api/v1/profile/addresses` and `PUT /api/v1/profile/addresses/{id}` body.
@@ -275,7 +188,7 @@ pub struct UsAddressFields {
 }
 
 /// The postal fields of the address's market.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AddressFields {
     /// Kyrgyzstan.
@@ -308,17 +221,14 @@ impl From<&MarketAddress> for AddressFields {
     }
 }
 
-/// A delivery address.
+/// What every delivery address has, whatever its market.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AddressDto {
+pub struct AddressInfo {
     /// Id within the market.
     pub id: i64,
     /// The shopper's name for it.
     #[schema(example = "Дом")]
     pub title: Option<String>,
-    /// The market's postal fields.
-    #[serde(flatten)]
-    pub fields: AddressFields,
     /// The address on one line as the market writes it.
     #[schema(example = "ул. Юнусалиева, 34, кв. 12, Бишкек, Чуйская область")]
     pub full_address: String,
@@ -336,20 +246,78 @@ pub struct AddressDto {
     pub updated_at: String,
 }
 
+/// A delivery address: [`AddressInfo`] and the postal fields of its market. In the OpenAPI
+/// document it is a `oneOf` of two complete objects, `KgAddress` and `UsAddress`: SDK
+/// generators (openapi-python-client) refuse an `allOf` over a `oneOf`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddressDto {
+    /// Id, title, one-line form, market…
+    #[serde(flatten)]
+    pub info: AddressInfo,
+    /// The market's postal fields.
+    #[serde(flatten)]
+    pub fields: AddressFields,
+}
+
 impl From<&Address> for AddressDto {
     fn from(a: &Address) -> Self {
         let market = a.postal.market();
         Self {
-            id: a.id.0,
-            title: a.title.as_ref().map(|t| t.as_str().to_owned()),
+            info: AddressInfo {
+                id: a.id.0,
+                title: a.title.as_ref().map(|t| t.as_str().to_owned()),
+                full_address: a.postal.full_address(),
+                country: market.profile().country.to_owned(),
+                market,
+                is_default: a.is_default,
+                created_at: timestamp(a.created_at),
+                updated_at: timestamp(a.updated_at),
+            },
             fields: AddressFields::from(&a.postal),
-            full_address: a.postal.full_address(),
-            country: market.profile().country.to_owned(),
-            market,
-            is_default: a.is_default,
-            created_at: timestamp(a.created_at),
-            updated_at: timestamp(a.updated_at),
         }
+    }
+}
+
+/// One object schema with the properties of `parts`, all of them objects.
+fn merged(description: &str, parts: [RefOr<Schema>; 2]) -> RefOr<Schema> {
+    let mut all = Object::with_type(Type::Object);
+    all.description = Some(description.to_owned());
+    for part in parts {
+        if let RefOr::T(Schema::Object(o)) = part {
+            all.properties.extend(o.properties);
+            all.required.extend(o.required);
+        }
+    }
+    RefOr::T(Schema::Object(all))
+}
+
+impl utoipa::PartialSchema for AddressDto {
+    fn schema() -> RefOr<Schema> {
+        OneOf::builder()
+            .item(Ref::from_schema_name("KgAddress"))
+            .item(Ref::from_schema_name("UsAddress"))
+            .description(Some("A delivery address in the shape of its market."))
+            .into()
+    }
+}
+
+impl ToSchema for AddressDto {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "KgAddress".to_owned(),
+            merged(
+                "A delivery address in Kyrgyzstan.",
+                [AddressInfo::schema(), KgAddressFields::schema()],
+            ),
+        ));
+        schemas.push((
+            "UsAddress".to_owned(),
+            merged(
+                "A delivery address in the United States.",
+                [AddressInfo::schema(), UsAddressFields::schema()],
+            ),
+        ));
+        <AddressInfo as ToSchema>::schemas(schemas);
     }
 }
 

@@ -7,48 +7,22 @@
 pub mod dto;
 pub mod routes;
 
-use actix_web::middleware::DefaultHeaders;
-use actix_web::web;
+use crate::openapi::Endpoint;
 
-/// Registers the `/api/v1/profile` routes on `cfg`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| {
-        web::resource(path).default_service(web::to(crate::routes::method_not_allowed))
-    };
-    cfg.service(
-        web::scope("/api/v1/profile")
-            .wrap(DefaultHeaders::new().add((
-                "Content-Security-Policy",
-                "default-src 'none'; frame-ancestors 'none'",
-            )))
-            .service(
-                resource("/addresses")
-                    .route(web::get().to(routes::list_addresses))
-                    .route(web::post().to(routes::create_address)),
-            )
-            .service(
-                resource("/addresses/{id}")
-                    .route(web::put().to(routes::update_address))
-                    .route(web::delete().to(routes::delete_address)),
-            )
-            .service(
-                resource("/payment-methods")
-                    .route(web::get().to(routes::list_payment_methods))
-                    .route(web::post().to(routes::create_payment_method)),
-            )
-            .service(
-                resource("/payment-methods/{id}")
-                    .route(web::put().to(routes::update_payment_method))
-                    .route(web::delete().to(routes::delete_payment_method)),
-            )
-            .service(resource("/notifications").route(web::get().to(routes::list_notifications)))
-            .service(
-                resource("/notifications/read-all")
-                    .route(web::put().to(routes::mark_all_notifications_read)),
-            )
-            .service(
-                resource("/notifications/{id}/read")
-                    .route(web::put().to(routes::mark_notification_read)),
-            ),
-    );
+/// The `/api/v1/profile` routes, each with its documentation.
+pub fn endpoints() -> Vec<Endpoint> {
+    use routes as r;
+    vec![
+        Endpoint::of::<r::__path_list_addresses>().to(r::list_addresses),
+        Endpoint::of::<r::__path_create_address>().to(r::create_address),
+        Endpoint::of::<r::__path_update_address>().to(r::update_address),
+        Endpoint::of::<r::__path_delete_address>().to(r::delete_address),
+        Endpoint::of::<r::__path_list_payment_methods>().to(r::list_payment_methods),
+        Endpoint::of::<r::__path_create_payment_method>().to(r::create_payment_method),
+        Endpoint::of::<r::__path_update_payment_method>().to(r::update_payment_method),
+        Endpoint::of::<r::__path_delete_payment_method>().to(r::delete_payment_method),
+        Endpoint::of::<r::__path_list_notifications>().to(r::list_notifications),
+        Endpoint::of::<r::__path_mark_all_notifications_read>().to(r::mark_all_notifications_read),
+        Endpoint::of::<r::__path_mark_notification_read>().to(r::mark_notification_read),
+    ]
 }

@@ -17,7 +17,7 @@ use super::dto::{
 };
 use crate::ApiState;
 use crate::dto::SuccessResponse;
-use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::error::{ApiError, ErrorKind};
 use crate::extract::{BearerToken, JsonBody, fallback_lang};
 use crate::routes::run_blocking;
 
@@ -93,8 +93,6 @@ fn message(key: MessageKey, lang: Language) -> String {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Addresses", body = AddressListResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn list_addresses(
@@ -123,13 +121,8 @@ pub async fn list_addresses(
     request_body = AddressRequest,
     responses(
         (status = 201, description = "Created", body = AddressResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 409, description = "`limit_reached`: the user has 20 addresses", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user has 20 addresses"),
+        (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)"),
     )
 )]
 pub async fn create_address(
@@ -167,13 +160,7 @@ pub async fn create_address(
     request_body = AddressRequest,
     responses(
         (status = 200, description = "Updated", body = AddressResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such address of this user", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` naming the field", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such address of this user"),
     )
 )]
 pub async fn update_address(
@@ -210,9 +197,7 @@ pub async fn update_address(
     params(("id" = i64, Path, description = "Address id")),
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such address of this user", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such address of this user"),
     )
 )]
 pub async fn delete_address(
@@ -240,8 +225,6 @@ pub async fn delete_address(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Payment methods", body = PaymentMethodListResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn list_payment_methods(
@@ -271,13 +254,8 @@ pub async fn list_payment_methods(
     request_body = PaymentMethodRequest,
     responses(
         (status = 201, description = "Created", body = PaymentMethodResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 409, description = "`limit_reached`: the user has 20 payment methods", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the user has 20 payment methods"),
+        (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`"),
     )
 )]
 pub async fn create_payment_method(
@@ -311,13 +289,8 @@ pub async fn create_payment_method(
     request_body = UpdatePaymentMethodRequest,
     responses(
         (status = 200, description = "Updated", body = PaymentMethodResponse),
-        (status = 400, description = "`invalid_json`", body = ErrorBody),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such payment method of this user", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_error` naming the field; `card_expired`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such payment method of this user"),
+        (status = 422, description = "`validation_error` naming the field; `card_expired`"),
     )
 )]
 pub async fn update_payment_method(
@@ -363,9 +336,7 @@ pub async fn update_payment_method(
     params(("id" = i64, Path, description = "Payment method id")),
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such payment method of this user", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such payment method of this user"),
     )
 )]
 pub async fn delete_payment_method(
@@ -435,9 +406,7 @@ fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQ
     ),
     responses(
         (status = 200, description = "Notifications", body = NotificationListResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 422, description = "`validation_error`: `unread_only`, `limit` or `offset` out of range", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_error`: unread_only, limit or offset out of range"),
     )
 )]
 pub async fn list_notifications(
@@ -466,9 +435,7 @@ pub async fn list_notifications(
     params(("id" = i64, Path, description = "Notification id")),
     responses(
         (status = 200, description = "Read", body = NotificationResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such notification of this user", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such notification of this user"),
     )
 )]
 pub async fn mark_notification_read(
@@ -496,8 +463,6 @@ pub async fn mark_notification_read(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "All read", body = ReadAllResponse),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn mark_all_notifications_read(

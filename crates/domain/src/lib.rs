@@ -13,7 +13,6 @@ pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
-pub mod memory;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -32,7 +31,7 @@ pub use account::{
 };
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed,
+    MarketHealth, Refreshed, SignedIn,
 };
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -34,7 +34,7 @@ pub use auth::{
     MarketHealth, Refreshed, SignedIn,
 };
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };

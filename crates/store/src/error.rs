@@ -59,7 +59,4 @@ pub enum StoreError {
         /// The underlying failure.
         source: RepoError,
     },
-    /// A throwaway test database could not be created (see [`crate::testdb`]).
-    #[error("test database: {0}")]
-    TestDatabase(String),
 }

@@ -120,12 +120,16 @@ impl ApiError {
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
             AuthError::NotFound => ErrorKind::NotFound,
-            AuthError::Unavailable(m) => {
-                tracing::warn!(market = %m, "market database unavailable");
+            AuthError::Unavailable { market, source } => {
+                let error = source
+                    .as_ref()
+                    .map(|e| e as &(dyn std::error::Error + 'static));
+                tracing::warn!(%market, error, "market database unavailable");
                 ErrorKind::Unavailable
             }
             AuthError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                let error: &(dyn std::error::Error + 'static) = &*cause;
+                tracing::error!(error, "internal error");
                 ErrorKind::Internal
             }
         };
@@ -144,12 +148,16 @@ impl ApiError {
             },
             AccountError::PaymentMethodNotAvailable => ErrorKind::PaymentMethodNotAvailable,
             AccountError::CardExpired => ErrorKind::CardExpired,
-            AccountError::Unavailable(m) => {
-                tracing::warn!(market = %m, "market database unavailable");
+            AccountError::Unavailable { market, source } => {
+                let error = source
+                    .as_ref()
+                    .map(|e| e as &(dyn std::error::Error + 'static));
+                tracing::warn!(%market, error, "market database unavailable");
                 ErrorKind::Unavailable
             }
             AccountError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                let error: &(dyn std::error::Error + 'static) = &cause;
+                tracing::error!(error, "internal error");
                 ErrorKind::Internal
             }
         };

@@ -11,8 +11,8 @@ use crate::refresh::{self, session_deadline};
 use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
-    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, PayloadSealer, ProfileUpdate,
-    Owner, RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
+    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
+    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
     RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
     VerifyOutcome,
 };
@@ -522,7 +522,11 @@ impl AuthService {
     /// Applies `update` to the caller's profile.
     ///
     /// Errors: [`AuthError::InvalidToken`] when the user was deleted meanwhile, storage errors.
-    pub fn update_profile(&self, who: &SignedIn, update: &ProfileUpdate) -> Result<User, AuthError> {
+    pub fn update_profile(
+        &self,
+        who: &SignedIn,
+        update: &ProfileUpdate,
+    ) -> Result<User, AuthError> {
         self.repo(who.market)?
             .update_profile(who.user.id, update, self.clock.now())
             .map_err(Self::storage(who.market))?

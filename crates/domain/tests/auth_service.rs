@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use chrono::{Duration, TimeZone, Utc};
-use marque_domain::{AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId};
+use marque_domain::{
+    AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
+};
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::Services;
 
@@ -139,8 +141,12 @@ fn ip_limit_applies_across_numbers() {
     let mut config = AuthConfig::default();
     config.ip_send_limit.max_hits = 2;
     let f = fixture(config);
-    f.auth.send_code(&phone("+996505325311"), &client()).unwrap();
-    f.auth.send_code(&phone("+996505325312"), &client()).unwrap();
+    f.auth
+        .send_code(&phone("+996505325311"), &client())
+        .unwrap();
+    f.auth
+        .send_code(&phone("+996505325312"), &client())
+        .unwrap();
     assert!(matches!(
         f.auth.send_code(&phone("+996505325313"), &client()),
         Err(AuthError::RateLimited(_))
@@ -258,10 +264,7 @@ fn logout_scopes_and_session_list() {
         f.auth.end_session(&who, &SessionId("nope".into())),
         Err(AuthError::NotFound)
     ));
-    assert_eq!(
-        f.auth.logout(&who, LogoutScope::Global).unwrap(),
-        1
-    );
+    assert_eq!(f.auth.logout(&who, LogoutScope::Global).unwrap(), 1);
     assert!(f.auth.authenticate(&c.access_token).is_err());
 }
 

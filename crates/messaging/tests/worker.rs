@@ -100,10 +100,7 @@ async fn delivers_opens_and_scrubs() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body, "Marque: ваш код 123456");
     assert_eq!(sent[0].market, Market::Kg);
-    assert_eq!(
-        f.outbox_statuses(),
-        vec![("sent".to_owned(), 0, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 0, true)]);
     assert_eq!(
         f.worker.run_once().await,
         0,
@@ -115,27 +112,18 @@ async fn delivers_opens_and_scrubs() {
 async fn transient_failures_back_off_then_succeed() {
     let f = fixture(vec![DeliveryError::Transient("503".into())]);
     f.worker.run_once().await;
-    assert_eq!(
-        f.outbox_statuses(),
-        vec![("pending".to_owned(), 1, false)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("pending".to_owned(), 1, false)]);
     assert_eq!(f.worker.run_once().await, 0, "not due before the backoff");
     f.clock.advance(Duration::seconds(2));
     assert_eq!(f.worker.run_once().await, 1);
-    assert_eq!(
-        f.outbox_statuses(),
-        vec![("sent".to_owned(), 1, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 1, true)]);
 }
 
 #[tokio::test]
 async fn permanent_failure_gives_up_and_scrubs() {
     let f = fixture(vec![DeliveryError::Permanent("bad number".into())]);
     f.worker.run_once().await;
-    assert_eq!(
-        f.outbox_statuses(),
-        vec![("failed".to_owned(), 1, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("failed".to_owned(), 1, true)]);
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 
@@ -144,10 +132,7 @@ async fn expired_messages_are_dropped_unsent() {
     let f = fixture(vec![]);
     f.clock.advance(Duration::minutes(10));
     f.worker.run_once().await;
-    assert_eq!(
-        f.outbox_statuses(),
-        vec![("expired".to_owned(), 0, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("expired".to_owned(), 0, true)]);
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 

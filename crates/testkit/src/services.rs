@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
     AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo, DeliveryError,
-    LoginSuccess, MessageSender, OtpHasher, OutgoingMessage, PayloadSealer, SignedIn,
-    TokenService,
+    LoginSuccess, MessageSender, OtpHasher, OutgoingMessage, PayloadSealer, SignedIn, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;

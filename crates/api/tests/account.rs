@@ -50,7 +50,10 @@ fn capture_logs() -> Logs {
 }
 
 fn state() -> (Services, web::Data<ApiState>) {
-    common::state(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap(), KG_PHONE)
+    common::state(
+        Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap(),
+        KG_PHONE,
+    )
 }
 
 /// The services (which own the databases: keep them alive) and the app.

@@ -1,12 +1,15 @@
 //! Behaviour of `AuthService` over the real store (a SQLite file per market), with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::BTreeSet;
+use std::sync::Barrier;
+
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
     AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::Services;
+use marque_testkit::{Backend, Services};
 
 fn fixture(config: AuthConfig) -> Services {
     Services::sqlite(config, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap())
@@ -289,4 +292,49 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     let again = login(&f, p.e164());
     assert!(again.is_new_user);
     assert_ne!(again.user.id, first.user.id);
+}
+
+/// A client retrying a refresh in parallel: every request gets the same successor (one rotation,
+/// the rest replays within the grace window), and the successor works. Decided under the store's
+/// lock on the token row, so it runs on both backends.
+fn concurrent_refreshes_share_one_successor(backend: Backend) {
+    let Some(f) = Services::new(
+        backend,
+        AuthConfig::default(),
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ) else {
+        return;
+    };
+    let first = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(60));
+    let barrier = Barrier::new(6);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    f.auth.refresh(&first.refresh_token)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let successors: BTreeSet<String> = results
+        .into_iter()
+        .map(|r| r.unwrap().refresh_token)
+        .collect();
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    let successor = successors.into_iter().next().unwrap();
+    assert_ne!(successor, first.refresh_token);
+    f.auth.refresh(&successor).unwrap();
+}
+
+#[test]
+fn concurrent_refreshes_share_one_successor_sqlite() {
+    concurrent_refreshes_share_one_successor(Backend::Sqlite);
+}
+
+#[test]
+fn concurrent_refreshes_share_one_successor_postgres() {
+    concurrent_refreshes_share_one_successor(Backend::Postgres);
 }

@@ -1,6 +1,6 @@
 //! Marque Auth domain layer.
 //!
-//! Entities ([`User`], [`Session`], OTP challenges, outbox messages), the ports the outer layers
+//! Entities ([`User`], sessions, OTP challenges, outbox messages), the ports the outer layers
 //! implement ([`AuthRepository`], [`OutboxRepository`], [`MessageSender`]) and the services that hold
 //! the business rules ([`AuthService`]; [`AccountService`] for addresses, payment methods and
 //! notifications). Time ([`Clock`]) and randomness ([`RandomSource`]) are

@@ -4,7 +4,7 @@
 //! market on a throwaway SQLite file (fast, always available) or a throwaway PostgreSQL database
 //! (where locking and concurrency matter) named by [`POSTGRES_URL_VAR`]. On top: a
 //! [`ManualClock`], a [`FixedRandom`], [`Services`] (an `AuthService` and an `AccountService`
-//! wired on the real stores, with [`Services::sign_in`]), a capturing [`MessageSender`]
+//! wired on the real stores, with [`Services::sign_in`]), a capturing [`marque_domain::MessageSender`]
 //! ([`Capture`]) and an outage switch per store ([`TestStore::set_down`]).
 //!
 //! Without [`POSTGRES_URL_VAR`] the PostgreSQL half of a suite is skipped, and says so once per

@@ -88,3 +88,53 @@ async fn test_number_login_then_logout() {
     assert_eq!(body["error"], "invalid_token");
     assert_eq!(services.kg.user_count(), 1);
 }
+
+#[actix_web::test]
+async fn token_errors_speak_the_token_market_language_once_the_token_is_authentic() {
+    let (services, state) = state();
+    let app = app!(state);
+    let (login, who) = services.sign_in("+996555000001", Some("test"));
+    services
+        .auth
+        .logout(&who, marque_domain::LogoutScope::Local)
+        .unwrap();
+    // Authentic KG token of an ended session: Russian, whatever X-Market says.
+    let req = test::TestRequest::get()
+        .uri("/api/v1/auth/profile")
+        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
+        .insert_header(("X-Market", "us"))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 401);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "invalid_token");
+    assert!(!body["message"].as_str().unwrap().is_ascii());
+    // A forged token: the X-Market language (English for US, Russian for KG).
+    for (market, ascii) in [("us", true), ("kg", false)] {
+        let req = test::TestRequest::get()
+            .uri("/api/v1/auth/profile")
+            .insert_header(("Authorization", "Bearer a.b.c"))
+            .insert_header(("X-Market", market))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 401);
+        let body: Value = test::read_body_json(res).await;
+        assert_eq!(
+            body["message"].as_str().unwrap().is_ascii(),
+            ascii,
+            "{market}"
+        );
+    }
+    // The signed-in caller's market database down: 503 in its language.
+    let (login, _) = services.sign_in("+996555000001", Some("test"));
+    services.kg.set_down(true);
+    let req = test::TestRequest::get()
+        .uri("/api/v1/auth/profile")
+        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "service_unavailable");
+    assert!(!body["message"].as_str().unwrap().is_ascii());
+}

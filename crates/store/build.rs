@@ -3,12 +3,9 @@
 #![allow(clippy::print_stdout)] // build scripts talk to cargo on stdout
 
 fn main() {
-    for dir in [
-        "../../migrations-kg/postgres",
-        "../../migrations-kg/sqlite",
-        "../../migrations-us/postgres",
-        "../../migrations-us/sqlite",
-    ] {
-        println!("cargo:rerun-if-changed={dir}");
+    for tree in ["common", "kg", "us"] {
+        for backend in ["postgres", "sqlite"] {
+            println!("cargo:rerun-if-changed=../../migrations-{tree}/{backend}");
+        }
     }
 }

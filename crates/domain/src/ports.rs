@@ -13,14 +13,17 @@ use marque_markets::{Market, PhoneNumber};
 use crate::{NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId};
 
 /// A storage failure. Business outcomes are never errors: they are variants of the outcomes below.
+///
+/// The cause (the store's own error, with the driver's error under it) is the `source()`, not
+/// part of the `Display` text: log the whole chain, never show it to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// The database cannot be reached or the pool timed out; callers answer 503.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Any other database error (constraint, corrupt row…); callers answer 500 and log it.
-    #[error("database error: {0}")]
-    Other(String),
+    #[error("database error")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One rate-limit bucket to hit when issuing a code.

@@ -195,5 +195,5 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, RepoError> {
     tokio::task::spawn_blocking(f)
         .await
-        .unwrap_or_else(|e| Err(RepoError::Other(format!("blocking task failed: {e}"))))
+        .unwrap_or_else(|e| Err(RepoError::Other(Box::new(e))))
 }

@@ -11,8 +11,8 @@ use marque_domain::{
     PaymentMethod, PaymentMethodId, PaymentMethodRecord, RepoError, SessionId, UserId,
 };
 use marque_markets::Market;
+use tracing::instrument;
 
-use crate::MarketStore;
 use crate::account_rows::{
     NotificationRow, PaymentMethodColumns, PaymentMethodRow, insert_address, load_addresses,
     write_address,
@@ -21,10 +21,22 @@ use crate::connection::{DbConnection, lock_user, write_tx};
 use crate::models::to_db;
 use crate::schema::{sessions, user_addresses, user_notifications, user_payment_methods};
 use crate::store::TxError;
+use crate::{DbError, MarketStore};
 
 /// A user's rows of one table with at most one default among them: the queries the
 /// one-default and limit rules need, over the columns every market's table has.
 trait OwnedRows {
+    /// The domain value of a row.
+    type Item;
+    /// What a row is, for errors (`address`, `payment method`).
+    const WHAT: &'static str;
+    /// Row `id` of the user as a domain value; `None` when the user has no such row.
+    fn load(
+        conn: &mut DbConnection,
+        market: Market,
+        user: i64,
+        id: i64,
+    ) -> Result<Option<Self::Item>, TxError>;
     /// How many rows the user has.
     fn count(conn: &mut DbConnection, user: i64) -> QueryResult<i64>;
     /// The user's default row.
@@ -39,12 +51,25 @@ trait OwnedRows {
     fn newest(conn: &mut DbConnection, user: i64) -> QueryResult<Option<i64>>;
 }
 
-/// Implements [`OwnedRows`] for a table with `id`, `user_id`, `is_default`, `created_at`.
+/// Implements [`OwnedRows`] for a table with `id`, `user_id`, `is_default`, `created_at`, whose
+/// rows `$load` reads as `$item`.
 macro_rules! owned_rows {
-    ($name:ident, $t:ident) => {
+    ($name:ident, $t:ident, $item:ty, $what:literal, $load:path) => {
         struct $name;
 
         impl OwnedRows for $name {
+            type Item = $item;
+            const WHAT: &'static str = $what;
+
+            fn load(
+                conn: &mut DbConnection,
+                market: Market,
+                user: i64,
+                id: i64,
+            ) -> Result<Option<$item>, TxError> {
+                $load(conn, market, user, id)
+            }
+
             fn count(conn: &mut DbConnection, user: i64) -> QueryResult<i64> {
                 $t::table
                     .filter($t::user_id.eq(user))
@@ -96,8 +121,20 @@ macro_rules! owned_rows {
     };
 }
 
-owned_rows!(Addresses, user_addresses);
-owned_rows!(PaymentMethods, user_payment_methods);
+owned_rows!(
+    Addresses,
+    user_addresses,
+    Address,
+    "address",
+    MarketStore::load_address
+);
+owned_rows!(
+    PaymentMethods,
+    user_payment_methods,
+    PaymentMethod,
+    "payment method",
+    MarketStore::load_payment_method
+);
 
 /// Inside a transaction: adds a row through `insert` (given whether it is the default) unless
 /// the user is missing or has `max` rows; a new default clears the old one first (the partial
@@ -160,18 +197,95 @@ fn delete_owned<R: OwnedRows>(conn: &mut DbConnection, user: i64, id: i64) -> Qu
     Ok(true)
 }
 
+/// Defines `fn $name(conn, market, user, id) -> Result<Option<$item>, TxError>`: row `id` of
+/// `user` in table `$t` (`None` when the user has no such row), read as `$row` and converted
+/// with `$row::$into(market)`.
+macro_rules! load_owned {
+    ($name:ident, $t:ident, $row:ty, $item:ty, $into:ident) => {
+        fn $name(
+            conn: &mut DbConnection,
+            market: Market,
+            user: i64,
+            id: i64,
+        ) -> Result<Option<$item>, TxError> {
+            Ok($t::table
+                .find(id)
+                .filter($t::user_id.eq(user))
+                .select(<$row>::as_select())
+                .first::<$row>(conn)
+                .optional()?
+                .map(|r| r.$into(market))
+                .transpose()?)
+        }
+    };
+}
+
 impl MarketStore {
+    /// Row `id` of the user (`None` when the user has no such row).
+    fn read_row<R: OwnedRows>(&self, user: UserId, id: i64) -> Result<Option<R::Item>, RepoError> {
+        let market = MarketStore::market(self);
+        self.read(|conn| R::load(conn, market, user.0, id))
+    }
+
+    /// [`insert_owned`] in a write transaction; the new row is read back.
+    fn insert_row<R: OwnedRows>(
+        &self,
+        user: UserId,
+        make_default: bool,
+        max: u32,
+        insert: impl FnOnce(&mut DbConnection, bool) -> QueryResult<i64>,
+    ) -> Result<Insert<R::Item>, RepoError> {
+        let market = MarketStore::market(self);
+        self.with_conn(|conn| {
+            write_tx(conn, |conn| {
+                Ok(
+                    match insert_owned::<R>(conn, user.0, make_default, max, insert)? {
+                        Insert::Created(id) => Insert::Created(
+                            R::load(conn, market, user.0, id)?
+                                .ok_or_else(|| vanished(market, R::WHAT, id))?,
+                        ),
+                        Insert::LimitReached => Insert::LimitReached,
+                        Insert::NoSuchUser => Insert::NoSuchUser,
+                    },
+                )
+            })
+        })
+    }
+
+    /// [`update_owned`] in a write transaction; the row is read back (`None`: no such row).
+    fn update_row<R: OwnedRows>(
+        &self,
+        user: UserId,
+        id: i64,
+        make_default: bool,
+        write: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
+    ) -> Result<Option<R::Item>, RepoError> {
+        let market = MarketStore::market(self);
+        self.with_conn(|conn| {
+            write_tx(conn, |conn| {
+                if !update_owned::<R>(conn, user.0, id, make_default, write)? {
+                    return Ok(None);
+                }
+                R::load(conn, market, user.0, id)
+            })
+        })
+    }
+
+    /// [`delete_owned`] in a write transaction.
+    fn delete_row<R: OwnedRows>(&self, user: UserId, id: i64) -> Result<bool, RepoError> {
+        self.with_conn(|conn| write_tx(conn, |conn| Ok(delete_owned::<R>(conn, user.0, id)?)))
+    }
+
     /// The address in the shape of this store's market, or a data error.
-    fn check_shape(&self, record: &AddressRecord) -> Result<(), RepoError> {
+    fn check_shape(&self, record: &AddressRecord) -> Result<(), DbError> {
         let market = MarketStore::market(self);
         if record.postal.market() == market {
             Ok(())
         } else {
-            Err(RepoError::Other(format!(
-                "market {}: an address of market {} cannot be stored here",
-                market.code(),
-                record.postal.market().code()
-            )))
+            Err(DbError::WrongMarket {
+                market: market.code(),
+                other: record.postal.market().code(),
+            })
         }
     }
 
@@ -188,37 +302,20 @@ impl MarketStore {
             .transpose()?)
     }
 
-    fn load_payment_method(
-        conn: &mut DbConnection,
-        market: Market,
-        user: i64,
-        id: i64,
-    ) -> Result<Option<PaymentMethod>, TxError> {
-        Ok(user_payment_methods::table
-            .find(id)
-            .filter(user_payment_methods::user_id.eq(user))
-            .select(PaymentMethodRow::as_select())
-            .first(conn)
-            .optional()?
-            .map(|r| r.into_payment_method(market))
-            .transpose()?)
-    }
-
-    fn load_notification(
-        conn: &mut DbConnection,
-        market: Market,
-        user: i64,
-        id: i64,
-    ) -> Result<Option<Notification>, TxError> {
-        Ok(user_notifications::table
-            .find(id)
-            .filter(user_notifications::user_id.eq(user))
-            .select(NotificationRow::as_select())
-            .first(conn)
-            .optional()?
-            .map(|r| r.into_notification(market))
-            .transpose()?)
-    }
+    load_owned!(
+        load_payment_method,
+        user_payment_methods,
+        PaymentMethodRow,
+        PaymentMethod,
+        into_payment_method
+    );
+    load_owned!(
+        load_notification,
+        user_notifications,
+        NotificationRow,
+        Notification,
+        into_notification
+    );
 }
 
 fn add_notification(
@@ -246,11 +343,12 @@ fn add_notification(
 
 /// A row just written that cannot be read back in the same transaction: a bug or a corrupt
 /// database, never a client error.
-fn vanished(market: Market, what: &str, id: i64) -> TxError {
-    TxError::Repo(RepoError::Other(format!(
-        "market {}: {what} {id} vanished inside its transaction",
-        market.code()
-    )))
+fn vanished(market: Market, what: &'static str, id: i64) -> TxError {
+    TxError::Store(DbError::Vanished {
+        market: market.code(),
+        what,
+        id,
+    })
 }
 
 impl AccountRepository for MarketStore {
@@ -258,17 +356,22 @@ impl AccountRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn addresses(&self, user: UserId) -> Result<Vec<Address>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| Ok(load_addresses(conn, market, user.0, None)?))?;
-        rows.into_iter().map(|r| r.into_address(market)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_address(market))
+            .collect::<Result<_, DbError>>()?)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn address(&self, user: UserId, id: AddressId) -> Result<Option<Address>, RepoError> {
-        let market = MarketStore::market(self);
-        self.read(|conn| Self::load_address(conn, market, user.0, id.0))
+        self.read_row::<Addresses>(user, id.0)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn insert_address(
         &self,
         user: UserId,
@@ -277,29 +380,13 @@ impl AccountRepository for MarketStore {
         now: DateTime<Utc>,
     ) -> Result<Insert<Address>, RepoError> {
         self.check_shape(&new.record)?;
-        let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let inserted = insert_owned::<Addresses>(
-                    conn,
-                    user.0,
-                    new.make_default,
-                    max,
-                    |conn, is_default| insert_address(conn, user.0, &new.record, is_default, now),
-                )?;
-                Ok(match inserted {
-                    Insert::Created(id) => Insert::Created(
-                        Self::load_address(conn, market, user.0, id)?
-                            .ok_or_else(|| vanished(market, "address", id))?,
-                    ),
-                    Insert::LimitReached => Insert::LimitReached,
-                    Insert::NoSuchUser => Insert::NoSuchUser,
-                })
-            })
+        self.insert_row::<Addresses>(user, new.make_default, max, |conn, is_default| {
+            insert_address(conn, user.0, &new.record, is_default, now)
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn update_address(
         &self,
         user: UserId,
@@ -309,29 +396,18 @@ impl AccountRepository for MarketStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Address>, RepoError> {
         self.check_shape(record)?;
-        let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let found = update_owned::<Addresses>(conn, user.0, id.0, make_default, |conn| {
-                    write_address(conn, user.0, id.0, record, now)
-                })?;
-                if !found {
-                    return Ok(None);
-                }
-                Self::load_address(conn, market, user.0, id.0)
-            })
+        self.update_row::<Addresses>(user, id.0, make_default, |conn| {
+            write_address(conn, user.0, id.0, record, now)
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn delete_address(&self, user: UserId, id: AddressId) -> Result<bool, RepoError> {
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                Ok(delete_owned::<Addresses>(conn, user.0, id.0)?)
-            })
-        })
+        self.delete_row::<Addresses>(user, id.0)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn payment_methods(&self, user: UserId) -> Result<Vec<PaymentMethod>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| {
@@ -345,20 +421,22 @@ impl AccountRepository for MarketStore {
                 .select(PaymentMethodRow::as_select())
                 .load::<PaymentMethodRow>(conn)?)
         })?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|r| r.into_payment_method(market))
-            .collect()
+            .collect::<Result<_, DbError>>()?)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn payment_method(
         &self,
         user: UserId,
         id: PaymentMethodId,
     ) -> Result<Option<PaymentMethod>, RepoError> {
-        let market = MarketStore::market(self);
-        self.read(|conn| Self::load_payment_method(conn, market, user.0, id.0))
+        self.read_row::<PaymentMethods>(user, id.0)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn insert_payment_method(
         &self,
         user: UserId,
@@ -366,40 +444,22 @@ impl AccountRepository for MarketStore {
         max: u32,
         now: DateTime<Utc>,
     ) -> Result<Insert<PaymentMethod>, RepoError> {
-        let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let inserted = insert_owned::<PaymentMethods>(
-                    conn,
-                    user.0,
-                    new.make_default,
-                    max,
-                    |conn, is_default| {
-                        diesel::insert_into(user_payment_methods::table)
-                            .values((
-                                PaymentMethodColumns::of(&new.record),
-                                user_payment_methods::user_id.eq(user.0),
-                                user_payment_methods::is_default.eq(is_default),
-                                user_payment_methods::created_at.eq(now),
-                                user_payment_methods::updated_at.eq(now),
-                            ))
-                            .returning(user_payment_methods::id)
-                            .get_result(conn)
-                    },
-                )?;
-                Ok(match inserted {
-                    Insert::Created(id) => Insert::Created(
-                        Self::load_payment_method(conn, market, user.0, id)?
-                            .ok_or_else(|| vanished(market, "payment method", id))?,
-                    ),
-                    Insert::LimitReached => Insert::LimitReached,
-                    Insert::NoSuchUser => Insert::NoSuchUser,
-                })
-            })
+        self.insert_row::<PaymentMethods>(user, new.make_default, max, |conn, is_default| {
+            diesel::insert_into(user_payment_methods::table)
+                .values((
+                    PaymentMethodColumns::of(&new.record),
+                    user_payment_methods::user_id.eq(user.0),
+                    user_payment_methods::is_default.eq(is_default),
+                    user_payment_methods::created_at.eq(now),
+                    user_payment_methods::updated_at.eq(now),
+                ))
+                .returning(user_payment_methods::id)
+                .get_result(conn)
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn update_payment_method(
         &self,
         user: UserId,
@@ -408,39 +468,27 @@ impl AccountRepository for MarketStore {
         make_default: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<PaymentMethod>, RepoError> {
-        let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let found =
-                    update_owned::<PaymentMethods>(conn, user.0, id.0, make_default, |conn| {
-                        diesel::update(
-                            user_payment_methods::table
-                                .find(id.0)
-                                .filter(user_payment_methods::user_id.eq(user.0)),
-                        )
-                        .set((
-                            PaymentMethodColumns::of(record),
-                            user_payment_methods::updated_at.eq(now),
-                        ))
-                        .execute(conn)
-                    })?;
-                if !found {
-                    return Ok(None);
-                }
-                Self::load_payment_method(conn, market, user.0, id.0)
-            })
+        self.update_row::<PaymentMethods>(user, id.0, make_default, |conn| {
+            diesel::update(
+                user_payment_methods::table
+                    .find(id.0)
+                    .filter(user_payment_methods::user_id.eq(user.0)),
+            )
+            .set((
+                PaymentMethodColumns::of(record),
+                user_payment_methods::updated_at.eq(now),
+            ))
+            .execute(conn)
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn delete_payment_method(&self, user: UserId, id: PaymentMethodId) -> Result<bool, RepoError> {
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                Ok(delete_owned::<PaymentMethods>(conn, user.0, id.0)?)
-            })
-        })
+        self.delete_row::<PaymentMethods>(user, id.0)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn notifications(
         &self,
         user: UserId,
@@ -487,6 +535,7 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn insert_notification(
         &self,
         user: UserId,
@@ -505,6 +554,7 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
     fn mark_notification_read(
         &self,
         user: UserId,
@@ -531,6 +581,7 @@ impl AccountRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn mark_all_notifications_read(
         &self,
         user: UserId,
@@ -552,6 +603,11 @@ impl AccountRepository for MarketStore {
         Ok(changed as u64)
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.code(), user = user.0, session = session.0.as_str())
+    )]
     fn notify_unknown_device(
         &self,
         user: UserId,

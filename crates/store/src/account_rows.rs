@@ -10,26 +10,24 @@ use diesel::prelude::*;
 use marque_domain::{
     Address, AddressId, AddressRecord, AddressTitle, CardDetails, Notification, NotificationBody,
     NotificationId, NotificationKind, NotificationTitle, PaymentMethod, PaymentMethodId,
-    PaymentMethodRecord, RepoError,
+    PaymentMethodRecord,
 };
 use marque_markets::{
     AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, Market, MarketAddress,
     PaymentMethodKind, PaymentType, ProviderToken,
 };
 
+use crate::DbError;
 use crate::connection::DbConnection;
 use crate::models::from_db;
 use crate::schema::{kg, us, user_notifications, user_payment_methods};
 
 /// A stored value the domain no longer accepts.
-fn corrupt(market: Market, table: &str, id: i64, what: &str) -> RepoError {
-    RepoError::Other(format!(
-        "market {}: {table} row {id} has an invalid stored {what}",
-        market.code()
-    ))
+fn corrupt(market: Market, table: &'static str, id: i64, what: &'static str) -> DbError {
+    DbError::corrupt(market, table, id, what)
 }
 
-fn title(market: Market, id: i64, t: Option<String>) -> Result<Option<AddressTitle>, RepoError> {
+fn title(market: Market, id: i64, t: Option<String>) -> Result<Option<AddressTitle>, DbError> {
     t.map(|t| AddressTitle::parse(&t))
         .transpose()
         .map_err(|_| corrupt(market, "user_addresses", id, "title"))
@@ -80,7 +78,7 @@ pub(crate) enum AddressRow {
 
 impl AddressRow {
     /// The domain address; the stored postal fields are checked again by the market's rules.
-    pub(crate) fn into_address(self, market: Market) -> Result<Address, RepoError> {
+    pub(crate) fn into_address(self, market: Market) -> Result<Address, DbError> {
         let (id, t, input, is_default, created_at, updated_at) = match self {
             AddressRow::Kg(r) => (
                 r.id,
@@ -301,9 +299,9 @@ impl<'a> PaymentMethodColumns<'a> {
 
 impl PaymentMethodRow {
     /// The domain payment method; stored values are checked again.
-    pub(crate) fn into_payment_method(self, market: Market) -> Result<PaymentMethod, RepoError> {
+    pub(crate) fn into_payment_method(self, market: Market) -> Result<PaymentMethod, DbError> {
         let id = self.id;
-        let bad = |what: &str| corrupt(market, "user_payment_methods", id, what);
+        let bad = |what| corrupt(market, "user_payment_methods", id, what);
         let payment_type =
             PaymentType::parse(&self.payment_type).ok_or_else(|| bad("payment_type"))?;
         let brand = self
@@ -378,9 +376,9 @@ pub(crate) struct NotificationRow {
 
 impl NotificationRow {
     /// The domain notification; stored values are checked again.
-    pub(crate) fn into_notification(self, market: Market) -> Result<Notification, RepoError> {
+    pub(crate) fn into_notification(self, market: Market) -> Result<Notification, DbError> {
         let id = self.id;
-        let bad = |what: &str| corrupt(market, "user_notifications", id, what);
+        let bad = |what| corrupt(market, "user_notifications", id, what);
         Ok(Notification {
             id: NotificationId(id),
             kind: NotificationKind::parse(&self.notification_type)

@@ -13,6 +13,7 @@ use marque_domain::{
     SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
+use tracing::instrument;
 
 use crate::MarketStore;
 use crate::connection::{DbConnection, lock_bucket, lock_refresh, newest_challenge, write_tx};
@@ -42,6 +43,7 @@ impl AuthRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn ping(&self) -> Result<(), RepoError> {
         self.read(|conn| {
             diesel::sql_query("SELECT 1").execute(conn)?;
@@ -49,6 +51,7 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
         let phone = cmd.phone.e164();
         let now = to_db(cmd.now);
@@ -97,31 +100,29 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
-        let market = self.market();
-        let phone = cmd.phone.e164();
-        let now = to_db(cmd.now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let verdict =
-                    judge_challenge(conn, market, phone, cmd.now, cmd.max_attempts, cmd.matches)?;
-                if verdict != Judgement::Accept {
-                    return Ok(verdict.refusal());
-                }
-                let (user, is_new_user) = sign_in(conn, phone, now)?;
-                let known_device = !is_new_user
-                    && has_session_with_agent(conn, user.id, cmd.session.user_agent.as_deref())?;
-                insert_session(conn, user.id, &cmd.session)?;
-                insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
-                Ok(VerifyOutcome::Verified {
-                    user: user.into_user(market)?,
-                    is_new_user,
-                    known_device,
-                })
+        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
+        let attempt = CodeAttempt::new(phone, cmd.now, cmd.max_attempts, cmd.matches);
+        self.with_accepted_code(attempt, |conn| {
+            let (user, is_new_user) = sign_in(conn, phone, now)?;
+            let known_device = !is_new_user
+                && has_session_with_agent(conn, user.id, cmd.session.user_agent.as_deref())?;
+            insert_session(conn, user.id, &cmd.session)?;
+            insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
+            Ok(VerifyOutcome::Verified {
+                user: user.into_user(market)?,
+                is_new_user,
+                known_device,
             })
         })
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.code(), user = user.0, session = session.0.as_str())
+    )]
     fn active_session(
         &self,
         session: &SessionId,
@@ -142,6 +143,11 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.code(), user = user.0, session = session.0.as_str())
+    )]
     fn session_user(
         &self,
         session: &SessionId,
@@ -161,9 +167,10 @@ impl AuthRepository for MarketStore {
                 .first::<UserRow>(conn)
                 .optional()?)
         })?;
-        row.map(|r| r.into_user(market)).transpose()
+        Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn update_profile(
         &self,
         user: UserId,
@@ -189,9 +196,14 @@ impl AuthRepository for MarketStore {
                 .get_result::<UserRow>(conn)
                 .optional()?)
         })?;
-        row.map(|r| r.into_user(market)).transpose()
+        Ok(row.map(|r| r.into_user(market)).transpose()?)
     }
 
+    #[instrument(
+        level = "debug",
+        skip_all,
+        fields(market = self.code(), session = session.0.as_str())
+    )]
     fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> Result<bool, RepoError> {
         let now = to_db(now);
         self.with_conn(|conn| {
@@ -206,6 +218,7 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn revoke_sessions(
         &self,
         user: UserId,
@@ -233,6 +246,7 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn list_sessions(
         &self,
         user: UserId,
@@ -251,6 +265,7 @@ impl AuthRepository for MarketStore {
         Ok(rows.into_iter().map(SessionRow::into_info).collect())
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError> {
         let now = to_db(cmd.now);
         self.with_conn(|conn| {
@@ -350,46 +365,89 @@ impl AuthRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = cmd.user.0))]
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
+        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
+        let attempt = CodeAttempt::new(phone, cmd.now, cmd.max_attempts, cmd.matches);
+        self.with_accepted_code(attempt, |conn| {
+            let user = users::table
+                .find(cmd.user.0)
+                .select(UserRow::as_select())
+                .first::<UserRow>(conn)
+                .optional()?;
+            let Some(user) = user.filter(|u| u.phone_number == phone) else {
+                return Ok(VerifyOutcome::NoActiveCode);
+            };
+            // Sessions, refresh tokens and account data go with the user (ON DELETE
+            // CASCADE); what is keyed by the number goes explicitly.
+            diesel::delete(users::table.find(cmd.user.0)).execute(conn)?;
+            diesel::delete(
+                phone_verifications::table.filter(phone_verifications::phone_number.eq(phone)),
+            )
+            .execute(conn)?;
+            diesel::delete(outbox::table.filter(outbox::recipient.eq(phone))).execute(conn)?;
+            diesel::delete(rate_limits::table.find(format!("send:phone:{phone}"))).execute(conn)?;
+            diesel::insert_into(account_deletions::table)
+                .values((
+                    account_deletions::user_id.eq(cmd.user.0),
+                    account_deletions::deleted_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(VerifyOutcome::Verified {
+                user: user.into_user(market)?,
+                is_new_user: false,
+                known_device: true,
+            })
+        })
+    }
+}
+
+/// An attempt at the newest code of a number.
+#[derive(Clone, Copy)]
+struct CodeAttempt<'a> {
+    /// The number, E.164.
+    phone: &'a str,
+    /// Attempt time.
+    now: DateTime<Utc>,
+    /// Wrong tries allowed per code.
+    max_attempts: u32,
+    /// Compares the presented code with a stored hash, in constant time.
+    matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+}
+
+impl<'a> CodeAttempt<'a> {
+    fn new(
+        phone: &'a str,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+        matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Self {
+        Self {
+            phone,
+            now,
+            max_attempts,
+            matches,
+        }
+    }
+}
+
+impl MarketStore {
+    /// Judges `attempt` in a write transaction; when the code is accepted, runs `then` in the
+    /// same transaction. A refused attempt commits what judging recorded (the wrong try) and
+    /// returns the refusal.
+    fn with_accepted_code(
+        &self,
+        attempt: CodeAttempt<'_>,
+        then: impl FnOnce(&mut DbConnection) -> Result<VerifyOutcome, TxError>,
+    ) -> Result<VerifyOutcome, RepoError> {
         let market = self.market();
-        let phone = cmd.phone.e164();
-        let now = to_db(cmd.now);
         self.with_conn(|conn| {
             write_tx(conn, |conn| {
-                let verdict =
-                    judge_challenge(conn, market, phone, cmd.now, cmd.max_attempts, cmd.matches)?;
+                let verdict = judge_challenge(conn, market, &attempt)?;
                 if verdict != Judgement::Accept {
                     return Ok(verdict.refusal());
                 }
-                let user = users::table
-                    .find(cmd.user.0)
-                    .select(UserRow::as_select())
-                    .first::<UserRow>(conn)
-                    .optional()?;
-                let Some(user) = user.filter(|u| u.phone_number == phone) else {
-                    return Ok(VerifyOutcome::NoActiveCode);
-                };
-                // Sessions, refresh tokens and account data go with the user (ON DELETE
-                // CASCADE); what is keyed by the number goes explicitly.
-                diesel::delete(users::table.find(cmd.user.0)).execute(conn)?;
-                diesel::delete(
-                    phone_verifications::table.filter(phone_verifications::phone_number.eq(phone)),
-                )
-                .execute(conn)?;
-                diesel::delete(outbox::table.filter(outbox::recipient.eq(phone))).execute(conn)?;
-                diesel::delete(rate_limits::table.find(format!("send:phone:{phone}")))
-                    .execute(conn)?;
-                diesel::insert_into(account_deletions::table)
-                    .values((
-                        account_deletions::user_id.eq(cmd.user.0),
-                        account_deletions::deleted_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                Ok(VerifyOutcome::Verified {
-                    user: user.into_user(market)?,
-                    is_new_user: false,
-                    known_device: true,
-                })
+                then(conn)
             })
         })
     }
@@ -515,11 +573,14 @@ fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> Q
 fn judge_challenge(
     conn: &mut DbConnection,
     market: Market,
-    phone: &str,
-    now: DateTime<Utc>,
-    max_attempts: u32,
-    matches: &(dyn Fn(&[u8]) -> bool + Sync),
+    attempt: &CodeAttempt<'_>,
 ) -> Result<Judgement, TxError> {
+    let CodeAttempt {
+        phone,
+        now,
+        max_attempts,
+        matches,
+    } = *attempt;
     let row = newest_challenge(conn, phone)?;
     // Compared whatever the row's state, so timing does not tell which branch ran.
     let ok = matches(row.as_ref().map_or(&NO_HASH[..], |r| &r.code_hash));

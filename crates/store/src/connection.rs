@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use diesel::r2d2::{HandleError, ManageConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
-use marque_domain::RepoError;
 use marque_markets::Market;
 
 use crate::db_url::Target;
@@ -156,17 +155,8 @@ pub(crate) fn is_connection_loss(e: &DieselError) -> bool {
 
 /// Whether `e` is SQLite's `SQLITE_BUSY` after `busy_timeout`: another writer held the file too
 /// long. The connection itself is fine.
-fn is_busy(e: &DieselError) -> bool {
+pub(crate) fn is_busy(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(_, info) if info.message().contains("database is locked"))
-}
-
-/// Maps a diesel error to the port's error (no secrets: diesel messages carry no URL).
-pub(crate) fn repo_error(market: Market, e: &DieselError) -> RepoError {
-    if is_connection_loss(e) || is_busy(e) {
-        RepoError::Unavailable(format!("market {}: {e}", market.code()))
-    } else {
-        RepoError::Other(format!("market {}: {e}", market.code()))
-    }
 }
 
 /// Runs `f` in a write transaction that serializes with every other writer of the rows it

@@ -4,10 +4,11 @@
 //! - diesel with `#[derive(MultiConnection)]`: queries are written once for both backends; the
 //!   few places where they must differ (write transactions, row locks) live in one module.
 //! - r2d2 pool per market; connection failures and pool timeouts are
-//!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`. No message ever
-//!   contains a password from a URL.
-//! - Embedded migrations per market and backend (`migrations-kg/{postgres,sqlite}`,
-//!   `migrations-us/{postgres,sqlite}`), run by [`MarketStore::migrate`].
+//!   [`marque_domain::RepoError::Unavailable`], other database errors `Other`, each with a
+//!   [`DbError`] as its source. No message ever contains a password from a URL.
+//! - Embedded migrations per backend: the tables alike in every market once
+//!   (`migrations-common/{postgres,sqlite}`), the ones that differ per market
+//!   (`migrations-kg/…`, `migrations-us/…`), run in that order by [`MarketStore::migrate`].
 //! - Implements the domain's [`marque_domain::AuthRepository`] and
 //!   [`marque_domain::OutboxRepository`]: every read-then-decide write is one transaction that
 //!   serializes with concurrent requests on any number of instances (`BEGIN IMMEDIATE` on
@@ -34,5 +35,5 @@ mod outbox;
 mod schema;
 mod store;
 
-pub use error::StoreError;
+pub use error::{DbError, MigrationError, StoreError};
 pub use store::{Backend, MarketStore};

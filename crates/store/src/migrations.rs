@@ -1,50 +1,60 @@
-//! The migration trees, embedded at build time (one per market and backend).
+//! The migration trees, embedded at build time: per backend, one tree of the tables alike in
+//! every market (`migrations-common/`) and one per market for the tables that differ
+//! (`migrations-kg/`, `migrations-us/`: addresses and payment methods). See
+//! `migrations-common/README.md` for the rules (append-only, versions unique across trees).
+//!
+//! A market database runs the common tree, then its market's tree; both record their versions in
+//! diesel's one `__diesel_schema_migrations` table, which is why versions must not repeat across
+//! trees (checked by the unit tests below).
 
 use diesel::RunQueryDsl;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use marque_markets::Market;
 
 use crate::connection::{DbConnection, write_tx};
+use crate::error::MigrationError;
 
+const COMMON_POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations-common/postgres");
+const COMMON_SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations-common/sqlite");
 const KG_POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations-kg/postgres");
 const KG_SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations-kg/sqlite");
 const US_POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations-us/postgres");
 const US_SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations-us/sqlite");
 
+/// The trees `market` runs on PostgreSQL, in order.
+fn postgres_trees(market: Market) -> [EmbeddedMigrations; 2] {
+    match market {
+        Market::Kg => [COMMON_POSTGRES, KG_POSTGRES],
+        Market::Us => [COMMON_POSTGRES, US_POSTGRES],
+    }
+}
+
+/// The trees `market` runs on SQLite, in order.
+fn sqlite_trees(market: Market) -> [EmbeddedMigrations; 2] {
+    match market {
+        Market::Kg => [COMMON_SQLITE, KG_SQLITE],
+        Market::Us => [COMMON_SQLITE, US_SQLITE],
+    }
+}
+
 /// Key of the session-level advisory lock that serializes instances migrating one PostgreSQL
 /// database at the same time (ASCII "marqmigr").
 const PG_MIGRATION_LOCK: i64 = 0x6d61_7271_6d69_6772;
 
-enum MigrationError {
-    Db(diesel::result::Error),
-    Run(String),
-}
-
-impl From<diesel::result::Error> for MigrationError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e)
-    }
-}
-
-/// Runs the pending migrations of `market` on `conn`; returns how many ran.
-pub(crate) fn run(conn: &mut DbConnection, market: Market) -> Result<usize, String> {
-    let (pg, lite) = match market {
-        Market::Kg => (KG_POSTGRES, KG_SQLITE),
-        Market::Us => (US_POSTGRES, US_SQLITE),
-    };
+/// Runs the pending migrations of `market` on `conn` (common tree first, then the market's);
+/// returns how many ran.
+///
+/// PostgreSQL: under a session advisory lock, so instances starting together migrate one after
+/// the other. SQLite: in one `BEGIN IMMEDIATE` transaction, for the same reason.
+pub(crate) fn run(conn: &mut DbConnection, market: Market) -> Result<usize, MigrationError> {
     match conn {
         DbConnection::Pg(c) => {
             diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
-                .execute(c)
-                .map_err(|e| e.to_string())?;
-            let result = c
-                .run_pending_migrations(pg)
-                .map(|v| v.len())
-                .map_err(|e| e.to_string());
+                .execute(c)?;
+            let result = run_trees(c, postgres_trees(market));
             let unlocked =
                 diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
-                    .execute(c)
-                    .map_err(|e| e.to_string());
+                    .execute(c);
             let ran = result?;
             unlocked?;
             Ok(ran)
@@ -52,17 +62,82 @@ pub(crate) fn run(conn: &mut DbConnection, market: Market) -> Result<usize, Stri
         DbConnection::Sqlite(_) => {
             // One immediate transaction: a second process migrating the same file waits, then
             // finds nothing pending. Each migration's own transaction becomes a savepoint.
-            let result = write_tx(conn, |conn| match conn {
-                DbConnection::Sqlite(c) => c
-                    .run_pending_migrations(lite)
-                    .map(|v| v.len())
-                    .map_err(|e| MigrationError::Run(e.to_string())),
-                DbConnection::Pg(_) => Err(MigrationError::Run("unreachable backend".to_owned())),
-            });
-            result.map_err(|e| match e {
-                MigrationError::Db(e) => e.to_string(),
-                MigrationError::Run(s) => s,
+            write_tx(conn, |conn| match conn {
+                DbConnection::Sqlite(c) => run_trees(c, sqlite_trees(market)),
+                DbConnection::Pg(_) => Err(MigrationError::WrongBackend),
             })
+        }
+    }
+}
+
+/// Runs the pending migrations of each tree in turn.
+fn run_trees<C>(conn: &mut C, trees: [EmbeddedMigrations; 2]) -> Result<usize, MigrationError>
+where
+    C: MigrationHarness<C::Backend> + diesel::Connection,
+{
+    let mut ran = 0;
+    for tree in trees {
+        ran += conn
+            .run_pending_migrations(tree)
+            .map_err(MigrationError::Run)?
+            .len();
+    }
+    Ok(ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::backend::Backend;
+    use diesel::migration::MigrationSource;
+    use diesel::pg::Pg;
+    use diesel::sqlite::Sqlite;
+
+    use super::*;
+
+    /// The versions of `tree`.
+    fn versions<B: Backend>(tree: &EmbeddedMigrations) -> Vec<String> {
+        MigrationSource::<B>::migrations(tree)
+            .unwrap()
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect()
+    }
+
+    /// The (common, market) versions `market` runs, on PostgreSQL and on SQLite.
+    fn tree_versions(market: Market) -> [(Vec<String>, Vec<String>); 2] {
+        let [pg_common, pg_own] = postgres_trees(market);
+        let [lite_common, lite_own] = sqlite_trees(market);
+        [
+            (versions::<Pg>(&pg_common), versions::<Pg>(&pg_own)),
+            (
+                versions::<Sqlite>(&lite_common),
+                versions::<Sqlite>(&lite_own),
+            ),
+        ]
+    }
+
+    /// A market migration with the version of a common one (or vice versa) would be taken as
+    /// already applied and silently skipped.
+    #[test]
+    fn versions_are_unique_across_trees() {
+        for market in Market::ALL {
+            for (common, own) in tree_versions(market) {
+                for v in &own {
+                    assert!(
+                        !common.contains(v),
+                        "{v} is in the common and the {market:?} tree"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every migration exists for both backends, under the same version.
+    #[test]
+    fn backends_have_the_same_versions() {
+        for market in Market::ALL {
+            let [pg, lite] = tree_versions(market);
+            assert_eq!(pg, lite, "{market:?}");
         }
     }
 }

@@ -3,11 +3,12 @@
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use marque_domain::{
-    BucketState, ChallengeState, ChallengeStatus, Channel, FullName, ImageUrl, OutboxMessage,
-    RepoError, User, UserId,
+    BucketState, ChallengeState, ChallengeStatus, Channel, FullName, ImageUrl, OutboxMessage, User,
+    UserId,
 };
 use marque_markets::{Market, PhoneNumber};
 
+use crate::DbError;
 use crate::schema::{outbox, phone_verifications, rate_limits, users};
 
 /// UTC instant → stored `TIMESTAMP`, truncated to microseconds (PostgreSQL's precision) so
@@ -59,14 +60,8 @@ pub(crate) struct UserRow {
 
 impl UserRow {
     /// The domain user; a stored value that no longer passes validation is a data error.
-    pub(crate) fn into_user(self, market: Market) -> Result<User, RepoError> {
-        let bad = |what: &str| {
-            RepoError::Other(format!(
-                "market {}: user {} has an invalid stored {what}",
-                market.code(),
-                self.id
-            ))
-        };
+    pub(crate) fn into_user(self, market: Market) -> Result<User, DbError> {
+        let bad = |what| DbError::corrupt(market, "users", self.id, what);
         let phone = PhoneNumber::parse(&self.phone_number, Some(market))
             .map_err(|_| bad("phone_number"))?;
         if phone.market() != market {
@@ -106,14 +101,9 @@ pub(crate) struct ChallengeRow {
 
 impl ChallengeRow {
     /// The facts `challenge::judge` decides on.
-    pub(crate) fn state(&self, market: Market) -> Result<ChallengeState, RepoError> {
-        let status = ChallengeStatus::parse(&self.status).ok_or_else(|| {
-            RepoError::Other(format!(
-                "market {}: challenge {} has an unknown status",
-                market.code(),
-                self.id
-            ))
-        })?;
+    pub(crate) fn state(&self, market: Market) -> Result<ChallengeState, DbError> {
+        let status = ChallengeStatus::parse(&self.status)
+            .ok_or_else(|| DbError::corrupt(market, "phone_verifications", self.id, "status"))?;
         Ok(ChallengeState {
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             expires_at: from_db(self.expires_at),
@@ -172,14 +162,9 @@ pub(crate) struct OutboxRow {
 
 impl OutboxRow {
     /// The message to deliver.
-    pub(crate) fn into_message(self, market: Market) -> Result<OutboxMessage, RepoError> {
-        let channel = Channel::parse(&self.channel).ok_or_else(|| {
-            RepoError::Other(format!(
-                "market {}: outbox message {} has an unknown channel",
-                market.code(),
-                self.id
-            ))
-        })?;
+    pub(crate) fn into_message(self, market: Market) -> Result<OutboxMessage, DbError> {
+        let channel = Channel::parse(&self.channel)
+            .ok_or_else(|| DbError::corrupt(market, "outbox", self.id, "channel"))?;
         Ok(OutboxMessage {
             id: self.id,
             channel,

@@ -4,11 +4,12 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use marque_domain::{OutboxMessage, OutboxRepository, RepoError};
 use marque_markets::Market;
+use tracing::instrument;
 
-use crate::MarketStore;
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
 use crate::schema::outbox;
+use crate::{DbError, MarketStore};
 
 /// Longest `last_error` kept, in characters.
 const MAX_ERROR_CHARS: usize = 500;
@@ -18,6 +19,7 @@ impl OutboxRepository for MarketStore {
         MarketStore::market(self)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), limit = limit))]
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -65,9 +67,13 @@ impl OutboxRepository for MarketStore {
             }
             Ok(claimed)
         })?;
-        rows.into_iter().map(|r| r.into_message(market)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_message(market))
+            .collect::<Result<_, DbError>>()?)
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError> {
         let now = to_db(now);
         self.finish(id, |conn| {
@@ -82,6 +88,7 @@ impl OutboxRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_failed(
         &self,
         id: i64,
@@ -112,6 +119,7 @@ impl OutboxRepository for MarketStore {
         })
     }
 
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
     fn mark_expired(&self, id: i64, _now: DateTime<Utc>) -> Result<(), RepoError> {
         self.finish(id, |conn| {
             diesel::update(outbox::table.find(id))

@@ -1,8 +1,10 @@
 //! diesel table definitions of the authentication tables.
 //!
-//! The KG and US schemas are identical for these tables (see `migrations-kg/` and
-//! `migrations-us/`); market-specific tables get their own modules when they appear. Only
-//! portable SQL types are used so one query serves PostgreSQL and SQLite.
+//! Most tables are alike in every market (`migrations-common/`). Addresses and payment methods
+//! are created per market (`migrations-kg/`, `migrations-us/`): payment methods differ only in
+//! the values their CHECK constraints allow, so one `table!` serves both; addresses differ in
+//! their columns, so `user_addresses` here has the shared columns and [`kg`] / [`us`] the rest.
+//! Only portable SQL types are used so one query serves PostgreSQL and SQLite.
 
 diesel::table! {
     /// Shoppers of the market.

@@ -7,9 +7,9 @@ use diesel::r2d2::{Pool, PooledConnection};
 use marque_domain::{RepoError, RetryAfter};
 use marque_markets::Market;
 
-use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss, repo_error};
+use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss};
 use crate::db_url::Target;
-use crate::{StoreError, migrations};
+use crate::{DbError, StoreError, migrations};
 
 /// The database engine behind a [`MarketStore`], chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,22 +138,26 @@ impl MarketStore {
     }
 
     /// Runs the pending migrations of this market's schema for the backend in use (embedded at
-    /// build time from `migrations-<market>/<backend>/`). Safe to run from several instances at
-    /// once.
+    /// build time from `migrations-common/<backend>/`, then `migrations-<market>/<backend>/`).
+    /// Safe to run from several instances at once.
+    ///
+    /// Errors: [`StoreError::Repo`] when no connection is available, [`StoreError::Migration`]
+    /// when a migration fails (the chain of sources names the failing SQL's error).
     pub fn migrate(&self) -> Result<(), StoreError> {
         let market = self.market.code();
-        let mut conn = self
-            .checkout()
-            .map_err(|source| StoreError::Repo { market, source })?;
+        let mut conn = self.checkout().map_err(|e| StoreError::Repo {
+            market,
+            source: e.into(),
+        })?;
         let ran = migrations::run(&mut conn.conn, self.market);
         match ran {
             Ok(n) => {
                 tracing::info!(market, backend = %self.backend, applied = n, "migrations done");
                 Ok(())
             }
-            Err(reason) => {
+            Err(source) => {
                 conn.broken = true;
-                Err(StoreError::Migration { market, reason })
+                Err(StoreError::Migration { market, source })
             }
         }
     }
@@ -168,13 +172,16 @@ impl MarketStore {
         self.market
     }
 
-    fn checkout(&self) -> Result<PooledConnection<Manager>, RepoError> {
-        self.pool.get().map_err(|e| {
-            RepoError::Unavailable(format!(
-                "market {}: no database connection to {}: {e}",
-                self.market.code(),
-                self.target
-            ))
+    /// The market's code (`kg`, `us`), for log fields and spans.
+    pub(crate) fn code(&self) -> &'static str {
+        self.market.code()
+    }
+
+    fn checkout(&self) -> Result<PooledConnection<Manager>, DbError> {
+        self.pool.get().map_err(|source| DbError::NoConnection {
+            market: self.market.code(),
+            target: self.target.clone(),
+            source,
         })
     }
 
@@ -205,47 +212,34 @@ impl MarketStore {
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> Result<T, (RepoError, bool)> {
-        let mut conn = self.checkout().map_err(|e| (e, false))?;
+        let market = self.market.code();
+        let mut conn = self.checkout().map_err(|e| (e.into(), false))?;
         f(&mut conn.conn).map_err(|e| match e {
-            TxError::Db(e) => {
-                let lost = is_connection_loss(&e);
+            TxError::Db(source) => {
+                let lost = is_connection_loss(&source);
                 if lost {
                     conn.broken = true;
                 }
-                (repo_error(self.market, &e), lost)
+                (DbError::Query { market, source }.into(), lost)
             }
-            TxError::Repo(e) => (e, false),
-            TxError::RateLimited(_) => (
-                RepoError::Other(format!(
-                    "market {}: rate-limit refusal escaped its transaction",
-                    self.market.code()
-                )),
-                false,
-            ),
+            TxError::Store(e) => (e.into(), false),
+            TxError::RateLimited(_) => (DbError::EscapedRefusal { market }.into(), false),
         })
     }
 }
 
 /// Why a unit of work stopped: a database error, a stored value the domain refuses, or a
-/// rate-limit refusal (which rolls the transaction back but is not a failure).
-#[derive(Debug)]
+/// rate-limit refusal (which rolls the transaction back but is not a failure). The market is
+/// added when it leaves [`MarketStore::with_conn`] as a [`DbError`].
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum TxError {
     /// diesel failed.
-    Db(diesel::result::Error),
-    /// A row could not be turned into a domain value.
-    Repo(RepoError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// A row could not be turned into a domain value, or another store-level failure.
+    #[error(transparent)]
+    Store(#[from] DbError),
     /// A bucket refused the hit.
+    #[error("rate limited")]
     RateLimited(RetryAfter),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<RepoError> for TxError {
-    fn from(e: RepoError) -> Self {
-        Self::Repo(e)
-    }
 }

@@ -877,7 +877,10 @@ fn postgres_lost_connections_are_replaced() {
     // and the next call runs on a new connection.
     kill_connections();
     match store.revoke_session(&sid, at(60)) {
-        Err(RepoError::Unavailable(msg)) => assert!(msg.contains("kg"), "{msg}"),
+        Err(RepoError::Unavailable(cause)) => {
+            assert!(cause.to_string().contains("kg"), "{cause}");
+            assert!(cause.downcast_ref::<marque_store::DbError>().is_some());
+        }
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(store.revoke_session(&sid, at(61)).unwrap());
@@ -923,7 +926,10 @@ fn pool_timeout_is_unavailable() {
         });
         barrier.wait();
         match store.ping() {
-            Err(RepoError::Unavailable(msg)) => assert!(msg.contains("kg"), "{msg}"),
+            Err(RepoError::Unavailable(cause)) => {
+                assert!(cause.to_string().contains("kg"), "{cause}");
+                assert!(cause.downcast_ref::<marque_store::DbError>().is_some());
+            }
             other => panic!("expected Unavailable, got {other:?}"),
         }
         release.wait();

@@ -1,1 +1,0 @@
-DROP INDEX phone_verifications_phone_newest_idx;

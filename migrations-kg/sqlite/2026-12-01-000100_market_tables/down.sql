@@ -1,0 +1,2 @@
+DROP TABLE user_payment_methods;
+DROP TABLE user_addresses;

@@ -1,3 +1,0 @@
-DROP TABLE user_notifications;
-DROP TABLE user_payment_methods;
-DROP TABLE user_addresses;

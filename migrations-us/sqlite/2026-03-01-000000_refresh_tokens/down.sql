@@ -1,2 +1,0 @@
-DROP TABLE account_deletions;
-DROP TABLE refresh_tokens;

@@ -1,13 +1,13 @@
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Utc;
 use diesel::prelude::*;
 use marque::{Application, Config, Overrides};
-use marque_domain::{DeliveryError, ManualClock, MessageSender, OutgoingMessage};
+use marque_domain::OutgoingMessage;
 use marque_markets::Market;
-use marque_store::testdb::TestDatabase;
+use marque_testkit::{Capture, ManualClock, TestDatabase, postgres_admin_url};
 use serde_json::{Value, json};
 
 /// Storage backend of a test run.
@@ -34,21 +34,6 @@ macro_rules! both_backends {
     )*};
 }
 
-/// Captures delivered messages instead of sending them.
-#[derive(Default)]
-pub struct Capture(Mutex<Vec<OutgoingMessage>>);
-
-#[async_trait::async_trait]
-impl MessageSender for Capture {
-    fn name(&self) -> &'static str {
-        "capture"
-    }
-    async fn send(&self, m: &OutgoingMessage) -> Result<(), DeliveryError> {
-        self.0.lock().unwrap().push(m.clone());
-        Ok(())
-    }
-}
-
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -65,10 +50,7 @@ impl TestApp {
         let dbs = match backend {
             Backend::Sqlite => vec![TestDatabase::sqlite(), TestDatabase::sqlite()],
             Backend::Postgres => {
-                let Ok(admin) = std::env::var("MARQUE_TEST_POSTGRES_URL") else {
-                    eprintln!("MARQUE_TEST_POSTGRES_URL not set: skipping PostgreSQL test");
-                    return None;
-                };
+                let admin = postgres_admin_url()?;
                 let a = admin.clone();
                 tokio::task::spawn_blocking(move || {
                     vec![
@@ -165,13 +147,10 @@ impl TestApp {
     /// returns the code in it.
     pub async fn code_for(&self, e164: &str, nth: usize) -> String {
         for _ in 0..4000 {
-            {
-                let sent = self.sent.0.lock().unwrap();
-                let mine: Vec<_> = sent.iter().filter(|m| m.recipient == e164).collect();
-                if mine.len() > nth {
-                    let body = &mine[nth].body;
-                    return body.chars().filter(char::is_ascii_digit).take(6).collect();
-                }
+            let mine = self.sent.to(e164);
+            if mine.len() > nth {
+                let body = &mine[nth].body;
+                return body.chars().filter(char::is_ascii_digit).take(6).collect();
             }
             tokio::time::sleep(StdDuration::from_millis(5)).await;
         }
@@ -179,14 +158,7 @@ impl TestApp {
     }
 
     pub fn messages_to(&self, e164: &str) -> Vec<OutgoingMessage> {
-        self.sent
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.recipient == e164)
-            .cloned()
-            .collect()
+        self.sent.to(e164)
     }
 
     /// Sends a code, reads it from the provider and verifies it; returns the verify response.

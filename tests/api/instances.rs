@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use marque_markets::Market;
-use marque_store::testdb::TestDatabase;
+use marque_testkit::{TestDatabase, postgres_admin_url};
 use marque_verify::Verifier;
 use serde_json::{Value, json};
 
@@ -107,8 +107,7 @@ async fn status(http: &reqwest::Client, url: String, token: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
-    let Ok(admin) = std::env::var("MARQUE_TEST_POSTGRES_URL") else {
-        eprintln!("MARQUE_TEST_POSTGRES_URL not set: skipping the two-instance test");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
     let a2 = admin.clone();

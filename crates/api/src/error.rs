@@ -214,7 +214,7 @@ impl ApiError {
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
             AuthError::NotFound => ErrorKind::NotFound,
-            AuthError::Unavailable(_) => ErrorKind::Unavailable,
+            AuthError::Unavailable { .. } => ErrorKind::Unavailable,
             AuthError::Internal(_) => ErrorKind::Internal,
         };
         Self::caused_by(kind, lang, e).logged()
@@ -232,7 +232,7 @@ impl ApiError {
             },
             AccountError::PaymentMethodNotAvailable => ErrorKind::PaymentMethodNotAvailable,
             AccountError::CardExpired => ErrorKind::CardExpired,
-            AccountError::Unavailable(_) => ErrorKind::Unavailable,
+            AccountError::Unavailable { .. } => ErrorKind::Unavailable,
             AccountError::Internal(_) => ErrorKind::Internal,
         };
         Self::caused_by(kind, lang, e).logged()

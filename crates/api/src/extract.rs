@@ -1,4 +1,5 @@
-//! Request parsing at the edge: market header, bearer token, client identity, JSON errors.
+//! Request parsing at the edge: market header, the signed-in caller, client identity, JSON
+//! errors.
 
 use std::net::IpAddr;
 
@@ -7,12 +8,13 @@ use actix_web::mime;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
-use marque_domain::ClientInfo;
+use marque_domain::{ClientInfo, SignedIn};
 use marque_markets::{Language, Market};
 use serde::de::DeserializeOwned;
 
 use crate::ApiState;
 use crate::error::{ApiError, ErrorKind};
+use crate::routes::run_blocking;
 
 /// Name of the header that selects a market explicitly.
 pub const MARKET_HEADER: &str = "X-Market";
@@ -37,28 +39,60 @@ pub fn fallback_lang(req: &HttpRequest) -> Language {
         .map_or(Language::En, Market::language)
 }
 
-/// The credentials of `Authorization: Bearer <token>` (RFC 6750 §2.1). Missing or malformed →
-/// 401 `invalid_token`.
-#[derive(Debug)]
-pub struct BearerToken(pub String);
+/// The credentials of `Authorization: Bearer <token>` (RFC 6750 §2.1), if well-formed.
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 4096)
+        .map(str::to_owned)
+}
 
-impl FromRequest for BearerToken {
+/// The signed-in caller of a protected route, authenticated once at the edge: the bearer token's
+/// signature and expiry are checked without the database, then its session and user are read in
+/// one query on the blocking pool ([`marque_domain::AuthService::signed_in`]).
+///
+/// Failures: 401 `invalid_token` (missing, malformed, forged or expired token, or a session that
+/// ended) and 503 `service_unavailable` (the token's market database is down) — in the token's
+/// market language when the token is authentic, else in the `X-Market` language or English.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub SignedIn);
+
+impl std::ops::Deref for Authenticated {
+    type Target = SignedIn;
+
+    fn deref(&self) -> &SignedIn {
+        &self.0
+    }
+}
+
+impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .filter(|t| !t.is_empty() && t.len() <= 4096)
-            .map(|t| BearerToken(t.to_owned()));
-        std::future::ready(
-            token.ok_or_else(|| ApiError::new(ErrorKind::InvalidToken, fallback_lang(req))),
-        )
+        let fallback = fallback_lang(req);
+        let token = bearer_token(req);
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::new(ErrorKind::Internal, fallback))?;
+            let token = token.ok_or_else(|| ApiError::new(ErrorKind::InvalidToken, fallback))?;
+            let claims = state
+                .auth
+                .verify_access_token(&token)
+                .map_err(|e| ApiError::from_auth(e, fallback))?;
+            let lang = claims.market.language();
+            let auth = state.auth.clone();
+            run_blocking(lang, move || {
+                auth.signed_in(&claims)
+                    .map_err(|e| ApiError::from_auth(e, lang))
+            })
+            .await
+            .map(Authenticated)
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! pool (diesel is synchronous) and shapes the response.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use marque_domain::{AuthError, ClaimsExt, FullName, ImageUrl, LogoutScope, ProfileUpdate};
+use marque_domain::{AuthError, FullName, ImageUrl, LogoutScope, ProfileUpdate, SessionId};
 use marque_markets::{Language, Market, MessageKey, OtpCode, PhoneNumber, text};
 
 use crate::ApiState;
@@ -14,7 +14,7 @@ use crate::dto::{
     truncate_ip,
 };
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{BearerToken, JsonBody, client_info, fallback_lang, header_market};
+use crate::extract::{Authenticated, JsonBody, client_info, fallback_lang, header_market};
 
 /// Runs synchronous work (diesel) on the blocking pool inside the request's tracing span.
 pub(crate) async fn run_blocking<T: Send + 'static>(
@@ -47,14 +47,6 @@ fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> 
         // A mismatch names a market; answer in the requested market's language.
         ApiError::new(ErrorKind::Phone(e), lang)
     })
-}
-
-/// Language for a request carrying a token: its market's if the token is authentic.
-fn token_lang(req: &HttpRequest, state: &ApiState, token: &BearerToken) -> Language {
-    state
-        .auth
-        .token_market(&token.0)
-        .map_or_else(|| fallback_lang(req), Market::language)
 }
 
 /// Sends a one-time code to a phone number.
@@ -145,15 +137,8 @@ pub async fn verify_code(
         (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked"),
     )
 )]
-pub async fn get_profile(
-    req: HttpRequest,
-    state: web::Data<ApiState>,
-    token: BearerToken,
-) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
-    let auth = state.auth.clone();
-    let (_, user) = blocking(lang, move || auth.current_user(&token.0)).await?;
-    Ok(HttpResponse::Ok().json(ProfileResponse::from(&user)))
+pub async fn get_profile(caller: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(ProfileResponse::from(&caller.user))
 }
 
 /// Updates the signed-in user's name and/or image. Absent fields stay; `null` clears.
@@ -167,12 +152,11 @@ pub async fn get_profile(
     )
 )]
 pub async fn update_profile(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     body: JsonBody<UpdateProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
+    let lang = caller.language();
     let invalid =
         |e: marque_domain::ProfileValueError| ApiError::validation(e.field, e.reason, lang);
     let update = ProfileUpdate {
@@ -188,7 +172,7 @@ pub async fn update_profile(
         },
     };
     let auth = state.auth.clone();
-    let user = blocking(lang, move || auth.update_profile(&token.0, &update)).await?;
+    let user = blocking(lang, move || auth.update_profile(&caller, &update)).await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(&user)))
 }
 
@@ -200,21 +184,13 @@ pub async fn update_profile(
         (status = 200, description = "Valid", body = VerifyTokenResponse),
     )
 )]
-pub async fn verify_token(
-    req: HttpRequest,
-    state: web::Data<ApiState>,
-    token: BearerToken,
-) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
-    let auth = state.auth.clone();
-    let claims = blocking(lang, move || auth.authenticate(&token.0)).await?;
-    let user_id = claims.user_id().map(|u| u.0).unwrap_or_default();
-    Ok(HttpResponse::Ok().json(VerifyTokenResponse {
+pub async fn verify_token(caller: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(VerifyTokenResponse {
         valid: true,
-        user_id,
-        market: claims.market,
-        expires_at: timestamp(claims.expires_at()),
-    }))
+        user_id: caller.user.id.0,
+        market: caller.market,
+        expires_at: timestamp(caller.token_expires_at),
+    })
 }
 
 /// Ends sessions: the token's own (`scope=local`, default), all of the user's (`global`), or all
@@ -231,9 +207,9 @@ pub async fn verify_token(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
+    let lang = caller.language();
     let query = web::Query::<LogoutQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::validation("scope", e.to_string(), lang))?;
     let scope = match query.scope.as_deref() {
@@ -249,7 +225,7 @@ pub async fn logout(
         }
     };
     let auth = state.auth.clone();
-    let ended = blocking(lang, move || auth.logout(&token.0, scope)).await?;
+    let ended = blocking(lang, move || auth.logout(&caller, scope)).await?;
     Ok(HttpResponse::Ok().json(LogoutResponse {
         success: true,
         message: text(MessageKey::SessionsEnded, lang).to_owned(),
@@ -302,13 +278,12 @@ pub async fn refresh(
     )
 )]
 pub async fn sessions(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
     let auth = state.auth.clone();
-    let (current, list) = blocking(lang, move || auth.sessions(&token.0)).await?;
+    let current = caller.session.clone();
+    let list = blocking(caller.language(), move || auth.sessions(&caller)).await?;
     Ok(HttpResponse::Ok().json(SessionsResponse {
         success: true,
         sessions: list
@@ -337,15 +312,14 @@ pub async fn sessions(
     )
 )]
 pub async fn end_session(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
+    let lang = caller.language();
     let auth = state.auth.clone();
-    let id = id.into_inner();
-    blocking(lang, move || auth.end_session(&token.0, &id)).await?;
+    let id = SessionId(id.into_inner());
+    blocking(lang, move || auth.end_session(&caller, &id)).await?;
     Ok(HttpResponse::Ok().json(LogoutResponse {
         success: true,
         message: text(MessageKey::SessionsEnded, lang).to_owned(),
@@ -366,16 +340,15 @@ pub async fn end_session(
     )
 )]
 pub async fn delete_account(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     body: JsonBody<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_lang(&req, &state, &token);
+    let lang = caller.language();
     let code = OtpCode::parse(&body.0.verification_code)
         .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
     let auth = state.auth.clone();
-    blocking(lang, move || auth.delete_account(&token.0, &code)).await?;
+    blocking(lang, move || auth.delete_account(&caller, &code)).await?;
     Ok(HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: text(MessageKey::AccountDeleted, lang).to_owned(),

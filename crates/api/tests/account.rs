@@ -1,4 +1,4 @@
-//! HTTP behaviour of the account routes over the in-memory repositories (no database): card
+//! HTTP behaviour of the account routes over the real store (a SQLite file per market): card
 //! numbers never leave the request, and malformed ids, queries and tokens get JSON errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -10,8 +10,7 @@ use chrono::{TimeZone, Utc};
 mod common;
 
 use marque_api::{ApiState, configure, routes};
-use marque_domain::memory::InMemoryStore;
-use marque_markets::Market;
+use marque_testkit::Services;
 use serde_json::{Value, json};
 use tracing_actix_web::TracingLogger;
 
@@ -50,25 +49,27 @@ fn capture_logs() -> Logs {
     .clone()
 }
 
-fn state() -> web::Data<ApiState> {
+fn state() -> (Services, web::Data<ApiState>) {
     common::state(
-        Arc::new(InMemoryStore::new(Market::Kg)),
         Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap(),
         KG_PHONE,
     )
 }
 
+/// The services (which own the databases: keep them alive) and the app.
 macro_rules! app {
-    () => {
-        test::init_service(
+    () => {{
+        let (services, state) = state();
+        let app = test::init_service(
             App::new()
-                .app_data(state())
+                .app_data(state)
                 .configure(configure)
                 .default_service(web::to(routes::not_found))
                 .wrap(TracingLogger::default()),
         )
-        .await
-    };
+        .await;
+        (services, app)
+    }};
 }
 
 macro_rules! login {
@@ -95,7 +96,7 @@ fn leaks(text: &str, number: &str) -> bool {
 #[actix_web::test]
 async fn card_numbers_never_reach_responses_or_logs() {
     let logs = capture_logs();
-    let app = app!();
+    let (_services, app) = app!();
     let auth = login!(app);
     let bad_luhn = format!("{}2", &PAN[..15]);
     let cases: Vec<(String, u16, &str)> = vec![
@@ -147,7 +148,7 @@ async fn card_numbers_never_reach_responses_or_logs() {
 
 #[actix_web::test]
 async fn malformed_tokens_ids_and_queries_get_json_errors() {
-    let app = app!();
+    let (_services, app) = app!();
     for (method, uri) in [
         ("GET", "/api/v1/profile/addresses"),
         ("POST", "/api/v1/profile/payment-methods"),

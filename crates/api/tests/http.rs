@@ -1,19 +1,16 @@
-//! HTTP behaviour of the api crate over the in-memory repositories (no database).
+//! HTTP behaviour of the api crate over the real store (a SQLite file per market).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-use std::sync::Arc;
 
 use actix_web::{App, test, web};
 use chrono::Utc;
 mod common;
 
 use marque_api::{ApiState, configure, routes};
-use marque_domain::memory::InMemoryStore;
-use marque_markets::Market;
+use marque_testkit::Services;
 use serde_json::{Value, json};
 
-fn state(kg: Arc<InMemoryStore>) -> web::Data<ApiState> {
-    common::state(kg, Utc::now(), "+996555000001")
+fn state() -> (Services, web::Data<ApiState>) {
+    common::state(Utc::now(), "+996555000001")
 }
 
 macro_rules! app {
@@ -30,11 +27,11 @@ macro_rules! app {
 
 #[actix_web::test]
 async fn health_is_503_when_a_market_database_is_down() {
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let app = app!(state(kg.clone()));
+    let (services, state) = state();
+    let app = app!(state);
     let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
     assert_eq!(res.status(), 200);
-    kg.set_down(true);
+    services.kg.set_down(true);
     let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
     assert_eq!(res.status(), 503);
     let body: Value = test::read_body_json(res).await;
@@ -45,9 +42,9 @@ async fn health_is_503_when_a_market_database_is_down() {
 
 #[actix_web::test]
 async fn outage_during_login_is_503_in_the_market_language() {
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let app = app!(state(kg.clone()));
-    kg.set_down(true);
+    let (services, state) = state();
+    let app = app!(state);
+    services.kg.set_down(true);
     let req = test::TestRequest::post()
         .uri("/api/v1/auth/send-code")
         .set_json(json!({"phone_number": "+996505325311"}))
@@ -61,8 +58,8 @@ async fn outage_during_login_is_503_in_the_market_language() {
 
 #[actix_web::test]
 async fn test_number_login_then_logout() {
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let app = app!(state(kg.clone()));
+    let (services, state) = state();
+    let app = app!(state);
     let send = test::TestRequest::post()
         .uri("/api/v1/auth/send-code")
         .set_json(json!({"phone_number": "+996555000001"}))
@@ -89,5 +86,55 @@ async fn test_number_login_then_logout() {
     assert_eq!(res.status(), 401);
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body["error"], "invalid_token");
-    assert_eq!(kg.user_count(), 1);
+    assert_eq!(services.kg.user_count(), 1);
+}
+
+#[actix_web::test]
+async fn token_errors_speak_the_token_market_language_once_the_token_is_authentic() {
+    let (services, state) = state();
+    let app = app!(state);
+    let (login, who) = services.sign_in("+996555000001", Some("test"));
+    services
+        .auth
+        .logout(&who, marque_domain::LogoutScope::Local)
+        .unwrap();
+    // Authentic KG token of an ended session: Russian, whatever X-Market says.
+    let req = test::TestRequest::get()
+        .uri("/api/v1/auth/profile")
+        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
+        .insert_header(("X-Market", "us"))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 401);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "invalid_token");
+    assert!(!body["message"].as_str().unwrap().is_ascii());
+    // A forged token: the X-Market language (English for US, Russian for KG).
+    for (market, ascii) in [("us", true), ("kg", false)] {
+        let req = test::TestRequest::get()
+            .uri("/api/v1/auth/profile")
+            .insert_header(("Authorization", "Bearer a.b.c"))
+            .insert_header(("X-Market", market))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 401);
+        let body: Value = test::read_body_json(res).await;
+        assert_eq!(
+            body["message"].as_str().unwrap().is_ascii(),
+            ascii,
+            "{market}"
+        );
+    }
+    // The signed-in caller's market database down: 503 in its language.
+    let (login, _) = services.sign_in("+996555000001", Some("test"));
+    services.kg.set_down(true);
+    let req = test::TestRequest::get()
+        .uri("/api/v1/auth/profile")
+        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"], "service_unavailable");
+    assert!(!body["message"].as_str().unwrap().is_ascii());
 }

@@ -3,17 +3,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::Duration;
-use marque_markets::{Market, OtpCode, PhoneNumber, otp_message};
+use chrono::{DateTime, Duration, Utc};
+use marque_markets::{Language, Market, OtpCode, PhoneNumber, otp_message};
 
 use crate::random::{generate_otp, new_uuid};
 use crate::refresh::{self, session_deadline};
 use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
-    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, PayloadSealer, ProfileUpdate,
+    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
     RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenError, TokenService, User, UserId, VerifyChallenge,
+    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
     VerifyOutcome,
 };
 
@@ -156,6 +156,36 @@ pub enum LogoutScope {
     Others,
 }
 
+/// A caller proven by an authentic, unexpired access token whose session is active, with the
+/// session's user as stored. The edge (the api's extractor) builds it once per request with
+/// [`AuthService::authenticate`] and hands it to the services, which take ids, never tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The user, read with the session in one query.
+    pub user: User,
+    /// The market whose database holds the user and the session (the token's `market`).
+    pub market: Market,
+    /// The token's session (`sid`).
+    pub session: SessionId,
+    /// When the access token expires (`exp`).
+    pub token_expires_at: DateTime<Utc>,
+}
+
+impl SignedIn {
+    /// The language of the user's market, for every answer to this caller.
+    pub fn language(&self) -> Language {
+        self.market.language()
+    }
+
+    /// The owner of the account data this caller may touch.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            market: self.market,
+            user: self.user.id,
+        }
+    }
+}
+
 /// The collaborators of [`AuthService`].
 pub struct AuthDeps {
     /// One repository per served market.
@@ -216,12 +246,19 @@ pub enum AuthError {
     /// The named resource (a session) does not exist for this user.
     #[error("not found")]
     NotFound,
-    /// The market's database is not configured or not reachable.
-    #[error("market {0} unavailable")]
-    Unavailable(Market),
-    /// An unexpected storage failure (logged, answered as 500).
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The market's database is not configured (`source` is `None`) or not reachable.
+    #[error("market {market} unavailable")]
+    Unavailable {
+        /// The market.
+        market: Market,
+        /// The storage failure, when the database was tried.
+        #[source]
+        source: Option<RepoError>,
+    },
+    /// An unexpected failure (storage, a sealed value that does not open); logged with its
+    /// cause, answered as 500.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Phone-number login over the markets' repositories.
@@ -289,13 +326,20 @@ impl AuthService {
         self.repos
             .get(&market)
             .map(|r| r.as_ref())
-            .ok_or(AuthError::Unavailable(market))
+            .ok_or(AuthError::Unavailable {
+                market,
+                source: None,
+            })
     }
 
+    /// Maps a storage failure in `market`, keeping it as the cause.
     fn storage(market: Market) -> impl Fn(RepoError) -> AuthError {
         move |e| match e {
-            RepoError::Unavailable(_) => AuthError::Unavailable(market),
-            RepoError::Other(msg) => AuthError::Internal(msg.to_string()),
+            RepoError::Unavailable(..) => AuthError::Unavailable {
+                market,
+                source: Some(e),
+            },
+            other => AuthError::Internal(Box::new(other)),
         }
     }
 
@@ -437,95 +481,86 @@ impl AuthService {
         }
     }
 
-    fn claims(&self, token: &str) -> Result<AccessClaims, AuthError> {
+    /// Checks the signature, issuer and expiry of an access token, without the database. The
+    /// claims name the market, so an edge can choose the language of its answer before
+    /// [`AuthService::signed_in`] reads the session.
+    ///
+    /// Errors: [`AuthError::InvalidToken`].
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, AuthError> {
         self.tokens
             .verify(token, self.clock.now())
-            .map_err(|_: TokenError| AuthError::InvalidToken)
+            .map_err(|_| AuthError::InvalidToken)
     }
 
-    /// The market of an authentic, unexpired `token`, without touching the database; for choosing
-    /// the language of a response before the session is checked.
-    pub fn token_market(&self, token: &str) -> Option<Market> {
-        self.claims(token).ok().map(|c| c.market)
-    }
-
-    /// The claims of an authentic `token`, its user id and its market's repository.
-    fn bearer(
-        &self,
-        token: &str,
-    ) -> Result<(AccessClaims, UserId, &dyn AuthRepository), AuthError> {
-        let claims = self.claims(token)?;
+    /// The caller behind verified `claims`: their session must be active and belong to the
+    /// token's user; session and user are read in one query of the market's database.
+    ///
+    /// Errors: [`AuthError::InvalidToken`], storage errors.
+    pub fn signed_in(&self, claims: &AccessClaims) -> Result<SignedIn, AuthError> {
         let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
-        let repo = self.repo(claims.market)?;
-        Ok((claims, user, repo))
+        let market = claims.market;
+        let session = claims.session_id();
+        let user = self
+            .repo(market)?
+            .session_user(&session, user, self.clock.now())
+            .map_err(Self::storage(market))?
+            .ok_or(AuthError::InvalidToken)?;
+        Ok(SignedIn {
+            user,
+            market,
+            session,
+            token_expires_at: claims.expires_at(),
+        })
     }
 
-    /// Like [`AuthService::bearer`], and the token's session is active.
-    fn active(
+    /// [`AuthService::verify_access_token`] then [`AuthService::signed_in`]: the one check of a
+    /// bearer token.
+    pub fn authenticate(&self, token: &str) -> Result<SignedIn, AuthError> {
+        self.signed_in(&self.verify_access_token(token)?)
+    }
+
+    /// Applies `update` to the caller's profile.
+    ///
+    /// Errors: [`AuthError::InvalidToken`] when the user was deleted meanwhile, storage errors.
+    pub fn update_profile(
         &self,
-        token: &str,
-    ) -> Result<(AccessClaims, UserId, &dyn AuthRepository), AuthError> {
-        let (claims, user, repo) = self.bearer(token)?;
-        repo.active_session(&claims.session_id(), user, self.clock.now())
-            .map_err(Self::storage(claims.market))?
-            .ok_or(AuthError::InvalidToken)?;
-        Ok((claims, user, repo))
-    }
-
-    /// Verifies `token` and that its session is active in its market's database.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        self.active(token).map(|(claims, _, _)| claims)
-    }
-
-    /// The user behind `token` (one database round trip).
-    pub fn current_user(&self, token: &str) -> Result<(AccessClaims, User), AuthError> {
-        let (claims, user, repo) = self.bearer(token)?;
-        let user = repo
-            .session_user(&claims.session_id(), user, self.clock.now())
-            .map_err(Self::storage(claims.market))?
-            .ok_or(AuthError::InvalidToken)?;
-        Ok((claims, user))
-    }
-
-    /// Applies `update` to the profile of the user behind `token` (whose session must be active).
-    pub fn update_profile(&self, token: &str, update: &ProfileUpdate) -> Result<User, AuthError> {
-        let (claims, user, repo) = self.active(token)?;
-        repo.update_profile(user, update, self.clock.now())
-            .map_err(Self::storage(claims.market))?
+        who: &SignedIn,
+        update: &ProfileUpdate,
+    ) -> Result<User, AuthError> {
+        self.repo(who.market)?
+            .update_profile(who.user.id, update, self.clock.now())
+            .map_err(Self::storage(who.market))?
             .ok_or(AuthError::InvalidToken)
     }
 
-    /// Ends sessions of the user behind `token`: its own (`Local`), all (`Global`) or all others
+    /// Ends sessions of the caller: their own (`Local`), all (`Global`) or all others
     /// (`Others`). Takes effect at once on every instance. Returns how many sessions ended.
-    pub fn logout(&self, token: &str, scope: LogoutScope) -> Result<u64, AuthError> {
-        let (claims, user, repo) = self.active(token)?;
-        let sid = claims.session_id();
+    pub fn logout(&self, who: &SignedIn, scope: LogoutScope) -> Result<u64, AuthError> {
         let scope = match scope {
-            LogoutScope::Local => RevokeScope::One(sid),
+            LogoutScope::Local => RevokeScope::One(who.session.clone()),
             LogoutScope::Global => RevokeScope::All,
-            LogoutScope::Others => RevokeScope::AllExcept(sid),
+            LogoutScope::Others => RevokeScope::AllExcept(who.session.clone()),
         };
-        repo.revoke_sessions(user, &scope, self.clock.now())
-            .map_err(Self::storage(claims.market))
+        self.repo(who.market)?
+            .revoke_sessions(who.user.id, &scope, self.clock.now())
+            .map_err(Self::storage(who.market))
     }
 
-    /// The active sessions of the user behind `token`, newest first, and the token's own id.
-    pub fn sessions(&self, token: &str) -> Result<(SessionId, Vec<SessionInfo>), AuthError> {
-        let (claims, user, repo) = self.active(token)?;
-        let list = repo
-            .list_sessions(user, self.clock.now())
-            .map_err(Self::storage(claims.market))?;
-        Ok((claims.session_id(), list))
+    /// The caller's active sessions, newest first (their own is `who.session`).
+    pub fn sessions(&self, who: &SignedIn) -> Result<Vec<SessionInfo>, AuthError> {
+        self.repo(who.market)?
+            .list_sessions(who.user.id, self.clock.now())
+            .map_err(Self::storage(who.market))
     }
 
-    /// Ends one session of the user behind `token`. Another user's or an unknown id →
+    /// Ends one session of the caller. Another user's or an unknown id →
     /// [`AuthError::NotFound`].
-    pub fn end_session(&self, token: &str, session: &str) -> Result<(), AuthError> {
-        let (claims, user, repo) = self.active(token)?;
-        let scope = RevokeScope::One(SessionId(session.to_owned()));
-        match repo
-            .revoke_sessions(user, &scope, self.clock.now())
-            .map_err(Self::storage(claims.market))?
+    pub fn end_session(&self, who: &SignedIn, session: &SessionId) -> Result<(), AuthError> {
+        let scope = RevokeScope::One(session.clone());
+        match self
+            .repo(who.market)?
+            .revoke_sessions(who.user.id, &scope, self.clock.now())
+            .map_err(Self::storage(who.market))?
         {
             0 => Err(AuthError::NotFound),
             _ => Ok(()),
@@ -569,10 +604,9 @@ impl AuthService {
                     let text = self
                         .refresh_sealer
                         .open(&successor_sealed)
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .ok_or_else(|| {
-                            AuthError::Internal("sealed refresh token does not open".into())
+                        .map_err(|e| AuthError::Internal(Box::new(e)))
+                        .and_then(|b| {
+                            String::from_utf8(b).map_err(|e| AuthError::Internal(Box::new(e)))
                         })?;
                     (session, user, text, refresh_expires_at)
                 }
@@ -594,11 +628,10 @@ impl AuthService {
         })
     }
 
-    /// Deletes the account behind `token` after checking a fresh code sent to its own number
+    /// Deletes the caller's account after checking a fresh code sent to its own number
     /// (step-up; App Store Review Guideline 5.1.1(v)). Errors as [`AuthService::verify_code`].
-    pub fn delete_account(&self, token: &str, code: &OtpCode) -> Result<(), AuthError> {
-        let (claims, user) = self.current_user(token)?;
-        let repo = self.repo(claims.market)?;
+    pub fn delete_account(&self, who: &SignedIn, code: &OtpCode) -> Result<(), AuthError> {
+        let user = &who.user;
         let matches = |stored: &[u8]| self.hasher.verify(&user.phone, code, stored);
         let cmd = DeleteAccount {
             user: user.id,
@@ -607,12 +640,13 @@ impl AuthService {
             max_attempts: self.config.max_attempts,
             matches: &matches,
         };
-        match repo
+        match self
+            .repo(who.market)?
             .delete_account(cmd)
-            .map_err(Self::storage(claims.market))?
+            .map_err(Self::storage(who.market))?
         {
             VerifyOutcome::Verified { .. } => {
-                tracing::info!(market = %claims.market, user = %user.id, "account deleted");
+                tracing::info!(market = %who.market, user = %user.id, "account deleted");
                 Ok(())
             }
             VerifyOutcome::WrongCode { attempts_left } => {

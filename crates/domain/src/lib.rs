@@ -1,6 +1,6 @@
 //! Marque Auth domain layer.
 //!
-//! Entities ([`User`], [`Session`], OTP challenges, outbox messages), the ports the outer layers
+//! Entities ([`User`], sessions, OTP challenges, outbox messages), the ports the outer layers
 //! implement ([`AuthRepository`], [`OutboxRepository`], [`MessageSender`]) and the services that hold
 //! the business rules ([`AuthService`]; [`AccountService`] for addresses, payment methods and
 //! notifications). Time ([`Clock`]) and randomness ([`RandomSource`]) are
@@ -13,7 +13,6 @@ pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
-pub mod memory;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -32,10 +31,10 @@ pub use account::{
 };
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed,
+    MarketHealth, Refreshed, SignedIn,
 };
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };

@@ -1,86 +1,43 @@
-//! Behaviour of `AccountService` (and its sign-in observer) over the in-memory repositories, with a
-//! manual clock.
+//! Behaviour of `AccountService` (and its sign-in observer) over the real store (a SQLite file
+//! per market), with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
-
 use chrono::{Duration, TimeZone, Utc};
-use marque_domain::memory::InMemoryStore;
 use marque_domain::{
-    AccountError, AccountLimits, AccountService, AddressId, AddressRecord, AddressTitle,
-    AddressUpdate, AuthConfig, AuthService, ClientInfo, ManualClock, NewAddress, NewNotification,
-    NewPaymentMethod, NotificationBody, NotificationKind, NotificationQuery, NotificationTitle,
-    OsRandom, OtpHasher, Owner, PageLimit, PayloadSealer, PaymentMethodId, PaymentMethodInput,
-    PaymentMethodUpdate, TokenService, UserId,
+    AccountError, AddressId, AddressRecord, AddressTitle, AddressUpdate, AuthConfig, NewAddress,
+    NewNotification, NewPaymentMethod, NotificationBody, NotificationKind, NotificationQuery,
+    NotificationTitle, Owner, PageLimit, PaymentMethodId, PaymentMethodInput, PaymentMethodUpdate,
+    UserId,
 };
-use marque_markets::{AddressInput, Market, MarketAddress, OtpCode, PhoneNumber};
+use marque_markets::{AddressInput, Market, MarketAddress, OtpCode};
+use marque_testkit::Services;
 
-const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+type Fixture = Services;
+
 const KG_A: &str = "+996555000001";
 const KG_B: &str = "+996555000002";
 const US_A: &str = "+12125550100";
 
-struct Fixture {
-    auth: AuthService,
-    account: Arc<AccountService>,
-    clock: Arc<ManualClock>,
-    kg: Arc<InMemoryStore>,
-}
-
 fn fixture() -> Fixture {
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap(),
-    ));
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let us = Arc::new(InMemoryStore::new(Market::Us));
-    let account = Arc::new(AccountService::new(
-        vec![kg.clone(), us.clone()],
-        clock.clone(),
-        AccountLimits::default(),
-    ));
     let mut config = AuthConfig::default();
     for n in [KG_A, KG_B, US_A] {
         config
             .test_numbers
             .insert(n.to_owned(), OtpCode::parse("123456").unwrap());
     }
-    let auth = AuthService::new(
-        marque_domain::AuthDeps {
-            repos: vec![kg.clone(), us],
-            clock: clock.clone(),
-            rng: Arc::new(OsRandom),
-            hasher: OtpHasher::from_secret(SECRET),
-            outbox_sealer: PayloadSealer::from_secret(SECRET),
-            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
-            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
-        },
-        config,
-    )
-    .with_sign_in_observer(account.clone());
-    Fixture {
-        auth,
-        account,
-        clock,
-        kg,
-    }
+    Services::sqlite(config, Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap())
 }
 
-impl Fixture {
+trait Login {
     /// Signs `phone` in from `user_agent`; returns the owner.
+    fn login(&self, phone: &str, user_agent: Option<&str>) -> Owner;
+}
+
+impl Login for Fixture {
     fn login(&self, phone: &str, user_agent: Option<&str>) -> Owner {
-        let p = PhoneNumber::parse(phone, None).unwrap();
-        let client = ClientInfo {
-            ip: None,
-            user_agent: user_agent.map(str::to_owned),
-        };
-        self.auth.send_code(&p, &client).unwrap();
-        let login = self
-            .auth
-            .verify_code(&p, &OtpCode::parse("123456").unwrap(), &client)
-            .unwrap();
-        let claims = self.auth.authenticate(&login.access_token).unwrap();
+        let (_, who) = self.sign_in(phone, user_agent);
         self.clock.advance(Duration::seconds(1));
-        Owner::try_from(&claims).unwrap()
+        who.owner()
     }
 }
 
@@ -568,11 +525,17 @@ fn outages_are_unavailable() {
     f.kg.set_down(true);
     assert!(matches!(
         f.account.addresses(me),
-        Err(AccountError::Unavailable(Market::Kg))
+        Err(AccountError::Unavailable {
+            market: Market::Kg,
+            source: Some(_)
+        })
     ));
     assert!(matches!(
         f.account
             .update_address(me, AddressId(1), AddressUpdate::default()),
-        Err(AccountError::Unavailable(Market::Kg))
+        Err(AccountError::Unavailable {
+            market: Market::Kg,
+            source: Some(_)
+        })
     ));
 }

@@ -1,44 +1,18 @@
-//! Behaviour of `AuthService` over the in-memory repository, with a manual clock.
+//! Behaviour of `AuthService` over the real store (a SQLite file per market), with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
-use marque_domain::memory::{InMemoryStore, OutboxStatus};
 use marque_domain::{
-    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, FullName, LogoutScope, ManualClock,
-    OsRandom, OtpHasher, PayloadSealer, ProfileUpdate, TokenService,
+    AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
+use marque_testkit::{Backend, Services};
 
-const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
-
-struct Fixture {
-    svc: AuthService,
-    clock: Arc<ManualClock>,
-    kg: Arc<InMemoryStore>,
-    us: Arc<InMemoryStore>,
-}
-
-fn fixture(config: AuthConfig) -> Fixture {
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
-    ));
-    let kg = Arc::new(InMemoryStore::new(Market::Kg));
-    let us = Arc::new(InMemoryStore::new(Market::Us));
-    let svc = AuthService::new(
-        AuthDeps {
-            repos: vec![kg.clone(), us.clone()],
-            clock: clock.clone(),
-            rng: Arc::new(OsRandom),
-            hasher: OtpHasher::from_secret(SECRET),
-            outbox_sealer: PayloadSealer::from_secret(SECRET),
-            refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
-            tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
-        },
-        config,
-    );
-    Fixture { svc, clock, kg, us }
+fn fixture(config: AuthConfig) -> Services {
+    Services::sqlite(config, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap())
 }
 
 fn phone(s: &str) -> PhoneNumber {
@@ -52,59 +26,40 @@ fn client() -> ClientInfo {
     }
 }
 
-/// Reads the code out of the sealed outbox message, as the delivery worker would.
-fn delivered_code(f: &Fixture, store: &InMemoryStore, p: &PhoneNumber) -> OtpCode {
-    let _ = f;
-    let body = store
-        .pending_bodies(p.e164())
-        .pop()
-        .expect("a pending message");
-    let text = String::from_utf8(PayloadSealer::from_secret(SECRET).open(&body).unwrap()).unwrap();
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    OtpCode::parse(&digits[..6]).unwrap()
-}
-
 #[test]
 fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let f = fixture(AuthConfig::default());
     let p = phone("+996505325311");
-    let sent = f.svc.send_code(&p, &client()).unwrap();
+    let sent = f.auth.send_code(&p, &client()).unwrap();
     assert_eq!(sent.expires_in_minutes, 10);
-    let code = delivered_code(&f, &f.kg, &p);
-    let login = f.svc.verify_code(&p, &code, &client()).unwrap();
+    let code = f.delivered_code(&p);
+    let login = f.auth.verify_code(&p, &code, &client()).unwrap();
     assert!(login.is_new_user);
     assert_eq!(login.expires_in, 1800);
     assert_eq!((f.kg.user_count(), f.us.user_count()), (1, 0));
 
-    let claims = f.svc.authenticate(&login.access_token).unwrap();
-    assert_eq!(claims.market, Market::Kg);
-    let (_, user) = f.svc.current_user(&login.access_token).unwrap();
-    assert_eq!(user.phone, p);
+    let who = f.auth.authenticate(&login.access_token).unwrap();
+    assert_eq!(who.market, Market::Kg);
+    assert_eq!(who.user.phone, p);
 
     let upd = ProfileUpdate {
         full_name: Some(Some(FullName::parse("Анна").unwrap())),
         ..Default::default()
     };
-    let user = f.svc.update_profile(&login.access_token, &upd).unwrap();
+    let user = f.auth.update_profile(&who, &upd).unwrap();
     assert_eq!(user.full_name.unwrap().as_str(), "Анна");
 
-    f.svc
-        .logout(&login.access_token, LogoutScope::Local)
-        .unwrap();
+    f.auth.logout(&who, LogoutScope::Local).unwrap();
     assert!(matches!(
-        f.svc.authenticate(&login.access_token),
-        Err(AuthError::InvalidToken)
-    ));
-    assert!(matches!(
-        f.svc.current_user(&login.access_token),
+        f.auth.authenticate(&login.access_token),
         Err(AuthError::InvalidToken)
     ));
 
     // Second login: same user, not new.
     f.clock.advance(Duration::seconds(61));
-    f.svc.send_code(&p, &client()).unwrap();
-    let code = delivered_code(&f, &f.kg, &p);
-    let again = f.svc.verify_code(&p, &code, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
+    let code = f.delivered_code(&p);
+    let again = f.auth.verify_code(&p, &code, &client()).unwrap();
     assert!(!again.is_new_user);
     assert_eq!(again.user.id, login.user.id);
 }
@@ -113,13 +68,13 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
 fn code_is_single_use_and_outbox_body_is_sealed() {
     let f = fixture(AuthConfig::default());
     let p = phone("+12125550100");
-    f.svc.send_code(&p, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
     let body = f.us.pending_bodies(p.e164()).pop().unwrap();
-    let code = delivered_code(&f, &f.us, &p);
+    let code = f.delivered_code(&p);
     assert!(!body.windows(6).any(|w| w == code.as_str().as_bytes()));
-    f.svc.verify_code(&p, &code, &client()).unwrap();
+    f.auth.verify_code(&p, &code, &client()).unwrap();
     assert!(matches!(
-        f.svc.verify_code(&p, &code, &client()),
+        f.auth.verify_code(&p, &code, &client()),
         Err(AuthError::CodeNotFound)
     ));
 }
@@ -128,8 +83,8 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
 fn fourth_try_is_refused_even_with_the_right_code() {
     let f = fixture(AuthConfig::default());
     let p = phone("+996505325311");
-    f.svc.send_code(&p, &client()).unwrap();
-    let code = delivered_code(&f, &f.kg, &p);
+    f.auth.send_code(&p, &client()).unwrap();
+    let code = f.delivered_code(&p);
     let wrong = OtpCode::parse(if code.as_str() == "000000" {
         "111111"
     } else {
@@ -137,13 +92,13 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     })
     .unwrap();
     for left in [2, 1, 0] {
-        match f.svc.verify_code(&p, &wrong, &client()) {
+        match f.auth.verify_code(&p, &wrong, &client()) {
             Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
             other => panic!("unexpected {other:?}"),
         }
     }
     assert!(matches!(
-        f.svc.verify_code(&p, &code, &client()),
+        f.auth.verify_code(&p, &code, &client()),
         Err(AuthError::AttemptsExceeded)
     ));
 }
@@ -152,11 +107,11 @@ fn fourth_try_is_refused_even_with_the_right_code() {
 fn expired_code_is_refused() {
     let f = fixture(AuthConfig::default());
     let p = phone("+996505325311");
-    f.svc.send_code(&p, &client()).unwrap();
-    let code = delivered_code(&f, &f.kg, &p);
+    f.auth.send_code(&p, &client()).unwrap();
+    let code = f.delivered_code(&p);
     f.clock.advance(Duration::minutes(10));
     assert!(matches!(
-        f.svc.verify_code(&p, &code, &client()),
+        f.auth.verify_code(&p, &code, &client()),
         Err(AuthError::CodeExpired)
     ));
 }
@@ -165,23 +120,23 @@ fn expired_code_is_refused() {
 fn resend_cooldown_and_window_limits() {
     let f = fixture(AuthConfig::default());
     let p = phone("+996505325311");
-    f.svc.send_code(&p, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(10));
     assert!(matches!(
-        f.svc.send_code(&p, &client()),
+        f.auth.send_code(&p, &client()),
         Err(AuthError::RateLimited(50))
     ));
     f.clock.advance(Duration::seconds(50));
-    f.svc.send_code(&p, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(60));
-    f.svc.send_code(&p, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
     f.clock.advance(Duration::seconds(60));
     // Fourth code within 15 minutes of the first: refused until the window closes.
     assert!(
-        matches!(f.svc.send_code(&p, &client()), Err(AuthError::RateLimited(s)) if s == 12 * 60)
+        matches!(f.auth.send_code(&p, &client()), Err(AuthError::RateLimited(s)) if s == 12 * 60)
     );
     f.clock.advance(Duration::minutes(12));
-    f.svc.send_code(&p, &client()).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
 }
 
 #[test]
@@ -189,10 +144,14 @@ fn ip_limit_applies_across_numbers() {
     let mut config = AuthConfig::default();
     config.ip_send_limit.max_hits = 2;
     let f = fixture(config);
-    f.svc.send_code(&phone("+996505325311"), &client()).unwrap();
-    f.svc.send_code(&phone("+996505325312"), &client()).unwrap();
+    f.auth
+        .send_code(&phone("+996505325311"), &client())
+        .unwrap();
+    f.auth
+        .send_code(&phone("+996505325312"), &client())
+        .unwrap();
     assert!(matches!(
-        f.svc.send_code(&phone("+996505325313"), &client()),
+        f.auth.send_code(&phone("+996505325313"), &client()),
         Err(AuthError::RateLimited(_))
     ));
     // Another client is not affected.
@@ -200,7 +159,7 @@ fn ip_limit_applies_across_numbers() {
         ip: Some("198.51.100.1".into()),
         user_agent: None,
     };
-    f.svc.send_code(&phone("+996505325313"), &other).unwrap();
+    f.auth.send_code(&phone("+996505325313"), &other).unwrap();
 }
 
 #[test]
@@ -212,11 +171,11 @@ fn test_numbers_have_fixed_codes_no_message_and_no_limits() {
         .insert(p.e164().into(), OtpCode::parse("123456").unwrap());
     let f = fixture(config);
     for _ in 0..5 {
-        f.svc.send_code(&p, &client()).unwrap();
+        f.auth.send_code(&p, &client()).unwrap();
     }
-    assert!(f.kg.outbox_statuses().is_empty());
+    assert!(f.kg.outbox().is_empty());
     let login = f
-        .svc
+        .auth
         .verify_code(&p, &OtpCode::parse("123456").unwrap(), &client())
         .unwrap();
     assert!(login.is_new_user);
@@ -227,10 +186,13 @@ fn outage_maps_to_unavailable_and_tokens_of_one_market_do_not_reach_the_other() 
     let f = fixture(AuthConfig::default());
     f.kg.set_down(true);
     assert!(matches!(
-        f.svc.send_code(&phone("+996505325311"), &client()),
-        Err(AuthError::Unavailable(Market::Kg))
+        f.auth.send_code(&phone("+996505325311"), &client()),
+        Err(AuthError::Unavailable {
+            market: Market::Kg,
+            source: Some(_)
+        })
     ));
-    let health = f.svc.health();
+    let health = f.auth.health();
     assert!(
         health
             .iter()
@@ -242,25 +204,13 @@ fn outage_maps_to_unavailable_and_tokens_of_one_market_do_not_reach_the_other() 
             .any(|h| h.market == Market::Us && h.error.is_none())
     );
     assert!(matches!(
-        f.svc.authenticate("garbage"),
+        f.auth.authenticate("garbage"),
         Err(AuthError::InvalidToken)
     ));
-    let _ = OutboxStatus::Pending;
 }
 
-fn login(f: &Fixture, e164: &str) -> marque_domain::LoginSuccess {
-    let p = phone(e164);
-    f.svc.send_code(&p, &client()).unwrap();
-    let code = delivered_code(
-        f,
-        if p.market() == Market::Kg {
-            &f.kg
-        } else {
-            &f.us
-        },
-        &p,
-    );
-    f.svc.verify_code(&p, &code, &client()).unwrap()
+fn login(f: &Services, e164: &str) -> marque_domain::LoginSuccess {
+    f.sign_in(e164, Some("test")).0
 }
 
 #[test]
@@ -270,29 +220,29 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     assert!(first.refresh_token.starts_with("mrt_kg_"));
     assert_eq!(first.refresh_expires_in, 30 * 24 * 3600);
     f.clock.advance(Duration::seconds(60));
-    let second = f.svc.refresh(&first.refresh_token).unwrap();
+    let second = f.auth.refresh(&first.refresh_token).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.market, Market::Kg);
     // A concurrent retry within the grace window gets the same successor.
     f.clock.advance(Duration::seconds(5));
-    let retry = f.svc.refresh(&first.refresh_token).unwrap();
+    let retry = f.auth.refresh(&first.refresh_token).unwrap();
     assert_eq!(retry.refresh_token, second.refresh_token);
     // After the window, the rotated token is reuse: the whole session ends.
     f.clock.advance(Duration::seconds(6));
     assert!(matches!(
-        f.svc.refresh(&first.refresh_token),
+        f.auth.refresh(&first.refresh_token),
         Err(AuthError::RefreshTokenReused)
     ));
     assert!(matches!(
-        f.svc.refresh(&second.refresh_token),
+        f.auth.refresh(&second.refresh_token),
         Err(AuthError::InvalidRefreshToken)
     ));
     assert!(matches!(
-        f.svc.authenticate(&second.access_token),
+        f.auth.authenticate(&second.access_token),
         Err(AuthError::InvalidToken)
     ));
     assert!(matches!(
-        f.svc.refresh("garbage"),
+        f.auth.refresh("garbage"),
         Err(AuthError::InvalidRefreshToken)
     ));
 }
@@ -305,25 +255,20 @@ fn logout_scopes_and_session_list() {
     let b = login(&f, "+996505325311");
     f.clock.advance(Duration::seconds(61));
     let c = login(&f, "+996505325311");
-    let (current, list) = f.svc.sessions(&c.access_token).unwrap();
+    let who = f.auth.authenticate(&c.access_token).unwrap();
+    let list = f.auth.sessions(&who).unwrap();
     assert_eq!(list.len(), 3);
-    assert_eq!(list[0].id, current);
-    assert_eq!(
-        f.svc.logout(&c.access_token, LogoutScope::Others).unwrap(),
-        2
-    );
-    assert!(f.svc.authenticate(&a.access_token).is_err());
-    assert!(f.svc.authenticate(&b.access_token).is_err());
-    assert!(f.svc.authenticate(&c.access_token).is_ok());
+    assert_eq!(list[0].id, who.session);
+    assert_eq!(f.auth.logout(&who, LogoutScope::Others).unwrap(), 2);
+    assert!(f.auth.authenticate(&a.access_token).is_err());
+    assert!(f.auth.authenticate(&b.access_token).is_err());
+    assert!(f.auth.authenticate(&c.access_token).is_ok());
     assert!(matches!(
-        f.svc.end_session(&c.access_token, "nope"),
+        f.auth.end_session(&who, &SessionId("nope".into())),
         Err(AuthError::NotFound)
     ));
-    assert_eq!(
-        f.svc.logout(&c.access_token, LogoutScope::Global).unwrap(),
-        1
-    );
-    assert!(f.svc.authenticate(&c.access_token).is_err());
+    assert_eq!(f.auth.logout(&who, LogoutScope::Global).unwrap(), 1);
+    assert!(f.auth.authenticate(&c.access_token).is_err());
 }
 
 #[test]
@@ -331,19 +276,65 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     let f = fixture(AuthConfig::default());
     let p = phone("+12125550100");
     let first = login(&f, p.e164());
+    let who = f.auth.authenticate(&first.access_token).unwrap();
     assert!(matches!(
-        f.svc
-            .delete_account(&first.access_token, &OtpCode::parse("123456").unwrap()),
+        f.auth
+            .delete_account(&who, &OtpCode::parse("123456").unwrap()),
         Err(AuthError::CodeNotFound)
     ));
     f.clock.advance(Duration::seconds(61));
-    f.svc.send_code(&p, &client()).unwrap();
-    let code = delivered_code(&f, &f.us, &p);
-    f.svc.delete_account(&first.access_token, &code).unwrap();
+    f.auth.send_code(&p, &client()).unwrap();
+    let code = f.delivered_code(&p);
+    f.auth.delete_account(&who, &code).unwrap();
     assert_eq!(f.us.user_count(), 0);
-    assert!(f.svc.authenticate(&first.access_token).is_err());
+    assert!(f.auth.authenticate(&first.access_token).is_err());
     f.clock.advance(Duration::seconds(61));
     let again = login(&f, p.e164());
     assert!(again.is_new_user);
     assert_ne!(again.user.id, first.user.id);
+}
+
+/// A client retrying a refresh in parallel: every request gets the same successor (one rotation,
+/// the rest replays within the grace window), and the successor works. Decided under the store's
+/// lock on the token row, so it runs on both backends.
+fn concurrent_refreshes_share_one_successor(backend: Backend) {
+    let Some(f) = Services::new(
+        backend,
+        AuthConfig::default(),
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ) else {
+        return;
+    };
+    let first = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(60));
+    let barrier = Barrier::new(6);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    f.auth.refresh(&first.refresh_token)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let successors: BTreeSet<String> = results
+        .into_iter()
+        .map(|r| r.unwrap().refresh_token)
+        .collect();
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    let successor = successors.into_iter().next().unwrap();
+    assert_ne!(successor, first.refresh_token);
+    f.auth.refresh(&successor).unwrap();
+}
+
+#[test]
+fn concurrent_refreshes_share_one_successor_sqlite() {
+    concurrent_refreshes_share_one_successor(Backend::Sqlite);
+}
+
+#[test]
+fn concurrent_refreshes_share_one_successor_postgres() {
+    concurrent_refreshes_share_one_successor(Backend::Postgres);
 }

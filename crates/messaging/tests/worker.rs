@@ -1,16 +1,16 @@
-//! The outbox worker over the in-memory repository, with a manual clock.
+//! The outbox worker over the real store (a SQLite file), with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
-use marque_domain::memory::{InMemoryStore, OutboxStatus};
 use marque_domain::{
-    AuthRepository, Channel, DeliveryError, IssueChallenge, ManualClock, MessageSender,
-    NewOutboxMessage, OsRandom, OutboxRepository, OutgoingMessage, PayloadSealer,
+    AuthRepository, Channel, DeliveryError, IssueChallenge, MessageSender, NewOutboxMessage,
+    OsRandom, OutboxRepository, OutgoingMessage, PayloadSealer,
 };
 use marque_markets::{Market, PhoneNumber};
 use marque_messaging::{OutboxWorker, WorkerConfig};
+use marque_testkit::{ManualClock, TestStore};
 
 /// Fails with the scripted errors first, then succeeds.
 struct Scripted {
@@ -32,8 +32,19 @@ impl MessageSender for Scripted {
     }
 }
 
+impl Fixture {
+    /// Status, failed attempts and whether the body is scrubbed, of every message.
+    fn outbox_statuses(&self) -> Vec<(String, i32, bool)> {
+        self.store
+            .outbox()
+            .iter()
+            .map(|r| (r.status.clone(), r.attempts, r.scrubbed()))
+            .collect()
+    }
+}
+
 struct Fixture {
-    store: Arc<InMemoryStore>,
+    store: TestStore,
     clock: Arc<ManualClock>,
     sender: Arc<Scripted>,
     worker: OutboxWorker,
@@ -41,7 +52,7 @@ struct Fixture {
 
 fn fixture(failures: Vec<DeliveryError>) -> Fixture {
     let sealer = PayloadSealer::from_secret(b"k");
-    let store = Arc::new(InMemoryStore::new(Market::Kg));
+    let store = TestStore::sqlite(Market::Kg);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let sender = Arc::new(Scripted {
         failures: Mutex::new(failures),
@@ -49,6 +60,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
     });
     let now = marque_domain::Clock::now(clock.as_ref());
     store
+        .store
         .issue_challenge(IssueChallenge {
             phone: PhoneNumber::parse("+996505325311", None).unwrap(),
             code_hash: vec![1],
@@ -64,7 +76,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
             }),
         })
         .unwrap();
-    let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.clone()];
+    let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.repo()];
     let worker = OutboxWorker::new(
         repos,
         sender.clone(),
@@ -88,10 +100,7 @@ async fn delivers_opens_and_scrubs() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body, "Marque: ваш код 123456");
     assert_eq!(sent[0].market, Market::Kg);
-    assert_eq!(
-        f.store.outbox_statuses(),
-        vec![(OutboxStatus::Sent, 0, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 0, true)]);
     assert_eq!(
         f.worker.run_once().await,
         0,
@@ -103,27 +112,18 @@ async fn delivers_opens_and_scrubs() {
 async fn transient_failures_back_off_then_succeed() {
     let f = fixture(vec![DeliveryError::Transient("503".into())]);
     f.worker.run_once().await;
-    assert_eq!(
-        f.store.outbox_statuses(),
-        vec![(OutboxStatus::Pending, 1, false)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("pending".to_owned(), 1, false)]);
     assert_eq!(f.worker.run_once().await, 0, "not due before the backoff");
     f.clock.advance(Duration::seconds(2));
     assert_eq!(f.worker.run_once().await, 1);
-    assert_eq!(
-        f.store.outbox_statuses(),
-        vec![(OutboxStatus::Sent, 1, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 1, true)]);
 }
 
 #[tokio::test]
 async fn permanent_failure_gives_up_and_scrubs() {
     let f = fixture(vec![DeliveryError::Permanent("bad number".into())]);
     f.worker.run_once().await;
-    assert_eq!(
-        f.store.outbox_statuses(),
-        vec![(OutboxStatus::Failed, 1, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("failed".to_owned(), 1, true)]);
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 
@@ -132,10 +132,7 @@ async fn expired_messages_are_dropped_unsent() {
     let f = fixture(vec![]);
     f.clock.advance(Duration::minutes(10));
     f.worker.run_once().await;
-    assert_eq!(
-        f.store.outbox_statuses(),
-        vec![(OutboxStatus::Expired, 0, true)]
-    );
+    assert_eq!(f.outbox_statuses(), vec![("expired".to_owned(), 0, true)]);
     assert!(f.sender.sent.lock().unwrap().is_empty());
 }
 

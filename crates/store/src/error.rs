@@ -65,9 +65,6 @@ pub enum StoreError {
         /// The underlying failure.
         source: RepoError,
     },
-    /// A throwaway test database could not be created (see [`crate::testdb`]).
-    #[error("test database: {0}")]
-    TestDatabase(String),
 }
 
 /// Why running the embedded migrations failed (the source of [`StoreError::Migration`]).

@@ -17,7 +17,8 @@
 //! - Implements [`marque_domain::AccountRepository`] (addresses, payment methods, notifications):
 //!   the KG and US address tables differ, and only `account_rows` knows their columns; the
 //!   one-default and limit rules are decided under a lock on the user's row.
-//! - [`testdb::TestDatabase`]: throwaway databases for tests.
+//!
+//! Throwaway test databases and migrated test stores live in the dev-only `marque-testkit`.
 //!
 //! Timestamps are stored as UTC `TIMESTAMP` values with microsecond precision.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -33,7 +34,6 @@ mod models;
 mod outbox;
 mod schema;
 mod store;
-pub mod testdb;
 
 pub use error::{DbError, MigrationError, StoreError};
 pub use store::{Backend, MarketStore};

@@ -16,9 +16,7 @@ use marque_domain::{
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
 
-mod common;
-
-use common::Ctx;
+use marque_testkit::{TestStore as Ctx, on_both_backends};
 
 on_both_backends!(
     addresses_keep_one_default_and_their_owner,
@@ -227,7 +225,7 @@ fn addresses_keep_one_default_and_their_owner(ctx: &Ctx) {
 }
 
 fn us_addresses_have_their_own_columns(ctx: &Ctx) {
-    let us_ctx = Ctx::new(ctx.kind, Market::Us).unwrap();
+    let us_ctx = Ctx::new(ctx.backend, Market::Us).unwrap();
     let us = &us_ctx.store;
     let (me, _) = sign_in(us, "+12125550100", None, t0());
     let input = AddressInput {

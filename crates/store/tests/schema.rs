@@ -13,9 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 use marque_markets::Market;
 use marque_store::MarketStore;
-use marque_store::testdb::TestDatabase;
-
-const PG_ENV: &str = "MARQUE_TEST_POSTGRES_URL";
+use marque_testkit::{TestDatabase, postgres_admin_url};
 
 /// diesel's bookkeeping table: its shape is diesel's, and its rows are migration versions.
 const DIESEL_TABLE: &str = "__diesel_schema_migrations";
@@ -186,8 +184,7 @@ fn sqlite_schema_matches_snapshot() {
 
 #[test]
 fn postgres_schema_matches_snapshot() {
-    let Ok(admin) = std::env::var(PG_ENV) else {
-        eprintln!("SKIPPED: set {PG_ENV} to check the PostgreSQL schema snapshots");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
     for market in [Market::Kg, Market::Us] {

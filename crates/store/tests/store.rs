@@ -19,12 +19,9 @@ use marque_domain::{
 };
 use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh};
 use marque_markets::{Market, PhoneNumber};
-use marque_store::testdb::TestDatabase;
 use marque_store::{Backend, MarketStore};
 
-mod common;
-
-use common::{Ctx, PG_ENV};
+use marque_testkit::{TestDatabase, TestStore as Ctx, on_both_backends, postgres_admin_url};
 
 const KG_PHONE: &str = "+996505325311";
 const KG_PHONE_2: &str = "+996555123456";
@@ -598,7 +595,7 @@ fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
 
 fn markets_are_separate_databases(ctx: &Ctx) {
     let kg = &ctx.store;
-    let us_ctx = Ctx::new(ctx.kind, Market::Us).unwrap();
+    let us_ctx = Ctx::new(ctx.backend, Market::Us).unwrap();
     let us = &us_ctx.store;
     assert_eq!(AuthRepository::market(us), Market::Us);
     assert_eq!(OutboxRepository::market(kg), Market::Kg);
@@ -849,8 +846,7 @@ fn sqlite_parent_directories_are_created() {
 
 #[test]
 fn postgres_lost_connections_are_replaced() {
-    let Ok(admin) = std::env::var(PG_ENV) else {
-        eprintln!("skipped: set {PG_ENV} to run the PostgreSQL variant");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
     let db = TestDatabase::postgres(&admin).unwrap();

@@ -1,6 +1,6 @@
-//! Handlers of `/api/v1/profile/*`. Each reads the market from the token (without the database)
-//! to parse the body by that market's rules, then — on the blocking pool — checks the session and
-//! runs the account call for the token's user.
+//! Handlers of `/api/v1/profile/*`. Each receives the signed-in caller ([`Authenticated`]),
+//! parses the body by the rules of the caller's market, and runs the account call for the caller
+//! on the blocking pool.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use marque_domain::{
@@ -8,7 +8,7 @@ use marque_domain::{
     NewAddress, NewPaymentMethod, NotificationId, NotificationQuery, Owner, PageLimit,
     PaymentMethodId, PaymentMethodUpdate,
 };
-use marque_markets::{FieldError, Language, Market, MarketAddress, MessageKey, text};
+use marque_markets::{FieldError, Language, MarketAddress, MessageKey, text};
 
 use super::dto::{
     AddressDto, AddressListResponse, AddressRequest, AddressResponse, NotificationDto,
@@ -18,37 +18,18 @@ use super::dto::{
 use crate::ApiState;
 use crate::dto::SuccessResponse;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{BearerToken, JsonBody, fallback_lang};
+use crate::extract::{Authenticated, JsonBody};
 use crate::routes::run_blocking;
 
-/// The market of an authentic, unexpired token, read without the database (the session is
-/// checked later, in [`as_owner`]); 401 `invalid_token` otherwise.
-fn token_market(
-    req: &HttpRequest,
-    state: &ApiState,
-    token: &BearerToken,
-) -> Result<Market, ApiError> {
-    state
-        .auth
-        .token_market(&token.0)
-        .ok_or_else(|| ApiError::new(ErrorKind::InvalidToken, fallback_lang(req)))
-}
-
-/// Runs `f` on the blocking pool (inside the request's tracing span) for the owner of `token`,
-/// whose session must be active.
+/// Runs `f` on the blocking pool (inside the request's tracing span) for the caller's account
+/// data; failures are answered in the caller's language.
 async fn as_owner<T: Send + 'static>(
     state: &ApiState,
-    token: BearerToken,
-    lang: Language,
+    caller: &Authenticated,
     f: impl FnOnce(&AccountService, Owner) -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (auth, account) = (state.auth.clone(), state.account.clone());
+    let (account, owner, lang) = (state.account.clone(), caller.owner(), caller.language());
     run_blocking(lang, move || {
-        let claims = auth
-            .authenticate(&token.0)
-            .map_err(|e| ApiError::from_auth(e, lang))?;
-        let owner =
-            Owner::try_from(&claims).map_err(|_| ApiError::new(ErrorKind::InvalidToken, lang))?;
         f(&account, owner).map_err(|e| ApiError::from_account(e, lang))
     })
     .await
@@ -96,15 +77,10 @@ fn message(key: MessageKey, lang: Language) -> String {
     )
 )]
 pub async fn list_addresses(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
-    let list = as_owner(&state, token, lang, |account, owner| {
-        account.addresses(owner)
-    })
-    .await?;
+    let list = as_owner(&state, &caller, |account, owner| account.addresses(owner)).await?;
     Ok(HttpResponse::Ok().json(AddressListResponse {
         success: true,
         total: list.len(),
@@ -126,12 +102,11 @@ pub async fn list_addresses(
     )
 )]
 pub async fn create_address(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     body: JsonBody<AddressRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = token_market(&req, &state, &token)?;
+    let market = caller.market;
     let lang = market.language();
     let body = body.0;
     let title = title(&body.title, lang)?.flatten();
@@ -140,7 +115,7 @@ pub async fn create_address(
         record: AddressRecord { title, postal },
         make_default: body.is_default.unwrap_or(false),
     };
-    let address = as_owner(&state, token, lang, move |account, owner| {
+    let address = as_owner(&state, &caller, move |account, owner| {
         account.add_address(owner, new)
     })
     .await?;
@@ -164,13 +139,12 @@ pub async fn create_address(
     )
 )]
 pub async fn update_address(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     path: web::Path<String>,
     body: JsonBody<AddressRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let id = AddressId(row_id(&path, lang)?);
     let body = body.0;
     let update = AddressUpdate {
@@ -178,7 +152,7 @@ pub async fn update_address(
         postal: body.postal(),
         make_default: body.is_default.unwrap_or(false),
     };
-    let address = as_owner(&state, token, lang, move |account, owner| {
+    let address = as_owner(&state, &caller, move |account, owner| {
         account.update_address(owner, id, update)
     })
     .await?;
@@ -201,14 +175,13 @@ pub async fn update_address(
     )
 )]
 pub async fn delete_address(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let id = AddressId(row_id(&path, lang)?);
-    as_owner(&state, token, lang, move |account, owner| {
+    as_owner(&state, &caller, move |account, owner| {
         account.delete_address(owner, id)
     })
     .await?;
@@ -228,12 +201,10 @@ pub async fn delete_address(
     )
 )]
 pub async fn list_payment_methods(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
-    let list = as_owner(&state, token, lang, |account, owner| {
+    let list = as_owner(&state, &caller, |account, owner| {
         account.payment_methods(owner)
     })
     .await?;
@@ -259,17 +230,16 @@ pub async fn list_payment_methods(
     )
 )]
 pub async fn create_payment_method(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     body: JsonBody<PaymentMethodRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = token_market(&req, &state, &token)?;
+    let market = caller.market;
     let lang = market.language();
     let new = NewPaymentMethod::parse(market, &body.0.input())
         .map_err(|e| ApiError::from_account(e, lang))?;
     drop(body);
-    let method = as_owner(&state, token, lang, move |account, owner| {
+    let method = as_owner(&state, &caller, move |account, owner| {
         account.add_payment_method(owner, new)
     })
     .await?;
@@ -294,13 +264,12 @@ pub async fn create_payment_method(
     )
 )]
 pub async fn update_payment_method(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     path: web::Path<String>,
     body: JsonBody<UpdatePaymentMethodRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let id = PaymentMethodId(row_id(&path, lang)?);
     let body = body.0;
     if body.card_number.is_some() {
@@ -317,7 +286,7 @@ pub async fn update_payment_method(
         body.is_default.unwrap_or(false),
     )
     .map_err(|e| ApiError::from_account(e, lang))?;
-    let method = as_owner(&state, token, lang, move |account, owner| {
+    let method = as_owner(&state, &caller, move |account, owner| {
         account.update_payment_method(owner, id, update)
     })
     .await?;
@@ -340,14 +309,13 @@ pub async fn update_payment_method(
     )
 )]
 pub async fn delete_payment_method(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let id = PaymentMethodId(row_id(&path, lang)?);
-    as_owner(&state, token, lang, move |account, owner| {
+    as_owner(&state, &caller, move |account, owner| {
         account.delete_payment_method(owner, id)
     })
     .await?;
@@ -412,11 +380,11 @@ fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQ
 pub async fn list_notifications(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let query = notification_query(&req, lang)?;
-    let page = as_owner(&state, token, lang, move |account, owner| {
+    let page = as_owner(&state, &caller, move |account, owner| {
         account.notifications(owner, query)
     })
     .await?;
@@ -439,14 +407,13 @@ pub async fn list_notifications(
     )
 )]
 pub async fn mark_notification_read(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
+    let lang = caller.language();
     let id = NotificationId(row_id(&path, lang)?);
-    let notification = as_owner(&state, token, lang, move |account, owner| {
+    let notification = as_owner(&state, &caller, move |account, owner| {
         account.mark_notification_read(owner, id)
     })
     .await?;
@@ -466,12 +433,11 @@ pub async fn mark_notification_read(
     )
 )]
 pub async fn mark_all_notifications_read(
-    req: HttpRequest,
     state: web::Data<ApiState>,
-    token: BearerToken,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = token_market(&req, &state, &token)?.language();
-    let count = as_owner(&state, token, lang, |account, owner| {
+    let lang = caller.language();
+    let count = as_owner(&state, &caller, |account, owner| {
         account.mark_all_notifications_read(owner)
     })
     .await?;

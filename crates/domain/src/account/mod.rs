@@ -1,7 +1,7 @@
 //! The shopper's account data — delivery addresses, saved payment methods, notifications — and
 //! the rules on them, per market: [`AccountService`].
 //!
-//! Every call names its [`Owner`] (market + user id, from a verified access token or from a
+//! Every call names its [`Owner`] (market + user id, from [`crate::SignedIn::owner`] or from a
 //! trusted service) and works only on that user's rows in that market's database.
 
 mod entities;
@@ -10,8 +10,6 @@ mod repository;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use crate::tokens::ClaimsExt;
 
 use chrono::Datelike;
 use marque_markets::{FieldError, Market, new_sign_in_notice};
@@ -25,7 +23,7 @@ pub use entities::{
 pub use payment::PaymentMethodInput;
 pub use repository::{AccountRepository, Insert};
 
-use crate::{AccessClaims, Clock, RepoError, SignInEvent, SignInObserver, TokenError, UserId};
+use crate::{Clock, RepoError, SignInEvent, SignInObserver, UserId};
 
 /// Whose account data a call is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,18 +32,6 @@ pub struct Owner {
     pub market: Market,
     /// The user, within that market.
     pub user: UserId,
-}
-
-impl TryFrom<&AccessClaims> for Owner {
-    type Error = TokenError;
-
-    /// The owner named by verified access-token claims (`market`, `sub`).
-    fn try_from(claims: &AccessClaims) -> Result<Self, TokenError> {
-        Ok(Owner {
-            market: claims.market,
-            user: claims.user_id()?,
-        })
-    }
 }
 
 /// Limits per user.
@@ -89,12 +75,18 @@ pub enum AccountError {
     /// The card's expiry month is over.
     #[error("card expired")]
     CardExpired,
-    /// The market's database is not configured or not reachable.
-    #[error("market {0} unavailable")]
-    Unavailable(Market),
-    /// An unexpected storage failure (logged, answered as 500).
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The market's database is not configured (`source` is `None`) or not reachable.
+    #[error("market {market} unavailable")]
+    Unavailable {
+        /// The market.
+        market: Market,
+        /// The storage failure, when the database was tried.
+        #[source]
+        source: Option<RepoError>,
+    },
+    /// An unexpected storage failure (logged with its cause, answered as 500).
+    #[error("internal error")]
+    Internal(#[source] RepoError),
 }
 
 /// Addresses, payment methods and notifications of shoppers, over the markets' repositories.
@@ -137,13 +129,20 @@ impl AccountService {
         self.repos
             .get(&market)
             .map(|r| r.as_ref())
-            .ok_or(AccountError::Unavailable(market))
+            .ok_or(AccountError::Unavailable {
+                market,
+                source: None,
+            })
     }
 
+    /// Maps a storage failure in `market`, keeping it as the cause.
     fn storage(market: Market) -> impl Fn(RepoError) -> AccountError {
         move |e| match e {
-            RepoError::Unavailable(_) => AccountError::Unavailable(market),
-            RepoError::Other(msg) => AccountError::Internal(msg.to_string()),
+            RepoError::Unavailable(..) => AccountError::Unavailable {
+                market,
+                source: Some(e),
+            },
+            other => AccountError::Internal(other),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The port account data is stored through: one implementation per market database
-//! (`marque-store`'s `MarketStore`, and [`crate::memory::InMemoryStore`] for tests).
+//! (`marque-store`'s `MarketStore`).
 
 use chrono::{DateTime, Utc};
 use marque_markets::Market;

@@ -1,15 +1,10 @@
-//! Throwaway databases for tests (this crate's and other crates'): each test gets its own,
-//! and it is deleted when the value is dropped.
+//! Throwaway databases: each test gets its own, deleted when the value is dropped.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
-
-use crate::StoreError;
-use crate::db_url::Target;
 
 /// A database that exists for the lifetime of the value.
 ///
@@ -37,23 +32,22 @@ fn unique_name() -> String {
 impl TestDatabase {
     /// Creates a PostgreSQL database through `admin_url` (a URL of a role allowed to
     /// `CREATE DATABASE`).
-    pub fn postgres(admin_url: &str) -> Result<Self, StoreError> {
-        let target = Target::parse(admin_url, Duration::from_secs(5))
-            .map_err(|reason| StoreError::TestDatabase(format!("invalid admin URL: {reason}")))?;
+    ///
+    /// Errors name what failed; the message never contains the admin URL (it may hold a password).
+    pub fn postgres(admin_url: &str) -> Result<Self, String> {
         let name = unique_name();
-        let url = with_database(admin_url, &name).ok_or_else(|| {
-            StoreError::TestDatabase("the admin URL is not a postgres:// URL".to_owned())
-        })?;
+        let url = with_database(admin_url, &name)
+            .ok_or_else(|| format!("{}: not a postgres:// URL", crate::POSTGRES_URL_VAR))?;
         let mut admin = PgConnection::establish(admin_url).map_err(|e| {
-            StoreError::TestDatabase(format!(
-                "cannot connect to {}: {}",
-                target.display(),
-                target.redact(e.to_string().trim())
-            ))
+            format!(
+                "cannot connect to the server named by {}: {}",
+                crate::POSTGRES_URL_VAR,
+                e.to_string().trim()
+            )
         })?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .map_err(|e| StoreError::TestDatabase(format!("cannot create database {name}: {e}")))?;
+            .map_err(|e| format!("cannot create database {name}: {e}"))?;
         Ok(Self {
             url,
             kind: Kind::Postgres {
@@ -73,7 +67,7 @@ impl TestDatabase {
         }
     }
 
-    /// The URL to hand to [`crate::MarketStore::connect`].
+    /// The URL to hand to [`marque_store::MarketStore::connect`].
     pub fn url(&self) -> &str {
         &self.url
     }

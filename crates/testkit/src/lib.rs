@@ -1,0 +1,85 @@
+//! Shared test fixtures of Marque Auth (dev-only, never published).
+//!
+//! Tests run on the one storage implementation, `marque-store`: a migrated [`TestStore`] per
+//! market on a throwaway SQLite file (fast, always available) or a throwaway PostgreSQL database
+//! (where locking and concurrency matter) named by [`POSTGRES_URL_VAR`]. On top: a
+//! [`ManualClock`], a [`FixedRandom`], [`Services`] (an `AuthService` and an `AccountService`
+//! wired on the real stores, with [`Services::sign_in`]), a capturing [`marque_domain::MessageSender`]
+//! ([`Capture`]) and an outage switch per store ([`TestStore::set_down`]).
+//!
+//! Without [`POSTGRES_URL_VAR`] the PostgreSQL half of a suite is skipped, and says so once per
+//! test binary on stderr (past the test harness's output capture); with `CI` set, a missing
+//! variable fails the test instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod clock;
+mod db;
+mod services;
+mod store;
+
+pub use clock::{FixedRandom, ManualClock};
+pub use db::TestDatabase;
+pub use marque_store::Backend;
+pub use services::{Capture, SECRET, Services};
+pub use store::{OutboxRow, Switch, TestStore};
+
+/// Environment variable naming a PostgreSQL admin URL for throwaway databases, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const POSTGRES_URL_VAR: &str = "MARQUE_TEST_POSTGRES_URL";
+
+/// The PostgreSQL admin URL of [`POSTGRES_URL_VAR`], or `None` — after telling stderr, once per
+/// test binary, that the PostgreSQL tests are skipped.
+///
+/// # Panics
+/// When the variable is missing and `CI` is set: CI must run both backends.
+pub fn postgres_admin_url() -> Option<String> {
+    if let Some(url) = std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{POSTGRES_URL_VAR} is not set, and CI is: the PostgreSQL half of the suite must run in CI"
+    );
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        use std::io::Write;
+        let binary = std::env::args().next().unwrap_or_default();
+        // Written to the stderr handle, not with `eprintln!`, which the test harness captures.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n\
+             ************************************************************************\n\
+             * POSTGRESQL TESTS SKIPPED: {POSTGRES_URL_VAR} is not set.\n\
+             * Only the SQLite half of {binary} runs.\n\
+             * Set it to an admin URL, e.g. postgres://postgres@127.0.0.1:5432/postgres\n\
+             ************************************************************************\n"
+        );
+    });
+    None
+}
+
+/// Declares each named scenario `fn(&TestStore)` twice: `sqlite::<name>` and `postgres::<name>`,
+/// each on a fresh migrated KG store.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() {
+                super::$name(&$crate::TestStore::sqlite(::marque_markets::Market::Kg))
+            } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                if let Some(store) = $crate::TestStore::new(
+                    $crate::Backend::Postgres,
+                    ::marque_markets::Market::Kg,
+                ) {
+                    super::$name(&store)
+                }
+            } )*
+        }
+    };
+}

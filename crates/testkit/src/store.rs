@@ -1,0 +1,275 @@
+//! A migrated store on a throwaway database, and a switch that takes it down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Integer, Text};
+use marque_domain::{
+    AccountRepository, Address, AddressId, AddressRecord, AuthRepository, DeleteAccount, Insert,
+    IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
+    NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
+    PaymentMethod, PaymentMethodId, PaymentMethodRecord, ProfileUpdate, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
+    VerifyOutcome,
+};
+use marque_markets::Market;
+use marque_store::{Backend, MarketStore};
+
+use crate::TestDatabase;
+
+/// Runs `$body` with `$c` bound to a fresh connection of either backend to the test database,
+/// panicking with the SQL on failure.
+macro_rules! on_connection {
+    ($self:expr, $sql:expr, |$c:ident| $body:expr) => {{
+        let url = $self.db.url();
+        let result = match $self.backend {
+            Backend::Postgres => {
+                let $c = &mut PgConnection::establish(url).expect("connect to the test database");
+                $body
+            }
+            Backend::Sqlite => {
+                let path = url.strip_prefix("sqlite://").expect("a sqlite:// URL");
+                let $c = &mut SqliteConnection::establish(path).expect("open the test database");
+                diesel::sql_query("PRAGMA foreign_keys = ON")
+                    .execute($c)
+                    .expect("enable foreign keys");
+                $body
+            }
+        };
+        result.unwrap_or_else(|e| panic!("{}: {e}", $sql))
+    }};
+}
+
+/// A migrated [`MarketStore`] of one market on its own throwaway database. Fields drop in
+/// order: the pools close before the database is deleted.
+pub struct TestStore {
+    /// The store itself.
+    pub store: MarketStore,
+    /// The same store behind an outage switch, for wiring services.
+    switch: Arc<Switch>,
+    /// Its backend.
+    pub backend: Backend,
+    db: TestDatabase,
+}
+
+impl std::fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestStore")
+            .field("store", &self.store)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestStore {
+    /// A migrated store of `market` on a fresh database of `backend`; `None` for PostgreSQL when
+    /// [`crate::POSTGRES_URL_VAR`] is not set (see [`crate::postgres_admin_url`]).
+    pub fn new(backend: Backend, market: Market) -> Option<Self> {
+        let db = match backend {
+            Backend::Sqlite => TestDatabase::sqlite(),
+            Backend::Postgres => {
+                let admin = crate::postgres_admin_url()?;
+                TestDatabase::postgres(&admin).expect("create a PostgreSQL test database")
+            }
+        };
+        let store = MarketStore::connect(market, db.url(), 8, StdDuration::from_secs(10))
+            .expect("connect to the test database");
+        store.migrate().expect("migrate the test database");
+        assert_eq!(store.market(), market);
+        assert_eq!(store.backend(), backend);
+        Some(Self {
+            switch: Arc::new(Switch::new(store.clone())),
+            store,
+            backend,
+            db,
+        })
+    }
+
+    /// A migrated store of `market` on a fresh SQLite file.
+    pub fn sqlite(market: Market) -> Self {
+        Self::new(Backend::Sqlite, market).expect("SQLite is always available")
+    }
+
+    /// The database URL (`sqlite://…` or `postgres://…`).
+    pub fn db_url(&self) -> &str {
+        self.db.url()
+    }
+
+    /// The store behind its outage switch, as the services take it.
+    pub fn repo(&self) -> Arc<Switch> {
+        self.switch.clone()
+    }
+
+    /// Takes the store down (`true`: every call through [`TestStore::repo`] fails with
+    /// [`RepoError::Unavailable`]) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.switch.set_down(down);
+    }
+
+    /// Runs `sql` on a connection of its own; returns the `BIGINT` column `v` of the first row,
+    /// or the number of rows changed when `sql` is not a query.
+    pub fn sql(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = BigInt)]
+            v: i64,
+        }
+        let is_query = sql.trim_start().to_ascii_uppercase().starts_with("SELECT");
+        on_connection!(self, sql, |c| if is_query {
+            diesel::sql_query(sql).get_result::<Value>(c).map(|r| r.v)
+        } else {
+            diesel::sql_query(sql)
+                .execute(c)
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// Number of users stored.
+    pub fn user_count(&self) -> i64 {
+        self.sql("SELECT COUNT(*) AS v FROM users")
+    }
+
+    /// Every outbox message, oldest first.
+    pub fn outbox(&self) -> Vec<OutboxRow> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            status: String,
+            #[diesel(sql_type = Integer)]
+            attempts: i32,
+            #[diesel(sql_type = Text)]
+            recipient: String,
+            #[diesel(sql_type = Binary)]
+            payload: Vec<u8>,
+        }
+        let sql = "SELECT status, attempts, recipient, payload FROM outbox ORDER BY id";
+        let rows: Vec<Row> = on_connection!(self, sql, |c| diesel::sql_query(sql).load(c));
+        rows.into_iter()
+            .map(|r| OutboxRow {
+                status: r.status,
+                attempts: r.attempts,
+                recipient: r.recipient,
+                payload: r.payload,
+            })
+            .collect()
+    }
+
+    /// Sealed bodies of the pending messages for `recipient`, oldest first.
+    pub fn pending_bodies(&self, recipient: &str) -> Vec<Vec<u8>> {
+        self.outbox()
+            .into_iter()
+            .filter(|r| r.status == "pending" && r.recipient == recipient)
+            .map(|r| r.payload)
+            .collect()
+    }
+}
+
+/// A row of the outbox table as tests inspect it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// `pending`, `sent`, `failed` or `expired`.
+    pub status: String,
+    /// Failed delivery attempts.
+    pub attempts: i32,
+    /// E.164 recipient.
+    pub recipient: String,
+    /// Sealed body; empty once scrubbed.
+    pub payload: Vec<u8>,
+}
+
+impl OutboxRow {
+    /// Whether the body has been scrubbed.
+    pub fn scrubbed(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
+
+/// The real store, unless switched off: then every call fails as an unreachable database
+/// would, with [`RepoError::Unavailable`]. Not a second implementation: every call is the store's.
+#[derive(Debug)]
+pub struct Switch {
+    inner: MarketStore,
+    down: AtomicBool,
+}
+
+impl Switch {
+    /// `inner`, up.
+    pub fn new(inner: MarketStore) -> Self {
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Switches the store off (`true`) or on.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn gate(&self) -> Result<(), RepoError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(RepoError::Unavailable("test store switched off".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Forwards each listed method of `$trait` to the inner store once the gate is open.
+macro_rules! gated {
+    ($trait:path { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )* }) => {
+        impl $trait for Switch {
+            fn market(&self) -> Market {
+                self.inner.market()
+            }
+            $(
+                fn $name(&self $(, $arg: $ty)*) -> Result<$ret, RepoError> {
+                    self.gate()?;
+                    <MarketStore as $trait>::$name(&self.inner $(, $arg)*)
+                }
+            )*
+        }
+    };
+}
+
+gated!(AuthRepository {
+    fn ping(&self) -> ();
+    fn issue_challenge(&self, cmd: IssueChallenge) -> IssueOutcome;
+    fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> VerifyOutcome;
+    fn active_session(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    fn session_user(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<User>;
+    fn update_profile(&self, user: UserId, update: &ProfileUpdate, now: DateTime<Utc>) -> Option<User>;
+    fn revoke_session(&self, session: &SessionId, now: DateTime<Utc>) -> bool;
+    fn revoke_sessions(&self, user: UserId, scope: &RevokeScope, now: DateTime<Utc>) -> u64;
+    fn list_sessions(&self, user: UserId, now: DateTime<Utc>) -> Vec<SessionInfo>;
+    fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> RotateOutcome;
+    fn delete_account(&self, cmd: DeleteAccount<'_>) -> VerifyOutcome;
+});
+
+gated!(AccountRepository {
+    fn addresses(&self, user: UserId) -> Vec<Address>;
+    fn address(&self, user: UserId, id: AddressId) -> Option<Address>;
+    fn insert_address(&self, user: UserId, new: &NewAddress, max: u32, now: DateTime<Utc>) -> Insert<Address>;
+    fn update_address(&self, user: UserId, id: AddressId, record: &AddressRecord, make_default: bool, now: DateTime<Utc>) -> Option<Address>;
+    fn delete_address(&self, user: UserId, id: AddressId) -> bool;
+    fn payment_methods(&self, user: UserId) -> Vec<PaymentMethod>;
+    fn payment_method(&self, user: UserId, id: PaymentMethodId) -> Option<PaymentMethod>;
+    fn insert_payment_method(&self, user: UserId, new: &NewPaymentMethod, max: u32, now: DateTime<Utc>) -> Insert<PaymentMethod>;
+    fn update_payment_method(&self, user: UserId, id: PaymentMethodId, record: &PaymentMethodRecord, make_default: bool, now: DateTime<Utc>) -> Option<PaymentMethod>;
+    fn delete_payment_method(&self, user: UserId, id: PaymentMethodId) -> bool;
+    fn notifications(&self, user: UserId, query: &NotificationQuery) -> NotificationPage;
+    fn insert_notification(&self, user: UserId, new: &NewNotification, now: DateTime<Utc>) -> Option<Notification>;
+    fn mark_notification_read(&self, user: UserId, id: NotificationId, now: DateTime<Utc>) -> Option<Notification>;
+    fn mark_all_notifications_read(&self, user: UserId, now: DateTime<Utc>) -> u64;
+    fn notify_unknown_device(&self, user: UserId, session: &SessionId, user_agent: Option<&str>, notice: &NewNotification, now: DateTime<Utc>) -> bool;
+});
+
+gated!(OutboxRepository {
+    fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Vec<OutboxMessage>;
+    fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> ();
+    fn mark_failed(&self, id: i64, now: DateTime<Utc>, retry_at: Option<DateTime<Utc>>, error: &str) -> ();
+    fn mark_expired(&self, id: i64, now: DateTime<Utc>) -> ();
+});

@@ -30,6 +30,8 @@
 //! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval |
 //! | `ALLOWED_ORIGINS` | empty | CORS origins, comma separated (`*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
+//! | `BODY_READ_TIMEOUT_SECONDS` | `30` | time for a request body to arrive, then 408 |
+//! | `MAX_CONNECTIONS_PER_IP` | `64` | open connections per client IP (IPv6 /64), trusted proxies exempt; `0` = no limit |
 //! | `WORKERS` | cores | HTTP worker threads |
 //! | `BLOCKING_THREADS` | pool size / workers | database threads per HTTP worker |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines |
@@ -114,6 +116,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<IpNet>,
+    /// `BODY_READ_TIMEOUT_SECONDS`.
+    pub body_read_timeout: std::time::Duration,
+    /// `MAX_CONNECTIONS_PER_IP` (0 = unlimited).
+    pub max_connections_per_ip: usize,
     /// `WORKERS`.
     pub workers: Option<usize>,
     /// `BLOCKING_THREADS`: database threads per HTTP worker.
@@ -320,6 +326,19 @@ impl Config {
             )?),
             allowed_origins: list("ALLOWED_ORIGINS"),
             trusted_proxies,
+            body_read_timeout: match num(
+                get("BODY_READ_TIMEOUT_SECONDS"),
+                "BODY_READ_TIMEOUT_SECONDS",
+                30.0_f64,
+            )? {
+                s if s > 0.0 && s <= 3600.0 => std::time::Duration::from_secs_f64(s),
+                _ => bail!("BODY_READ_TIMEOUT_SECONDS must be between 0 and 3600"),
+            },
+            max_connections_per_ip: num(
+                get("MAX_CONNECTIONS_PER_IP"),
+                "MAX_CONNECTIONS_PER_IP",
+                64,
+            )?,
             // Default: the pool shared out among the workers, so waiting requests queue in FIFO order
             // instead of more threads than connections contending for the pool (long tails).
             blocking_threads: num(
@@ -392,6 +411,8 @@ mod tests {
         assert_eq!(c.auth.max_attempts, 3);
         assert_eq!(c.auth.phone_send_limit.window, Duration::minutes(15));
         assert!(c.auth.test_numbers.is_empty());
+        assert_eq!(c.body_read_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.max_connections_per_ip, 64);
     }
 
     #[test]

@@ -144,6 +144,10 @@ impl Application {
             workers: config.workers,
             shutdown_timeout_secs: None,
             max_blocking_threads: Some(config.blocking_threads),
+            edge: marque_api::edge::EdgeSettings {
+                body_read_timeout: config.body_read_timeout,
+                max_connections_per_ip: config.max_connections_per_ip,
+            },
         };
         let server = marque_api::server(listener, state, settings)?;
         let shutdown = CancellationToken::new();

@@ -4,6 +4,7 @@
 
 mod account;
 mod docs;
+mod edge;
 mod helpers;
 mod input;
 mod instances;

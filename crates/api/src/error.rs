@@ -80,6 +80,12 @@ pub enum ErrorKind {
     CardExpired,
     /// 500 `internal_error` (the cause is logged, never returned).
     Internal,
+    /// 400 `unsupported_transfer_encoding`: a `Transfer-Encoding` request (see `edge`).
+    UnsupportedTransferEncoding,
+    /// 408 `request_timeout`: the body did not arrive in time (see `edge`).
+    RequestTimeout,
+    /// 429 `too_many_connections`: the client IP holds too many connections (see `edge`).
+    TooManyConnections,
 }
 
 /// An error response in a language.
@@ -180,6 +186,9 @@ impl ApiError {
             ErrorKind::LimitReached => "limit_reached",
             ErrorKind::PaymentMethodNotAvailable => "payment_method_not_available",
             ErrorKind::CardExpired => "card_expired",
+            ErrorKind::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::TooManyConnections => "too_many_connections",
         }
     }
 
@@ -206,6 +215,9 @@ impl ApiError {
             ErrorKind::LimitReached => MessageKey::LimitReached,
             ErrorKind::PaymentMethodNotAvailable => MessageKey::PaymentMethodNotAvailable,
             ErrorKind::CardExpired => MessageKey::CardExpired,
+            ErrorKind::UnsupportedTransferEncoding => MessageKey::UnsupportedTransferEncoding,
+            ErrorKind::RequestTimeout => MessageKey::RequestTimeout,
+            ErrorKind::TooManyConnections => MessageKey::TooManyConnections,
         }
     }
 
@@ -249,13 +261,17 @@ impl ResponseError for ApiError {
             | ErrorKind::InvalidCode(_)
             | ErrorKind::CodeExpired
             | ErrorKind::CodeNotFound
-            | ErrorKind::AttemptsExceeded => StatusCode::BAD_REQUEST,
+            | ErrorKind::AttemptsExceeded
+            | ErrorKind::UnsupportedTransferEncoding => StatusCode::BAD_REQUEST,
             ErrorKind::Validation { .. }
             | ErrorKind::Phone(_)
             | ErrorKind::PaymentMethodNotAvailable
             | ErrorKind::CardExpired => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::LimitReached => StatusCode::CONFLICT,
-            ErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimited(_) | ErrorKind::TooManyConnections => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::InvalidToken
             | ErrorKind::InvalidRefreshToken
             | ErrorKind::RefreshTokenReused => StatusCode::UNAUTHORIZED,

@@ -62,28 +62,21 @@ impl FromRequest for BearerToken {
     }
 }
 
-/// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the rightmost
-/// address of `X-Forwarded-For` that is not itself a trusted proxy.
+/// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the address
+/// `X-Forwarded-For` names right of the trusted hops (see [`crate::client_ip::resolve`]).
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip())?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
+    // Lossy, not `to_str().ok()`: dropping a line with odd bytes would skip a hop's entry.
+    let forwarded: Vec<_> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer),
-    )
+    Some(crate::client_ip::resolve(
+        peer,
+        forwarded.iter().map(|v| v.as_ref()),
+        trusted,
+    ))
 }
 
 /// IP and user agent of the request, for limits and the session record.

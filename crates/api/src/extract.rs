@@ -190,6 +190,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn forwarded_for_entries_with_ports_cannot_be_skipped() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |xff: &str| {
+            let req = TestRequest::default()
+                .peer_addr("10.0.0.2:1000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", xff))
+                .to_http_request();
+            client_ip(&req, &trusted).unwrap().to_string()
+        };
+        assert_eq!(ip("6.6.6.6, 198.51.100.7:5678"), "198.51.100.7");
+        assert_eq!(ip("6.6.6.6, [2001:db8::7]:443"), "2001:db8::7");
+        assert_eq!(ip("6.6.6.6, [2001:db8::7]"), "2001:db8::7");
+        assert_eq!(ip("6.6.6.6, unknown"), "10.0.0.2");
+        assert_eq!(ip("::ffff:198.51.100.7"), "198.51.100.7");
+    }
+
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     struct Body {

@@ -11,11 +11,16 @@ use serde_json::Value;
 use crate::helpers::{Backend, TestApp};
 
 /// One parsed HTTP/1.1 response.
-#[derive(Debug)]
 struct RawResponse {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+}
+
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.body))
+    }
 }
 
 impl RawResponse {
@@ -131,7 +136,9 @@ fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
 /// one 400 and a closed connection: nothing after it is ever parsed as a request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
-    let app = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
+    let app = TestApp::spawn(Backend::Sqlite, &[("ALLOWED_ORIGINS", "https://shop.example")])
+        .await
+        .unwrap();
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let payload = format!(
         "POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -197,6 +204,25 @@ async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
         assert_eq!(ex.responses[0].status, 400, "{te}: {ex:?}");
         assert!(ex.closed, "{te}: connection left open: {ex:?}");
     }
+
+    // A CORS preflight is answered by the CORS middleware itself: it must not carry a smuggled
+    // request past the guard either.
+    let s = connect(&app);
+    let payload = format!(
+        "OPTIONS /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n\
+         Access-Control-Request-Method: POST\r\nTransfer-Encoding: chunked\r\n\r\n\
+         0\r\n\n\
+         POST /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let ex = tokio::task::spawn_blocking(move || {
+        exchange(s, payload.as_bytes(), Duration::from_secs(3))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 400, "{ex:?}");
+    assert!(ex.closed, "connection left open: {ex:?}");
 
     // A plain request on a fresh connection still works and keeps the connection.
     let s = connect(&app);

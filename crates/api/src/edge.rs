@@ -174,8 +174,9 @@ pub fn on_connect(
     }
 }
 
-/// The edge middleware (use with `actix_web::middleware::from_fn`, innermost, so that request
-/// tracing and security headers cover its responses).
+/// The edge middleware (use with `actix_web::middleware::from_fn`), outside every middleware
+/// that may answer by itself (CORS preflights) and inside request tracing and security headers,
+/// which then cover its responses.
 pub async fn guard<B: MessageBody + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,

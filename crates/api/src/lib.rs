@@ -152,9 +152,11 @@ pub fn server(
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(configure)
             .default_service(web::to(routes::not_found))
+            // The edge guard sits outside CORS, which answers preflights itself: an OPTIONS
+            // request must not carry a chunked body past it (issue 12, item 1).
+            .wrap(cors(&origins))
             .wrap(from_fn(move |req, next| edge::guard(req, next, body_timeout)))
             .wrap(security_headers())
-            .wrap(cors(&origins))
             .wrap(TracingLogger::<access_log::AccessLog>::new())
     })
     .shutdown_timeout(settings.shutdown_timeout_secs.unwrap_or(30))

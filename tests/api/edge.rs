@@ -104,7 +104,10 @@ fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            panic!("trailing bytes that are no response: {:?}", String::from_utf8_lossy(buf));
+            panic!(
+                "trailing bytes that are no response: {:?}",
+                String::from_utf8_lossy(buf)
+            );
         };
         let head = std::str::from_utf8(&buf[..end]).unwrap();
         let mut lines = head.split("\r\n");
@@ -136,9 +139,12 @@ fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
 /// one 400 and a closed connection: nothing after it is ever parsed as a request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
-    let app = TestApp::spawn(Backend::Sqlite, &[("ALLOWED_ORIGINS", "https://shop.example")])
-        .await
-        .unwrap();
+    let app = TestApp::spawn(
+        Backend::Sqlite,
+        &[("ALLOWED_ORIGINS", "https://shop.example")],
+    )
+    .await
+    .unwrap();
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let payload = format!(
         "POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\

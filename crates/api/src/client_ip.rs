@@ -60,10 +60,7 @@ pub fn resolve<'a>(
     if !is_trusted(&peer) {
         return peer;
     }
-    let entries: Vec<&str> = forwarded
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .collect();
+    let entries: Vec<&str> = forwarded.into_iter().flat_map(|v| v.split(',')).collect();
     let mut last_trusted = peer;
     for entry in entries.into_iter().rev() {
         match parse_forwarded_element(entry) {
@@ -125,8 +122,14 @@ mod tests {
             resolve(ip("203.0.113.5"), ["1.2.3.4"], &trusted),
             ip("203.0.113.5")
         );
-        assert_eq!(resolve(ip("203.0.113.5"), ["1.2.3.4"], &[]), ip("203.0.113.5"));
-        assert_eq!(resolve(ip("::ffff:203.0.113.5"), [], &[]), ip("203.0.113.5"));
+        assert_eq!(
+            resolve(ip("203.0.113.5"), ["1.2.3.4"], &[]),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            resolve(ip("::ffff:203.0.113.5"), [], &[]),
+            ip("203.0.113.5")
+        );
     }
 
     #[test]
@@ -172,7 +175,11 @@ mod tests {
                 "{bad:?}"
             );
             assert_eq!(
-                resolve(peer, [format!("6.6.6.6, {bad}, 10.0.0.9").as_str()], &trusted),
+                resolve(
+                    peer,
+                    [format!("6.6.6.6, {bad}, 10.0.0.9").as_str()],
+                    &trusted
+                ),
                 ip("10.0.0.9"),
                 "{bad:?}"
             );
@@ -181,8 +188,8 @@ mod tests {
 
     fn any_ip() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
-            any::<[u8; 16]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
         ]
     }
 

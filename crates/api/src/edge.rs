@@ -21,8 +21,8 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,9 +82,9 @@ impl ConnectionLimiter {
     /// IPv4 addresses count alone, IPv6 per /64.
     fn key(ip: IpAddr) -> IpAddr {
         match normalize(ip) {
-            IpAddr::V6(v6) => Ipv6Net::new(v6, 64).map_or(IpAddr::V6(v6), |n| {
-                IpAddr::V6(n.network())
-            }),
+            IpAddr::V6(v6) => {
+                Ipv6Net::new(v6, 64).map_or(IpAddr::V6(v6), |n| IpAddr::V6(n.network()))
+            }
             v4 => v4,
         }
     }
@@ -205,7 +205,10 @@ pub async fn guard<B: MessageBody + 'static>(
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0");
     if !has_body {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     // The body reader sees an error when the deadline passes first; its response (whatever it
     // made of the error) is then replaced by 408.
@@ -233,7 +236,8 @@ pub async fn guard<B: MessageBody + 'static>(
         c.0.poisoned.set(true);
     }
     let (http_req, _) = res.into_parts();
-    let mut res = ApiError::new(ErrorKind::RequestTimeout, fallback_lang(&http_req)).error_response();
+    let mut res =
+        ApiError::new(ErrorKind::RequestTimeout, fallback_lang(&http_req)).error_response();
     res.head_mut().set_connection_type(ConnectionType::Close);
     Ok(ServiceResponse::new(http_req, res).map_into_right_body())
 }
@@ -343,7 +347,9 @@ mod tests {
         let limiter = ConnectionLimiter::new(2, vec!["10.0.0.0/8".parse().unwrap()]);
         let a: IpAddr = "203.0.113.5".parse().unwrap();
         let one = limiter.acquire(a).unwrap();
-        let two = limiter.acquire("::ffff:203.0.113.5".parse().unwrap()).unwrap();
+        let two = limiter
+            .acquire("::ffff:203.0.113.5".parse().unwrap())
+            .unwrap();
         assert!(one.is_some() && two.is_some());
         assert!(limiter.acquire(a).is_err());
         assert!(limiter.acquire("203.0.113.6".parse().unwrap()).is_ok());
@@ -356,13 +362,20 @@ mod tests {
 
         let v6: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let _x = limiter.acquire(v6).unwrap();
-        let _y = limiter.acquire("2001:db8:1:2:ffff::9".parse().unwrap()).unwrap();
+        let _y = limiter
+            .acquire("2001:db8:1:2:ffff::9".parse().unwrap())
+            .unwrap();
         assert!(limiter.acquire("2001:db8:1:2::3".parse().unwrap()).is_err());
         assert!(limiter.acquire("2001:db8:1:3::1".parse().unwrap()).is_ok());
 
         // Trusted proxies are not counted; 0 means no limit.
         for _ in 0..5 {
-            assert!(limiter.acquire("10.1.2.3".parse().unwrap()).unwrap().is_none());
+            assert!(
+                limiter
+                    .acquire("10.1.2.3".parse().unwrap())
+                    .unwrap()
+                    .is_none()
+            );
         }
         let unlimited = ConnectionLimiter::new(0, vec![]);
         for _ in 0..5 {

@@ -155,7 +155,9 @@ pub fn server(
             // The edge guard sits outside CORS, which answers preflights itself: an OPTIONS
             // request must not carry a chunked body past it (issue 12, item 1).
             .wrap(cors(&origins))
-            .wrap(from_fn(move |req, next| edge::guard(req, next, body_timeout)))
+            .wrap(from_fn(move |req, next| {
+                edge::guard(req, next, body_timeout)
+            }))
             .wrap(security_headers())
             .wrap(TracingLogger::<access_log::AccessLog>::new())
     })

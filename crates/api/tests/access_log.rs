@@ -68,7 +68,11 @@ async fn get(addr: &str, xff: &str, tag: &str) {
         s.write_all(req.as_bytes()).unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
-        assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     })
     .await
     .unwrap();

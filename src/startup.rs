@@ -150,6 +150,7 @@ impl Application {
             workers: Some(config.workers()),
             shutdown_timeout_secs: None,
             max_blocking_threads: Some(config.blocking_threads()),
+            edge: config.edge(),
         };
         let server = marque_api::server(listener, state, settings)?;
         let shutdown = CancellationToken::new();

@@ -71,7 +71,7 @@ pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
     Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
-    Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    ConnectionCap, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -111,6 +111,12 @@ pub struct ServerSettings {
     pub allowed_origins: List<Origin>,
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` gives the client IP (default: none).
     pub trusted_proxies: List<ProxyNet>,
+    /// `BODY_READ_TIMEOUT_SECONDS`: seconds a request body may take to arrive after its head;
+    /// then 408 and the connection is closed (default 30; slow-body DoS, OWASP ASVS V13).
+    pub body_read_timeout_seconds: PositiveSeconds,
+    /// `MAX_CONNECTIONS_PER_IP`: open connections per client IP (socket peer; IPv6 per /64;
+    /// `TRUSTED_PROXIES` exempt); more get 429 and are closed. `0` turns the cap off (default 64).
+    pub max_connections_per_ip: ConnectionCap,
     /// `DEFAULT_MARKET`: the market reported as default (default `kg`).
     #[serde(deserialize_with = "market_from_text")]
     pub default_market: Market,
@@ -125,6 +131,8 @@ impl Default for ServerSettings {
             blocking_threads: None,
             allowed_origins: List::default(),
             trusted_proxies: List::default(),
+            body_read_timeout_seconds: PositiveSeconds::clamped(30),
+            max_connections_per_ip: ConnectionCap::clamped(64),
             default_market: Market::Kg,
         }
     }
@@ -587,6 +595,17 @@ impl Config {
     pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
         let proxies = self.settings.server.trusted_proxies.items();
         proxies.iter().map(|p| p.0).collect()
+    }
+
+    /// The HTTP edge's limits: `BODY_READ_TIMEOUT_SECONDS`, `MAX_CONNECTIONS_PER_IP`.
+    pub fn edge(&self) -> marque_api::edge::EdgeSettings {
+        let server = &self.settings.server;
+        marque_api::edge::EdgeSettings {
+            body_read_timeout: std::time::Duration::from_secs(
+                server.body_read_timeout_seconds.get(),
+            ),
+            max_connections_per_ip: server.max_connections_per_ip.as_usize(),
+        }
     }
 
     /// HTTP worker threads: `WORKERS`, else one per core.

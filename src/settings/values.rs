@@ -111,6 +111,8 @@ pub type Days = Whole<1, 3_650>;
 pub type Seconds = Whole<0, 86_400>;
 /// Seconds, 1 to one hour (3,600 s).
 pub type PositiveSeconds = Whole<1, 3_600>;
+/// Open connections per client, 0 (no cap) to 1,000,000.
+pub type ConnectionCap = Whole<0, 1_000_000>;
 /// Milliseconds, 1 to one minute (60,000 ms).
 pub type Millis = Whole<1, 60_000>;
 

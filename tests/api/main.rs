@@ -5,6 +5,7 @@
 mod account;
 mod cli;
 mod docs;
+mod edge;
 mod helpers;
 mod input;
 mod instances;

@@ -152,6 +152,17 @@ error_table! {
     /// Anything unexpected (the cause is logged, never returned).
     Internal => (S::INTERNAL_SERVER_ERROR, "internal_error", K::InternalError),
         examples [Self::Internal];
+    /// A request with `Transfer-Encoding` (request smuggling defence, GHSA-9w4r-xc43-v236);
+    /// the connection is closed.
+    UnsupportedTransferEncoding
+        => (S::BAD_REQUEST, "unsupported_transfer_encoding", K::UnsupportedTransferEncoding),
+        examples [Self::UnsupportedTransferEncoding];
+    /// The body did not arrive within `BODY_READ_TIMEOUT_SECONDS`; the connection is closed.
+    RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout", K::RequestTimeout),
+        examples [Self::RequestTimeout];
+    /// The client IP holds `MAX_CONNECTIONS_PER_IP` connections already; this one is closed.
+    TooManyConnections => (S::TOO_MANY_REQUESTS, "too_many_connections", K::TooManyConnections),
+        examples [Self::TooManyConnections];
 }
 
 /// An error response in a language. The domain error it came from, if any, is its

@@ -96,28 +96,21 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the rightmost
-/// address of `X-Forwarded-For` that is not itself a trusted proxy.
+/// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the address
+/// `X-Forwarded-For` names right of the trusted hops (see [`crate::client_ip::resolve`]).
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip())?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
+    // Lossy, not `to_str().ok()`: dropping a line with odd bytes would skip a hop's entry.
+    let forwarded: Vec<_> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer),
-    )
+    Some(crate::client_ip::resolve(
+        peer,
+        forwarded.iter().map(|v| v.as_ref()),
+        trusted,
+    ))
 }
 
 /// IP and user agent of the request, for limits and the session record.
@@ -229,6 +222,23 @@ mod tests {
             client_ip(&proxied, &trusted),
             Some("198.51.100.7".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn forwarded_for_entries_with_ports_cannot_be_skipped() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |xff: &str| {
+            let req = TestRequest::default()
+                .peer_addr("10.0.0.2:1000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", xff))
+                .to_http_request();
+            client_ip(&req, &trusted).unwrap().to_string()
+        };
+        assert_eq!(ip("6.6.6.6, 198.51.100.7:5678"), "198.51.100.7");
+        assert_eq!(ip("6.6.6.6, [2001:db8::7]:443"), "2001:db8::7");
+        assert_eq!(ip("6.6.6.6, [2001:db8::7]"), "2001:db8::7");
+        assert_eq!(ip("6.6.6.6, unknown"), "10.0.0.2");
+        assert_eq!(ip("::ffff:198.51.100.7"), "198.51.100.7");
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -6,8 +6,11 @@
 //! nothing of storage or delivery.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access_log;
 pub mod account;
+pub mod client_ip;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -17,7 +20,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use ipnet::IpNet;
 use marque_domain::{AccountService, AuthService};
@@ -56,6 +59,8 @@ pub struct HttpSettings {
     /// waiting requests in one FIFO queue instead of dozens of threads contending for a pooled
     /// connection, which is what stretches tail latency (default: actix's 512 / workers).
     pub max_blocking_threads: Option<usize>,
+    /// Body deadline and connections per client IP (`edge`).
+    pub edge: edge::EdgeSettings,
 }
 
 /// Every route of the API, each with its `#[utoipa::path]` documentation. The server registers
@@ -171,17 +176,28 @@ pub fn server(
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(state);
     let origins = settings.allowed_origins.clone();
+    let limiter = edge::ConnectionLimiter::new(
+        settings.edge.max_connections_per_ip,
+        state.trusted_proxies.clone(),
+    );
+    let body_timeout = settings.edge.body_read_timeout;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(configure)
             .default_service(web::to(routes::not_found))
-            .wrap(security_headers())
+            // The edge guard sits outside CORS, which answers preflights itself: an OPTIONS
+            // request must not carry a chunked body past it (issue 12, item 1).
             .wrap(cors(&origins))
-            .wrap(TracingLogger::default())
+            .wrap(from_fn(move |req, next| {
+                edge::guard(req, next, body_timeout)
+            }))
+            .wrap(security_headers())
+            .wrap(TracingLogger::<access_log::AccessLog>::new())
     })
     .shutdown_timeout(settings.shutdown_timeout_secs.unwrap_or(30))
+    .on_connect(edge::on_connect(limiter))
     .listen(listener)?;
     if let Some(w) = settings.workers {
         server = server.workers(w);

@@ -85,11 +85,17 @@ pub enum MessageKey {
     PaymentMethodNotAvailable,
     /// The card's expiry date has passed.
     CardExpired,
+    /// The request used `Transfer-Encoding` (chunked bodies are not accepted).
+    UnsupportedTransferEncoding,
+    /// The request body did not arrive in time.
+    RequestTimeout,
+    /// The client holds too many open connections.
+    TooManyConnections,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 39] = [
+    pub const ALL: [MessageKey; 42] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -129,6 +135,9 @@ impl MessageKey {
         MessageKey::LimitReached,
         MessageKey::PaymentMethodNotAvailable,
         MessageKey::CardExpired,
+        MessageKey::UnsupportedTransferEncoding,
+        MessageKey::RequestTimeout,
+        MessageKey::TooManyConnections,
     ];
 }
 
@@ -263,6 +272,18 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "This payment method is not available in your market",
         ),
         MessageKey::CardExpired => ("Срок действия карты истёк", "The card has expired"),
+        MessageKey::UnsupportedTransferEncoding => (
+            "Transfer-Encoding не поддерживается, передайте тело с Content-Length",
+            "Transfer-Encoding is not supported, send the body with Content-Length",
+        ),
+        MessageKey::RequestTimeout => (
+            "Тело запроса не получено вовремя",
+            "The request body did not arrive in time",
+        ),
+        MessageKey::TooManyConnections => (
+            "Слишком много соединений с вашего адреса, повторите попытку позже",
+            "Too many connections from your address, please try again later",
+        ),
     }
 }
 

@@ -1,0 +1,122 @@
+//! The access log records the client IP the limits use (issue 12, item 13): `X-Forwarded-For` is
+//! believed only from `TRUSTED_PROXIES`, never just because a client sent it. Runs the real server
+//! (`marque_api::server`) over TCP with a global log capture, so it is its own test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use marque_api::{ApiState, HttpSettings};
+mod common;
+
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Starts the server with `trusted` proxies; returns its address.
+fn start(trusted: &[&str]) -> String {
+    let (services, data) = common::state(Utc::now(), "+996555000001");
+    // The temporary databases must outlive the server, which runs until the test process ends.
+    std::mem::forget(services);
+    let mut state: ApiState = Arc::try_unwrap(data.into_inner()).ok().unwrap();
+    state.trusted_proxies = trusted.iter().map(|t| t.parse().unwrap()).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let settings = HttpSettings {
+        workers: Some(1),
+        ..HttpSettings::default()
+    };
+    let server = marque_api::server(listener, state, settings).unwrap();
+    actix_web::rt::spawn(server);
+    addr
+}
+
+/// Sends one GET with `X-Forwarded-For: xff` and marks it with `tag` (in the target).
+async fn get(addr: &str, xff: &str, tag: &str) {
+    let (addr, req) = (
+        addr.to_owned(),
+        format!(
+            "GET /api/v1/auth/markets?{tag} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    );
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// The access-log line (span close) of the request marked `tag`.
+async fn access_line(logs: &Logs, tag: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(line) = logs
+            .text()
+            .lines()
+            .find(|l| l.contains(&format!("?{tag}")) && l.contains("close"))
+        {
+            return line.to_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", logs.text());
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_access_log_records_the_client_ip_the_limits_use() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    // No trusted proxy: the socket peer, whatever the client writes.
+    let direct = start(&[]);
+    get(&direct, "6.6.6.6", "direct").await;
+    let line = access_line(&logs, "direct").await;
+    assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+    assert!(!line.contains("6.6.6.6"), "{line}");
+
+    // Behind a trusted proxy that appends ip:port: the entry it wrote, not the client's own.
+    let proxied = start(&["127.0.0.1/32"]);
+    get(&proxied, "6.6.6.6, 198.51.100.7:5678", "proxied").await;
+    let line = access_line(&logs, "proxied").await;
+    assert!(line.contains("http.client_ip=198.51.100.7"), "{line}");
+    assert!(!line.contains("6.6.6.6"), "{line}");
+
+    // An entry the proxy chain cannot vouch for: the last trusted hop.
+    get(&proxied, "6.6.6.6, unknown", "unreadable").await;
+    let line = access_line(&logs, "unreadable").await;
+    assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+}

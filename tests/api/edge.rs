@@ -1,0 +1,384 @@
+//! The HTTP edge over raw sockets (issue 12, items 1 and 2): request smuggling through chunked
+//! bodies, slow bodies, connections per client IP. These need byte-exact requests and a look at
+//! the connection itself (closed or not), which an HTTP client library hides.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp};
+
+/// One parsed HTTP/1.1 response.
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.body))
+    }
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// What came back on one connection: the responses, in order, and whether the server closed it.
+#[derive(Debug)]
+struct Exchange {
+    responses: Vec<RawResponse>,
+    closed: bool,
+    elapsed: Duration,
+}
+
+/// Opens a connection to the app.
+fn connect(app: &TestApp) -> TcpStream {
+    let addr = app.base.trim_start_matches("http://");
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Writes `bytes` in one go and reads until the server closes the connection or `wait` passes
+/// without the server closing it.
+fn exchange(mut s: TcpStream, bytes: &[u8], wait: Duration) -> Exchange {
+    let start = Instant::now();
+    s.write_all(bytes).unwrap();
+    read_all(s, start, wait)
+}
+
+fn read_all(mut s: TcpStream, start: Instant, wait: Duration) -> Exchange {
+    let mut buf = Vec::new();
+    let mut closed = false;
+    let deadline = start + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            // A reset after the response is a close too.
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    Exchange {
+        responses: parse_responses(&buf),
+        closed,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Splits `buf` into the HTTP/1.1 responses it holds (bodies framed by `Content-Length`).
+fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            panic!(
+                "trailing bytes that are no response: {:?}",
+                String::from_utf8_lossy(buf)
+            );
+        };
+        let head = std::str::from_utf8(&buf[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        assert!(status_line.starts_with("HTTP/1."), "{status_line}");
+        let status = status_line[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let body = buf[end + 4..end + 4 + len].to_vec();
+        buf = &buf[end + 4 + len..];
+        out.push(RawResponse {
+            status,
+            headers,
+            body,
+        });
+    }
+    out
+}
+
+/// GHSA-9w4r-xc43-v236: actix-http 3.20 ends a chunked body at a bare LF after the last chunk
+/// and reads the next request's head as trailers, so that request's *body* runs as a request of
+/// its own — one a front proxy never saw. Whatever actix-http does, a chunked request must get
+/// one 400 and a closed connection: nothing after it is ever parsed as a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
+    let app = TestApp::spawn(
+        Backend::Sqlite,
+        &[("ALLOWED_ORIGINS", "https://shop.example")],
+    )
+    .await
+    .unwrap();
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let payload = format!(
+        "POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n\
+         2\r\n{{}}\r\n0\r\n\n\
+         POST /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        exchange(s, payload.as_bytes(), Duration::from_secs(3))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    let res = &ex.responses[0];
+    assert_eq!(res.status, 400, "{ex:?}");
+    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
+    let body = res.json();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], "unsupported_transfer_encoding");
+    assert!(!body["message"].as_str().unwrap().is_empty());
+    assert!(ex.closed, "connection left open: {ex:?}");
+
+    // The same when the smuggled request arrives in a later packet.
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        let mut w = s.try_clone().unwrap();
+        let start = Instant::now();
+        w.write_all(
+            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // The server may have closed already: then these writes fail, which is the point.
+        let _ = w.write_all(
+            b"0\r\n\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n\
+              GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        read_all(s, start, Duration::from_secs(3))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 400, "{ex:?}");
+    assert!(ex.closed, "connection left open: {ex:?}");
+
+    // Any transfer coding, any casing.
+    for te in ["chunked", "Chunked", "gzip, chunked", "identity"] {
+        let s = connect(&app);
+        let req = format!(
+            "POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\
+             Content-Type: application/json\r\n\r\n0\r\n\r\n"
+        );
+        let ex = tokio::task::spawn_blocking(move || {
+            exchange(s, req.as_bytes(), Duration::from_secs(3))
+        })
+        .await
+        .unwrap();
+        // actix itself refuses some codings with a bare 400; either way one 400, then closed.
+        assert_eq!(ex.responses.len(), 1, "{te}: {ex:?}");
+        assert_eq!(ex.responses[0].status, 400, "{te}: {ex:?}");
+        assert!(ex.closed, "{te}: connection left open: {ex:?}");
+    }
+
+    // A CORS preflight is answered by the CORS middleware itself: it must not carry a smuggled
+    // request past the guard either.
+    let s = connect(&app);
+    let payload = format!(
+        "OPTIONS /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n\
+         Access-Control-Request-Method: POST\r\nTransfer-Encoding: chunked\r\n\r\n\
+         0\r\n\n\
+         POST /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let ex = tokio::task::spawn_blocking(move || {
+        exchange(s, payload.as_bytes(), Duration::from_secs(3))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 400, "{ex:?}");
+    assert!(ex.closed, "connection left open: {ex:?}");
+
+    // A plain request on a fresh connection still works and keeps the connection.
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        exchange(
+            s,
+            b"GET /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_millis(300),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 200, "{ex:?}");
+    assert!(!ex.closed, "{ex:?}");
+}
+
+/// A body that never arrives held its connection forever (slow-body denial of service): now
+/// 408 with the JSON error after `BODY_READ_TIMEOUT_SECONDS`, and the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_gets_408_and_a_closed_connection() {
+    let app = TestApp::spawn(Backend::Sqlite, &[("BODY_READ_TIMEOUT_SECONDS", "1")])
+        .await
+        .unwrap();
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        exchange(
+            s,
+            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"phone_number\": ",
+            Duration::from_secs(4),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    let res = &ex.responses[0];
+    assert_eq!(res.status, 408, "{ex:?}");
+    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
+    let body = res.json();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], "request_timeout");
+    assert!(ex.closed, "{ex:?}");
+    assert!(ex.elapsed >= Duration::from_millis(900), "{ex:?}");
+    assert!(ex.elapsed < Duration::from_secs(3), "{ex:?}");
+
+    // A body trickling in over the deadline is cut off the same way.
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        let mut w = s.try_clone().unwrap();
+        let start = Instant::now();
+        w.write_all(
+            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 40\r\n\r\n{",
+        )
+        .unwrap();
+        for _ in 0..6 {
+            std::thread::sleep(Duration::from_millis(250));
+            if w.write_all(b" ").is_err() {
+                break;
+            }
+        }
+        read_all(s, start, Duration::from_secs(4))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 408, "{ex:?}");
+    assert!(ex.closed, "{ex:?}");
+
+    // A body that arrives in time is served as before, on a connection that stays open.
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || {
+        let mut w = s.try_clone().unwrap();
+        let start = Instant::now();
+        w.write_all(
+            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 2\r\n\r\n{",
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        w.write_all(b"}").unwrap();
+        read_all(s, start, Duration::from_millis(800))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 422, "{ex:?}");
+    assert_eq!(ex.responses[0].json()["error"], "validation_error");
+    assert!(!ex.closed, "{ex:?}");
+}
+
+/// One client IP may hold `MAX_CONNECTIONS_PER_IP` open connections; more are refused at once
+/// with 429 and closed, and a closed connection frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_client_ip_are_capped() {
+    let app = TestApp::spawn(Backend::Sqlite, &[("MAX_CONNECTIONS_PER_IP", "3")])
+        .await
+        .unwrap();
+    let get = b"GET /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\n\r\n";
+    let ask = |s: &TcpStream| {
+        let mut w = s.try_clone().unwrap();
+        w.write_all(get).unwrap();
+        let r = s.try_clone().unwrap();
+        read_all(r, Instant::now(), Duration::from_millis(300))
+    };
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(&app)).collect();
+    let (held, answers) = tokio::task::spawn_blocking(move || {
+        let answers: Vec<Exchange> = held.iter().map(ask).collect();
+        (held, answers)
+    })
+    .await
+    .unwrap();
+    for ex in &answers {
+        assert_eq!(ex.responses.len(), 1, "{ex:?}");
+        assert_eq!(ex.responses[0].status, 200, "{ex:?}");
+        assert!(!ex.closed, "{ex:?}");
+    }
+
+    // The fourth is refused quickly, with the JSON error, and closed.
+    let s = connect(&app);
+    let ex = tokio::task::spawn_blocking(move || exchange(s, get, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert_eq!(ex.responses.len(), 1, "{ex:?}");
+    assert_eq!(ex.responses[0].status, 429, "{ex:?}");
+    assert_eq!(ex.responses[0].json()["error"], "too_many_connections");
+    assert!(ex.closed, "{ex:?}");
+    assert!(ex.elapsed < Duration::from_secs(1), "{ex:?}");
+
+    // Only live connections count: close one and a new one is served.
+    let mut held = held;
+    drop(held.pop());
+    let s = tokio::task::spawn_blocking({
+        let addr = app.base.trim_start_matches("http://").to_owned();
+        move || {
+            let start = Instant::now();
+            loop {
+                let s = TcpStream::connect(&addr).unwrap();
+                let ex = exchange(s, get, Duration::from_millis(300));
+                if ex.responses.first().is_some_and(|r| r.status == 200) {
+                    return ex;
+                }
+                assert!(start.elapsed() < Duration::from_secs(3), "{ex:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!s.closed, "{s:?}");
+    drop(held);
+}

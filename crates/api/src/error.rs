@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use marque_domain::{AccountError, AuthError};
-use marque_markets::{Language, MessageKey, PhoneError, text};
+use marque_markets::{CARD_NUMBER_IN_TEXT, Language, MessageKey, PhoneError, text};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -78,6 +78,11 @@ pub enum ErrorKind {
     PaymentMethodNotAvailable,
     /// 422 `card_expired`.
     CardExpired,
+    /// 422 `card_number_in_text` naming the field: a free-text field holds a card number.
+    CardNumberInText {
+        /// Field name.
+        field: String,
+    },
     /// 500 `internal_error` (the cause is logged, never returned).
     Internal,
 }
@@ -98,14 +103,14 @@ impl ApiError {
     }
 
     /// A validation error for `field`.
+    /// A validation error for `field`; a card number in the field
+    /// ([`marque_markets::CARD_NUMBER_IN_TEXT`]) is [`ErrorKind::CardNumberInText`].
     pub fn validation(field: impl Into<String>, detail: impl Into<String>, lang: Language) -> Self {
-        Self::new(
-            ErrorKind::Validation {
-                field: field.into(),
-                detail: detail.into(),
-            },
-            lang,
-        )
+        let (field, detail) = (field.into(), detail.into());
+        if detail == CARD_NUMBER_IN_TEXT {
+            return Self::new(ErrorKind::CardNumberInText { field }, lang);
+        }
+        Self::new(ErrorKind::Validation { field, detail }, lang)
     }
 
     /// The domain error `e`, in `lang`. Internal causes are logged here.
@@ -138,6 +143,9 @@ impl ApiError {
         let kind = match e {
             AccountError::NotFound => ErrorKind::NotFound,
             AccountError::LimitReached(_) => ErrorKind::LimitReached,
+            AccountError::Invalid(f) if f.is_card_number_in_text() => ErrorKind::CardNumberInText {
+                field: f.field.to_owned(),
+            },
             AccountError::Invalid(f) => ErrorKind::Validation {
                 field: f.field.to_owned(),
                 detail: f.reason.to_owned(),
@@ -180,6 +188,7 @@ impl ApiError {
             ErrorKind::LimitReached => "limit_reached",
             ErrorKind::PaymentMethodNotAvailable => "payment_method_not_available",
             ErrorKind::CardExpired => "card_expired",
+            ErrorKind::CardNumberInText { .. } => "card_number_in_text",
         }
     }
 
@@ -206,6 +215,7 @@ impl ApiError {
             ErrorKind::LimitReached => MessageKey::LimitReached,
             ErrorKind::PaymentMethodNotAvailable => MessageKey::PaymentMethodNotAvailable,
             ErrorKind::CardExpired => MessageKey::CardExpired,
+            ErrorKind::CardNumberInText { .. } => MessageKey::CardNumberInText,
         }
     }
 
@@ -215,6 +225,9 @@ impl ApiError {
         let (message, field) = match &self.kind {
             ErrorKind::Validation { field, detail } => {
                 (format!("{base}: {field}: {detail}"), Some(field.clone()))
+            }
+            ErrorKind::CardNumberInText { field } => {
+                (format!("{base}: {field}"), Some(field.clone()))
             }
             _ => (base.to_owned(), None),
         };
@@ -253,7 +266,8 @@ impl ResponseError for ApiError {
             ErrorKind::Validation { .. }
             | ErrorKind::Phone(_)
             | ErrorKind::PaymentMethodNotAvailable
-            | ErrorKind::CardExpired => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorKind::CardExpired
+            | ErrorKind::CardNumberInText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::LimitReached => StatusCode::CONFLICT,
             ErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::InvalidToken

@@ -61,7 +61,11 @@ fn refused(got: (u16, Value), code: &str, field: &str, market: Market, sent: &st
     assert!(message.contains(field), "{message}");
     let digits: String = sent.chars().filter(char::is_ascii_digit).collect();
     if digits.len() >= 13 {
-        let shown: String = body.to_string().chars().filter(char::is_ascii_digit).collect();
+        let shown: String = body
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
         assert!(!shown.contains(&digits[..8]), "{body}");
     }
 }
@@ -221,7 +225,14 @@ async fn card_numbers_in_free_text_are_refused(backend: Backend) {
         list["addresses"][0]["address_line2"],
         "Call (212) 555-0100, gate 2026-02-01"
     );
-    let (status, named) = call(&app, "PUT", PROFILE, &us, json!({"full_name": "Ann Lee 2nd"})).await;
+    let (status, named) = call(
+        &app,
+        "PUT",
+        PROFILE,
+        &us,
+        json!({"full_name": "Ann Lee 2nd"}),
+    )
+    .await;
     assert_eq!(status, 200, "{named}");
     assert_eq!(named["full_name"], "Ann Lee 2nd");
 }
@@ -320,28 +331,56 @@ async fn display_text_refuses_format_characters(backend: Backend) {
     }
     assert_eq!(profile_name(&app, &kg).await, Value::Null, "nothing stored");
     refused(
-        call(&app, "POST", ADDRESSES, &kg, kg_address("title", "Дом\u{202E}")).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &kg,
+            kg_address("title", "Дом\u{202E}"),
+        )
+        .await,
         "validation_error",
         "title",
         Market::Kg,
         "",
     );
     refused(
-        call(&app, "POST", ADDRESSES, &kg, kg_address("city", "Бишкек\u{200B}")).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &kg,
+            kg_address("city", "Бишкек\u{200B}"),
+        )
+        .await,
         "validation_error",
         "city",
         Market::Kg,
         "",
     );
     refused(
-        call(&app, "POST", ADDRESSES, &us, us_address("street_address", "\u{2067}123 Main St")).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &us,
+            us_address("street_address", "\u{2067}123 Main St"),
+        )
+        .await,
         "validation_error",
         "street_address",
         Market::Us,
         "",
     );
     refused(
-        call(&app, "POST", ADDRESSES, &us, us_address("address_line2", "\u{0301}")).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &us,
+            us_address("address_line2", "\u{0301}"),
+        )
+        .await,
         "validation_error",
         "address_line2",
         Market::Us,
@@ -351,7 +390,12 @@ async fn display_text_refuses_format_characters(backend: Backend) {
     assert_eq!(app.count(Market::Us, "user_addresses").await, 0);
 
     // Names in any script, with combining accents, still pass.
-    for name in ["Zoë O'Neil", "Анна-Мария Ахматова", "Jose\u{0301} Garci\u{0301}a", "李小龍"] {
+    for name in [
+        "Zoë O'Neil",
+        "Анна-Мария Ахматова",
+        "Jose\u{0301} Garci\u{0301}a",
+        "李小龍",
+    ] {
         let (status, named) = call(&app, "PUT", PROFILE, &us, json!({ "full_name": name })).await;
         assert_eq!(status, 200, "{name}: {named}");
         assert_eq!(named["full_name"], name);

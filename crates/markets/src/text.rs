@@ -242,7 +242,7 @@ mod tests {
     use super::*;
     use crate::payment::luhn_valid;
 
-    fn found<'a>(text: &'a str) -> Option<&'a str> {
+    fn found(text: &str) -> Option<&str> {
         find_card_number(text).map(|span| &text[span])
     }
 
@@ -422,7 +422,7 @@ mod tests {
         ) {
             let mut number = pan.clone();
             let mut cuts: Vec<_> = cuts.into_iter().filter(|(at, _)| *at < pan.len()).collect();
-            cuts.sort_by(|a, b| b.0.cmp(&a.0));
+            cuts.sort_by_key(|c| std::cmp::Reverse(c.0));
             cuts.dedup_by_key(|c| c.0);
             for (at, sep) in cuts {
                 number.insert_str(at, &sep);

@@ -663,12 +663,12 @@ async fn payment_methods(backend: Backend) {
         "POST",
         path,
         &us,
-        Some(json!({"payment_type": "google_pay", "provider_token": "gp_tok_123"})),
+        Some(json!({"payment_type": "google_pay", "provider_token": "tok_1Q0PsIJvEtkwdCNY"})),
     )
     .await;
     assert_eq!(status, 201, "{wallet}");
     assert_eq!(wallet["payment_method"]["has_provider_token"], true);
-    assert!(!wallet.to_string().contains("gp_tok_123"));
+    assert!(!wallet.to_string().contains("tok_1Q0PsIJvEtkwdCNY"));
     let err = error(
         call(
             &app,

@@ -4,6 +4,7 @@
 
 mod account;
 mod cli;
+mod data;
 mod docs;
 mod edge;
 mod helpers;

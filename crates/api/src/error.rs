@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use marque_domain::{AccountError, AuthError};
-use marque_markets::{Language, Market, MessageKey, PhoneError, text};
+use marque_markets::{CARD_NUMBER_IN_TEXT, Language, Market, MessageKey, PhoneError, text};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -85,6 +85,14 @@ error_table! {
             field: "phone_number".to_owned(),
             detail: "missing field `phone_number`".to_owned(),
         }];
+    /// A free-text field holds a card number (PCI DSS 3.3/3.4); `field` names it, the value is
+    /// never echoed.
+    CardNumberInText {
+        /// The request field at fault.
+        field: String
+    }
+        => (S::UNPROCESSABLE_ENTITY, "card_number_in_text", K::CardNumberInText),
+        examples [Self::CardNumberInText { field: "full_name".to_owned() }];
     /// Unknown `X-Market`.
     UnknownMarket => (S::BAD_REQUEST, "unknown_market", K::UnknownMarket),
         examples [Self::UnknownMarket];
@@ -203,14 +211,14 @@ impl ApiError {
     }
 
     /// A validation error for `field`.
+    /// A validation error for `field`; a card number in the field
+    /// ([`marque_markets::CARD_NUMBER_IN_TEXT`]) is [`ErrorKind::CardNumberInText`].
     pub fn validation(field: impl Into<String>, detail: impl Into<String>, lang: Language) -> Self {
-        Self::new(
-            ErrorKind::Validation {
-                field: field.into(),
-                detail: detail.into(),
-            },
-            lang,
-        )
+        let (field, detail) = (field.into(), detail.into());
+        if detail == CARD_NUMBER_IN_TEXT {
+            return Self::new(ErrorKind::CardNumberInText { field }, lang);
+        }
+        Self::new(ErrorKind::Validation { field, detail }, lang)
     }
 
     /// The domain error `e`, in `lang`. Internal causes are logged here.
@@ -237,6 +245,9 @@ impl ApiError {
         let kind = match &e {
             AccountError::NotFound => ErrorKind::NotFound,
             AccountError::LimitReached(_) => ErrorKind::LimitReached,
+            AccountError::Invalid(f) if f.is_card_number_in_text() => ErrorKind::CardNumberInText {
+                field: f.field.to_owned(),
+            },
             AccountError::Invalid(f) => ErrorKind::Validation {
                 field: f.field.to_owned(),
                 detail: f.reason.to_owned(),
@@ -272,6 +283,9 @@ impl ApiError {
         let (message, field) = match &self.kind {
             ErrorKind::Validation { field, detail } => {
                 (format!("{base}: {field}: {detail}"), Some(field.clone()))
+            }
+            ErrorKind::CardNumberInText { field } => {
+                (format!("{base}: {field}"), Some(field.clone()))
             }
             _ => (base.to_owned(), None),
         };

@@ -72,7 +72,9 @@ pub struct ProfileValueError {
     pub reason: &'static str,
 }
 
-/// A display name: 1–100 characters after trimming, no control characters.
+/// A display name: 1–100 characters after trimming, no control characters, and the rules of
+/// text people see ([`marque_markets::check_display_text`]: no card number, no Unicode format
+/// characters such as bidi overrides or zero-width characters, at least one visible character).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullName(String);
 
@@ -96,7 +98,25 @@ impl FullName {
         if s.chars().any(char::is_control) {
             return Err(err("must not contain control characters"));
         }
+        // No card number, no bidi or zero-width characters, something visible (issue 12).
+        marque_markets::check_display_text("full_name", s).map_err(|e| err(e.reason))?;
         Ok(Self(s.to_owned()))
+    }
+
+    /// A name as stored, possibly before the display-text rules (issue 12): format characters
+    /// are dropped and card numbers replaced by `…` ([`marque_markets::clean_display_text`]), so
+    /// an old row neither fails to load nor shows them; nothing visible left is no name.
+    ///
+    /// # Errors
+    ///
+    /// [`ProfileValueError`] when the stored text breaks another rule (a data error).
+    pub fn from_stored(stored: &str) -> Result<Option<Self>, ProfileValueError> {
+        match Self::parse(&marque_markets::clean_display_text(stored)) {
+            Ok(name) => Ok(Some(name)),
+            Err(e) if e.reason == marque_markets::NOTHING_VISIBLE_IN_TEXT => Ok(None),
+            Err(e) if e.reason == "must not be empty" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The name.
@@ -169,6 +189,42 @@ mod tests {
         assert!(FullName::parse(&"я".repeat(101)).is_err());
         assert!(FullName::parse("Ann\u{0}a").is_err());
         assert!(FullName::parse("Ann\na").is_err());
+    }
+
+    #[test]
+    fn full_names_hold_no_card_number_and_show_what_they_say() {
+        for (bad, reason) in [
+            (
+                "Анна 5555 5555 5555 4444",
+                marque_markets::CARD_NUMBER_IN_TEXT,
+            ),
+            (
+                "Anna\u{202E}gpj.exe",
+                marque_markets::FORMAT_CHARACTER_IN_TEXT,
+            ),
+            (
+                "\u{2066}Anna\u{2069}",
+                marque_markets::FORMAT_CHARACTER_IN_TEXT,
+            ),
+            ("An\u{200B}na", marque_markets::FORMAT_CHARACTER_IN_TEXT),
+            ("\u{FEFF}Anna", marque_markets::FORMAT_CHARACTER_IN_TEXT),
+            ("\u{200D}", marque_markets::FORMAT_CHARACTER_IN_TEXT),
+            ("\u{301}\u{308}", marque_markets::NOTHING_VISIBLE_IN_TEXT),
+            ("\u{3164}", marque_markets::NOTHING_VISIBLE_IN_TEXT),
+        ] {
+            let e = FullName::parse(bad).unwrap_err();
+            assert_eq!((e.field, e.reason), ("full_name", reason), "{bad:?}");
+        }
+        for ok in ["Zoë O'Neil", "Jose\u{301}", "李小龍", "Ann Lee 2nd"] {
+            assert_eq!(FullName::parse(ok).unwrap().as_str(), ok);
+            assert_eq!(FullName::from_stored(ok).unwrap().unwrap().as_str(), ok);
+        }
+        // Rows written before the rules: cleaned on reading, never a failure for them.
+        let old = FullName::from_stored("Anna\u{202E}gpj 5555 5555 5555 4444").unwrap();
+        assert_eq!(old.unwrap().as_str(), "Annagpj …");
+        assert_eq!(FullName::from_stored("\u{200B}\u{200D}"), Ok(None));
+        assert_eq!(FullName::from_stored("\u{301}"), Ok(None));
+        assert!(FullName::from_stored(&"x".repeat(101)).is_err());
     }
 
     #[test]

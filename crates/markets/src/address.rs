@@ -113,7 +113,9 @@ fn too_long(max: usize) -> &'static str {
     }
 }
 
-/// A free-text field: trimmed, not empty, at most `max` characters, no control characters.
+/// A free-text field: trimmed, not empty, at most `max` characters, no control characters, and
+/// the rules of text people see ([`crate::check_display_text`]: no card number, no format
+/// characters, something visible).
 fn text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
     let s = value.trim();
     if s.is_empty() {
@@ -128,6 +130,7 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<String, FieldErr
             "must not contain control characters",
         ));
     }
+    crate::text::check_display_text(field, s)?;
     Ok(s.to_owned())
 }
 
@@ -612,7 +615,8 @@ impl MarketAddress {
     /// First, a value in a field that `market`'s addresses do not have is refused (`zip_code` in
     /// a Kyrgyz address: "is not an address field in this market"); `null` there is ignored.
     /// Then each of the market's fields, in [`address_fields`] order: required fields must be
-    /// present and not blank; text fields are trimmed, without control characters, at most
+    /// present and not blank; text fields are trimmed, without control characters, card numbers
+    /// or format characters and with a visible character ([`crate::check_display_text`]), at most
     /// [`MAX_LINE_CHARS`] (street lines), [`MAX_CITY_CHARS`] (city) or [`MAX_UNIT_CHARS`]
     /// (building, apartment) characters; optional fields that are blank count as absent;
     /// `region`, `postal_code`, `state`, `zip_code` by [`KgRegion::parse`],
@@ -1023,6 +1027,36 @@ mod tests {
         // A Kyrgyz-shaped body for a US address: the first foreign field is named.
         assert_eq!(field_of(Market::Us, &kg_input()), "street");
         assert_eq!(field_of(Market::Kg, &us_input()), "street_address");
+    }
+
+    #[test]
+    fn every_text_field_refuses_card_numbers_and_format_characters() {
+        use crate::text::{CARD_NUMBER_IN_TEXT, FORMAT_CHARACTER_IN_TEXT, NOTHING_VISIBLE_IN_TEXT};
+        let cases = [
+            ("5555 5555 5555 4444", CARD_NUMBER_IN_TEXT),
+            ("4111-1111-1111-1111", CARD_NUMBER_IN_TEXT),
+            ("12\u{202E}", FORMAT_CHARACTER_IN_TEXT),
+            ("1\u{200B}2", FORMAT_CHARACTER_IN_TEXT),
+            ("\u{301}", NOTHING_VISIBLE_IN_TEXT),
+        ];
+        for (market, input) in [(Market::Kg, kg_input()), (Market::Us, us_input())] {
+            for field in address_fields(market) {
+                if matches!(*field, "region" | "postal_code" | "state" | "zip_code") {
+                    continue;
+                }
+                for (value, reason) in cases {
+                    let mut i = input.clone();
+                    *i.field_mut(field) = v(value);
+                    let e = MarketAddress::parse(market, &i).unwrap_err();
+                    assert_eq!((e.field, e.reason), (*field, reason), "{field} {value:?}");
+                }
+            }
+        }
+        let ok = AddressInput {
+            address_line2: v("Call (212) 555-0100 after 2026-02-01"),
+            ..us_input()
+        };
+        assert!(MarketAddress::parse(Market::Us, &ok).is_ok());
     }
 
     #[test]

@@ -17,4 +17,25 @@ impl FieldError {
     pub const fn new(field: &'static str, reason: &'static str) -> Self {
         Self { field, reason }
     }
+
+    /// `field` holds a card number ([`crate::find_card_number`]); reason
+    /// [`crate::CARD_NUMBER_IN_TEXT`].
+    pub const fn card_number_in_text(field: &'static str) -> Self {
+        Self::new(field, crate::text::CARD_NUMBER_IN_TEXT)
+    }
+
+    /// Whether this is [`FieldError::card_number_in_text`], which the API answers with its own
+    /// code.
+    pub fn is_card_number_in_text(&self) -> bool {
+        self.reason == crate::text::CARD_NUMBER_IN_TEXT
+    }
+
+    /// The API's stable error code for it: `card_number_in_text`, else `validation_error`.
+    pub fn code(&self) -> &'static str {
+        if self.is_card_number_in_text() {
+            "card_number_in_text"
+        } else {
+            "validation_error"
+        }
+    }
 }

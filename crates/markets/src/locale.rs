@@ -91,11 +91,13 @@ pub enum MessageKey {
     RequestTimeout,
     /// The client holds too many open connections.
     TooManyConnections,
+    /// A free-text field holds a card number (PCI DSS 3.3/3.4); the API names the field.
+    CardNumberInText,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 42] = [
+    pub const ALL: [MessageKey; 43] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -138,6 +140,7 @@ impl MessageKey {
         MessageKey::UnsupportedTransferEncoding,
         MessageKey::RequestTimeout,
         MessageKey::TooManyConnections,
+        MessageKey::CardNumberInText,
     ];
 }
 
@@ -284,6 +287,10 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Слишком много соединений с вашего адреса, повторите попытку позже",
             "Too many connections from your address, please try again later",
         ),
+        MessageKey::CardNumberInText => (
+            "Номер банковской карты в этом поле не допускается",
+            "Card numbers are not allowed in this field",
+        ),
     }
 }
 
@@ -296,16 +303,26 @@ const MAX_DEVICE_CHARS: usize = 100;
 /// ru: `("Вход в аккаунт с нового устройства", "Выполнен вход в ваш аккаунт с нового устройства
 /// (<device>). Если это были не вы, обратитесь в службу поддержки.")`; en: `("New sign-in to your
 /// account", "Your account was signed in from a new device (<device>). If this wasn't you, contact
-/// support.")`. `device` is cut to its first 100 characters with control characters removed;
-/// `None` or blank reads "неизвестное устройство" / "unknown device".
+/// support.")`. `device` (the client's `User-Agent`, untrusted) is cut to its first 100
+/// characters with control and format characters removed and card numbers replaced by `…`, so
+/// that the notice always passes the rules of display text ([`crate::check_display_text`]) — a
+/// hostile `User-Agent` cannot suppress it; `None`, blank or nothing visible reads
+/// "неизвестное устройство" / "unknown device".
 pub fn new_sign_in_notice(lang: Language, device: Option<&str>) -> (String, String) {
     let device: String = device
         .unwrap_or_default()
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !crate::text::is_format_character(*c))
+        .collect();
+    let device: String = crate::text::redact_card_numbers(&device)
+        .chars()
         .take(MAX_DEVICE_CHARS)
         .collect();
-    let device = device.trim();
+    let device = if device.chars().any(crate::text::is_visible) {
+        device.trim()
+    } else {
+        ""
+    };
     match lang {
         Language::Ru => {
             let device = if device.is_empty() {
@@ -420,6 +437,33 @@ mod tests {
         assert!(text.contains(&format!("({})", "x".repeat(100))), "{text}");
         assert!(!text.contains(&"x".repeat(101)));
         assert!(!text.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn sign_in_notices_pass_the_display_text_rules_whatever_the_device() {
+        for device in [
+            "Evil\u{202E}gpj.exe",
+            "\u{200B}\u{2066}",
+            "\u{301}",
+            "Card 4111 1111 1111 1111",
+            "4111111111111111\u{200B}",
+        ] {
+            for lang in LANGS {
+                let (title, text) = new_sign_in_notice(lang, Some(device));
+                assert_eq!(crate::check_display_text("title", &title), Ok(()));
+                assert_eq!(
+                    crate::check_display_text("message", &text),
+                    Ok(()),
+                    "{device:?}: {text}"
+                );
+            }
+        }
+        let (_, text) = new_sign_in_notice(Language::En, Some("Evil\u{202E}gpj.exe"));
+        assert!(text.contains("(Evilgpj.exe)"), "{text}");
+        let (_, text) = new_sign_in_notice(Language::En, Some("\u{200B}\u{301}"));
+        assert!(text.contains("(unknown device)"), "{text}");
+        let (_, text) = new_sign_in_notice(Language::En, Some("Card 4111 1111 1111 1111"));
+        assert!(text.contains("(Card …)"), "{text}");
     }
 
     #[test]

@@ -498,10 +498,87 @@ impl HolderName {
     }
 }
 
+/// One payment processor token format accepted in `provider_token`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFormat {
+    /// Who issues such tokens, and for which payment methods.
+    pub issuer: &'static str,
+    /// What the token looks like.
+    pub shape: &'static str,
+    /// A well-formed example.
+    pub example: &'static str,
+    matches: fn(&str) -> bool,
+}
+
+impl TokenFormat {
+    /// Whether `token` (trimmed) has this format.
+    pub fn matches(&self, token: &str) -> bool {
+        (self.matches)(token)
+    }
+}
+
+fn is_stripe_id(s: &str) -> bool {
+    ["pm_", "tok_", "card_", "src_"].iter().any(|prefix| {
+        s.strip_prefix(prefix)
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    })
+}
+
+fn is_paypal_billing_agreement(s: &str) -> bool {
+    s.strip_prefix("B-").is_some_and(|id| {
+        id.len() == 17
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    })
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The processor token formats `provider_token` accepts — the one place they are defined (and
+/// listed in `docs/api.md`). A token must have one of them and must not hold a card number
+/// ([`crate::find_card_number`]; a processor never puts the PAN in its token, so one that does is
+/// a PAN in disguise).
+///
+/// - Stripe object ids, `pm_` (PaymentMethod), `tok_` (Token), `card_` (Card), `src_` (Source),
+///   then ASCII letters and digits: cards of both markets, and Apple Pay and Google Pay, which reach
+///   us through the card processor.
+/// - PayPal billing agreement ids (reference transactions): `B-` and 17 capital letters or digits.
+/// - A UUID in the RFC 9562 text form (`8-4-4-4-12` hex digits), for gateways that key a stored
+///   card by UUID (card-on-file at a regional acquirer, Элкарт included).
+///
+/// Adding a processor means adding its format here.
+pub const PROVIDER_TOKEN_FORMATS: [TokenFormat; 3] = [
+    TokenFormat {
+        issuer: "Stripe (cards, Apple Pay, Google Pay)",
+        shape: "pm_, tok_, card_ or src_ followed by letters and digits",
+        example: "pm_1Q0PsIJvEtkwdCNYMd8A0Pjx",
+        matches: is_stripe_id,
+    },
+    TokenFormat {
+        issuer: "PayPal (billing agreements)",
+        shape: "B- followed by 17 capital letters or digits",
+        example: "B-5YM93434ES9012345",
+        matches: is_paypal_billing_agreement,
+    },
+    TokenFormat {
+        issuer: "card-on-file gateways keyed by UUID",
+        shape: "a UUID, 8-4-4-4-12 hexadecimal digits",
+        example: "3f2b8c1e-9a4d-4e7f-8b6a-1c2d3e4f5a6b",
+        matches: is_uuid,
+    },
+];
+
 /// A payment processor's reference to a payment instrument it stores (a Stripe `pm_…`, a PayPal
-/// billing agreement id…): 1–255 printable ASCII characters without spaces. Something that looks
-/// like a card number (12–19 digits passing the Luhn check) is refused: the service must never
-/// hold a PAN. `Debug` is redacted.
+/// billing agreement `B-…`): at most 255 characters in one of the [`PROVIDER_TOKEN_FORMATS`],
+/// never holding a card number. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderToken(String);
 
@@ -509,7 +586,8 @@ impl ProviderToken {
     /// Longest token, in bytes.
     pub const MAX_LEN: usize = 255;
 
-    /// Parses untrusted input.
+    /// Parses untrusted input (trimmed). Rules, in order: 1–255 bytes; no card number
+    /// ([`FieldError::card_number_in_text`]); one of the [`PROVIDER_TOKEN_FORMATS`].
     ///
     /// # Errors
     ///
@@ -520,14 +598,24 @@ impl ProviderToken {
         if s.is_empty() || s.len() > Self::MAX_LEN {
             return Err(err("must be 1 to 255 characters"));
         }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(err("must be printable ASCII without spaces"));
-        }
-        let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-        if (12..=19).contains(&digits.len()) && luhn_valid(&digits) {
-            return Err(err("must be a processor token, not a card number"));
+        crate::text::check_free_text("provider_token", s)?;
+        if !PROVIDER_TOKEN_FORMATS.iter().any(|f| f.matches(s)) {
+            return Err(err(
+                "must be a payment processor token (pm_…, tok_…, card_…, src_…, B-…, or a UUID)",
+            ));
         }
         Ok(ProviderToken(s.to_owned()))
+    }
+
+    /// A token as stored, possibly before the format rules (issue 12): a token in another format
+    /// that the earlier rules accepted (1–255 printable ASCII characters) is kept, so the
+    /// processor can still be charged with it; one holding a card number is dropped (`None`) and
+    /// never shown or used.
+    pub fn from_stored(stored: &str) -> Option<ProviderToken> {
+        let s = stored.trim();
+        let legacy =
+            !s.is_empty() && s.len() <= Self::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+        (legacy && !crate::text::contains_card_number(s)).then(|| ProviderToken(s.to_owned()))
     }
 
     /// The token.
@@ -694,6 +782,66 @@ mod tests {
     }
 
     #[test]
+    fn provider_tokens_have_a_processor_format_and_no_card_number() {
+        for f in PROVIDER_TOKEN_FORMATS {
+            assert!(f.matches(f.example), "{f:?}");
+            assert_eq!(
+                ProviderToken::parse(f.example).map(|t| t.as_str().to_owned()),
+                Ok(f.example.to_owned())
+            );
+        }
+        for ok in [
+            "pm_1N2b3C",
+            "tok_1",
+            "card_1MvoL2LkdIwHu7ix0sdwEzF4",
+            "src_1N3c",
+            "B-50V812176H0783741",
+            "3F2B8C1E-9A4D-4E7F-8B6A-1C2D3E4F5A6B",
+        ] {
+            assert!(ProviderToken::parse(ok).is_ok(), "{ok}");
+        }
+        // The issue's example, and PANs hidden in each format.
+        for pan in [
+            "tok_4012888888881881_0431",
+            "pm_4012888888881881",
+            "card_x4012888888881881x",
+            "B-4012888888881881X",
+            "41111111-1111-1111-1111-111111111111",
+            "5555 5555 5555 4444",
+            "4012-8888-8888-1881",
+        ] {
+            let e = ProviderToken::parse(pan).unwrap_err();
+            assert!(e.is_card_number_in_text(), "{pan}: {e}");
+            assert_eq!(e.field, "provider_token");
+        }
+        assert_eq!(
+            ProviderToken::from_stored("gp_tok_123").map(|t| t.as_str().to_owned()),
+            Some("gp_tok_123".to_owned())
+        );
+        assert_eq!(
+            ProviderToken::from_stored("tok_4012888888881881_0431"),
+            None
+        );
+        assert_eq!(ProviderToken::from_stored("pm 1"), None);
+        for other in [
+            "gp_tok_123",
+            "hello",
+            "pm_",
+            "pm_abc-def",
+            "PM_abc",
+            "B-5YM93434ES901234",
+            "B-5ym93434es9012345",
+            "3f2b8c1e9a4d4e7f8b6a1c2d3e4f5a6b",
+            "javascript:alert(1)",
+            "<script>",
+        ] {
+            let e = ProviderToken::parse(other).unwrap_err();
+            assert!(!e.is_card_number_in_text(), "{other}");
+            assert_eq!(e.field, "provider_token", "{other}");
+        }
+    }
+
+    #[test]
     fn luhn() {
         assert!(luhn_valid("79927398713"));
         assert!(!luhn_valid("79927398710"));
@@ -769,6 +917,8 @@ mod tests {
             );
         }
         assert!(ProviderToken::parse(&"t".repeat(256)).is_err());
+        assert!(ProviderToken::parse(&format!("pm_{}", "a".repeat(252))).is_ok());
+        assert!(ProviderToken::parse(&format!("pm_{}", "a".repeat(253))).is_err());
         assert_eq!(CardLast4::parse("1111").unwrap().as_str(), "1111");
         assert!(CardLast4::parse("111").is_err());
         assert!(CardLast4::parse("11a1").is_err());

@@ -14,7 +14,7 @@ use marque_domain::{
 };
 use marque_markets::{
     AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, Market, MarketAddress,
-    PaymentMethodKind, PaymentType, ProviderToken,
+    PaymentMethodKind, PaymentType, ProviderToken, clean_display_text,
 };
 
 use crate::DbError;
@@ -28,13 +28,17 @@ fn corrupt(market: Market, table: &'static str, id: i64, what: &'static str) -> 
 }
 
 fn title(market: Market, id: i64, t: Option<String>) -> Result<Option<AddressTitle>, DbError> {
-    t.map(|t| AddressTitle::parse(&t))
+    // Cleaned, not refused: titles stored before the display-text rules (issue 12).
+    t.map(|t| AddressTitle::from_stored(&t))
         .transpose()
+        .map(Option::flatten)
         .map_err(|_| corrupt(market, "user_addresses", id, "title"))
 }
 
+/// A stored address field, cleaned of what the display-text rules (issue 12) refuse since it
+/// was written: unchanged for anything written after them.
 fn field(v: Option<String>) -> Option<Option<String>> {
-    Some(v)
+    Some(v.map(|s| clean_display_text(&s)))
 }
 
 /// A row of `kg::user_addresses`.
@@ -340,12 +344,11 @@ impl PaymentMethodRow {
             }),
             None => None,
         };
+        // Tokens stored before the format rules stay usable; one holding a PAN is dropped.
         let provider_token = self
             .provider_token
             .as_deref()
-            .map(ProviderToken::parse)
-            .transpose()
-            .map_err(|_| bad("provider_token"))?;
+            .and_then(ProviderToken::from_stored);
         Ok(PaymentMethod {
             id: PaymentMethodId(id),
             record: PaymentMethodRecord {
@@ -383,8 +386,11 @@ impl NotificationRow {
             id: NotificationId(id),
             kind: NotificationKind::parse(&self.notification_type)
                 .ok_or_else(|| bad("notification_type"))?,
-            title: NotificationTitle::parse(&self.title).map_err(|_| bad("title"))?,
-            message: NotificationBody::parse(&self.message).map_err(|_| bad("message"))?,
+            // Cleaned, not refused: texts stored before the display-text rules (issue 12).
+            title: NotificationTitle::parse(&clean_display_text(&self.title))
+                .map_err(|_| bad("title"))?,
+            message: NotificationBody::parse(&clean_display_text(&self.message))
+                .map_err(|_| bad("message"))?,
             order_id: self.order_id,
             is_read: self.is_read,
             created_at: from_db(self.created_at),

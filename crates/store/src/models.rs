@@ -68,7 +68,8 @@ impl UserRow {
             return Err(bad("phone_number (other market)"));
         }
         let full_name = match &self.full_name {
-            Some(s) => Some(FullName::parse(s).map_err(|_| bad("full_name"))?),
+            // Cleaned, not refused: names stored before the display-text rules (issue 12).
+            Some(s) => FullName::from_stored(s).map_err(|_| bad("full_name"))?,
             None => None,
         };
         let profile_image_url = match &self.profile_image_url {

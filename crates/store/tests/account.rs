@@ -27,6 +27,7 @@ on_both_backends!(
     notifications_page_count_and_read,
     new_device_notice_is_sent_once,
     account_rows_go_with_the_user,
+    rows_written_before_the_text_rules_still_load,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -627,4 +628,77 @@ fn account_rows_go_with_the_user(ctx: &Ctx) {
             "{table}"
         );
     }
+}
+
+/// Issue 12: text stored before the card-number and display-text rules loads cleaned (format
+/// characters dropped, card numbers replaced by `…`), never as an error that would lock the user
+/// out; a provider token holding a card number is dropped, one in an old format kept.
+fn rows_written_before_the_text_rules_still_load(ctx: &Ctx) {
+    let s = &ctx.store;
+    let (me, sid) = sign_in(s, "+996555000001", None, t0());
+    created(
+        s.insert_address(me, &new_kg("ул. Первая", true), 20, at(1))
+            .unwrap(),
+    );
+    let card = |token: &str| {
+        payment(PaymentMethodInput {
+            card_type: Some("visa".into()),
+            card_last4: Some("0431".into()),
+            provider_token: Some(token.into()),
+            ..PaymentMethodInput::default()
+        })
+    };
+    let with_pan = created(
+        s.insert_payment_method(me, &card("pm_1"), 20, at(1))
+            .unwrap(),
+    );
+    let old_format = created(
+        s.insert_payment_method(me, &card("pm_2"), 20, at(2))
+            .unwrap(),
+    );
+    s.insert_notification(me, &notice(NotificationKind::Security, "Вход"), at(1))
+        .unwrap()
+        .unwrap();
+    // What the rules before issue 12 let through.
+    for sql in [
+        "UPDATE users SET full_name = 'Anna\u{202E}gpj 5555 5555 5555 4444'".to_owned(),
+        "UPDATE user_addresses SET title = '\u{200B}', street = 'ул.\u{200B} Первая 4111 1111 1111 1111'"
+            .to_owned(),
+        format!(
+            "UPDATE user_payment_methods SET provider_token = 'tok_4012888888881881_0431' WHERE id = {}",
+            with_pan.id.0
+        ),
+        format!(
+            "UPDATE user_payment_methods SET provider_token = 'gp_tok_123' WHERE id = {}",
+            old_format.id.0
+        ),
+        "UPDATE user_notifications SET title = 'Вход\u{2066}', message = 'Evil\u{202E}txt.exe'"
+            .to_owned(),
+    ] {
+        assert_eq!(ctx.sql(&sql), 1, "{sql}");
+    }
+    let user = s.session_user(&sid, me, at(3)).unwrap().unwrap();
+    assert_eq!(user.full_name.unwrap().as_str(), "Annagpj …");
+    let addresses = s.addresses(me).unwrap();
+    assert_eq!(addresses[0].title, None);
+    match &addresses[0].postal {
+        MarketAddress::Kg(a) => assert_eq!(a.street(), "ул. Первая …"),
+        other => panic!("{other:?}"),
+    }
+    let methods = s.payment_methods(me).unwrap();
+    let token_of = |id| {
+        methods
+            .iter()
+            .find(|m| m.id == id)
+            .unwrap()
+            .record
+            .provider_token
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+    };
+    assert_eq!(token_of(with_pan.id), None);
+    assert_eq!(token_of(old_format.id).as_deref(), Some("gp_tok_123"));
+    let page = s.notifications(me, &NotificationQuery::default()).unwrap();
+    assert_eq!(page.items[0].title.as_str(), "Вход");
+    assert_eq!(page.items[0].message.as_str(), "Eviltxt.exe");
 }

@@ -38,7 +38,9 @@ impl fmt::Display for NotificationId {
     }
 }
 
-/// A short free text (trimmed, 1–`max` characters, no control characters).
+/// A short free text (trimmed, 1–`max` characters, no control characters) that people see: no
+/// card number, no Unicode format characters, something visible
+/// ([`marque_markets::check_display_text`]).
 fn short_text(field: &'static str, input: &str, max: usize) -> Result<String, FieldError> {
     let s = input.trim();
     if s.is_empty() {
@@ -60,6 +62,8 @@ fn short_text(field: &'static str, input: &str, max: usize) -> Result<String, Fi
             "must not contain control characters",
         ));
     }
+    // No card number, no bidi or zero-width characters, something visible (issue 12).
+    marque_markets::check_display_text(field, s)?;
     Ok(s.to_owned())
 }
 
@@ -85,6 +89,25 @@ impl AddressTitle {
             ));
         }
         Ok(AddressTitle(s))
+    }
+
+    /// A title as stored, possibly before the display-text rules (issue 12): cleaned by
+    /// [`marque_markets::clean_display_text`]; nothing visible left is no title.
+    ///
+    /// # Errors
+    ///
+    /// [`FieldError`] when the stored text breaks another rule (a data error).
+    pub fn from_stored(stored: &str) -> Result<Option<AddressTitle>, FieldError> {
+        match AddressTitle::parse(&marque_markets::clean_display_text(stored)) {
+            Ok(title) => Ok(Some(title)),
+            Err(e)
+                if e.reason == marque_markets::NOTHING_VISIBLE_IN_TEXT
+                    || e.reason == "must not be empty" =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The title.
@@ -411,6 +434,33 @@ mod tests {
             assert_eq!(NotificationKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(NotificationKind::parse("spam"), None);
+    }
+
+    #[test]
+    fn texts_hold_no_card_number_and_show_what_they_say() {
+        let card = marque_markets::CARD_NUMBER_IN_TEXT;
+        let format = marque_markets::FORMAT_CHARACTER_IN_TEXT;
+        let e = AddressTitle::parse("Карта 5555 5555 5555 4444").unwrap_err();
+        assert_eq!((e.field, e.reason), ("title", card));
+        assert!(e.is_card_number_in_text());
+        let e = AddressTitle::parse("Дом\u{202E}").unwrap_err();
+        assert_eq!((e.field, e.reason), ("title", format));
+        let e = AddressTitle::parse("\u{301}").unwrap_err();
+        assert_eq!(e.reason, marque_markets::NOTHING_VISIBLE_IN_TEXT);
+        let e = NotificationTitle::parse("Paid with 4111 1111 1111 1111").unwrap_err();
+        assert_eq!((e.field, e.reason), ("title", card));
+        let e = NotificationBody::parse("Your card\n4111-1111-1111-1111").unwrap_err();
+        assert_eq!((e.field, e.reason), ("message", card));
+        let e = NotificationBody::parse("a\u{2067}b").unwrap_err();
+        assert_eq!((e.field, e.reason), ("message", format));
+        assert!(AddressTitle::parse("Офис, 3 этаж, +996 555 123 456").is_ok());
+        assert!(NotificationBody::parse("Заказ №1042 от 01.02.2026 передан курьеру").is_ok());
+        assert_eq!(
+            AddressTitle::from_stored("Дом\u{202E} 5555 5555 5555 4444").map(|t| t.map(|t| t.0)),
+            Ok(Some("Дом …".to_owned()))
+        );
+        assert_eq!(AddressTitle::from_stored("\u{200B}"), Ok(None));
+        assert!(AddressTitle::from_stored("a\nb").is_err());
     }
 
     #[test]

@@ -70,8 +70,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
-    ConnectionCap, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    ConnectionCap, Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat,
+    Millis, Minutes, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider,
+    TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.

@@ -7,15 +7,15 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    ExposeSecret, MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock,
-    TokenService,
+    ExposeSecret, MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer,
+    RetentionRepository, RetentionService, SystemClock, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{Config, Environment, JwtKeys, SmsProvider};
+use crate::settings::{Config, Environment, JwtKeys};
 
 /// Replacements for the production collaborators, for tests.
 #[derive(Default)]
@@ -49,12 +49,34 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Vec<MarketStore>> {
     Ok(stores)
 }
 
-/// A running service: HTTP server plus outbox worker.
+/// A running service: HTTP server, outbox worker and retention job.
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     worker: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
+}
+
+/// Purges every market at start and then every `interval`, until `shutdown` is cancelled. The
+/// purge runs on the blocking pool (diesel is synchronous).
+async fn run_retention(
+    service: Arc<RetentionService>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(policy = ?service.policy(), "retention job started");
+    loop {
+        let s = service.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || s.run_once()).await {
+            tracing::error!(error = %e, "retention purge task failed");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+    tracing::info!("retention job stopped");
 }
 
 impl Application {
@@ -75,9 +97,6 @@ impl Application {
                     "TEST_PHONE_NUMBERS is set in production: these numbers sign in with fixed codes"
                 );
             }
-            if settings.delivery.sms_provider == SmsProvider::Console {
-                tracing::warn!("SMS_PROVIDER=console in production: codes are printed, not sent");
-            }
         }
         let stores = open_stores(&config).await?;
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -87,6 +106,15 @@ impl Application {
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn AuthRepository>)
             .collect();
+        let retention_repos: Vec<Arc<dyn RetentionRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn RetentionRepository>)
+            .collect();
+        let retention = Arc::new(RetentionService::new(
+            retention_repos,
+            clock.clone(),
+            config.retention_policy(),
+        ));
         let outbox_repos: Vec<Arc<dyn OutboxRepository>> = stores
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn OutboxRepository>)
@@ -155,11 +183,17 @@ impl Application {
         let server = marque_api::server(listener, state, settings)?;
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(worker.run(shutdown.clone()));
+        let retention = tokio::spawn(run_retention(
+            retention,
+            config.retention_interval(),
+            shutdown.clone(),
+        ));
         tracing::info!(address = %format!("{host}:{port}"), "marque listening");
         Ok(Self {
             port,
             server,
             worker,
+            retention,
             shutdown,
         })
     }
@@ -181,6 +215,9 @@ impl Application {
         self.shutdown.cancel();
         if let Err(e) = self.worker.await {
             tracing::error!(error = %e, "outbox worker ended abnormally");
+        }
+        if let Err(e) = self.retention.await {
+            tracing::error!(error = %e, "retention job ended abnormally");
         }
         tracing::info!("marque stopped");
         result.context("HTTP server failed")

@@ -62,7 +62,9 @@ use std::path::Path;
 
 use chrono::Duration;
 use figment::Figment;
-use marque_domain::{AuthConfig, Ed25519PublicKey, Ed25519SigningKey, SecretString};
+use marque_domain::{
+    AuthConfig, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
+};
 use marque_markets::Market;
 use marque_messaging::WorkerConfig;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -70,8 +72,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    ConnectionCap, Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat,
-    Millis, Minutes, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider,
+    ConnectionCap, Count, DatabaseUrl, Days, Environment, Hours, JwtAlgorithm, KeyFile, List,
+    LogFormat, Millis, Minutes, Moment, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider,
     TestNumber, Text,
 };
 
@@ -229,6 +231,10 @@ pub struct OtpSettings {
     pub ip_send_window_minutes: Minutes,
     /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
     pub test_phone_numbers: List<TestNumber>,
+    /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: end of the test numbers (RFC 3339 date-time or a date);
+    /// required in production when `TEST_PHONE_NUMBERS` is set, at most 30 days ahead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_phone_numbers_valid_until: Option<Moment>,
 }
 
 impl Default for OtpSettings {
@@ -243,6 +249,7 @@ impl Default for OtpSettings {
             ip_send_limit: Count::clamped(ip.max_hits.into()),
             ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
             test_phone_numbers: List::default(),
+            test_phone_numbers_valid_until: None,
         }
     }
 }
@@ -264,6 +271,46 @@ impl Default for DeliverySettings {
         Self {
             sms_provider: SmsProvider::Console,
             outbox_poll_interval_ms: Millis::clamped(u64::try_from(poll).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// The retention job (issue 12, item 19): `RETENTION_*`. Defaults:
+/// [`RetentionPolicy::default`], and one run per hour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// `RETENTION_INTERVAL_SECONDS`: pause between two purges of every market (default 3600).
+    pub retention_interval_seconds: PositiveSeconds,
+    /// `RETENTION_CHALLENGES_HOURS`: codes are deleted this long after their expiry (default 24).
+    pub retention_challenges_hours: Hours,
+    /// `RETENTION_RATE_LIMITS_HOURS`: rate-limit buckets are deleted this long after their last
+    /// hit (default 48; keep it above the longest limit window).
+    pub retention_rate_limits_hours: Hours,
+    /// `RETENTION_OUTBOX_DAYS`: delivered, given-up or expired messages are deleted this long
+    /// after their creation (default 7).
+    pub retention_outbox_days: Days,
+    /// `RETENTION_SESSIONS_DAYS`: ended sessions and expired refresh tokens are deleted this long
+    /// after their end (default 30).
+    pub retention_sessions_days: Days,
+    /// `RETENTION_AUDIT_DAYS`: audit rows are deleted this long after they were written
+    /// (default 365).
+    pub retention_audit_days: Days,
+    /// `RETENTION_BATCH_SIZE`: rows deleted per statement (default 1000).
+    pub retention_batch_size: Count,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let p = RetentionPolicy::default();
+        Self {
+            retention_interval_seconds: PositiveSeconds::clamped(3600),
+            retention_challenges_hours: Hours::clamped(whole(p.challenges.num_hours())),
+            retention_rate_limits_hours: Hours::clamped(whole(p.rate_limits.num_hours())),
+            retention_outbox_days: Days::clamped(whole(p.outbox.num_days())),
+            retention_sessions_days: Days::clamped(whole(p.sessions.num_days())),
+            retention_audit_days: Days::clamped(whole(p.audit.num_days())),
+            retention_batch_size: Count::clamped(p.batch_size.into()),
         }
     }
 }
@@ -308,6 +355,9 @@ pub struct Settings {
     /// Delivery.
     #[serde(flatten)]
     pub delivery: DeliverySettings,
+    /// Retention job.
+    #[serde(flatten)]
+    pub retention: RetentionSettings,
     /// Per-market settings; a market missing here has its defaults.
     pub markets: BTreeMap<Market, MarketSettings>,
 }
@@ -322,6 +372,7 @@ impl Settings {
             field_names::<DatabaseSettings>(),
             field_names::<OtpSettings>(),
             field_names::<DeliverySettings>(),
+            field_names::<RetentionSettings>(),
             &["markets"],
         ]
         .concat();
@@ -373,6 +424,7 @@ impl Settings {
             database: figment.extract_lossy().map_err(describe)?,
             otp: figment.extract_lossy().map_err(describe)?,
             delivery: figment.extract_lossy().map_err(describe)?,
+            retention: figment.extract_lossy().map_err(describe)?,
             markets,
         };
         Ok((settings, figment))
@@ -586,6 +638,24 @@ impl Config {
         std::time::Duration::from_millis(self.settings.delivery.outbox_poll_interval_ms.get())
     }
 
+    /// The retention periods (`RETENTION_*`).
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        let r = &self.settings.retention;
+        RetentionPolicy {
+            challenges: Duration::hours(r.retention_challenges_hours.as_i64()),
+            rate_limits: Duration::hours(r.retention_rate_limits_hours.as_i64()),
+            outbox: Duration::days(r.retention_outbox_days.as_i64()),
+            sessions: Duration::days(r.retention_sessions_days.as_i64()),
+            audit: Duration::days(r.retention_audit_days.as_i64()),
+            batch_size: r.retention_batch_size.as_u32(),
+        }
+    }
+
+    /// `RETENTION_INTERVAL_SECONDS` as a duration.
+    pub fn retention_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settings.retention.retention_interval_seconds.get())
+    }
+
     /// `ALLOWED_ORIGINS` as the texts the CORS layer compares with `Origin` headers.
     pub fn allowed_origins(&self) -> Vec<String> {
         let origins = self.settings.server.allowed_origins.items();
@@ -642,8 +712,48 @@ fn check_production(
             "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)".to_owned(),
         ));
     }
+    // No implicit SQLite file: every market names its database.
+    for market in Market::ALL {
+        let given = settings.markets.get(&market);
+        if given.and_then(|m| m.database_url.as_ref()).is_none() {
+            return Err(error(
+                &format!("markets.{}.database_url", market.code()),
+                "required when MARQUE_ENV is production (no implicit SQLite file)".to_owned(),
+            ));
+        }
+    }
+    let otp = &settings.otp;
+    if !otp.test_phone_numbers.items().is_empty() {
+        let max = chrono::Utc::now() + Duration::days(MAX_TEST_NUMBERS_DAYS);
+        match otp.test_phone_numbers_valid_until {
+            None => {
+                return Err(error(
+                    "test_phone_numbers_valid_until",
+                    "required with TEST_PHONE_NUMBERS when MARQUE_ENV is production".to_owned(),
+                ));
+            }
+            Some(until) if until.0 > max => {
+                return Err(error(
+                    "test_phone_numbers_valid_until",
+                    format!(
+                        "at most {MAX_TEST_NUMBERS_DAYS} days ahead when MARQUE_ENV is production"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if settings.delivery.sms_provider == SmsProvider::Console {
+        return Err(error(
+            "sms_provider",
+            "`console` prints every code and is refused when MARQUE_ENV is production".to_owned(),
+        ));
+    }
     Ok(())
 }
+
+/// How far ahead `TEST_PHONE_NUMBERS_VALID_UNTIL` may be in production.
+const MAX_TEST_NUMBERS_DAYS: i64 = 30;
 
 /// The domain's tunables from the settings.
 fn auth_config(settings: &Settings) -> AuthConfig {

@@ -597,3 +597,55 @@ impl<'de> Deserialize<'de> for Text {
         Self::new(&text).ok_or_else(|| de::Error::custom("expected a non-empty value"))
     }
 }
+
+/// Hours, at least 1 and at most ten years.
+pub type Hours = Whole<1, 87_600>;
+
+/// A moment: an RFC 3339 date-time (`2026-12-31T23:59:59Z`) or a plain date (`2026-12-31`,
+/// meaning its start, 00:00 UTC). Printed as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Moment(pub chrono::DateTime<chrono::Utc>);
+
+impl Moment {
+    const EXPECTED: &'static str = "an RFC 3339 date-time like 2026-12-31T23:59:59Z, or a date like 2026-12-31";
+
+    /// Parses either form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(Self(t.with_timezone(&chrono::Utc)));
+        }
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| Self(t.and_utc()))
+    }
+}
+
+impl fmt::Display for Moment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+}
+
+impl Serialize for Moment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Moment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Moment;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(Moment::EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Moment, E> {
+                Moment::parse(v).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}

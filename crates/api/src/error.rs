@@ -120,6 +120,9 @@ error_table! {
     /// Too many wrong tries on the code.
     AttemptsExceeded => (S::BAD_REQUEST, "attempts_exceeded", K::AttemptsExceeded),
         examples [Self::AttemptsExceeded];
+    /// The account is disabled (`users.is_active = false`); answered only after a right code.
+    AccountDisabled => (S::FORBIDDEN, "account_disabled", K::AccountDisabled),
+        examples [Self::AccountDisabled];
     /// Access token missing, malformed, expired or of an ended session.
     InvalidToken => (S::UNAUTHORIZED, "invalid_token", K::InvalidToken),
         examples [Self::InvalidToken];
@@ -229,6 +232,7 @@ impl ApiError {
             AuthError::CodeExpired => ErrorKind::CodeExpired,
             AuthError::CodeNotFound => ErrorKind::CodeNotFound,
             AuthError::AttemptsExceeded => ErrorKind::AttemptsExceeded,
+            AuthError::AccountDisabled => ErrorKind::AccountDisabled,
             AuthError::InvalidToken => ErrorKind::InvalidToken,
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,

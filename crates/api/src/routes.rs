@@ -98,6 +98,7 @@ pub async fn send_code(
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
+        (status = 403, description = "`account_disabled`: the code was right but the account is disabled; no session is opened"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
     )
 )]
@@ -225,7 +226,8 @@ pub async fn logout(
         }
     };
     let auth = state.auth.clone();
-    let ended = blocking(lang, move || auth.logout(&caller, scope)).await?;
+    let client = client_info(&req);
+    let ended = blocking(lang, move || auth.logout(&caller, scope, &client)).await?;
     Ok(HttpResponse::Ok().json(LogoutResponse {
         success: true,
         message: text(MessageKey::SessionsEnded, lang).to_owned(),
@@ -255,7 +257,8 @@ pub async fn refresh(
     let lang = marque_domain::refresh::market_of(&token)
         .map_or_else(|| fallback_lang(&req), Market::language);
     let auth = state.auth.clone();
-    let r = blocking(lang, move || auth.refresh(&token)).await?;
+    let client = client_info(&req);
+    let r = blocking(lang, move || auth.refresh(&token, &client)).await?;
     Ok(HttpResponse::Ok().json(RefreshResponse {
         success: true,
         message: text(MessageKey::TokenRefreshed, lang).to_owned(),
@@ -340,6 +343,7 @@ pub async fn end_session(
     )
 )]
 pub async fn delete_account(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Authenticated,
     body: JsonBody<DeleteAccountRequest>,
@@ -348,7 +352,8 @@ pub async fn delete_account(
     let code = OtpCode::parse(&body.0.verification_code)
         .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
     let auth = state.auth.clone();
-    blocking(lang, move || auth.delete_account(&caller, &code)).await?;
+    let client = client_info(&req);
+    blocking(lang, move || auth.delete_account(&caller, &code, &client)).await?;
     Ok(HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: text(MessageKey::AccountDeleted, lang).to_owned(),

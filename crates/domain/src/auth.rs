@@ -10,7 +10,7 @@ use crate::random::{generate_otp, new_uuid};
 use crate::refresh::{self, session_deadline};
 use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
+    AccessClaims, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
     NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
     RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
     RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
@@ -234,6 +234,9 @@ pub enum AuthError {
     /// Too many wrong tries; request a new code.
     #[error("too many wrong tries")]
     AttemptsExceeded,
+    /// The account is disabled (`is_active = false`); told only after a right code.
+    #[error("account disabled")]
+    AccountDisabled,
     /// Token missing, malformed, expired, or its session is not active.
     #[error("invalid token")]
     InvalidToken,
@@ -478,6 +481,7 @@ impl AuthService {
             VerifyOutcome::Expired => Err(AuthError::CodeExpired),
             VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
             VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
+            VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
         }
     }
 
@@ -534,16 +538,52 @@ impl AuthService {
     }
 
     /// Ends sessions of the caller: their own (`Local`), all (`Global`) or all others
-    /// (`Others`). Takes effect at once on every instance. Returns how many sessions ended.
-    pub fn logout(&self, who: &SignedIn, scope: LogoutScope) -> Result<u64, AuthError> {
-        let scope = match scope {
-            LogoutScope::Local => RevokeScope::One(who.session.clone()),
-            LogoutScope::Global => RevokeScope::All,
-            LogoutScope::Others => RevokeScope::AllExcept(who.session.clone()),
+    /// (`Others`). Takes effect at once on every instance, and is audited. Returns how many
+    /// sessions ended.
+    pub fn logout(
+        &self,
+        who: &SignedIn,
+        scope: LogoutScope,
+        client: &ClientInfo,
+    ) -> Result<u64, AuthError> {
+        let (name, scope) = match scope {
+            LogoutScope::Local => ("local", RevokeScope::One(who.session.clone())),
+            LogoutScope::Global => ("global", RevokeScope::All),
+            LogoutScope::Others => ("others", RevokeScope::AllExcept(who.session.clone())),
         };
-        self.repo(who.market)?
-            .revoke_sessions(who.user.id, &scope, self.clock.now())
-            .map_err(Self::storage(who.market))
+        let now = self.clock.now();
+        let ended = self
+            .repo(who.market)?
+            .revoke_sessions(who.user.id, &scope, now)
+            .map_err(Self::storage(who.market))?;
+        let event = AuditEvent::SignOut {
+            scope: name,
+            sessions: ended,
+        };
+        self.audit(AuditRecord::new(
+            who.market,
+            now,
+            Some(who.user.id),
+            client,
+            event,
+        ));
+        Ok(ended)
+    }
+
+    /// Appends `record` to the audit log of its market's database (a plain insert). A failure is
+    /// logged, not returned: the action it records has already happened.
+    pub fn audit(&self, record: AuditRecord) {
+        let market = record.market;
+        let written = self.repo(market).map(|r| r.record_audit(&record));
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(%market, event = record.event.kind(), error = %e, "audit write failed");
+            }
+            Err(_) => {
+                tracing::error!(%market, event = record.event.kind(), "audit write failed: market not served");
+            }
+        }
     }
 
     /// The caller's active sessions, newest first (their own is `who.session`).
@@ -571,7 +611,11 @@ impl AuthService {
     ///
     /// Errors: [`AuthError::InvalidRefreshToken`]; [`AuthError::RefreshTokenReused`] when a rotated
     /// token comes back after the grace window (the whole session is revoked).
-    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, AuthError> {
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, AuthError> {
         let market = refresh::market_of(refresh_token).ok_or(AuthError::InvalidRefreshToken)?;
         let repo = self.repo(market)?;
         let now = self.clock.now();
@@ -587,6 +631,7 @@ impl AuthService {
             successor_sealed: self
                 .refresh_sealer
                 .seal(successor.as_bytes(), self.rng.as_ref()),
+            client,
         };
         let (session, user, refresh_token, refresh_expires_at) =
             match repo.rotate_refresh(cmd).map_err(Self::storage(market))? {
@@ -630,7 +675,12 @@ impl AuthService {
 
     /// Deletes the caller's account after checking a fresh code sent to its own number
     /// (step-up; App Store Review Guideline 5.1.1(v)). Errors as [`AuthService::verify_code`].
-    pub fn delete_account(&self, who: &SignedIn, code: &OtpCode) -> Result<(), AuthError> {
+    pub fn delete_account(
+        &self,
+        who: &SignedIn,
+        code: &OtpCode,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let user = &who.user;
         let matches = |stored: &[u8]| self.hasher.verify(&user.phone, code, stored);
         let cmd = DeleteAccount {
@@ -639,6 +689,7 @@ impl AuthService {
             now: self.clock.now(),
             max_attempts: self.config.max_attempts,
             matches: &matches,
+            client,
         };
         match self
             .repo(who.market)?
@@ -655,6 +706,7 @@ impl AuthService {
             VerifyOutcome::Expired => Err(AuthError::CodeExpired),
             VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
             VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
+            VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
         }
     }
 

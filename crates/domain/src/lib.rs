@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod challenge;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod ports;
 pub mod random;
 pub mod rate_limit;
 pub mod refresh;
+pub mod retention;
 pub mod sealed;
 pub mod secret;
 pub mod tokens;
@@ -29,6 +31,7 @@ pub use account::{
     NotificationPage, NotificationQuery, NotificationTitle, Owner, PageLimit, PaymentMethod,
     PaymentMethodId, PaymentMethodInput, PaymentMethodRecord, PaymentMethodUpdate,
 };
+pub use audit::{AuditEvent, AuditRecord, AuditRepository, StoredAudit};
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
     MarketHealth, Refreshed, SignedIn,
@@ -47,6 +50,7 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
+pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};

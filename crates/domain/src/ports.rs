@@ -10,7 +10,10 @@
 use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Market, PhoneNumber};
 
-use crate::{NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId};
+use crate::{
+    AuditRepository, ClientInfo, NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId,
+    User, UserId,
+};
 
 /// A storage failure. Business outcomes are never errors: they are variants of the outcomes below.
 ///
@@ -150,6 +153,8 @@ pub struct RotateRefresh<'a> {
     pub successor_hash: Vec<u8>,
     /// The successor's text, sealed, kept on the rotated row for the grace window only.
     pub successor_sealed: Vec<u8>,
+    /// The client presenting the token (for the audit row of a reuse).
+    pub client: &'a ClientInfo,
 }
 
 /// Result of `AuthRepository::rotate_refresh`.
@@ -222,6 +227,8 @@ pub struct DeleteAccount<'a> {
     pub max_attempts: u32,
     /// Compares the presented code with a stored hash, in constant time.
     pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// The client asking (for the audit row of the deletion).
+    pub client: &'a ClientInfo,
 }
 
 /// Result of `AuthRepository::verify_challenge`.
@@ -249,10 +256,14 @@ pub enum VerifyOutcome {
     AttemptsExceeded,
     /// No usable code for the number.
     NoActiveCode,
+    /// Right code, but the account is disabled (`is_active = false`): the code is consumed,
+    /// no session is opened.
+    Disabled,
 }
 
-/// Storage of one market's authentication state. One implementation per market database.
-pub trait AuthRepository: Send + Sync {
+/// Storage of one market's authentication state. One implementation per market database; its
+/// audit log ([`AuditRepository`]) lives in the same database.
+pub trait AuthRepository: AuditRepository + Send + Sync {
     /// The market whose database this is.
     fn market(&self) -> Market;
 
@@ -276,8 +287,8 @@ pub trait AuthRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, RepoError>;
 
-    /// The user of an active session (same conditions as [`AuthRepository::active_session`]),
-    /// read in one query.
+    /// The user of an active session (same conditions as [`AuthRepository::active_session`],
+    /// and the user is active: `is_active`), read in one query.
     fn session_user(
         &self,
         session: &SessionId,

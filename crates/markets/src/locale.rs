@@ -93,11 +93,13 @@ pub enum MessageKey {
     TooManyConnections,
     /// A free-text field holds a card number (PCI DSS 3.3/3.4); the API names the field.
     CardNumberInText,
+    /// The account is disabled.
+    AccountDisabled,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 43] = [
+    pub const ALL: [MessageKey; 44] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -141,6 +143,7 @@ impl MessageKey {
         MessageKey::RequestTimeout,
         MessageKey::TooManyConnections,
         MessageKey::CardNumberInText,
+        MessageKey::AccountDisabled,
     ];
 }
 
@@ -290,6 +293,10 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         MessageKey::CardNumberInText => (
             "Номер банковской карты в этом поле не допускается",
             "Card numbers are not allowed in this field",
+        ),
+        MessageKey::AccountDisabled => (
+            "Учётная запись отключена, обратитесь в поддержку",
+            "This account is disabled, please contact support",
         ),
     }
 }

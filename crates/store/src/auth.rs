@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use marque_domain::challenge::{self, ChallengeStatus, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::{
-    AuthRepository, BucketState, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
+    AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
     NewSession, ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId,
     SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
 };
@@ -16,6 +16,7 @@ use marque_markets::Market;
 use tracing::instrument;
 
 use crate::MarketStore;
+use crate::audit::insert_audit;
 use crate::connection::{DbConnection, lock_bucket, lock_refresh, newest_challenge, write_tx};
 use crate::models::{SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
 use crate::schema::{
@@ -105,11 +106,24 @@ impl AuthRepository for MarketStore {
         let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
         let attempt = CodeAttempt::new(phone, cmd.now, cmd.max_attempts, cmd.matches);
         self.with_accepted_code(attempt, |conn| {
+            // Told only after a right code (the code is consumed), so a stranger learns nothing.
+            if is_disabled(conn, phone)? {
+                return Ok(VerifyOutcome::Disabled);
+            }
             let (user, is_new_user) = sign_in(conn, phone, now)?;
             let known_device = !is_new_user
                 && has_session_with_agent(conn, user.id, cmd.session.user_agent.as_deref())?;
             insert_session(conn, user.id, &cmd.session)?;
             insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
+            let client = ClientInfo {
+                ip: cmd.session.client_ip.clone(),
+                user_agent: cmd.session.user_agent.clone(),
+            };
+            let event = AuditEvent::SignIn {
+                session: cmd.session.id.clone(),
+                new_user: is_new_user,
+            };
+            insert_audit(conn, cmd.now, Some(UserId(user.id)), &client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user,
@@ -163,6 +177,7 @@ impl AuthRepository for MarketStore {
                 .filter(sessions::user_id.eq(user.0))
                 .filter(sessions::revoked_at.is_null())
                 .filter(sessions::expires_at.gt(now))
+                .filter(users::is_active.eq(true))
                 .select(UserRow::as_select())
                 .first::<UserRow>(conn)
                 .optional()?)
@@ -301,6 +316,15 @@ impl AuthRepository for MarketStore {
                 };
                 let sid = SessionId(session.id.clone());
                 let user = UserId(session.user_id);
+                // A disabled account refreshes nothing (item 17).
+                let active = users::table
+                    .find(session.user_id)
+                    .select(users::is_active)
+                    .first::<bool>(conn)
+                    .optional()?;
+                if active != Some(true) {
+                    return Ok(RotateOutcome::Invalid);
+                }
                 Ok(
                     match refresh::judge(Some(&state), Some(&live), cmd.now, cmd.grace) {
                         RefreshJudgement::Invalid => RotateOutcome::Invalid,
@@ -309,6 +333,8 @@ impl AuthRepository for MarketStore {
                                 .filter(sessions::revoked_at.is_null())
                                 .set(sessions::revoked_at.eq(now))
                                 .execute(conn)?;
+                            let event = AuditEvent::RefreshReuse { session: sid };
+                            insert_audit(conn, cmd.now, Some(user), cmd.client, &event)?;
                             RotateOutcome::Reused
                         }
                         RefreshJudgement::Replay => RotateOutcome::Replayed {
@@ -393,6 +419,8 @@ impl AuthRepository for MarketStore {
                     account_deletions::deleted_at.eq(now),
                 ))
                 .execute(conn)?;
+            let event = AuditEvent::AccountDeleted;
+            insert_audit(conn, cmd.now, Some(cmd.user), cmd.client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user: false,
@@ -550,6 +578,16 @@ fn sign_in(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether the number belongs to a disabled account.
+fn is_disabled(conn: &mut DbConnection, phone: &str) -> QueryResult<bool> {
+    let active = users::table
+        .filter(users::phone_number.eq(phone))
+        .select(users::is_active)
+        .first::<bool>(conn)
+        .optional()?;
+    Ok(active == Some(false))
 }
 
 fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> QueryResult<()> {

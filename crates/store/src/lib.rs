@@ -25,6 +25,7 @@
 
 mod account;
 mod account_rows;
+mod audit;
 mod auth;
 mod connection;
 mod db_url;
@@ -32,6 +33,7 @@ mod error;
 mod migrations;
 mod models;
 mod outbox;
+mod retention;
 mod schema;
 mod store;
 

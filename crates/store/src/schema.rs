@@ -156,6 +156,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Audit log of security events (never a code or a token).
+    audit_log (id) {
+        /// Row id.
+        id -> BigInt,
+        /// When it happened (UTC).
+        occurred_at -> Timestamp,
+        /// `AuditEvent::kind`.
+        event -> Text,
+        /// The user concerned.
+        user_id -> Nullable<BigInt>,
+        /// Client IP.
+        client_ip -> Nullable<Text>,
+        /// Client `User-Agent` (truncated).
+        user_agent -> Nullable<Text>,
+        /// `AuditEvent::detail`.
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -165,7 +185,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limits,
     outbox,
     refresh_tokens,
-    account_deletions
+    account_deletions,
+    audit_log
 );
 
 diesel::table! {

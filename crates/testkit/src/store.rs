@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
 use marque_domain::{
+    AuditRecord, AuditRepository, Purged, RetentionPolicy, RetentionRepository, StoredAudit,
     AccountRepository, Address, AddressId, AddressRecord, AuthRepository, DeleteAccount, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
     NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
@@ -234,6 +235,22 @@ macro_rules! gated {
         }
     };
 }
+
+impl AuditRepository for Switch {
+    fn record_audit(&self, record: &AuditRecord) -> Result<(), RepoError> {
+        self.gate()?;
+        self.inner.record_audit(record)
+    }
+
+    fn recent_audit(&self, limit: u32) -> Result<Vec<StoredAudit>, RepoError> {
+        self.gate()?;
+        self.inner.recent_audit(limit)
+    }
+}
+
+gated!(RetentionRepository {
+    fn purge(&self, now: DateTime<Utc>, policy: &RetentionPolicy) -> Purged;
+});
 
 gated!(AuthRepository {
     fn ping(&self) -> ();

@@ -1,0 +1,128 @@
+//! [`RetentionRepository`] on a market database: ended rows deleted in bounded batches.
+//!
+//! Each batch is two short statements outside any long transaction: select up to
+//! `batch_size` keys by an indexed column (`expires_at`, `last_hit_at`, `created_at`,
+//! `revoked_at`, `occurred_at`; see migration `2026-12-02-000400_audit_retention`), then delete
+//! those keys *with the condition repeated*, so a row that came back to life in between (a
+//! rate-limit bucket hit again) is kept.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use marque_domain::{Purged, RepoError, RetentionPolicy, RetentionRepository};
+use marque_markets::Market;
+use tracing::instrument;
+
+use crate::MarketStore;
+use crate::auth::OUTBOX_PENDING;
+use crate::connection::DbConnection;
+use crate::models::to_db;
+use crate::schema::{audit_log, outbox, phone_verifications, rate_limits, refresh_tokens, sessions};
+
+/// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching
+/// `$cond`; evaluates to the number deleted.
+macro_rules! purge_batches {
+    ($conn:expr, $batch:expr, $table:ident, $key:ident : $ty:ty, $cond:expr) => {{
+        let conn: &mut DbConnection = $conn;
+        let batch: i64 = $batch;
+        let mut deleted: u64 = 0;
+        loop {
+            let keys = $table::table
+                .filter($cond)
+                .select($table::$key)
+                .order($table::$key.asc())
+                .limit(batch)
+                .load::<$ty>(conn)?;
+            if keys.is_empty() {
+                break;
+            }
+            let n = diesel::delete($table::table.filter($table::$key.eq_any(&keys)).filter($cond))
+                .execute(conn)?;
+            deleted += n as u64;
+            if (keys.len() as i64) < batch {
+                break;
+            }
+        }
+        deleted
+    }};
+}
+
+impl RetentionRepository for MarketStore {
+    fn market(&self) -> Market {
+        MarketStore::market(self)
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    fn purge(&self, now: DateTime<Utc>, policy: &RetentionPolicy) -> Result<Purged, RepoError> {
+        let batch = i64::from(policy.batch_size.max(1));
+        let challenges = to_db(now - policy.challenges);
+        let buckets = to_db(now - policy.rate_limits);
+        let messages = to_db(now - policy.outbox);
+        let ended = to_db(now - policy.sessions);
+        let audit = to_db(now - policy.audit);
+        self.with_conn(|conn| {
+            let mut p = Purged {
+                challenges: purge_batches!(
+                    conn,
+                    batch,
+                    phone_verifications,
+                    id: i64,
+                    phone_verifications::expires_at.lt(challenges)
+                ),
+                rate_limits: purge_batches!(
+                    conn,
+                    batch,
+                    rate_limits,
+                    bucket: String,
+                    rate_limits::last_hit_at
+                        .lt(buckets)
+                        .and(rate_limits::window_started_at.lt(buckets))
+                ),
+                outbox: purge_batches!(
+                    conn,
+                    batch,
+                    outbox,
+                    id: i64,
+                    outbox::created_at.lt(messages).and(
+                        outbox::status
+                            .ne(OUTBOX_PENDING)
+                            .or(outbox::expires_at.lt(messages))
+                    )
+                ),
+                ..Purged::default()
+            };
+            // Expired sessions, then revoked ones: one indexed column each. Their refresh
+            // tokens go with them (ON DELETE CASCADE).
+            p.sessions = purge_batches!(
+                conn,
+                batch,
+                sessions,
+                id: String,
+                sessions::expires_at.lt(ended)
+            );
+            p.sessions += purge_batches!(
+                conn,
+                batch,
+                sessions,
+                id: String,
+                sessions::revoked_at.lt(ended)
+            );
+            // Expired generations of sessions still kept (a presented expired token is refused
+            // whatever its row says, so reuse detection loses nothing).
+            p.refresh_tokens = purge_batches!(
+                conn,
+                batch,
+                refresh_tokens,
+                id: i64,
+                refresh_tokens::expires_at.lt(ended)
+            );
+            p.audit = purge_batches!(
+                conn,
+                batch,
+                audit_log,
+                id: i64,
+                audit_log::occurred_at.lt(audit)
+            );
+            Ok(p)
+        })
+    }
+}

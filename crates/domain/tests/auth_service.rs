@@ -49,7 +49,7 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let user = f.auth.update_profile(&who, &upd).unwrap();
     assert_eq!(user.full_name.unwrap().as_str(), "Анна");
 
-    f.auth.logout(&who, LogoutScope::Local).unwrap();
+    f.auth.logout(&who, LogoutScope::Local, &client()).unwrap();
     assert!(matches!(
         f.auth.authenticate(&login.access_token),
         Err(AuthError::InvalidToken)
@@ -220,21 +220,21 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     assert!(first.refresh_token.starts_with("mrt_kg_"));
     assert_eq!(first.refresh_expires_in, 30 * 24 * 3600);
     f.clock.advance(Duration::seconds(60));
-    let second = f.auth.refresh(&first.refresh_token).unwrap();
+    let second = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.market, Market::Kg);
     // A concurrent retry within the grace window gets the same successor.
     f.clock.advance(Duration::seconds(5));
-    let retry = f.auth.refresh(&first.refresh_token).unwrap();
+    let retry = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_eq!(retry.refresh_token, second.refresh_token);
     // After the window, the rotated token is reuse: the whole session ends.
     f.clock.advance(Duration::seconds(6));
     assert!(matches!(
-        f.auth.refresh(&first.refresh_token),
+        f.auth.refresh(&first.refresh_token, &client()),
         Err(AuthError::RefreshTokenReused)
     ));
     assert!(matches!(
-        f.auth.refresh(&second.refresh_token),
+        f.auth.refresh(&second.refresh_token, &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
     assert!(matches!(
@@ -242,7 +242,7 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
         Err(AuthError::InvalidToken)
     ));
     assert!(matches!(
-        f.auth.refresh("garbage"),
+        f.auth.refresh("garbage", &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
 }
@@ -259,7 +259,7 @@ fn logout_scopes_and_session_list() {
     let list = f.auth.sessions(&who).unwrap();
     assert_eq!(list.len(), 3);
     assert_eq!(list[0].id, who.session);
-    assert_eq!(f.auth.logout(&who, LogoutScope::Others).unwrap(), 2);
+    assert_eq!(f.auth.logout(&who, LogoutScope::Others, &client()).unwrap(), 2);
     assert!(f.auth.authenticate(&a.access_token).is_err());
     assert!(f.auth.authenticate(&b.access_token).is_err());
     assert!(f.auth.authenticate(&c.access_token).is_ok());
@@ -267,7 +267,7 @@ fn logout_scopes_and_session_list() {
         f.auth.end_session(&who, &SessionId("nope".into())),
         Err(AuthError::NotFound)
     ));
-    assert_eq!(f.auth.logout(&who, LogoutScope::Global).unwrap(), 1);
+    assert_eq!(f.auth.logout(&who, LogoutScope::Global, &client()).unwrap(), 1);
     assert!(f.auth.authenticate(&c.access_token).is_err());
 }
 
@@ -279,13 +279,13 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     let who = f.auth.authenticate(&first.access_token).unwrap();
     assert!(matches!(
         f.auth
-            .delete_account(&who, &OtpCode::parse("123456").unwrap()),
+            .delete_account(&who, &OtpCode::parse("123456").unwrap(), &client()),
         Err(AuthError::CodeNotFound)
     ));
     f.clock.advance(Duration::seconds(61));
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
-    f.auth.delete_account(&who, &code).unwrap();
+    f.auth.delete_account(&who, &code, &client()).unwrap();
     assert_eq!(f.us.user_count(), 0);
     assert!(f.auth.authenticate(&first.access_token).is_err());
     f.clock.advance(Duration::seconds(61));
@@ -313,7 +313,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    f.auth.refresh(&first.refresh_token)
+                    f.auth.refresh(&first.refresh_token, &client())
                 })
             })
             .collect();
@@ -326,7 +326,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
     assert_eq!(successors.len(), 1, "{successors:?}");
     let successor = successors.into_iter().next().unwrap();
     assert_ne!(successor, first.refresh_token);
-    f.auth.refresh(&successor).unwrap();
+    f.auth.refresh(&successor, &client()).unwrap();
 }
 
 #[test]

@@ -956,6 +956,7 @@ fn rotate(
             max_lifetime: Duration::days(90),
             successor_hash: successor.to_vec(),
             successor_sealed: [b"sealed:", successor].concat(),
+            client: &test_client(),
         })
         .unwrap()
 }
@@ -1124,8 +1125,17 @@ fn delete(
             now,
             max_attempts: 3,
             matches: &matches,
+            client: &test_client(),
         })
         .unwrap()
+}
+
+/// The client of the store scenarios' refreshes and deletions.
+fn test_client() -> marque_domain::ClientInfo {
+    marque_domain::ClientInfo {
+        ip: Some("198.51.100.7".to_owned()),
+        user_agent: Some("store-test/1.0".to_owned()),
+    }
 }
 
 fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {

@@ -15,7 +15,7 @@
 //!
 //! | variable (file key = lower case) | default | meaning |
 //! |---|---|---|
-//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY` |
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY`, without explicit database URLs, with the console provider, or with test numbers lacking a near `TEST_PHONE_NUMBERS_VALID_UNTIL` |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
 //! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
@@ -40,7 +40,12 @@
 //! | `RESEND_COOLDOWN_SECONDS` | `60` | minimum gap between two codes for a number, seconds |
 //! | `IP_SEND_LIMIT`, `IP_SEND_WINDOW_MINUTES` | `30`, `15` | codes per client IP per window (minutes) |
 //! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
-//! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today) |
+//! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 date-time or date; required in production with test numbers, ≤ 30 days ahead |
+//! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today; refused in production) |
+//! | `RETENTION_INTERVAL_SECONDS` | `3600` | pause between two purges of ended rows |
+//! | `RETENTION_CHALLENGES_HOURS`, `RETENTION_RATE_LIMITS_HOURS` | `24`, `48` | codes after expiry, rate-limit buckets after their last hit |
+//! | `RETENTION_OUTBOX_DAYS`, `RETENTION_SESSIONS_DAYS`, `RETENTION_AUDIT_DAYS` | `7`, `30`, `365` | outbox messages once done, ended sessions and expired refresh tokens, audit rows |
+//! | `RETENTION_BATCH_SIZE` | `1000` | rows per delete statement |
 //! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval, milliseconds |
 //!
 //! Per market (`KG`, `US`; file: `[markets.kg]`, `[markets.us]`):

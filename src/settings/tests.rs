@@ -83,10 +83,99 @@ fn production_requires_a_secret() {
     let e = err(&[("MARQUE_ENV", "production")]);
     assert!(e.to_string().contains("SECRET_KEY"), "{e}");
     let key = "k".repeat(32);
-    assert!(Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok());
+    // With a secret the next production rule speaks (see `production_refuses_unsafe_settings`).
+    let e = err(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)]);
+    assert!(!e.to_string().contains("SECRET_KEY"), "{e}");
     let e = err(&[("SECRET_KEY", "short")]);
     assert_eq!(e.key, "SECRET_KEY");
     assert!(!e.to_string().contains("short"), "never echo a secret: {e}");
+}
+
+/// A production environment that passes every rule before `extra`'s; each step adds what the
+/// previous refusal asked for.
+fn production(extra: &[(&'static str, String)]) -> Result<Config, SettingsError> {
+    let mut v = vars(&[
+        ("MARQUE_ENV", "Production"),
+        ("SECRET_KEY", "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw="),
+    ]);
+    v.extend(extra.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
+    Config::from_vars(v)
+}
+
+#[test]
+fn production_refuses_unsafe_settings() {
+    let day = |n: i64| (chrono::Utc::now() + Duration::days(n)).to_rfc3339();
+    let kg = ("DATABASE_URL_MARQUE_KG", "postgres://db/kg".to_owned());
+    let us = ("DATABASE_URL_MARQUE_US", "postgres://db/us".to_owned());
+    let numbers = ("TEST_PHONE_NUMBERS", "+996555000001=123456".to_owned());
+    // Implicit SQLite: each market must name its database.
+    let e = production(&[]).unwrap_err();
+    assert_eq!(e.key, "DATABASE_URL_MARQUE_KG / markets.kg.database_url", "{e}");
+    let e = production(&[kg.clone()]).unwrap_err();
+    assert!(e.key.starts_with("DATABASE_URL_MARQUE_US"), "{e}");
+    // Test numbers without an end, or with one more than 30 days ahead.
+    let e = production(&[kg.clone(), us.clone(), numbers.clone()]).unwrap_err();
+    assert!(e.key.starts_with("TEST_PHONE_NUMBERS_VALID_UNTIL"), "{e}");
+    let far = ("TEST_PHONE_NUMBERS_VALID_UNTIL", day(31));
+    let e = production(&[kg.clone(), us.clone(), numbers.clone(), far]).unwrap_err();
+    assert!(e.key.starts_with("TEST_PHONE_NUMBERS_VALID_UNTIL"), "{e}");
+    assert!(e.to_string().contains("30 days"), "{e}");
+    // The console provider prints every code.
+    let near = ("TEST_PHONE_NUMBERS_VALID_UNTIL", day(29));
+    let e = production(&[kg.clone(), us.clone(), numbers, near]).unwrap_err();
+    assert!(e.key.starts_with("SMS_PROVIDER"), "{e}");
+    let e = production(&[kg, us]).unwrap_err();
+    assert!(e.key.starts_with("SMS_PROVIDER"), "{e}");
+    // Outside production none of this is refused.
+    assert!(
+        Config::from_vars(vars(&[
+            ("TEST_PHONE_NUMBERS", "+996555000001=123456"),
+            ("TEST_PHONE_NUMBERS_VALID_UNTIL", "2099-01-01"),
+        ]))
+        .is_ok()
+    );
+}
+
+#[test]
+fn valid_until_takes_a_date_time_or_a_date() {
+    let c = Config::from_vars(vars(&[(
+        "TEST_PHONE_NUMBERS_VALID_UNTIL",
+        "2026-12-31T23:59:59+06:00",
+    )]))
+    .unwrap();
+    let until = c.settings.otp.test_phone_numbers_valid_until.unwrap();
+    assert_eq!(until.to_string(), "2026-12-31T17:59:59Z");
+    let c = Config::from_vars(vars(&[("TEST_PHONE_NUMBERS_VALID_UNTIL", "2026-12-31")])).unwrap();
+    let until = c.settings.otp.test_phone_numbers_valid_until.unwrap();
+    assert_eq!(until.to_string(), "2026-12-31T00:00:00Z");
+    let e = err(&[("TEST_PHONE_NUMBERS_VALID_UNTIL", "next week")]);
+    assert_eq!(e.key, "TEST_PHONE_NUMBERS_VALID_UNTIL");
+}
+
+#[test]
+fn retention_settings_have_defaults_and_are_read() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert_eq!(c.retention_policy(), marque_domain::RetentionPolicy::default());
+    assert_eq!(c.retention_interval(), std::time::Duration::from_secs(3600));
+    let c = Config::from_vars(vars(&[
+        ("RETENTION_INTERVAL_SECONDS", "60"),
+        ("RETENTION_CHALLENGES_HOURS", "2"),
+        ("RETENTION_RATE_LIMITS_HOURS", "30"),
+        ("RETENTION_OUTBOX_DAYS", "3"),
+        ("RETENTION_SESSIONS_DAYS", "10"),
+        ("RETENTION_AUDIT_DAYS", "90"),
+        ("RETENTION_BATCH_SIZE", "50"),
+    ]))
+    .unwrap();
+    let p = c.retention_policy();
+    assert_eq!(c.retention_interval(), std::time::Duration::from_secs(60));
+    assert_eq!(p.challenges, Duration::hours(2));
+    assert_eq!(p.rate_limits, Duration::hours(30));
+    assert_eq!(p.outbox, Duration::days(3));
+    assert_eq!(p.sessions, Duration::days(10));
+    assert_eq!(p.audit, Duration::days(90));
+    assert_eq!(p.batch_size, 50);
+    assert_eq!(err(&[("RETENTION_AUDIT_DAYS", "0")]).key, "RETENTION_AUDIT_DAYS");
 }
 
 #[test]
@@ -306,7 +395,9 @@ fn the_example_file_names_every_key() {
 #[test]
 fn every_variable_name_of_the_seed_still_works() {
     let c = Config::from_vars(vars(&[
-        ("MARQUE_ENV", "Production"),
+        // Production refuses the console provider (see `production_refuses_unsafe_settings`,
+        // which also reads `Production` in this spelling); the names are what this test is about.
+        ("MARQUE_ENV", "Development"),
         ("HOST", "0.0.0.0"),
         ("PORT", "8080"),
         ("SECRET_KEY", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-"),
@@ -338,7 +429,7 @@ fn every_variable_name_of_the_seed_still_works() {
     ]))
     .unwrap();
     let s = &c.settings;
-    assert_eq!(s.service.marque_env, Environment::Production);
+    assert_eq!(s.service.marque_env, Environment::Development);
     assert_eq!(s.service.log_format, LogFormat::Json);
     assert_eq!((s.server.host.as_str(), c.listen_port), ("0.0.0.0", 8080));
     assert_eq!(s.tokens.jwt_issuer.as_str(), "shop");

@@ -223,3 +223,39 @@ fn a_closed_stdout_is_not_an_error() {
         assert_eq!(stderr(&out), "", "{command}");
     }
 }
+
+/// `MARQUE_ENV=production` with an otherwise acceptable environment, plus `extra`.
+fn production(extra: &[(&str, String)]) -> Output {
+    let mut cmd = marque();
+    cmd.env("MARQUE_ENV", "production")
+        .env("SECRET_KEY", "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw=");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    finish(cmd)
+}
+
+#[test]
+fn production_refuses_unsafe_settings_naming_each() {
+    let day = |n: i64| (chrono::Utc::now() + chrono::Duration::days(n)).to_rfc3339();
+    let kg = ("DATABASE_URL_MARQUE_KG", "sqlite:///nonexistent/kg.db".to_owned());
+    let us = ("DATABASE_URL_MARQUE_US", "sqlite:///nonexistent/us.db".to_owned());
+    let numbers = ("TEST_PHONE_NUMBERS", "+996555000001=123456".to_owned());
+    // No implicit SQLite file.
+    assert_refused(&production(&[]), "DATABASE_URL_MARQUE_KG");
+    assert_refused(&production(&[kg.clone()]), "DATABASE_URL_MARQUE_US");
+    // Test numbers need an end at most 30 days ahead.
+    assert_refused(
+        &production(&[kg.clone(), us.clone(), numbers.clone()]),
+        "TEST_PHONE_NUMBERS_VALID_UNTIL",
+    );
+    let far = ("TEST_PHONE_NUMBERS_VALID_UNTIL", day(45));
+    assert_refused(
+        &production(&[kg.clone(), us.clone(), numbers.clone(), far]),
+        "TEST_PHONE_NUMBERS_VALID_UNTIL",
+    );
+    // The console provider prints every code.
+    let near = ("TEST_PHONE_NUMBERS_VALID_UNTIL", day(7));
+    assert_refused(&production(&[kg.clone(), us.clone(), numbers, near]), "SMS_PROVIDER");
+    assert_refused(&production(&[kg, us]), "SMS_PROVIDER");
+}

@@ -202,6 +202,22 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// Runs a statement on `market`'s database directly; returns the rows changed.
+    pub async fn execute(&self, market: Market, sql: String) -> usize {
+        let url = self.urls[&market].clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                let mut c = SqliteConnection::establish(path).unwrap();
+                diesel::sql_query(sql).execute(&mut c).unwrap()
+            } else {
+                let mut c = PgConnection::establish(&url).unwrap();
+                diesel::sql_query(sql).execute(&mut c).unwrap()
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     /// The byte strings returned by `sql` (one Binary column named `b`), read directly.
     pub async fn blobs(&self, market: Market, sql: &'static str) -> Vec<Vec<u8>> {
         let url = self.urls[&market].clone();

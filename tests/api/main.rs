@@ -12,4 +12,5 @@ mod input;
 mod instances;
 mod limits;
 mod login;
+mod operations;
 mod sessions;

@@ -90,13 +90,13 @@ impl Application {
             );
         }
         let settings = &config.settings;
-        if settings.service.marque_env == Environment::Production {
-            if !config.auth.test_numbers.is_empty() {
-                tracing::warn!(
-                    count = config.auth.test_numbers.len(),
-                    "TEST_PHONE_NUMBERS is set in production: these numbers sign in with fixed codes"
-                );
-            }
+        if settings.service.marque_env == Environment::Production
+            && !config.auth.test_numbers.is_empty()
+        {
+            tracing::warn!(
+                count = config.auth.test_numbers.len(),
+                "TEST_PHONE_NUMBERS is set in production: these numbers sign in with fixed codes"
+            );
         }
         let stores = open_stores(&config).await?;
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));

@@ -78,8 +78,8 @@ pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
     ConnectionCap, Count, DatabaseUrl, Days, Environment, Hours, JwtAlgorithm, KeyFile, List,
-    LogFormat, Millis, Minutes, Moment, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider,
-    TestNumber, Text,
+    LogFormat, Millis, Minutes, Moment, Origin, Port, PositiveSeconds, ProxyNet, Seconds,
+    SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.

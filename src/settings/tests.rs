@@ -96,7 +96,10 @@ fn production_requires_a_secret() {
 fn production(extra: &[(&'static str, String)]) -> Result<Config, SettingsError> {
     let mut v = vars(&[
         ("MARQUE_ENV", "Production"),
-        ("SECRET_KEY", "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw="),
+        (
+            "SECRET_KEY",
+            "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw=",
+        ),
     ]);
     v.extend(extra.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
     Config::from_vars(v)
@@ -110,8 +113,11 @@ fn production_refuses_unsafe_settings() {
     let numbers = ("TEST_PHONE_NUMBERS", "+996555000001=123456".to_owned());
     // Implicit SQLite: each market must name its database.
     let e = production(&[]).unwrap_err();
-    assert_eq!(e.key, "DATABASE_URL_MARQUE_KG / markets.kg.database_url", "{e}");
-    let e = production(&[kg.clone()]).unwrap_err();
+    assert_eq!(
+        e.key, "DATABASE_URL_MARQUE_KG / markets.kg.database_url",
+        "{e}"
+    );
+    let e = production(std::slice::from_ref(&kg)).unwrap_err();
     assert!(e.key.starts_with("DATABASE_URL_MARQUE_US"), "{e}");
     // Test numbers without an end, or with one more than 30 days ahead.
     let e = production(&[kg.clone(), us.clone(), numbers.clone()]).unwrap_err();
@@ -155,7 +161,10 @@ fn valid_until_takes_a_date_time_or_a_date() {
 #[test]
 fn retention_settings_have_defaults_and_are_read() {
     let c = Config::from_vars(vars(&[])).unwrap();
-    assert_eq!(c.retention_policy(), marque_domain::RetentionPolicy::default());
+    assert_eq!(
+        c.retention_policy(),
+        marque_domain::RetentionPolicy::default()
+    );
     assert_eq!(c.retention_interval(), std::time::Duration::from_secs(3600));
     let c = Config::from_vars(vars(&[
         ("RETENTION_INTERVAL_SECONDS", "60"),
@@ -175,7 +184,10 @@ fn retention_settings_have_defaults_and_are_read() {
     assert_eq!(p.sessions, Duration::days(10));
     assert_eq!(p.audit, Duration::days(90));
     assert_eq!(p.batch_size, 50);
-    assert_eq!(err(&[("RETENTION_AUDIT_DAYS", "0")]).key, "RETENTION_AUDIT_DAYS");
+    assert_eq!(
+        err(&[("RETENTION_AUDIT_DAYS", "0")]).key,
+        "RETENTION_AUDIT_DAYS"
+    );
 }
 
 #[test]

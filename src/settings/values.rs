@@ -607,7 +607,8 @@ pub type Hours = Whole<1, 87_600>;
 pub struct Moment(pub chrono::DateTime<chrono::Utc>);
 
 impl Moment {
-    const EXPECTED: &'static str = "an RFC 3339 date-time like 2026-12-31T23:59:59Z, or a date like 2026-12-31";
+    const EXPECTED: &'static str =
+        "an RFC 3339 date-time like 2026-12-31T23:59:59Z, or a date like 2026-12-31";
 
     /// Parses either form.
     pub fn parse(text: &str) -> Option<Self> {

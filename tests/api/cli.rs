@@ -227,8 +227,10 @@ fn a_closed_stdout_is_not_an_error() {
 /// `MARQUE_ENV=production` with an otherwise acceptable environment, plus `extra`.
 fn production(extra: &[(&str, String)]) -> Output {
     let mut cmd = marque();
-    cmd.env("MARQUE_ENV", "production")
-        .env("SECRET_KEY", "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw=");
+    cmd.env("MARQUE_ENV", "production").env(
+        "SECRET_KEY",
+        "Zm9vYmFyLXJhbmRvbS0zMi1ieXRlcy1vZi1rZXktbWF0ZXJpYWw=",
+    );
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -238,12 +240,21 @@ fn production(extra: &[(&str, String)]) -> Output {
 #[test]
 fn production_refuses_unsafe_settings_naming_each() {
     let day = |n: i64| (chrono::Utc::now() + chrono::Duration::days(n)).to_rfc3339();
-    let kg = ("DATABASE_URL_MARQUE_KG", "sqlite:///nonexistent/kg.db".to_owned());
-    let us = ("DATABASE_URL_MARQUE_US", "sqlite:///nonexistent/us.db".to_owned());
+    let kg = (
+        "DATABASE_URL_MARQUE_KG",
+        "sqlite:///nonexistent/kg.db".to_owned(),
+    );
+    let us = (
+        "DATABASE_URL_MARQUE_US",
+        "sqlite:///nonexistent/us.db".to_owned(),
+    );
     let numbers = ("TEST_PHONE_NUMBERS", "+996555000001=123456".to_owned());
     // No implicit SQLite file.
     assert_refused(&production(&[]), "DATABASE_URL_MARQUE_KG");
-    assert_refused(&production(&[kg.clone()]), "DATABASE_URL_MARQUE_US");
+    assert_refused(
+        &production(std::slice::from_ref(&kg)),
+        "DATABASE_URL_MARQUE_US",
+    );
     // Test numbers need an end at most 30 days ahead.
     assert_refused(
         &production(&[kg.clone(), us.clone(), numbers.clone()]),
@@ -256,6 +267,9 @@ fn production_refuses_unsafe_settings_naming_each() {
     );
     // The console provider prints every code.
     let near = ("TEST_PHONE_NUMBERS_VALID_UNTIL", day(7));
-    assert_refused(&production(&[kg.clone(), us.clone(), numbers, near]), "SMS_PROVIDER");
+    assert_refused(
+        &production(&[kg.clone(), us.clone(), numbers, near]),
+        "SMS_PROVIDER",
+    );
     assert_refused(&production(&[kg, us]), "SMS_PROVIDER");
 }

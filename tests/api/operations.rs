@@ -20,7 +20,10 @@ async fn a_disabled_account_gets_403_at_sign_in_and_401_with_its_tokens(backend:
     let login = app.login(KG, KG).await;
     let token = login["access_token"].as_str().unwrap();
     let refresh = login["refresh_token"].as_str().unwrap();
-    assert_eq!(app.get_auth("/api/v1/auth/profile", token).await.status(), 200);
+    assert_eq!(
+        app.get_auth("/api/v1/auth/profile", token).await.status(),
+        200
+    );
     let changed = app
         .execute(Market::Kg, "UPDATE users SET is_active = false".to_owned())
         .await;

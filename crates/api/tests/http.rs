@@ -96,7 +96,11 @@ async fn token_errors_speak_the_token_market_language_once_the_token_is_authenti
     let (login, who) = services.sign_in("+996555000001", Some("test"));
     services
         .auth
-        .logout(&who, marque_domain::LogoutScope::Local, &marque_domain::ClientInfo::default())
+        .logout(
+            &who,
+            marque_domain::LogoutScope::Local,
+            &marque_domain::ClientInfo::default(),
+        )
         .unwrap();
     // Authentic KG token of an ended session: Russian, whatever X-Market says.
     let req = test::TestRequest::get()

@@ -10,11 +10,11 @@ use crate::random::{generate_otp, new_uuid};
 use crate::refresh::{self, session_deadline};
 use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
-    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
-    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    AccessClaims, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, DeleteAccount,
+    IssueChallenge, IssueOutcome, NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner,
+    PayloadSealer, ProfileUpdate, RandomSource, RateLimitCheck, RateLimitPolicy, RepoError,
+    RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's

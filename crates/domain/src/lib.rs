@@ -50,8 +50,8 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
-pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
 pub use tokens::{

@@ -259,7 +259,10 @@ fn logout_scopes_and_session_list() {
     let list = f.auth.sessions(&who).unwrap();
     assert_eq!(list.len(), 3);
     assert_eq!(list[0].id, who.session);
-    assert_eq!(f.auth.logout(&who, LogoutScope::Others, &client()).unwrap(), 2);
+    assert_eq!(
+        f.auth.logout(&who, LogoutScope::Others, &client()).unwrap(),
+        2
+    );
     assert!(f.auth.authenticate(&a.access_token).is_err());
     assert!(f.auth.authenticate(&b.access_token).is_err());
     assert!(f.auth.authenticate(&c.access_token).is_ok());
@@ -267,7 +270,10 @@ fn logout_scopes_and_session_list() {
         f.auth.end_session(&who, &SessionId("nope".into())),
         Err(AuthError::NotFound)
     ));
-    assert_eq!(f.auth.logout(&who, LogoutScope::Global, &client()).unwrap(), 1);
+    assert_eq!(
+        f.auth.logout(&who, LogoutScope::Global, &client()).unwrap(),
+        1
+    );
     assert!(f.auth.authenticate(&c.access_token).is_err());
 }
 

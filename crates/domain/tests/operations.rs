@@ -62,8 +62,10 @@ fn a_disabled_account_cannot_sign_in_refresh_or_use_its_token(backend: Backend) 
     let p = phone(KG);
     let (login, who) = f.sign_in(KG, Some("test"));
     assert_eq!(
-        f.kg
-            .sql(&format!("UPDATE users SET is_active = false WHERE id = {}", who.user.id.0)),
+        f.kg.sql(&format!(
+            "UPDATE users SET is_active = false WHERE id = {}",
+            who.user.id.0
+        )),
         1
     );
     // The access token of a live session no longer authenticates (the extractor's one query).
@@ -81,9 +83,14 @@ fn a_disabled_account_cannot_sign_in_refresh_or_use_its_token(backend: Backend) 
     f.clock.advance(Duration::seconds(61));
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
-    let wrong = if code.as_str() == "000000" { "111111" } else { "000000" };
+    let wrong = if code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     assert!(matches!(
-        f.auth.verify_code(&p, &OtpCode::parse(wrong).unwrap(), &client()),
+        f.auth
+            .verify_code(&p, &OtpCode::parse(wrong).unwrap(), &client()),
         Err(AuthError::InvalidCode { .. })
     ));
     // The right code: refused as disabled, no session opened, the code is spent.
@@ -219,7 +226,9 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
         "the fresh message stays (pending, not expired)"
     );
     assert_eq!(
-        f.kg.sql("SELECT COUNT(*) AS v FROM rate_limits WHERE bucket LIKE 'send:phone:+99650532531%'"),
+        f.kg.sql(
+            "SELECT COUNT(*) AS v FROM rate_limits WHERE bucket LIKE 'send:phone:+99650532531%'"
+        ),
         0
     );
     assert!(count("rate_limits") >= 1);
@@ -228,7 +237,11 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
     // live (its refresh token is valid for 30 days from sign-in, so it expired at day 30).
     f.clock.advance(Duration::days(2));
     retention.run_once();
-    assert_eq!(count("sessions"), 2, "old live session (expired day 30) and fresh stay");
+    assert_eq!(
+        count("sessions"),
+        2,
+        "old live session (expired day 30) and fresh stay"
+    );
     // Day 61: the session that expired at day 30 is 31 days over: gone with its token.
     f.clock.advance(Duration::days(30));
     retention.run_once();

@@ -57,7 +57,15 @@ impl AuditRepository for MarketStore {
             ip: record.client_ip.clone(),
             user_agent: record.user_agent.clone(),
         };
-        self.with_conn(|conn| Ok(insert_audit(conn, record.at, record.user, &client, &record.event)?))
+        self.with_conn(|conn| {
+            Ok(insert_audit(
+                conn,
+                record.at,
+                record.user,
+                &client,
+                &record.event,
+            )?)
+        })
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
@@ -79,15 +87,17 @@ impl AuditRepository for MarketStore {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(id, at, event, user, client_ip, user_agent, detail)| StoredAudit {
-                id,
-                at: from_db(at),
-                event,
-                user: user.map(UserId),
-                client_ip,
-                user_agent,
-                detail,
-            })
+            .map(
+                |(id, at, event, user, client_ip, user_agent, detail)| StoredAudit {
+                    id,
+                    at: from_db(at),
+                    event,
+                    user: user.map(UserId),
+                    client_ip,
+                    user_agent,
+                    detail,
+                },
+            )
             .collect())
     }
 }

@@ -8,9 +8,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use marque_domain::challenge::{self, ChallengeStatus, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::{
-    AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
-    NewSession, ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId,
-    SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
+    AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount, IssueChallenge,
+    IssueOutcome, NewRefreshToken, NewSession, ProfileUpdate, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
+    VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;

@@ -16,7 +16,9 @@ use crate::MarketStore;
 use crate::auth::OUTBOX_PENDING;
 use crate::connection::DbConnection;
 use crate::models::to_db;
-use crate::schema::{audit_log, outbox, phone_verifications, rate_limits, refresh_tokens, sessions};
+use crate::schema::{
+    audit_log, outbox, phone_verifications, rate_limits, refresh_tokens, sessions,
+};
 
 /// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching
 /// `$cond`; evaluates to the number deleted.
@@ -35,8 +37,12 @@ macro_rules! purge_batches {
             if keys.is_empty() {
                 break;
             }
-            let n = diesel::delete($table::table.filter($table::$key.eq_any(&keys)).filter($cond))
-                .execute(conn)?;
+            let n = diesel::delete(
+                $table::table
+                    .filter($table::$key.eq_any(&keys))
+                    .filter($cond),
+            )
+            .execute(conn)?;
             deleted += n as u64;
             if (keys.len() as i64) < batch {
                 break;

@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
 use marque_domain::{
-    AuditRecord, AuditRepository, Purged, RetentionPolicy, RetentionRepository, StoredAudit,
-    AccountRepository, Address, AddressId, AddressRecord, AuthRepository, DeleteAccount, Insert,
-    IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
-    NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
-    PaymentMethod, PaymentMethodId, PaymentMethodRecord, ProfileUpdate, RepoError, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    AccountRepository, Address, AddressId, AddressRecord, AuditRecord, AuditRepository,
+    AuthRepository, DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress,
+    NewNotification, NewPaymentMethod, Notification, NotificationId, NotificationPage,
+    NotificationQuery, OutboxMessage, OutboxRepository, PaymentMethod, PaymentMethodId,
+    PaymentMethodRecord, ProfileUpdate, Purged, RepoError, RetentionPolicy, RetentionRepository,
+    RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, StoredAudit, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use marque_store::{Backend, MarketStore};

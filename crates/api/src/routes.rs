@@ -315,6 +315,7 @@ pub async fn sessions(
     )
 )]
 pub async fn end_session(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Authenticated,
     id: web::Path<String>,
@@ -322,7 +323,8 @@ pub async fn end_session(
     let lang = caller.language();
     let auth = state.auth.clone();
     let id = SessionId(id.into_inner());
-    blocking(lang, move || auth.end_session(&caller, &id)).await?;
+    let client = client_info(&req);
+    blocking(lang, move || auth.end_session(&caller, &id, &client)).await?;
     Ok(HttpResponse::Ok().json(LogoutResponse {
         success: true,
         message: text(MessageKey::SessionsEnded, lang).to_owned(),

@@ -593,17 +593,36 @@ impl AuthService {
             .map_err(Self::storage(who.market))
     }
 
-    /// Ends one session of the caller. Another user's or an unknown id →
-    /// [`AuthError::NotFound`].
-    pub fn end_session(&self, who: &SignedIn, session: &SessionId) -> Result<(), AuthError> {
+    /// Ends one session of the caller (audited as a `sign_out` of scope `session`). Another
+    /// user's or an unknown id → [`AuthError::NotFound`].
+    pub fn end_session(
+        &self,
+        who: &SignedIn,
+        session: &SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let scope = RevokeScope::One(session.clone());
+        let now = self.clock.now();
         match self
             .repo(who.market)?
-            .revoke_sessions(who.user.id, &scope, self.clock.now())
+            .revoke_sessions(who.user.id, &scope, now)
             .map_err(Self::storage(who.market))?
         {
             0 => Err(AuthError::NotFound),
-            _ => Ok(()),
+            ended => {
+                let event = AuditEvent::SignOut {
+                    scope: "session",
+                    sessions: ended,
+                };
+                self.audit(AuditRecord::new(
+                    who.market,
+                    now,
+                    Some(who.user.id),
+                    client,
+                    event,
+                ));
+                Ok(())
+            }
         }
     }
 

@@ -267,7 +267,8 @@ fn logout_scopes_and_session_list() {
     assert!(f.auth.authenticate(&b.access_token).is_err());
     assert!(f.auth.authenticate(&c.access_token).is_ok());
     assert!(matches!(
-        f.auth.end_session(&who, &SessionId("nope".into())),
+        f.auth
+            .end_session(&who, &SessionId("nope".into()), &client()),
         Err(AuthError::NotFound)
     ));
     assert_eq!(

@@ -130,9 +130,13 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
         f.auth.refresh(&login.refresh_token, &other),
         Err(AuthError::RefreshTokenReused)
     ));
-    // A new session, signed out everywhere.
+    // A new session, ended by id, then signed out everywhere.
     f.clock.advance(Duration::seconds(61));
     let (third, who) = f.sign_in(KG, Some("ShopApp/7.1 (iPhone)"));
+    // An unknown id ends nothing and is not audited.
+    let unknown = marque_domain::SessionId("unknown".into());
+    f.auth.end_session(&who, &unknown, &client()).unwrap_err();
+    f.auth.end_session(&who, &who.session, &client()).unwrap();
     f.auth.logout(&who, LogoutScope::Global, &client()).unwrap();
     // A fourth session deletes the account with a fresh code (past the 3-per-15-minutes limit).
     f.clock.advance(Duration::minutes(16));
@@ -153,6 +157,7 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
             "refresh_reuse",
             "sign_in",
             "sign_out",
+            "sign_out",
             "sign_in",
             "account_deleted"
         ]
@@ -167,8 +172,10 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
     assert_eq!(rows[1].client_ip.as_deref(), Some("203.0.113.66"));
     assert_eq!(rows[1].user_agent.as_deref(), Some("curl/8.5"));
     assert_eq!(rows[1].at, start() + Duration::seconds(60));
-    assert_eq!(rows[3].detail.as_deref(), Some("scope=global sessions=1"));
-    assert_eq!(rows[5].client_ip.as_deref(), Some("198.51.100.23"));
+    assert_eq!(rows[3].detail.as_deref(), Some("scope=session sessions=1"));
+    // The global sign-out found no session left to end: still recorded.
+    assert_eq!(rows[4].detail.as_deref(), Some("scope=global sessions=0"));
+    assert_eq!(rows[6].client_ip.as_deref(), Some("198.51.100.23"));
     // Nothing secret in any column of any row.
     let secrets = [
         code.as_str().to_owned(),

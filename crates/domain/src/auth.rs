@@ -9,8 +9,8 @@ use marque_markets::{Language, Market, OtpCode, PhoneNumber, otp_message};
 use crate::ip_budget::{self, IpScope};
 use crate::random::{generate_otp, new_uuid};
 use crate::rate_limit::Elsewhere;
-use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::refresh::{self, session_deadline};
+use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,

@@ -15,6 +15,9 @@ pub trait CaptchaVerifier: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Whether the provider accepts `token`, solved by the client at `remote_ip`.
-    async fn verify(&self, token: &str, remote_ip: Option<&str>)
-    -> Result<bool, CaptchaUnavailable>;
+    async fn verify(
+        &self,
+        token: &str,
+        remote_ip: Option<&str>,
+    ) -> Result<bool, CaptchaUnavailable>;
 }

@@ -21,8 +21,8 @@ pub mod random;
 pub mod rate_limit;
 pub mod refresh;
 pub mod sealed;
-pub mod sms_guard;
 pub mod secret;
+pub mod sms_guard;
 pub mod tokens;
 
 pub use account::{
@@ -53,8 +53,8 @@ pub use ports::{
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
-pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 pub use secret::{ExposeSecret, SecretBox, SecretString};
+pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 pub use tokens::{
     AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
 };

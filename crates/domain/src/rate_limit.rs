@@ -53,7 +53,12 @@ impl Elsewhere {
     /// Adds the stored `state` of one other market's bucket under `policy` at `now`: only hits
     /// of a window still open count.
     #[must_use]
-    pub fn plus(self, policy: &RateLimitPolicy, state: Option<&BucketState>, now: DateTime<Utc>) -> Self {
+    pub fn plus(
+        self,
+        policy: &RateLimitPolicy,
+        state: Option<&BucketState>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let Some(s) = state else { return self };
         let ends = s.window_started_at + policy.window;
         if s.hits == 0 || now >= ends {

@@ -151,9 +151,7 @@ impl PrefixCheck {
         state: Option<&PrefixState>,
         now: DateTime<Utc>,
     ) -> Result<(PrefixState, Option<PrefixAlarm>), RetryAfter> {
-        let hour = now
-            .duration_trunc(Duration::hours(1))
-            .unwrap_or(now);
+        let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
         // Monotonic like `RateLimitPolicy::admit_shared`: never count into an hour before the
         // stored one (a request that read the clock, then waited for the lock).
         let mut current = match state {
@@ -166,8 +164,8 @@ impl PrefixCheck {
             Some(s) => {
                 // Fold the finished hour, then each empty hour since, into the baseline.
                 let gap = (hour - s.hour_start).num_hours().max(1);
-                let mut baseline = s.baseline * (1.0 - BASELINE_WEIGHT)
-                    + f64::from(s.sent) * BASELINE_WEIGHT;
+                let mut baseline =
+                    s.baseline * (1.0 - BASELINE_WEIGHT) + f64::from(s.sent) * BASELINE_WEIGHT;
                 let empty = i32::try_from(gap - 1).unwrap_or(i32::MAX).min(24 * 30);
                 baseline *= (1.0 - BASELINE_WEIGHT).powi(empty);
                 PrefixState {
@@ -179,19 +177,21 @@ impl PrefixCheck {
         };
         if current.sent >= self.hourly_limit {
             let now = now.max(current.hour_start);
-            return Err(RetryAfter::until(now, current.hour_start + Duration::hours(1)));
+            return Err(RetryAfter::until(
+                now,
+                current.hour_start + Duration::hours(1),
+            ));
         }
         let line = (f64::from(self.alarm_multiple) * current.baseline).max(f64::from(ALARM_FLOOR));
         let before = current.sent;
         current.sent += 1;
         // Once per hour: the message that crosses the line.
-        let alarm = (f64::from(before) <= line && f64::from(current.sent) > line).then(|| {
-            PrefixAlarm {
+        let alarm =
+            (f64::from(before) <= line && f64::from(current.sent) > line).then(|| PrefixAlarm {
                 prefix: self.prefix.clone(),
                 sent: current.sent,
                 baseline: current.baseline,
-            }
-        });
+            });
         Ok((current, alarm))
     }
 }

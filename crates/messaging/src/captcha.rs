@@ -101,10 +101,7 @@ impl CaptchaVerifier for SiteVerify {
         token: &str,
         remote_ip: Option<&str>,
     ) -> Result<bool, CaptchaUnavailable> {
-        let mut form = vec![
-            ("secret", self.secret.expose_secret()),
-            ("response", token),
-        ];
+        let mut form = vec![("secret", self.secret.expose_secret()), ("response", token)];
         if let Some(ip) = remote_ip {
             form.push(("remoteip", ip));
         }

@@ -9,9 +9,9 @@ use marque_domain::challenge::{self, ChallengeStatus, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
-    AuthRepository, BucketState, RateLimitPolicy, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
-    NewSession, ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId,
-    SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
+    AuthRepository, BucketState, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
+    NewSession, ProfileUpdate, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
+    RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;

@@ -9,12 +9,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
 use marque_domain::{
     AccountRepository, Address, AddressId, AddressRecord, AuthRepository, BucketState,
-    DeleteAccount, Insert,
-    IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
-    NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
-    PaymentMethod, PaymentMethodId, PaymentMethodRecord, ProfileUpdate, RepoError, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress, NewNotification,
+    NewPaymentMethod, Notification, NotificationId, NotificationPage, NotificationQuery,
+    OutboxMessage, OutboxRepository, PaymentMethod, PaymentMethodId, PaymentMethodRecord,
+    ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo,
+    User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use marque_store::{Backend, MarketStore};

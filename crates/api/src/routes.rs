@@ -65,7 +65,7 @@ fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> 
         (status = 400, description = "`invalid_json`, `unknown_market`, `captcha_required`, `captcha_invalid`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited`, `sms_budget_exceeded`"),
-        (status = 503, description = "`service_unavailable` (database or CAPTCHA provider)"),
+        (status = 503, description = "`service_unavailable`: the market database is down or the CAPTCHA provider cannot be asked"),
     )
 )]
 pub async fn send_code(

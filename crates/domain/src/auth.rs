@@ -429,10 +429,11 @@ impl AuthService {
             sms,
         };
         match repo.issue_challenge(cmd).map_err(Self::storage(market))? {
-            IssueOutcome::Issued { prefix_alarm } => {
-                if let Some(alarm) = prefix_alarm {
-                    self.guard_metrics.alarm(market, &alarm);
-                }
+            IssueOutcome::Issued => Ok(CodeSent {
+                expires_in_minutes: ttl.num_minutes(),
+            }),
+            IssueOutcome::IssuedWithAlarm(alarm) => {
+                self.guard_metrics.alarm(market, &alarm);
                 Ok(CodeSent {
                     expires_in_minutes: ttl.num_minutes(),
                 })

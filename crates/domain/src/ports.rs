@@ -112,10 +112,10 @@ pub struct IssueChallenge {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IssueOutcome {
     /// Stored; any earlier active code of the number is superseded.
-    Issued {
-        /// The number's prefix crossed its alarm line with this message (not a refusal).
-        prefix_alarm: Option<PrefixAlarm>,
-    },
+    Issued,
+    /// Stored like [`IssueOutcome::Issued`], and this message took the number's prefix over its
+    /// velocity alarm line (an alarm, not a refusal).
+    IssuedWithAlarm(PrefixAlarm),
     /// A bucket refused; nothing was written.
     RateLimited(RetryAfter),
     /// An SMS budget or the prefix velocity limit refused; nothing was written.

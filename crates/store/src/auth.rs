@@ -98,7 +98,10 @@ impl AuthRepository for MarketStore {
                         ))
                         .execute(conn)?;
                 }
-                Ok(IssueOutcome::Issued { prefix_alarm })
+                Ok(match prefix_alarm {
+                    Some(alarm) => IssueOutcome::IssuedWithAlarm(alarm),
+                    None => IssueOutcome::Issued,
+                })
             });
             match outcome {
                 // Rolled back: nothing was written.

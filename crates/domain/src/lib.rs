@@ -9,10 +9,12 @@
 
 pub mod account;
 pub mod auth;
+pub mod captcha;
 pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
+pub mod ip_budget;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -20,6 +22,7 @@ pub mod rate_limit;
 pub mod refresh;
 pub mod sealed;
 pub mod secret;
+pub mod sms_guard;
 pub mod tokens;
 
 pub use account::{
@@ -31,8 +34,9 @@ pub use account::{
 };
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed, SignedIn,
+    MarketHealth, Refreshed, SignedIn, SmsGuardMetrics,
 };
+pub use captcha::{CaptchaUnavailable, CaptchaVerifier};
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
 pub use clock::{Clock, SystemClock};
 pub use entities::{
@@ -47,9 +51,10 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
-pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
+pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 pub use tokens::{
     AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
 };

@@ -93,11 +93,17 @@ pub enum MessageKey {
     TooManyConnections,
     /// A free-text field holds a card number (PCI DSS 3.3/3.4); the API names the field.
     CardNumberInText,
+    /// An SMS budget or a number range's hourly limit is used up (SMS-pumping guard).
+    SmsBudgetExceeded,
+    /// send-code needs a CAPTCHA token and none was given.
+    CaptchaRequired,
+    /// The CAPTCHA token was refused by the provider.
+    CaptchaInvalid,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 43] = [
+    pub const ALL: [MessageKey; 46] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -141,6 +147,9 @@ impl MessageKey {
         MessageKey::RequestTimeout,
         MessageKey::TooManyConnections,
         MessageKey::CardNumberInText,
+        MessageKey::SmsBudgetExceeded,
+        MessageKey::CaptchaRequired,
+        MessageKey::CaptchaInvalid,
     ];
 }
 
@@ -290,6 +299,18 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         MessageKey::CardNumberInText => (
             "Номер банковской карты в этом поле не допускается",
             "Card numbers are not allowed in this field",
+        ),
+        MessageKey::SmsBudgetExceeded => (
+            "Отправка SMS временно ограничена, повторите попытку позже",
+            "Sending text messages is temporarily limited, please try again later",
+        ),
+        MessageKey::CaptchaRequired => (
+            "Подтвердите, что вы не робот",
+            "Please complete the CAPTCHA",
+        ),
+        MessageKey::CaptchaInvalid => (
+            "Проверка CAPTCHA не пройдена, попробуйте ещё раз",
+            "The CAPTCHA check failed, please try again",
         ),
     }
 }

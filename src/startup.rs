@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
@@ -11,7 +12,7 @@ use marque_domain::{
     RetentionRepository, RetentionService, SystemClock, TokenService,
 };
 use marque_markets::Market;
-use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
+use marque_messaging::{ConsoleSender, OutboxWorker, SiteVerify, WorkerConfig};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +151,20 @@ impl Application {
             config.auth.clone(),
         )
         .with_sign_in_observer(account.clone());
+        let auth = match config.captcha() {
+            Some((provider, url, secret)) => {
+                // Bounded so a slow provider cannot hold send-code requests for long.
+                let verifier =
+                    SiteVerify::new(provider, url.as_deref(), secret, Duration::from_secs(5))
+                        .context("building the CAPTCHA client")?;
+                tracing::info!(
+                    provider = provider.name(),
+                    "send-code requires a CAPTCHA token"
+                );
+                auth.with_captcha(Arc::new(verifier))
+            }
+            None => auth,
+        };
         let sender = overrides
             .sender
             .unwrap_or_else(|| Arc::new(ConsoleSender::default()));

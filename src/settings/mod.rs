@@ -39,6 +39,13 @@
 //! | `VERIFICATION_ATTEMPTS_WINDOW` | `15` | that send window, minutes (despite the name it limits codes sent, not tries) |
 //! | `RESEND_COOLDOWN_SECONDS` | `60` | minimum gap between two codes for a number, seconds |
 //! | `IP_SEND_LIMIT`, `IP_SEND_WINDOW_MINUTES` | `30`, `15` | codes per client IP per window (minutes) |
+//! | `IPV6_48_SEND_LIMIT` | `240` | codes per IPv6 /48 per `IP_SEND_WINDOW_MINUTES` (IPv6 /64s count against `IP_SEND_LIMIT`) |
+//! | `SMS_DAILY_LIMIT` | `20000` | SMS per day over all markets (each market's `SMS_DAILY_LIMIT_{MARKET}` too) |
+//! | `SMS_PREFIX_HOURLY_LIMIT` | `300` | SMS per hour per number prefix (country code + 3 national digits) |
+//! | `SMS_PREFIX_ALARM_MULTIPLE` | `5` | WARN when a prefix's hour exceeds this multiple of its usual rate (and 20) |
+//! | `CAPTCHA_PROVIDER` | unset | `turnstile` or `hcaptcha`: send-code then requires `captcha_token` |
+//! | `CAPTCHA_SECRET` | unset | the site's secret at the provider (required with `CAPTCHA_PROVIDER`) |
+//! | `CAPTCHA_VERIFY_URL` | the provider's | siteverify URL (Cloudflare / hCaptcha public endpoints) |
 //! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
 //! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 date-time or date; required in production with test numbers, ≤ 30 days ahead |
 //! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today; refused in production) |
@@ -55,6 +62,7 @@
 //! | `DATABASE_URL_MARQUE_KG` | `database_url` | `sqlite://data/marque-kg.db` | `postgres://`, `postgresql://` or `sqlite://` |
 //! | `OTP_EXPIRY_MINUTES_KG` | `otp_expiry_minutes` | the market's (10) | code lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS_KG` | `refresh_token_expire_days` | `REFRESH_TOKEN_EXPIRE_DAYS`, else 30 | refresh token lifetime, days |
+//! | `SMS_DAILY_LIMIT_KG` | `sms_daily_limit` | `10000` | SMS per day in the market |
 //!
 //! A new per-market setting is a field of [`MarketSettings`]: its variable is `{FIELD}_{MARKET}`
 //! (see [`sources`]), with no other list to update.
@@ -77,9 +85,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    ConnectionCap, Count, DatabaseUrl, Days, Environment, Hours, JwtAlgorithm, KeyFile, List,
-    LogFormat, Millis, Minutes, Moment, Origin, Port, PositiveSeconds, ProxyNet, Seconds,
-    SecretKey, SmsProvider, TestNumber, Text,
+    CaptchaProviderName, CaptchaSecret, ConnectionCap, Count, DatabaseUrl, Days, Environment,
+    Hours, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Moment, Origin, Port,
+    PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -234,6 +242,8 @@ pub struct OtpSettings {
     pub ip_send_limit: Count,
     /// `IP_SEND_WINDOW_MINUTES`: that window, minutes.
     pub ip_send_window_minutes: Minutes,
+    /// `IPV6_48_SEND_LIMIT`: codes per IPv6 /48 per IP window (a /64 counts as one IP).
+    pub ipv6_48_send_limit: Count,
     /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
     pub test_phone_numbers: List<TestNumber>,
     /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: end of the test numbers (RFC 3339 date-time or a date);
@@ -253,6 +263,7 @@ impl Default for OtpSettings {
             resend_cooldown_seconds: Seconds::clamped(whole(phone.cooldown.num_seconds())),
             ip_send_limit: Count::clamped(ip.max_hits.into()),
             ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
+            ipv6_48_send_limit: Count::clamped(auth.ipv6_48_send_limit.max_hits.into()),
             test_phone_numbers: List::default(),
             test_phone_numbers_valid_until: None,
         }
@@ -320,6 +331,43 @@ impl Default for RetentionSettings {
     }
 }
 
+/// SMS-pumping guards (issue 12, item 14): `SMS_DAILY_LIMIT`, `SMS_PREFIX_HOURLY_LIMIT`,
+/// `SMS_PREFIX_ALARM_MULTIPLE`, `CAPTCHA_PROVIDER`, `CAPTCHA_SECRET`, `CAPTCHA_VERIFY_URL`.
+/// Per-market daily budgets are in [`MarketSettings`]. Defaults: [`AuthConfig::default`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsGuardSettings {
+    /// `SMS_DAILY_LIMIT`: SMS per day over all markets.
+    pub sms_daily_limit: Count,
+    /// `SMS_PREFIX_HOURLY_LIMIT`: SMS per hour per number prefix.
+    pub sms_prefix_hourly_limit: Count,
+    /// `SMS_PREFIX_ALARM_MULTIPLE`: alarm when a prefix runs at this multiple of its usual rate.
+    pub sms_prefix_alarm_multiple: Count,
+    /// `CAPTCHA_PROVIDER`: `turnstile` or `hcaptcha` (default: unset, no CAPTCHA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_provider: Option<CaptchaProviderName>,
+    /// `CAPTCHA_SECRET`: the site's secret at the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_secret: Option<CaptchaSecret>,
+    /// `CAPTCHA_VERIFY_URL`: the siteverify URL (default: the provider's public one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_verify_url: Option<Text>,
+}
+
+impl Default for SmsGuardSettings {
+    fn default() -> Self {
+        let guard = AuthConfig::default().sms_guard;
+        Self {
+            sms_daily_limit: Count::clamped(guard.total_daily_limit.into()),
+            sms_prefix_hourly_limit: Count::clamped(guard.prefix_hourly_limit.into()),
+            sms_prefix_alarm_multiple: Count::clamped(guard.prefix_alarm_multiple.into()),
+            captcha_provider: None,
+            captcha_secret: None,
+            captcha_verify_url: None,
+        }
+    }
+}
+
 /// Settings of one market (`[markets.kg]`, variables `{FIELD}_KG`). Unset fields take the
 /// market's default when the settings are resolved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -336,6 +384,10 @@ pub struct MarketSettings {
     /// `REFRESH_TOKEN_EXPIRE_DAYS`, else [`AuthConfig::default`]'s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token_expire_days: Option<Days>,
+    /// `SMS_DAILY_LIMIT_KG`: SMS per day in the market (default: [`AuthConfig::default`]'s,
+    /// 10,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_daily_limit: Option<Count>,
 }
 
 /// Everything `marque` reads at start-up, one struct per concern. In the file (and in
@@ -363,6 +415,9 @@ pub struct Settings {
     /// Retention job.
     #[serde(flatten)]
     pub retention: RetentionSettings,
+    /// SMS-pumping guards and CAPTCHA.
+    #[serde(flatten)]
+    pub sms_guard: SmsGuardSettings,
     /// Per-market settings; a market missing here has its defaults.
     pub markets: BTreeMap<Market, MarketSettings>,
 }
@@ -378,6 +433,7 @@ impl Settings {
             field_names::<OtpSettings>(),
             field_names::<DeliverySettings>(),
             field_names::<RetentionSettings>(),
+            field_names::<SmsGuardSettings>(),
             &["markets"],
         ]
         .concat();
@@ -430,6 +486,7 @@ impl Settings {
             otp: figment.extract_lossy().map_err(describe)?,
             delivery: figment.extract_lossy().map_err(describe)?,
             retention: figment.extract_lossy().map_err(describe)?,
+            sms_guard: figment.extract_lossy().map_err(describe)?,
             markets,
         };
         Ok((settings, figment))
@@ -450,6 +507,9 @@ impl Settings {
                 .refresh_token_expire_days
                 .or(self.tokens.refresh_token_expire_days)
                 .or_else(|| Some(Days::clamped(whole(auth.refresh_ttl(market).num_days())))),
+            sms_daily_limit: given
+                .sms_daily_limit
+                .or_else(|| Some(Count::clamped(auth.sms_daily_limit(market).into()))),
         }
     }
 
@@ -555,6 +615,21 @@ impl Config {
         };
         if settings.service.marque_env == Environment::Production {
             check_production(&settings, &error)?;
+        }
+        let sms_guard = &settings.sms_guard;
+        if sms_guard.captcha_provider.is_some() && sms_guard.captcha_secret.is_none() {
+            return Err(error(
+                "captcha_secret",
+                "required when CAPTCHA_PROVIDER is set".to_owned(),
+            ));
+        }
+        if let Some(url) = &sms_guard.captcha_verify_url
+            && !(url.as_str().starts_with("https://") || url.as_str().starts_with("http://"))
+        {
+            return Err(error(
+                "captcha_verify_url",
+                "expected an http(s) URL".to_owned(),
+            ));
         }
         let (secret_key, secret_generated) = match &settings.tokens.secret_key {
             Some(key) => (key.secret().clone(), false),
@@ -667,6 +742,28 @@ impl Config {
         origins.iter().map(|o| o.as_str().to_owned()).collect()
     }
 
+    /// The CAPTCHA check send-code requires (`CAPTCHA_PROVIDER`, `CAPTCHA_SECRET`,
+    /// `CAPTCHA_VERIFY_URL`), or `None` without a provider.
+    pub fn captcha(
+        &self,
+    ) -> Option<(
+        marque_messaging::CaptchaProvider,
+        Option<String>,
+        SecretString,
+    )> {
+        let guard = &self.settings.sms_guard;
+        let provider = match guard.captcha_provider? {
+            CaptchaProviderName::Turnstile => marque_messaging::CaptchaProvider::Turnstile,
+            CaptchaProviderName::HCaptcha => marque_messaging::CaptchaProvider::HCaptcha,
+        };
+        let secret = guard.captcha_secret.as_ref()?.secret().clone();
+        let url = guard
+            .captcha_verify_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned());
+        Some((provider, url, secret))
+    }
+
     /// `TRUSTED_PROXIES` as networks.
     pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
         let proxies = self.settings.server.trusted_proxies.items();
@@ -772,6 +869,9 @@ fn auth_config(settings: &Settings) -> AuthConfig {
         if let Some(days) = market.refresh_token_expire_days {
             auth.refresh_ttl.insert(m, Duration::days(days.as_i64()));
         }
+        if let Some(limit) = market.sms_daily_limit {
+            auth.sms_daily_limit.insert(m, limit.as_u32());
+        }
     }
     auth.max_attempts = otp.max_verification_attempts.as_u32();
     auth.phone_send_limit.max_hits = otp.max_codes_per_window.as_u32();
@@ -779,6 +879,12 @@ fn auth_config(settings: &Settings) -> AuthConfig {
     auth.phone_send_limit.cooldown = Duration::seconds(otp.resend_cooldown_seconds.as_i64());
     auth.ip_send_limit.max_hits = otp.ip_send_limit.as_u32();
     auth.ip_send_limit.window = Duration::minutes(otp.ip_send_window_minutes.as_i64());
+    auth.ipv6_48_send_limit.max_hits = otp.ipv6_48_send_limit.as_u32();
+    auth.ipv6_48_send_limit.window = auth.ip_send_limit.window;
+    let guard = &settings.sms_guard;
+    auth.sms_guard.total_daily_limit = guard.sms_daily_limit.as_u32();
+    auth.sms_guard.prefix_hourly_limit = guard.sms_prefix_hourly_limit.as_u32();
+    auth.sms_guard.prefix_alarm_multiple = guard.sms_prefix_alarm_multiple.as_u32();
     auth.session_max_lifetime = Duration::days(settings.tokens.session_max_lifetime_days.as_i64());
     auth.refresh_grace = Duration::seconds(settings.tokens.refresh_reuse_grace_seconds.as_i64());
     auth.test_numbers = otp

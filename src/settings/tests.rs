@@ -468,3 +468,37 @@ fn every_variable_name_of_the_seed_still_works() {
     assert_eq!(s.delivery.outbox_poll_interval_ms.get(), 5);
     assert_eq!((c.workers(), c.blocking_threads()), (3, 2));
 }
+
+#[test]
+fn sms_guard_and_captcha_settings() {
+    let c = Config::from_vars(vars(&[
+        ("SMS_DAILY_LIMIT", "500"),
+        ("SMS_DAILY_LIMIT_KG", "100"),
+        ("SMS_PREFIX_HOURLY_LIMIT", "40"),
+        ("SMS_PREFIX_ALARM_MULTIPLE", "3"),
+        ("IPV6_48_SEND_LIMIT", "90"),
+        ("CAPTCHA_PROVIDER", "Turnstile"),
+        ("CAPTCHA_SECRET", "0x4AAAAAAA-site-secret"),
+    ]))
+    .unwrap();
+    assert_eq!(c.auth.sms_daily_limit(Market::Kg), 100);
+    assert_eq!(c.auth.sms_daily_limit(Market::Us), 10_000);
+    assert_eq!(c.auth.sms_guard.total_daily_limit, 500);
+    assert_eq!(c.auth.sms_guard.prefix_hourly_limit, 40);
+    assert_eq!(c.auth.sms_guard.prefix_alarm_multiple, 3);
+    assert_eq!(c.auth.ipv6_48_send_limit.max_hits, 90);
+    let (provider, url, secret) = c.captcha().unwrap();
+    assert_eq!(provider, marque_messaging::CaptchaProvider::Turnstile);
+    assert_eq!(url, None);
+    assert_eq!(secret.expose_secret(), "0x4AAAAAAA-site-secret");
+    assert!(!format!("{c:?}").contains("site-secret"));
+    assert!(!c.settings.to_toml().contains("site-secret"));
+    assert!(Config::from_vars(vars(&[])).unwrap().captcha().is_none());
+
+    let e = err(&[("CAPTCHA_PROVIDER", "hcaptcha")]);
+    assert!(e.key.starts_with("CAPTCHA_SECRET"), "{}", e.key);
+    let e = err(&[("CAPTCHA_PROVIDER", "recaptcha")]);
+    assert!(e.key.starts_with("CAPTCHA_PROVIDER"), "{}", e.key);
+    let e = err(&[("SMS_DAILY_LIMIT_US", "0")]);
+    assert!(e.key.starts_with("SMS_DAILY_LIMIT_US"), "{}", e.key);
+}

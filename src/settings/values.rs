@@ -214,6 +214,49 @@ choice! {
     }
 }
 
+choice! {
+    /// CAPTCHA provider whose token send-code requires (`CAPTCHA_PROVIDER`).
+    pub enum CaptchaProviderName {
+        /// Cloudflare Turnstile.
+        Turnstile = "turnstile",
+        /// hCaptcha.
+        HCaptcha = "hcaptcha",
+    }
+}
+
+/// `CAPTCHA_SECRET`: the site's secret at the CAPTCHA provider. Redacted like [`SecretKey`].
+#[derive(Clone)]
+pub struct CaptchaSecret(SecretString);
+
+impl CaptchaSecret {
+    /// The secret.
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CaptchaSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CaptchaSecret([REDACTED])")
+    }
+}
+
+impl Serialize for CaptchaSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[REDACTED]")
+    }
+}
+
+impl<'de> Deserialize<'de> for CaptchaSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = deserialize_secret_text(d, "the secret key of the CAPTCHA site")?;
+        if text.expose_secret().trim().is_empty() {
+            return Err(de::Error::custom("expected a non-empty secret"));
+        }
+        Ok(Self(text))
+    }
+}
+
 /// `SECRET_KEY`: at least 32 bytes. `Debug` and `marque config` print it redacted; error
 /// messages never quote it.
 #[derive(Clone)]

@@ -2,6 +2,7 @@
 //! `MARQUE_TEST_POSTGRES_URL` is set (each test creates and drops its own databases).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod abuse;
 mod account;
 mod cli;
 mod data;

@@ -29,6 +29,12 @@ pub struct SendCodeRequest {
     /// `X-Market` header, national (`0505 325 311`, `(212) 555-0100`).
     #[schema(example = "+996505325311")]
     pub phone_number: String,
+    /// The token of the CAPTCHA widget (Cloudflare Turnstile or hCaptcha), required when the
+    /// service has `CAPTCHA_PROVIDER` set (`captcha_required` without it, `captcha_invalid` when
+    /// the provider refuses it); ignored otherwise.
+    #[serde(default)]
+    #[schema(example = "0.zrSnRHO7h0HwSjSCU8oyzbjEtD8p", max_length = 2048)]
+    pub captcha_token: Option<String>,
 }
 
 /// A code was sent.

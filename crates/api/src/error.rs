@@ -25,7 +25,8 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "phone_number")]
     pub field: Option<String>,
-    /// Seconds to wait before retrying (429 only; also in the `Retry-After` header).
+    /// Seconds to wait before retrying (429 `rate_limited` and `sms_budget_exceeded`; also in
+    /// the `Retry-After` header).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 60)]
     pub retry_after: Option<u64>,
@@ -108,6 +109,17 @@ error_table! {
     /// Too many requests; retry after this many seconds (also in `Retry-After`).
     RateLimited(_secs: u64) => (S::TOO_MANY_REQUESTS, "rate_limited", K::RateLimited),
         examples [Self::RateLimited(60)];
+    /// An SMS-pumping guard (daily SMS budget, hourly limit of the number's range) is used up;
+    /// nothing was sent. Retry after this many seconds (also in `Retry-After`).
+    SmsBudgetExceeded(_secs: u64)
+        => (S::TOO_MANY_REQUESTS, "sms_budget_exceeded", K::SmsBudgetExceeded),
+        examples [Self::SmsBudgetExceeded(3600)];
+    /// A CAPTCHA is configured and send-code carries no `captcha_token`.
+    CaptchaRequired => (S::BAD_REQUEST, "captcha_required", K::CaptchaRequired),
+        examples [Self::CaptchaRequired];
+    /// The CAPTCHA provider refused `captcha_token`.
+    CaptchaInvalid => (S::BAD_REQUEST, "captcha_invalid", K::CaptchaInvalid),
+        examples [Self::CaptchaInvalid];
     /// Wrong code; this many tries are left on it.
     InvalidCode(_left: u32) => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
         examples [Self::InvalidCode(2)];
@@ -228,6 +240,11 @@ impl ApiError {
     pub fn from_auth(e: AuthError, lang: Language) -> Self {
         let kind = match &e {
             AuthError::RateLimited(s) => ErrorKind::RateLimited(*s),
+            AuthError::SmsBudgetExceeded(s) => ErrorKind::SmsBudgetExceeded(*s),
+            AuthError::CaptchaRequired => ErrorKind::CaptchaRequired,
+            AuthError::CaptchaInvalid => ErrorKind::CaptchaInvalid,
+            // The provider could not be asked: fail closed, like a database outage.
+            AuthError::CaptchaUnavailable(_) => ErrorKind::Unavailable,
             AuthError::InvalidCode { attempts_left } => ErrorKind::InvalidCode(*attempts_left),
             AuthError::CodeExpired => ErrorKind::CodeExpired,
             AuthError::CodeNotFound => ErrorKind::CodeNotFound,
@@ -299,7 +316,7 @@ impl ApiError {
             message,
             field,
             retry_after: match self.kind {
-                ErrorKind::RateLimited(s) => Some(s),
+                ErrorKind::RateLimited(s) | ErrorKind::SmsBudgetExceeded(s) => Some(s),
                 _ => None,
             },
             attempts_left: match self.kind {
@@ -318,7 +335,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         match self.kind {
-            ErrorKind::RateLimited(s) => {
+            ErrorKind::RateLimited(s) | ErrorKind::SmsBudgetExceeded(s) => {
                 res.insert_header((header::RETRY_AFTER, s.to_string()));
             }
             ErrorKind::InvalidToken => {

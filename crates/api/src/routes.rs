@@ -53,16 +53,19 @@ fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> 
 ///
 /// The market comes from the number (or `X-Market`); the code is queued for delivery in the same
 /// transaction that stores it. Limits: 3 codes per number per 15 minutes, 60 s between two, and a
-/// per-client-IP limit (429 with `Retry-After`).
+/// per-client-IP limit over all markets (429 `rate_limited` with `Retry-After`); daily SMS budgets
+/// and an hourly limit per number range (429 `sms_budget_exceeded`, nothing sent). With a CAPTCHA
+/// provider configured, `captcha_token` is required and checked first.
 #[utoipa::path(
     post, path = "/api/v1/auth/send-code", tag = "auth",
     params(("X-Market" = Option<String>, Header, description = "`kg` or `us`: choose the market explicitly and allow its national number formats")),
     request_body = SendCodeRequest,
     responses(
         (status = 200, description = "Code sent", body = SendCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`"),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `captcha_required`, `captcha_invalid`"),
         (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
-        (status = 429, description = "`rate_limited`"),
+        (status = 429, description = "`rate_limited`, `sms_budget_exceeded`"),
+        (status = 503, description = "`service_unavailable`: the market database is down or the CAPTCHA provider cannot be asked"),
     )
 )]
 pub async fn send_code(
@@ -75,6 +78,9 @@ pub async fn send_code(
     let lang = market.language();
     let client = client_info(&req);
     let auth = state.auth.clone();
+    auth.check_captcha(body.0.captcha_token.as_deref(), &client)
+        .await
+        .map_err(|e| ApiError::from_auth(e, lang))?;
     let p = phone.clone();
     let sent = blocking(lang, move || auth.send_code(&p, &client)).await?;
     Ok(HttpResponse::Ok().json(SendCodeResponse {

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Language, Market, OtpCode, PhoneNumber, otp_message};
 
+use crate::ip_budget::{self, IpScope};
 use crate::random::{generate_otp, new_uuid};
+use crate::rate_limit::Elsewhere;
 use crate::refresh::{self, session_deadline};
+use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, DeleteAccount,
@@ -28,8 +31,15 @@ pub struct AuthConfig {
     /// Codes per phone number: default 3 per 15 minutes, 60 s between two.
     pub phone_send_limit: RateLimitPolicy,
     /// Codes per client IP (default 30 per 15 minutes, no cooldown); generous because mobile
-    /// carriers put many shoppers behind one address (CGNAT).
+    /// carriers put many shoppers behind one address (CGNAT). One budget over all markets;
+    /// IPv4-mapped IPv6 counts as IPv4, IPv6 per /64 ([`crate::ip_budget`]).
     pub ip_send_limit: RateLimitPolicy,
+    /// Codes per IPv6 /48 (default 240 per 15 minutes: eight /64s' worth), over all markets.
+    pub ipv6_48_send_limit: RateLimitPolicy,
+    /// SMS per market per day (default 10,000 each; `SMS_DAILY_LIMIT_{MARKET}`).
+    pub sms_daily_limit: BTreeMap<Market, u32>,
+    /// The other SMS-pumping guards: total daily budget, prefix velocity and alarm.
+    pub sms_guard: SmsGuardConfig,
     /// Refresh-token lifetime per market, which is also the session idle timeout: a session not
     /// refreshed for this long ends (default 30 days each).
     pub refresh_ttl: BTreeMap<Market, Duration>,
@@ -66,6 +76,13 @@ impl Default for AuthConfig {
                 window: Duration::minutes(15),
                 cooldown: Duration::zero(),
             },
+            ipv6_48_send_limit: RateLimitPolicy {
+                max_hits: 240,
+                window: Duration::minutes(15),
+                cooldown: Duration::zero(),
+            },
+            sms_daily_limit: Market::ALL.iter().map(|m| (*m, 10_000)).collect(),
+            sms_guard: SmsGuardConfig::default(),
             refresh_ttl: Market::ALL
                 .iter()
                 .map(|m| (*m, Duration::days(30)))
@@ -78,6 +95,11 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// SMS per day in `market`.
+    pub fn sms_daily_limit(&self, market: Market) -> u32 {
+        self.sms_daily_limit.get(&market).copied().unwrap_or(10_000)
+    }
+
     /// Refresh-token lifetime (session idle timeout) in `market`.
     pub fn refresh_ttl(&self, market: Market) -> Duration {
         self.refresh_ttl
@@ -219,6 +241,19 @@ pub enum AuthError {
     /// Too many codes; retry after this many seconds.
     #[error("rate limited, retry after {0} s")]
     RateLimited(u64),
+    /// An SMS-pumping guard (daily budget, prefix velocity) refused; nothing was sent. Retry
+    /// after this many seconds.
+    #[error("sms budget exceeded, retry after {0} s")]
+    SmsBudgetExceeded(u64),
+    /// A CAPTCHA is configured and the request carries no token.
+    #[error("captcha required")]
+    CaptchaRequired,
+    /// The CAPTCHA provider refused the token.
+    #[error("captcha invalid")]
+    CaptchaInvalid,
+    /// The CAPTCHA provider could not be asked; answered 503.
+    #[error("captcha provider unavailable")]
+    CaptchaUnavailable(#[source] crate::CaptchaUnavailable),
     /// Wrong code.
     #[error("wrong code, {attempts_left} tries left")]
     InvalidCode {
@@ -275,6 +310,8 @@ pub struct AuthService {
     tokens: TokenService,
     config: AuthConfig,
     sign_in_observers: Vec<Arc<dyn crate::SignInObserver>>,
+    captcha: Option<Arc<dyn crate::CaptchaVerifier>>,
+    guard_metrics: Arc<SmsGuardMetrics>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -300,6 +337,8 @@ impl AuthService {
             tokens: deps.tokens,
             config,
             sign_in_observers: Vec::new(),
+            captcha: None,
+            guard_metrics: Arc::default(),
         }
     }
 
@@ -368,22 +407,20 @@ impl AuthService {
                 let mut limits = vec![RateLimitCheck {
                     bucket: format!("send:phone:{}", phone.e164()),
                     policy: self.config.phone_send_limit,
+                    elsewhere: Elsewhere::default(),
                 }];
-                if let Some(ip) = &client.ip {
-                    limits.push(RateLimitCheck {
-                        bucket: format!("send:ip:{ip}"),
-                        policy: self.config.ip_send_limit,
-                    });
-                }
+                limits.extend(self.ip_send_limits(market, client));
+                let sms = self.sms_guards(phone);
                 let outbox = NewOutboxMessage {
                     channel: Channel::Sms,
                     recipient: phone.e164().to_owned(),
                     sealed_body: self.sealer.seal(body.as_bytes(), self.rng.as_ref()),
                     expires_at,
                 };
-                (code, limits, Some(outbox))
+                (code, limits, Some((outbox, sms)))
             }
         };
+        let (outbox, sms) = outbox.unzip();
         let cmd = IssueChallenge {
             phone: phone.clone(),
             code_hash: self.hasher.hash(phone, &code),
@@ -392,12 +429,29 @@ impl AuthService {
             client_ip: client.ip.clone(),
             limits,
             outbox,
+            sms,
         };
         match repo.issue_challenge(cmd).map_err(Self::storage(market))? {
             IssueOutcome::Issued => Ok(CodeSent {
                 expires_in_minutes: ttl.num_minutes(),
             }),
+            IssueOutcome::IssuedWithAlarm(alarm) => {
+                self.guard_metrics.alarm(market, &alarm);
+                Ok(CodeSent {
+                    expires_in_minutes: ttl.num_minutes(),
+                })
+            }
             IssueOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),
+            IssueOutcome::BudgetExceeded(trip) => {
+                self.guard_metrics.tripped(market, &trip, client);
+                // The guard and the client, never the number (issue 12, item 18).
+                let event = AuditEvent::SmsBudgetTripped {
+                    guard: trip.guard.as_str().to_owned(),
+                    phone: None,
+                };
+                self.audit(AuditRecord::new(market, now, None, client, event));
+                Err(AuthError::SmsBudgetExceeded(trip.retry_after.0))
+            }
         }
     }
 
@@ -738,5 +792,179 @@ impl AuthService {
                 error: r.ping().err().map(|e| e.to_string()),
             })
             .collect()
+    }
+}
+
+/// Send limits shared across markets and the SMS-pumping guards (issue 12, items 11 and 14).
+impl AuthService {
+    /// Requires a CAPTCHA token on send-code, checked by `verifier`.
+    #[must_use]
+    pub fn with_captcha(mut self, verifier: Arc<dyn crate::CaptchaVerifier>) -> Self {
+        self.captcha = Some(verifier);
+        self
+    }
+
+    /// Whether send-code requires a CAPTCHA token.
+    pub fn captcha_required(&self) -> bool {
+        self.captcha.is_some()
+    }
+
+    /// Counters of the SMS-pumping guards (for metrics).
+    pub fn sms_guard_metrics(&self) -> Arc<SmsGuardMetrics> {
+        self.guard_metrics.clone()
+    }
+
+    /// Checks the CAPTCHA token of a send-code with the provider, when one is configured: call
+    /// it before [`AuthService::send_code`] (it is asynchronous: the provider is asked over HTTP,
+    /// not on the database thread pool).
+    ///
+    /// Errors: [`AuthError::CaptchaRequired`] (no or empty token), [`AuthError::CaptchaInvalid`],
+    /// [`AuthError::CaptchaUnavailable`].
+    pub async fn check_captcha(
+        &self,
+        token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let Some(verifier) = &self.captcha else {
+            return Ok(());
+        };
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::CaptchaRequired)?;
+        // Providers refuse tokens over 2,048 characters; don't forward bigger ones.
+        if token.len() > 2048 {
+            return Err(AuthError::CaptchaInvalid);
+        }
+        match verifier.verify(token, client.ip.as_deref()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AuthError::CaptchaInvalid),
+            Err(e) => {
+                tracing::warn!(provider = verifier.name(), error = %e, "captcha check failed");
+                Err(AuthError::CaptchaUnavailable(e))
+            }
+        }
+    }
+
+    /// The other markets' stored states of `buckets` (read, never written). A market that
+    /// cannot be read counts as nothing: its own database still enforces its share, and one
+    /// market's outage must not stop the other from sending codes.
+    fn elsewhere(&self, market: Market, buckets: &[&str]) -> Vec<Vec<Option<crate::BucketState>>> {
+        self.repos
+            .iter()
+            .filter(|(m, _)| **m != market)
+            .filter_map(|(m, repo)| match repo.bucket_states(buckets) {
+                Ok(states) => Some(states),
+                Err(e) => {
+                    tracing::warn!(market = %m, error = %e, "other market's counts not read");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The per-IP send limits of `client` in `market`: one bucket per IPv4 address or IPv6 /64
+    /// (and a looser one per /48), each with the hits the same buckets hold in the other
+    /// markets, so one budget covers every market while each database holds only its own
+    /// market's hits.
+    fn ip_send_limits(&self, market: Market, client: &ClientInfo) -> Vec<RateLimitCheck> {
+        let Some(ip) = &client.ip else {
+            return Vec::new();
+        };
+        let buckets = ip_budget::send_buckets(ip);
+        let keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
+        let others = self.elsewhere(market, &keys);
+        let now = self.clock.now();
+        buckets
+            .iter()
+            .enumerate()
+            .map(|(i, bucket)| {
+                let policy = match bucket.scope {
+                    IpScope::Subscriber => self.config.ip_send_limit,
+                    IpScope::Site => self.config.ipv6_48_send_limit,
+                };
+                let elsewhere = others.iter().fold(Elsewhere::default(), |acc, states| {
+                    acc.plus(&policy, states.get(i).copied().flatten().as_ref(), now)
+                });
+                RateLimitCheck {
+                    bucket: bucket.key.clone(),
+                    policy,
+                    elsewhere,
+                }
+            })
+            .collect()
+    }
+
+    /// The SMS-pumping guards of a message to `phone`: the market's daily budget, the total
+    /// over markets (other markets' daily counts read here), the prefix's hourly limit.
+    fn sms_guards(&self, phone: &PhoneNumber) -> SmsGuards {
+        let market = phone.market();
+        let guard = &self.config.sms_guard;
+        let policy = sms_guard::daily_policy(self.config.sms_daily_limit(market));
+        let now = self.clock.now();
+        let elsewhere = self
+            .elsewhere(market, &[sms_guard::DAILY_BUCKET])
+            .iter()
+            .fold(Elsewhere::default(), |acc, states| {
+                acc.plus(&policy, states.first().copied().flatten().as_ref(), now)
+            });
+        SmsGuards {
+            daily: RateLimitCheck {
+                bucket: sms_guard::DAILY_BUCKET.to_owned(),
+                policy,
+                elsewhere,
+            },
+            total_daily_limit: guard.total_daily_limit,
+            prefix: PrefixCheck {
+                prefix: sms_guard::sms_prefix(phone),
+                hourly_limit: guard.prefix_hourly_limit,
+                alarm_multiple: guard.prefix_alarm_multiple,
+            },
+        }
+    }
+}
+
+/// Counters of the SMS-pumping guards since start-up, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SmsGuardMetrics {
+    /// Messages refused by a daily budget (market or total).
+    pub daily_budget_trips: std::sync::atomic::AtomicU64,
+    /// Messages refused by a prefix's hourly limit.
+    pub prefix_limit_trips: std::sync::atomic::AtomicU64,
+    /// Prefix velocity alarms raised.
+    pub prefix_alarms: std::sync::atomic::AtomicU64,
+}
+
+impl SmsGuardMetrics {
+    fn tripped(&self, market: Market, trip: &BudgetTrip, client: &ClientInfo) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match trip.guard {
+            crate::BudgetGuard::PrefixHourly => self.prefix_limit_trips.fetch_add(1, Relaxed),
+            _ => self.daily_budget_trips.fetch_add(1, Relaxed),
+        };
+        // The audit record (issue 12, item 18): the guard, never the number.
+        tracing::warn!(
+            target: "audit",
+            event = "sms_budget_exceeded",
+            %market,
+            guard = trip.guard.as_str(),
+            prefix = trip.prefix.as_deref(),
+            client_ip = client.ip.as_deref(),
+            user_agent = client.user_agent.as_deref(),
+            retry_after = trip.retry_after.0,
+            "SMS guard tripped: nothing sent"
+        );
+    }
+
+    fn alarm(&self, market: Market, alarm: &crate::PrefixAlarm) {
+        self.prefix_alarms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            %market,
+            prefix = alarm.prefix.as_str(),
+            sent_this_hour = alarm.sent,
+            usual_per_hour = alarm.baseline,
+            "SMS prefix velocity alarm: possible SMS pumping"
+        );
     }
 }

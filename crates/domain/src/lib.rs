@@ -10,10 +10,12 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod captcha;
 pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
+pub mod ip_budget;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -22,6 +24,7 @@ pub mod refresh;
 pub mod retention;
 pub mod sealed;
 pub mod secret;
+pub mod sms_guard;
 pub mod tokens;
 
 pub use account::{
@@ -34,8 +37,9 @@ pub use account::{
 pub use audit::{AuditEvent, AuditRecord, AuditRepository, StoredAudit};
 pub use auth::{
     AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed, SignedIn,
+    MarketHealth, Refreshed, SignedIn, SmsGuardMetrics,
 };
+pub use captcha::{CaptchaUnavailable, CaptchaVerifier};
 pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
 pub use clock::{Clock, SystemClock};
 pub use entities::{
@@ -50,10 +54,11 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
-pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
 pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
+pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 pub use tokens::{
     AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
 };

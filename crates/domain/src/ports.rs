@@ -10,9 +10,11 @@
 use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Market, PhoneNumber};
 
+use crate::rate_limit::Elsewhere;
+use crate::sms_guard::{BudgetTrip, PrefixAlarm, SmsGuards};
 use crate::{
-    AuditRepository, ClientInfo, NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId,
-    User, UserId,
+    AuditRepository, BucketState, ClientInfo, NewSession, ProfileUpdate, RateLimitPolicy,
+    RetryAfter, SessionId, User, UserId,
 };
 
 /// A storage failure. Business outcomes are never errors: they are variants of the outcomes below.
@@ -36,6 +38,9 @@ pub struct RateLimitCheck {
     pub bucket: String,
     /// The limit that applies.
     pub policy: RateLimitPolicy,
+    /// Hits of the same bucket in the other markets' databases, counted against the same limit
+    /// (one budget across markets; zero for per-market buckets such as a phone number's).
+    pub elsewhere: Elsewhere,
 }
 
 /// Delivery channel of a message.
@@ -100,15 +105,22 @@ pub struct IssueChallenge {
     pub limits: Vec<RateLimitCheck>,
     /// Message to deliver (`None` for test numbers).
     pub outbox: Option<NewOutboxMessage>,
+    /// SMS-pumping guards, checked after `limits` (`None` when nothing is sent).
+    pub sms: Option<SmsGuards>,
 }
 
 /// Result of `AuthRepository::issue_challenge`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IssueOutcome {
     /// Stored; any earlier active code of the number is superseded.
     Issued,
+    /// Stored like [`IssueOutcome::Issued`], and this message took the number's prefix over its
+    /// velocity alarm line (an alarm, not a refusal).
+    IssuedWithAlarm(PrefixAlarm),
     /// A bucket refused; nothing was written.
     RateLimited(RetryAfter),
+    /// An SMS budget or the prefix velocity limit refused; nothing was written.
+    BudgetExceeded(BudgetTrip),
 }
 
 /// Input of `AuthRepository::verify_challenge`.
@@ -273,6 +285,10 @@ pub trait AuthRepository: AuditRepository + Send + Sync {
     /// Hits `limits`, supersedes the number's active code, stores the new one and its outbox
     /// message — all or nothing.
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError>;
+
+    /// The stored state of each of `buckets` (`None` for a bucket never hit), read without
+    /// locking: the service adds other markets' counts of a client to one budget this way.
+    fn bucket_states(&self, buckets: &[&str]) -> Result<Vec<Option<BucketState>>, RepoError>;
 
     /// Judges an attempt on the number's newest challenge and applies the verdict (see
     /// [`VerifyOutcome`]).

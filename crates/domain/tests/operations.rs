@@ -44,7 +44,8 @@ macro_rules! both {
 both!(
     a_disabled_account_cannot_sign_in_refresh_or_use_its_token,
     the_audit_log_records_who_did_what_from_where_without_secrets,
-    retention_deletes_what_is_past_its_period_and_keeps_the_rest
+    retention_deletes_what_is_past_its_period_and_keeps_the_rest,
+    a_tripped_sms_guard_is_audited_without_the_number
 );
 
 fn services(backend: Backend) -> Option<Services> {
@@ -267,4 +268,31 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
     retention.run_once();
     assert_eq!(count("audit_log"), 1, "the fresh sign-in (day 29) stays");
     assert_eq!(count("users"), 4, "accounts are never purged");
+}
+
+fn a_tripped_sms_guard_is_audited_without_the_number(backend: Backend) {
+    let mut config = AuthConfig::default();
+    config.sms_guard.prefix_hourly_limit = 1;
+    let Some(f) = Services::new(backend, config, start()) else {
+        return;
+    };
+    f.auth
+        .send_code(&phone("+996555100001"), &client())
+        .unwrap();
+    let refused = f.auth.send_code(&phone("+996555100002"), &client());
+    assert!(
+        matches!(refused, Err(AuthError::SmsBudgetExceeded(_))),
+        "{refused:?}"
+    );
+    let rows = audit(&f, Market::Kg);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row.event, "sms_budget_tripped");
+    assert_eq!(row.user, None);
+    assert_eq!(row.at, start());
+    assert_eq!(row.client_ip.as_deref(), Some("198.51.100.23"));
+    assert_eq!(row.user_agent.as_deref(), Some("ShopApp/7.1 (iPhone)"));
+    let detail = row.detail.as_deref().unwrap();
+    assert!(detail.starts_with("guard="), "{detail}");
+    assert!(!format!("{row:?}").contains("555100002"), "{row:?}");
 }

@@ -95,11 +95,17 @@ pub enum MessageKey {
     CardNumberInText,
     /// The account is disabled.
     AccountDisabled,
+    /// An SMS budget or a number range's hourly limit is used up (SMS-pumping guard).
+    SmsBudgetExceeded,
+    /// send-code needs a CAPTCHA token and none was given.
+    CaptchaRequired,
+    /// The CAPTCHA token was refused by the provider.
+    CaptchaInvalid,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 44] = [
+    pub const ALL: [MessageKey; 47] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -144,6 +150,9 @@ impl MessageKey {
         MessageKey::TooManyConnections,
         MessageKey::CardNumberInText,
         MessageKey::AccountDisabled,
+        MessageKey::SmsBudgetExceeded,
+        MessageKey::CaptchaRequired,
+        MessageKey::CaptchaInvalid,
     ];
 }
 
@@ -297,6 +306,18 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         MessageKey::AccountDisabled => (
             "Учётная запись отключена, обратитесь в поддержку",
             "This account is disabled, please contact support",
+        ),
+        MessageKey::SmsBudgetExceeded => (
+            "Отправка SMS временно ограничена, повторите попытку позже",
+            "Sending text messages is temporarily limited, please try again later",
+        ),
+        MessageKey::CaptchaRequired => (
+            "Подтвердите, что вы не робот",
+            "Please complete the CAPTCHA",
+        ),
+        MessageKey::CaptchaInvalid => (
+            "Проверка CAPTCHA не пройдена, попробуйте ещё раз",
+            "The CAPTCHA check failed, please try again",
         ),
     }
 }

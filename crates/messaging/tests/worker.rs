@@ -74,6 +74,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
                 sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &OsRandom),
                 expires_at: now + Duration::minutes(10),
             }),
+            sms: None,
         })
         .unwrap();
     let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.repo()];

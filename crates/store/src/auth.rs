@@ -7,21 +7,25 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use marque_domain::challenge::{self, ChallengeStatus, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
+use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
     AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount, IssueChallenge,
-    IssueOutcome, NewRefreshToken, NewSession, ProfileUpdate, RepoError, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    IssueOutcome, NewRefreshToken, NewSession, ProfileUpdate, RateLimitPolicy, RepoError,
+    RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;
 
 use crate::MarketStore;
 use crate::audit::insert_audit;
-use crate::connection::{DbConnection, lock_bucket, lock_refresh, newest_challenge, write_tx};
-use crate::models::{SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
+use crate::connection::{
+    DbConnection, lock_bucket, lock_prefix, lock_refresh, newest_challenge, write_tx,
+};
+use crate::models::{BucketRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
 use crate::schema::{
-    account_deletions, outbox, phone_verifications, rate_limits, refresh_tokens, sessions, users,
+    account_deletions, outbox, phone_verifications, rate_limits, refresh_tokens, sessions,
+    sms_prefix_stats, users,
 };
 use crate::store::TxError;
 
@@ -60,6 +64,10 @@ impl AuthRepository for MarketStore {
         self.with_conn(|conn| {
             let outcome = write_tx(conn, |conn| {
                 hit_limits(conn, &cmd, now)?;
+                let prefix_alarm = match &cmd.sms {
+                    Some(guards) => hit_sms_guards(conn, guards, cmd.now)?,
+                    None => None,
+                };
                 diesel::update(
                     phone_verifications::table
                         .filter(phone_verifications::phone_number.eq(phone))
@@ -92,13 +100,35 @@ impl AuthRepository for MarketStore {
                         ))
                         .execute(conn)?;
                 }
-                Ok(IssueOutcome::Issued)
+                Ok(match prefix_alarm {
+                    Some(alarm) => IssueOutcome::IssuedWithAlarm(alarm),
+                    None => IssueOutcome::Issued,
+                })
             });
             match outcome {
                 // Rolled back: nothing was written.
                 Err(TxError::RateLimited(retry)) => Ok(IssueOutcome::RateLimited(retry)),
+                Err(TxError::BudgetExceeded(trip)) => Ok(IssueOutcome::BudgetExceeded(trip)),
                 other => other,
             }
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    fn bucket_states(&self, buckets: &[&str]) -> Result<Vec<Option<BucketState>>, RepoError> {
+        self.read(|conn| {
+            let rows: Vec<(String, BucketRow)> = rate_limits::table
+                .filter(rate_limits::bucket.eq_any(buckets))
+                .select((rate_limits::bucket, BucketRow::as_select()))
+                .load(conn)?;
+            Ok(buckets
+                .iter()
+                .map(|b| {
+                    rows.iter()
+                        .find(|(key, row)| key == b && row.hits > 0)
+                        .map(|(_, row)| row.state())
+                })
+                .collect())
         })
     }
 
@@ -503,12 +533,78 @@ fn hit_limits(
         let current = states.get(bucket).copied().flatten();
         let next = check
             .policy
-            .admit(current.as_ref(), cmd.now)
+            .admit_shared(current.as_ref(), cmd.now, check.elsewhere)
             .map_err(TxError::RateLimited)?;
         store_bucket(conn, bucket, &next)?;
         states.insert(bucket, Some(next));
     }
     Ok(())
+}
+
+/// Checks the SMS-pumping guards of a message inside the issuing transaction, after the
+/// per-number and per-IP limits (so those refuse most abuse before the market-wide rows are
+/// locked): the market's daily budget and the total over markets on the `sms:day` bucket, then
+/// the prefix's hourly limit. Locks are taken in this fixed order by every sender (request buckets
+/// in key order, then `sms:day`, then the prefix row), so they cannot deadlock.
+/// `Err(TxError::BudgetExceeded)` rolls everything back; `Ok(Some(alarm))` when this message
+/// crossed the prefix's alarm line.
+fn hit_sms_guards(
+    conn: &mut DbConnection,
+    guards: &SmsGuards,
+    now: DateTime<Utc>,
+) -> Result<Option<PrefixAlarm>, TxError> {
+    let db_now = to_db(now);
+    let daily = &guards.daily;
+    let state = lock_bucket(conn, &daily.bucket, db_now)?.map(|row| row.state());
+    let trip = |guard, retry_after| {
+        TxError::BudgetExceeded(BudgetTrip {
+            guard,
+            prefix: None,
+            retry_after,
+        })
+    };
+    let next = daily
+        .policy
+        .admit(state.as_ref(), now)
+        .map_err(|r| trip(BudgetGuard::MarketDaily, r))?;
+    let total = RateLimitPolicy {
+        max_hits: guards.total_daily_limit,
+        ..daily.policy
+    };
+    total
+        .admit_shared(state.as_ref(), now, daily.elsewhere)
+        .map_err(|r| trip(BudgetGuard::TotalDaily, r))?;
+    store_bucket(conn, &daily.bucket, &next)?;
+
+    let prefix = &guards.prefix;
+    let row = lock_prefix(conn, &prefix.prefix, db_now)?;
+    let (next, alarm) = prefix.admit(row.as_ref(), now).map_err(|retry_after| {
+        TxError::BudgetExceeded(BudgetTrip {
+            guard: BudgetGuard::PrefixHourly,
+            prefix: Some(prefix.prefix.clone()),
+            retry_after,
+        })
+    })?;
+    let values = (
+        sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
+        sms_prefix_stats::sent.eq(to_i32(next.sent)),
+        sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
+    );
+    let updated = diesel::update(sms_prefix_stats::table.find(prefix.prefix.as_str()))
+        .set(values)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(sms_prefix_stats::table)
+            .values((sms_prefix_stats::prefix.eq(prefix.prefix.as_str()), values))
+            .execute(conn)?;
+    }
+    Ok(alarm)
+}
+
+/// The baseline (messages per hour) in thousandths, as stored.
+fn baseline_to_db(baseline: f64) -> i64 {
+    // Finite and non-negative by construction; the cast saturates anyway.
+    (baseline.max(0.0) * 1000.0).round() as i64
 }
 
 fn store_bucket(conn: &mut DbConnection, bucket: &str, state: &BucketState) -> QueryResult<()> {

@@ -14,7 +14,8 @@ use marque_markets::Market;
 
 use crate::db_url::Target;
 use crate::models::{BucketRow, ChallengeRow, RefreshRow};
-use crate::schema::{phone_verifications, rate_limits, refresh_tokens, users};
+use crate::schema::{phone_verifications, rate_limits, refresh_tokens, sms_prefix_stats, users};
+use chrono::DurationRound;
 
 /// A connection to either backend; queries written once run on both.
 #[derive(diesel::MultiConnection)]
@@ -230,6 +231,50 @@ pub(crate) fn lock_bucket(
             .optional()?,
     };
     Ok(row.filter(|r| r.hits > 0))
+}
+
+/// The SMS counters of a number prefix inside [`write_tx`], locked until the transaction ends,
+/// the same way as [`lock_bucket`] (a placeholder row on PostgreSQL so a new prefix can be
+/// locked; it is a valid state: an hour with nothing sent and no history).
+pub(crate) fn lock_prefix(
+    conn: &mut DbConnection,
+    prefix: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<marque_domain::sms_guard::PrefixState>> {
+    macro_rules! row {
+        () => {
+            sms_prefix_stats::table.find(prefix).select((
+                sms_prefix_stats::hour_start,
+                sms_prefix_stats::sent,
+                sms_prefix_stats::baseline_milli,
+            ))
+        };
+    }
+    let row: Option<(chrono::NaiveDateTime, i32, i64)> = match conn {
+        DbConnection::Pg(pg) => {
+            let hour = now
+                .duration_trunc(chrono::Duration::hours(1))
+                .unwrap_or(now);
+            diesel::insert_into(sms_prefix_stats::table)
+                .values((
+                    sms_prefix_stats::prefix.eq(prefix),
+                    sms_prefix_stats::hour_start.eq(hour),
+                    sms_prefix_stats::sent.eq(0),
+                    sms_prefix_stats::baseline_milli.eq(0_i64),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            row!().for_update().first(pg).optional()?
+        }
+        DbConnection::Sqlite(lite) => row!().first(lite).optional()?,
+    };
+    Ok(row.map(
+        |(hour_start, sent, baseline_milli)| marque_domain::sms_guard::PrefixState {
+            hour_start: crate::models::from_db(hour_start),
+            sent: u32::try_from(sent).unwrap_or(0),
+            baseline: baseline_milli as f64 / 1000.0,
+        },
+    ))
 }
 
 /// The newest challenge of `phone` inside [`write_tx`], locked until the transaction ends

@@ -120,6 +120,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Messages per number prefix in the current hour and the prefix's usual hourly rate (SMS
+    /// pumping guard).
+    sms_prefix_stats (prefix) {
+        /// Country calling code and first three national digits, e.g. `+996505`.
+        prefix -> Text,
+        /// Start of the counted hour (UTC).
+        hour_start -> Timestamp,
+        /// Messages in that hour.
+        sent -> Integer,
+        /// Usual messages per hour before it, in thousandths.
+        baseline_milli -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::table! {
@@ -183,6 +198,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     phone_verifications,
     sessions,
     rate_limits,
+    sms_prefix_stats,
     outbox,
     refresh_tokens,
     account_deletions,

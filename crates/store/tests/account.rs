@@ -59,6 +59,7 @@ fn sign_in(
             client_ip: None,
             limits: Vec::new(),
             outbox: None,
+            sms: None,
         })
         .unwrap();
     assert_eq!(issued, IssueOutcome::Issued);

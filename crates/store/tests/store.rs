@@ -76,6 +76,7 @@ fn limit(bucket: &str, policy: RateLimitPolicy) -> RateLimitCheck {
     RateLimitCheck {
         bucket: bucket.to_owned(),
         policy,
+        elsewhere: Default::default(),
     }
 }
 
@@ -102,6 +103,7 @@ fn issue_cmd(
             sealed_body: format!("sealed:{}", String::from_utf8_lossy(hash)).into_bytes(),
             expires_at: now + Duration::minutes(10),
         }),
+        sms: None,
     }
 }
 

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
 use marque_domain::{
     AccountRepository, Address, AddressId, AddressRecord, AuditRecord, AuditRepository,
-    AuthRepository, DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress,
+    AuthRepository, BucketState, DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress,
     NewNotification, NewPaymentMethod, Notification, NotificationId, NotificationPage,
     NotificationQuery, OutboxMessage, OutboxRepository, PaymentMethod, PaymentMethodId,
     PaymentMethodRecord, ProfileUpdate, Purged, RepoError, RetentionPolicy, RetentionRepository,
@@ -255,6 +255,7 @@ gated!(RetentionRepository {
 gated!(AuthRepository {
     fn ping(&self) -> ();
     fn issue_challenge(&self, cmd: IssueChallenge) -> IssueOutcome;
+    fn bucket_states(&self, buckets: &[&str]) -> Vec<Option<BucketState>>;
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> VerifyOutcome;
     fn active_session(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
     fn session_user(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<User>;

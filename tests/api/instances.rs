@@ -244,7 +244,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
         .unwrap()
         .verify(&token)
         .unwrap();
-    assert_eq!(verified.market, Market::Us);
+    assert_eq!(verified.market, "us");
     assert_eq!(verified.user_id, login["user_id"].as_i64().unwrap());
 
     // Rotate: a new instance signs with key 2 and still accepts key 1's tokens (same databases).

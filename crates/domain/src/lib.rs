@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
+pub mod keys;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -39,6 +40,7 @@ pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
 pub use events::{SignInEvent, SignInObserver};
+pub use keys::KeyRing;
 pub use otp::OtpHasher;
 pub use ports::{
     AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,
@@ -47,6 +49,7 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
+pub use refresh::RefreshKeys;
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};

@@ -13,3 +13,4 @@ mod instances;
 mod limits;
 mod login;
 mod sessions;
+mod tokens;

@@ -12,10 +12,9 @@ use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
     NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
-    RefreshKeys,
-    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    RandomSource, RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -576,7 +575,11 @@ impl AuthService {
     /// Errors: [`AuthError::InvalidRefreshToken`]; [`AuthError::RefreshTokenReused`] when a rotated
     /// token comes back after the grace window or from another client (the whole session is
     /// revoked).
-    pub fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<Refreshed, AuthError> {
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, AuthError> {
         let market = refresh::market_of(refresh_token).ok_or(AuthError::InvalidRefreshToken)?;
         let repo = self.repo(market)?;
         let now = self.clock.now();

@@ -49,8 +49,8 @@ pub use ports::{
     SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
-pub use refresh::RefreshKeys;
 pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use refresh::RefreshKeys;
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
 pub use tokens::{

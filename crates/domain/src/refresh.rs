@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(s1, s2);
         assert_eq!(hash(&s1), h1);
         assert_eq!(market_of(&s1), Some(Market::Kg));
-        assert_ne!(RefreshKeys::from_key([2; 32]).successor(Market::Kg, &a).0, s1);
+        assert_ne!(
+            RefreshKeys::from_key([2; 32]).successor(Market::Kg, &a).0,
+            s1
+        );
         assert_ne!(k.successor(Market::Kg, &s1).0, s1);
     }
 

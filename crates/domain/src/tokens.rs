@@ -328,8 +328,20 @@ mod tests {
     #[test]
     fn claims_follow_rfc9068() {
         let s = svc(b"0123456789abcdef0123456789abcdef");
-        let (kg, c) = s.issue(UserId(1), Market::Kg, &SessionId("s".into()), "j".into(), now());
-        let (us, _) = s.issue(UserId(1), Market::Us, &SessionId("s".into()), "j".into(), now());
+        let (kg, c) = s.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        let (us, _) = s.issue(
+            UserId(1),
+            Market::Us,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
         assert_eq!(c.sub, "kg:1");
         assert_eq!(c.nbf, c.iat);
         assert_eq!(c.aud, None);
@@ -342,8 +354,13 @@ mod tests {
         assert_eq!(header.alg, Algorithm::EdDSA);
 
         let shop = svc(b"0123456789abcdef0123456789abcdef").with_audience(Some("shop".into()));
-        let (for_shop, c) =
-            shop.issue(UserId(1), Market::Kg, &SessionId("s".into()), "j".into(), now());
+        let (for_shop, c) = shop.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
         assert_eq!(c.aud.as_deref(), Some("shop"));
         assert!(shop.verify(&for_shop, now()).is_ok());
         // A service with an audience refuses tokens without it, or for another one.
@@ -358,7 +375,13 @@ mod tests {
     fn a_longer_lived_token_is_refused() {
         let keys = KeyRing::derive(b"0123456789abcdef0123456789abcdef");
         let long = TokenService::derived(&keys, "marque", Duration::hours(24));
-        let (tok, _) = long.issue(UserId(1), Market::Kg, &SessionId("s".into()), "j".into(), now());
+        let (tok, _) = long.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
         let s = TokenService::derived(&keys, "marque", Duration::minutes(30));
         assert_eq!(s.verify(&tok, now()), Err(TokenError::Invalid));
         assert!(long.verify(&tok, now()).is_ok());
@@ -432,8 +455,8 @@ mod tests {
             "j".into(),
             now(),
         );
-        let hs =
-            jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
+        let hs = jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(b"secret"))
+            .unwrap();
         assert_eq!(after.verify(&hs, now()), Err(TokenError::Invalid));
         let bad = Ed25519SigningKey {
             kid: "x".into(),

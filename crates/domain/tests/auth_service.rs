@@ -286,7 +286,8 @@ fn refresh_replay_is_bound_to_the_rotating_client() {
             Err(AuthError::RefreshTokenReused)
         ));
         assert!(matches!(
-            f.auth.refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
+            f.auth
+                .refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
             Err(AuthError::InvalidRefreshToken)
         ));
         assert!(f.auth.authenticate(&b.access_token).is_err());

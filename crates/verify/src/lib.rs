@@ -328,12 +328,9 @@ mod tests {
         header.kid = Some("k1".into());
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         for secret in [&b"k"[..], &key().verifying_key().to_bytes()[..]] {
-            let hs = jsonwebtoken::encode(
-                &header,
-                &claims(2_000),
-                &EncodingKey::from_secret(secret),
-            )
-            .unwrap();
+            let hs =
+                jsonwebtoken::encode(&header, &claims(2_000), &EncodingKey::from_secret(secret))
+                    .unwrap();
             assert_eq!(v.verify_at(&hs, 1_500), Err(VerifyError::Invalid));
         }
     }
@@ -351,7 +348,11 @@ mod tests {
         );
         for typ in [None, Some("JWT")] {
             let tok = sign_with(&claims(2_000), "k1", typ);
-            assert_eq!(v.verify_at(&tok, 1_500), Err(VerifyError::Invalid), "{typ:?}");
+            assert_eq!(
+                v.verify_at(&tok, 1_500),
+                Err(VerifyError::Invalid),
+                "{typ:?}"
+            );
         }
     }
 

@@ -278,7 +278,10 @@ impl SecretKey {
 fn decode_key_text(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    if text.len() % 2 == 0 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if text.len().is_multiple_of(2)
+        && !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return (0..text.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())

@@ -227,6 +227,10 @@ pub const SECRET_KEY_MIN_BYTES: usize = 32;
 /// 30, a repeated pattern (`aaaa…`, `0000…`, `0123…cdef` twice) a handful.
 const SECRET_KEY_MIN_DISTINCT_BYTES: usize = 16;
 
+/// Fewest distinct characters accepted in a production `SECRET_KEY` text (`aaaa…`, `0000…`,
+/// `abab…` have one or two).
+const SECRET_KEY_MIN_DISTINCT_CHARS: usize = 8;
+
 /// Placeholder words refused in a production `SECRET_KEY` (none is likely, ≥ 6 letters, in
 /// random base64: the chance is below 10^-7).
 const SECRET_KEY_PLACEHOLDERS: [&str; 7] = [
@@ -255,6 +259,13 @@ impl SecretKey {
         let lower = text.to_ascii_lowercase();
         if SECRET_KEY_PLACEHOLDERS.iter().any(|w| lower.contains(w)) {
             return Some("is a placeholder");
+        }
+        // Random hex of 64 characters uses all 16 digits, random base64 about 32 symbols.
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.len() < SECRET_KEY_MIN_DISTINCT_CHARS {
+            return Some("has too little entropy (repeated characters)");
         }
         let Some(bytes) = decode_key_text(text) else {
             return Some("is not hex or base64");

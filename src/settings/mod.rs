@@ -15,7 +15,7 @@
 //!
 //! | variable (file key = lower case) | default | meaning |
 //! |---|---|---|
-//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY` |
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without a strong `SECRET_KEY` (≥ 32 random bytes as hex or base64) |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
 //! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
@@ -23,15 +23,16 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins (`https://shop.example`, or `*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `DEFAULT_MARKET` | `kg` | reported by `GET /api/v1/auth/markets` |
-//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; signs tokens, keys OTP hashes and outbox encryption |
+//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; every key (token signing unless a key file is set, OTP MAC, outbox sealing, refresh MAC) is derived from it with HKDF |
 //! | `JWT_ISSUER` | `marque` | `iss` claim |
+//! | `JWT_AUDIENCE` | unset | `aud` claim, checked on every token when set |
 //! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS` | each market's | refresh token lifetime (= session idle timeout), days, for markets without their own |
 //! | `SESSION_MAX_LIFETIME_DAYS` | `90` | absolute session lifetime, days |
 //! | `REFRESH_REUSE_GRACE_SECONDS` | `10` | a rotated refresh token gets its successor again within this many seconds |
-//! | `JWT_ALGORITHM` | `HS256` | `EdDSA` signs with an Ed25519 key and publishes `/.well-known/jwks.json` |
-//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | EdDSA: PKCS#8 PEM private key and its `kid` |
-//! | `JWT_VERIFICATION_KEYS` | empty | EdDSA: retired keys still accepted, `kid=public.pem,…` |
+//! | `JWT_ALGORITHM` | `EdDSA` | the only algorithm (HS256 was removed): Ed25519, public keys at `/.well-known/jwks.json` |
+//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | PKCS#8 PEM private key and its `kid`; unset: a key derived from `SECRET_KEY` |
+//! | `JWT_VERIFICATION_KEYS` | empty | retired public keys still accepted, `kid=public.pem,…` |
 //! | `DATABASE_POOL_SIZE` | `16` | connections per market, ≥ 1 |
 //! | `DATABASE_CONNECT_TIMEOUT_SECONDS` | `5` | connect / pool checkout timeout, 1–3600 s |
 //! | `MAX_VERIFICATION_ATTEMPTS` | `3` | wrong tries per code, ≥ 1 |
@@ -156,6 +157,9 @@ pub struct TokenSettings {
     pub secret_key: Option<SecretKey>,
     /// `JWT_ISSUER`: the `iss` claim (default `marque`).
     pub jwt_issuer: Text,
+    /// `JWT_AUDIENCE`: the `aud` claim, required on every token when set (RFC 9068 §4;
+    /// default: unset, no `aud`).
+    pub jwt_audience: Option<Text>,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES`: access token lifetime in minutes (default 30).
     pub access_token_expire_minutes: Minutes,
     /// `REFRESH_TOKEN_EXPIRE_DAYS`: refresh token lifetime in days for every market that sets
@@ -166,9 +170,10 @@ pub struct TokenSettings {
     /// `REFRESH_REUSE_GRACE_SECONDS`: seconds in which a just-rotated refresh token gets the
     /// same successor again instead of counting as reuse.
     pub refresh_reuse_grace_seconds: Seconds,
-    /// `JWT_ALGORITHM`: `HS256` (default) or `EdDSA`.
+    /// `JWT_ALGORITHM`: `EdDSA`, the only one.
     pub jwt_algorithm: JwtAlgorithm,
-    /// `JWT_SIGNING_KEY_FILE`: EdDSA private key, PKCS#8 PEM (default: unset).
+    /// `JWT_SIGNING_KEY_FILE`: Ed25519 private key, PKCS#8 PEM (default: unset, a key derived
+    /// from `SECRET_KEY`).
     pub jwt_signing_key_file: Option<Text>,
     /// `JWT_SIGNING_KEY_ID`: the `kid` of that key (default: unset).
     pub jwt_signing_key_id: Option<Text>,
@@ -182,11 +187,12 @@ impl Default for TokenSettings {
         Self {
             secret_key: None,
             jwt_issuer: Text::fixed("marque"),
+            jwt_audience: None,
             access_token_expire_minutes: Minutes::clamped(30),
             refresh_token_expire_days: None,
             session_max_lifetime_days: Days::clamped(whole(auth.session_max_lifetime.num_days())),
             refresh_reuse_grace_seconds: Seconds::clamped(whole(auth.refresh_grace.num_seconds())),
-            jwt_algorithm: JwtAlgorithm::Hs256,
+            jwt_algorithm: JwtAlgorithm::EdDsa,
             jwt_signing_key_file: None,
             jwt_signing_key_id: None,
             jwt_verification_keys: List::default(),
@@ -502,13 +508,17 @@ fn whole(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// How access tokens are signed.
+/// Which Ed25519 key signs access tokens (always EdDSA, RFC 8037).
 #[derive(Debug, Clone)]
 pub enum JwtKeys {
-    /// HS256 with `SECRET_KEY`.
-    Hs256,
-    /// EdDSA (Ed25519) with a key pair and the retired public keys still accepted.
-    EdDsa {
+    /// The key derived from `SECRET_KEY` with HKDF (no `JWT_SIGNING_KEY_FILE`), and the retired
+    /// public keys still accepted.
+    Derived {
+        /// Retired keys.
+        retired: Vec<Ed25519PublicKey>,
+    },
+    /// A key pair from `JWT_SIGNING_KEY_FILE` and the retired public keys still accepted.
+    File {
         /// Current signing key.
         signing: Ed25519SigningKey,
         /// Retired keys.
@@ -579,46 +589,52 @@ impl Config {
             None => (SecretString::from(random_secret()), true),
         };
         let tokens = &settings.tokens;
-        let jwt_keys = match tokens.jwt_algorithm {
-            JwtAlgorithm::Hs256 => JwtKeys::Hs256,
-            JwtAlgorithm::EdDsa => {
-                let needed = |key: &str, value: &Option<Text>| {
-                    value.clone().ok_or_else(|| {
-                        error(key, "required when JWT_ALGORITHM is EdDSA".to_owned())
-                    })
-                };
-                let path = needed("jwt_signing_key_file", &tokens.jwt_signing_key_file)?;
-                let kid = needed("jwt_signing_key_id", &tokens.jwt_signing_key_id)?;
+        let JwtAlgorithm::EdDsa = tokens.jwt_algorithm;
+        let retired = tokens
+            .jwt_verification_keys
+            .items()
+            .iter()
+            .map(|k| {
+                let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
+                    error(
+                        "jwt_verification_keys",
+                        format!("cannot read `{}`: {e}", k.path),
+                    )
+                })?;
+                Ok(Ed25519PublicKey {
+                    kid: k.kid.clone(),
+                    public_pem,
+                })
+            })
+            .collect::<Result<_, SettingsError>>()?;
+        let jwt_keys = match (&tokens.jwt_signing_key_file, &tokens.jwt_signing_key_id) {
+            (None, None) => JwtKeys::Derived { retired },
+            (Some(path), Some(kid)) => {
                 let private_pem = std::fs::read_to_string(path.as_str()).map_err(|e| {
                     error(
                         "jwt_signing_key_file",
                         format!("cannot read `{}`: {e}", path.as_str()),
                     )
                 })?;
-                let retired = tokens
-                    .jwt_verification_keys
-                    .items()
-                    .iter()
-                    .map(|k| {
-                        let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
-                            error(
-                                "jwt_verification_keys",
-                                format!("cannot read `{}`: {e}", k.path),
-                            )
-                        })?;
-                        Ok(Ed25519PublicKey {
-                            kid: k.kid.clone(),
-                            public_pem,
-                        })
-                    })
-                    .collect::<Result<_, SettingsError>>()?;
-                JwtKeys::EdDsa {
+                JwtKeys::File {
                     signing: Ed25519SigningKey {
                         kid: kid.as_str().to_owned(),
                         private_pem,
                     },
                     retired,
                 }
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    "jwt_signing_key_file",
+                    "required when JWT_SIGNING_KEY_ID is set".to_owned(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(error(
+                    "jwt_signing_key_id",
+                    "required when JWT_SIGNING_KEY_FILE is set".to_owned(),
+                ));
             }
         };
         let auth = auth_config(&settings);
@@ -733,11 +749,25 @@ fn check_production(
     settings: &Settings,
     error: &impl Fn(&str, String) -> SettingsError,
 ) -> Result<(), SettingsError> {
-    if settings.tokens.secret_key.is_none() {
-        return Err(error(
-            "secret_key",
-            "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)".to_owned(),
-        ));
+    match &settings.tokens.secret_key {
+        None => {
+            return Err(error(
+                "secret_key",
+                "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)"
+                    .to_owned(),
+            ));
+        }
+        Some(key) => {
+            if let Some(why) = key.production_weakness() {
+                return Err(error(
+                    "secret_key",
+                    format!(
+                        "{why}: in production it must be at least 32 random bytes given as \
+                         base64 or hex; make one with `openssl rand -base64 32`"
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -78,15 +78,59 @@ fn defaults_are_the_domains_unchanged() {
     );
 }
 
+/// A strong key as `openssl rand -base64 32` makes it.
+const STRONG_BASE64: &str = "/Psw5IwSfCXydU40JSmwScmD0iQ5aIXU/4WqyjIEE58=";
+/// A strong key as `openssl rand -hex 32` makes it.
+const STRONG_HEX: &str = "d729eaf219eceeed189d91c560fe5703132a4b168d35d420bc1a003024a3cc3f";
+
 #[test]
 fn production_requires_a_secret() {
     let e = err(&[("MARQUE_ENV", "production")]);
     assert!(e.to_string().contains("SECRET_KEY"), "{e}");
-    let key = "k".repeat(32);
-    assert!(Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok());
+    for key in [
+        STRONG_BASE64,
+        STRONG_HEX,
+        "_Psw5IwSfCXydU40JSmwScmD0iQ5aIXU-4WqyjIEE58",
+    ] {
+        assert!(
+            Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", key)])).is_ok(),
+            "{key}"
+        );
+    }
     let e = err(&[("SECRET_KEY", "short")]);
     assert_eq!(e.key, "SECRET_KEY");
     assert!(!e.to_string().contains("short"), "never echo a secret: {e}");
+}
+
+/// Issue 12 item 4: in production, a `SECRET_KEY` that is not ≥ 32 random bytes given as base64
+/// or hex is refused with one line naming it and the command that makes a good one. Outside
+/// production any ≥ 32-byte text is still accepted (development keys).
+#[test]
+fn production_refuses_a_weak_secret() {
+    let weak = [
+        "a".repeat(44),
+        "0".repeat(64),
+        "changeme".repeat(6),
+        "CHANGEME-please-change-me-before-going-live".to_owned(),
+        "k".repeat(32),
+        "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-".to_owned(),
+        "0123456789abcdef".repeat(4),
+        "my-super-secret-key-for-production-2026".to_owned(),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY".to_owned(), // base64 of 24 bytes
+        "correct horse battery staple, really long!".to_owned(),
+    ];
+    for key in &weak {
+        let e = err(&[("MARQUE_ENV", "production"), ("SECRET_KEY", key)]);
+        let text = e.to_string();
+        assert_eq!(e.key, "SECRET_KEY", "{key}: {text}");
+        assert!(text.contains("openssl rand -base64 32"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains(key.as_str()), "never echo a secret: {text}");
+        assert!(
+            Config::from_vars(vars(&[("SECRET_KEY", key)])).is_ok(),
+            "{key}"
+        );
+    }
 }
 
 #[test]
@@ -260,9 +304,38 @@ fn a_secret_in_a_bad_file_value_is_not_echoed() {
 }
 
 #[test]
-fn eddsa_needs_its_key_file() {
-    let e = err(&[("JWT_ALGORITHM", "EdDSA")]);
+fn a_signing_key_file_and_its_id_go_together() {
+    let e = err(&[("JWT_SIGNING_KEY_ID", "2026-01")]);
     assert!(e.key.contains("JWT_SIGNING_KEY_FILE"), "{e}");
+    let e = err(&[("JWT_SIGNING_KEY_FILE", "/nonexistent.pem")]);
+    assert!(e.key.contains("JWT_SIGNING_KEY_ID"), "{e}");
+    // Without either, tokens are signed with the key derived from SECRET_KEY.
+    let c = Config::from_vars(vars(&[("JWT_ALGORITHM", "EdDSA")])).unwrap();
+    assert!(matches!(c.jwt_keys, JwtKeys::Derived { .. }));
+}
+
+/// Issue 12 item 3: the shared-secret mode is gone; `JWT_ALGORITHM=HS256` stops start-up.
+#[test]
+fn hs256_is_refused() {
+    let e = err(&[("JWT_ALGORITHM", "HS256")]);
+    assert_eq!(e.key, "JWT_ALGORITHM");
+}
+
+#[test]
+fn the_audience_is_read() {
+    let c = Config::from_vars(vars(&[("JWT_AUDIENCE", "shop")])).unwrap();
+    assert_eq!(
+        c.settings.tokens.jwt_audience.as_ref().map(Text::as_str),
+        Some("shop")
+    );
+    assert!(
+        Config::from_vars(vars(&[]))
+            .unwrap()
+            .settings
+            .tokens
+            .jwt_audience
+            .is_none()
+    );
 }
 
 #[test]
@@ -309,14 +382,14 @@ fn every_variable_name_of_the_seed_still_works() {
         ("MARQUE_ENV", "Production"),
         ("HOST", "0.0.0.0"),
         ("PORT", "8080"),
-        ("SECRET_KEY", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-"),
+        ("SECRET_KEY", STRONG_BASE64),
         ("JWT_ISSUER", "shop"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "5"),
         ("REFRESH_TOKEN_EXPIRE_DAYS", "20"),
         ("REFRESH_TOKEN_EXPIRE_DAYS_KG", "21"),
         ("SESSION_MAX_LIFETIME_DAYS", "60"),
         ("REFRESH_REUSE_GRACE_SECONDS", "3"),
-        ("JWT_ALGORITHM", "hs256"),
+        ("JWT_ALGORITHM", "eddsa"),
         ("DATABASE_URL_MARQUE_KG", "postgres://db/kg"),
         ("DATABASE_URL_MARQUE_US", "sqlite://x/us.db"),
         ("DATABASE_POOL_SIZE", "8"),

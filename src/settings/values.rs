@@ -198,10 +198,11 @@ choice! {
 
 choice! {
     /// How access tokens are signed (`JWT_ALGORITHM`).
+    /// Only EdDSA: the shared-secret HS256 mode was removed (issue 12 item 3), so no service
+    /// that verifies tokens can mint them (RFC 8725 §3.5).
     pub enum JwtAlgorithm {
-        /// HMAC-SHA256 with `SECRET_KEY`.
-        Hs256 = "HS256",
-        /// Ed25519 with `JWT_SIGNING_KEY_FILE`; public keys at `/.well-known/jwks.json`.
+        /// Ed25519 with `JWT_SIGNING_KEY_FILE`, or a key derived from `SECRET_KEY`; public keys
+        /// at `/.well-known/jwks.json`.
         EdDsa = "EdDSA",
     }
 }
@@ -265,11 +266,84 @@ pub struct SecretKey(SecretString);
 /// Shortest accepted `SECRET_KEY`, in bytes.
 pub const SECRET_KEY_MIN_BYTES: usize = 32;
 
+/// Fewest distinct byte values accepted in a production `SECRET_KEY`: 32 random bytes have about
+/// 30, a repeated pattern (`aaaa…`, `0000…`, `0123…cdef` twice) a handful.
+const SECRET_KEY_MIN_DISTINCT_BYTES: usize = 16;
+
+/// Fewest distinct characters accepted in a production `SECRET_KEY` text (`aaaa…`, `0000…`,
+/// `abab…` have one or two).
+const SECRET_KEY_MIN_DISTINCT_CHARS: usize = 8;
+
+/// Placeholder words refused in a production `SECRET_KEY` (none is likely, ≥ 6 letters, in
+/// random base64: the chance is below 10^-7).
+const SECRET_KEY_PLACEHOLDERS: [&str; 7] = [
+    "changeme",
+    "change_me",
+    "change-me",
+    "secret",
+    "password",
+    "example",
+    "placeholder",
+];
+
 impl SecretKey {
     /// The key.
     pub fn secret(&self) -> &SecretString {
         &self.0
     }
+
+    /// Why this key is too weak for production, if it is (NIST SP 800-63B §5.1.1.2 / §5.2.2
+    /// spirit: a key must be random, not chosen; RFC 8725 §3.5: keys with enough entropy): it
+    /// must be at least [`SECRET_KEY_MIN_BYTES`] bytes given as hex or base64 (standard or
+    /// URL-safe, padding optional), with enough distinct bytes and no placeholder word. The
+    /// answer never quotes the key.
+    pub fn production_weakness(&self) -> Option<&'static str> {
+        let text = self.0.expose_secret().trim();
+        let lower = text.to_ascii_lowercase();
+        if SECRET_KEY_PLACEHOLDERS.iter().any(|w| lower.contains(w)) {
+            return Some("is a placeholder");
+        }
+        // Random hex of 64 characters uses all 16 digits, random base64 about 32 symbols.
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.len() < SECRET_KEY_MIN_DISTINCT_CHARS {
+            return Some("has too little entropy (repeated characters)");
+        }
+        let Some(bytes) = decode_key_text(text) else {
+            return Some("is not hex or base64");
+        };
+        if bytes.len() < SECRET_KEY_MIN_BYTES {
+            return Some("decodes to fewer than 32 bytes");
+        }
+        let mut seen = [false; 256];
+        for b in &bytes {
+            seen[usize::from(*b)] = true;
+        }
+        if seen.iter().filter(|s| **s).count() < SECRET_KEY_MIN_DISTINCT_BYTES {
+            return Some("has too little entropy (repeated characters)");
+        }
+        None
+    }
+}
+
+/// The bytes of a key written as hex (even length, hex digits only) or base64 (standard or
+/// URL-safe alphabet, padding optional).
+fn decode_key_text(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    if text.len().is_multiple_of(2)
+        && !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect();
+    }
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
 }
 
 impl fmt::Debug for SecretKey {

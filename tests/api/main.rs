@@ -14,3 +14,4 @@ mod instances;
 mod limits;
 mod login;
 mod sessions;
+mod tokens;

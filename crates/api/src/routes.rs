@@ -261,7 +261,8 @@ pub async fn refresh(
     let lang = marque_domain::refresh::market_of(&token)
         .map_or_else(|| fallback_lang(&req), Market::language);
     let auth = state.auth.clone();
-    let r = blocking(lang, move || auth.refresh(&token)).await?;
+    let client = client_info(&req);
+    let r = blocking(lang, move || auth.refresh(&token, &client)).await?;
     Ok(HttpResponse::Ok().json(RefreshResponse {
         success: true,
         message: text(MessageKey::TokenRefreshed, lang).to_owned(),

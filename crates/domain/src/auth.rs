@@ -15,9 +15,9 @@ use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
     NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
-    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    RandomSource, RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -220,8 +220,8 @@ pub struct AuthDeps {
     pub hasher: OtpHasher,
     /// Sealer of outbox payloads.
     pub outbox_sealer: PayloadSealer,
-    /// Sealer of the refresh-token successors kept for the grace window.
-    pub refresh_sealer: PayloadSealer,
+    /// Refresh-token MAC: successors and client bindings (nothing reversible is stored).
+    pub refresh_keys: RefreshKeys,
     /// Access-token signer and verifier.
     pub tokens: TokenService,
 }
@@ -303,7 +303,7 @@ pub struct AuthService {
     rng: Arc<dyn RandomSource>,
     hasher: OtpHasher,
     sealer: PayloadSealer,
-    refresh_sealer: PayloadSealer,
+    refresh_keys: RefreshKeys,
     tokens: TokenService,
     config: AuthConfig,
     sign_in_observers: Vec<Arc<dyn crate::SignInObserver>>,
@@ -330,7 +330,7 @@ impl AuthService {
             rng: deps.rng,
             hasher: deps.hasher,
             sealer: deps.outbox_sealer,
-            refresh_sealer: deps.refresh_sealer,
+            refresh_keys: deps.refresh_keys,
             tokens: deps.tokens,
             config,
             sign_in_observers: Vec::new(),
@@ -546,7 +546,7 @@ impl AuthService {
     /// Errors: [`AuthError::InvalidToken`], storage errors.
     pub fn signed_in(&self, claims: &AccessClaims) -> Result<SignedIn, AuthError> {
         let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
-        let market = claims.market;
+        let market = claims.market().map_err(|_| AuthError::InvalidToken)?;
         let session = claims.session_id();
         let user = self
             .repo(market)?
@@ -616,15 +616,24 @@ impl AuthService {
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
+    /// `client` is the requesting client: a retry within the grace window gets the same
+    /// successor only from the client that rotated the token (same user agent and IP prefix,
+    /// [`crate::refresh::ip_prefix`]); from any other client it is reuse (RFC 9700 §4.14.2).
     ///
     /// Errors: [`AuthError::InvalidRefreshToken`]; [`AuthError::RefreshTokenReused`] when a rotated
-    /// token comes back after the grace window (the whole session is revoked).
-    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, AuthError> {
+    /// token comes back after the grace window or from another client (the whole session is
+    /// revoked).
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, AuthError> {
         let market = refresh::market_of(refresh_token).ok_or(AuthError::InvalidRefreshToken)?;
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let presented = refresh::hash(refresh_token);
-        let (successor, successor_hash) = refresh::generate(market, self.rng.as_ref());
+        // Deterministic: a replay recomputes the same successor, so none is ever stored.
+        let (successor, successor_hash) = self.refresh_keys.successor(market, refresh_token);
         let cmd = RotateRefresh {
             token_hash: &presented,
             now,
@@ -632,9 +641,9 @@ impl AuthService {
             idle: self.config.refresh_ttl(market),
             max_lifetime: self.config.session_max_lifetime,
             successor_hash,
-            successor_sealed: self
-                .refresh_sealer
-                .seal(successor.as_bytes(), self.rng.as_ref()),
+            client_binding: self
+                .refresh_keys
+                .client_binding(client.ip.as_deref(), client.user_agent.as_deref()),
         };
         let (session, user, refresh_token, refresh_expires_at) =
             match repo.rotate_refresh(cmd).map_err(Self::storage(market))? {
@@ -642,22 +651,12 @@ impl AuthService {
                     session,
                     user,
                     refresh_expires_at,
-                } => (session, user, successor, refresh_expires_at),
-                RotateOutcome::Replayed {
+                }
+                | RotateOutcome::Replayed {
                     session,
                     user,
-                    successor_sealed,
                     refresh_expires_at,
-                } => {
-                    let text = self
-                        .refresh_sealer
-                        .open(&successor_sealed)
-                        .map_err(|e| AuthError::Internal(Box::new(e)))
-                        .and_then(|b| {
-                            String::from_utf8(b).map_err(|e| AuthError::Internal(Box::new(e)))
-                        })?;
-                    (session, user, text, refresh_expires_at)
-                }
+                } => (session, user, successor, refresh_expires_at),
                 RotateOutcome::Reused => {
                     tracing::warn!(%market, "refresh token reuse: session revoked");
                     return Err(AuthError::RefreshTokenReused);

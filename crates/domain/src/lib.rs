@@ -15,6 +15,7 @@ pub mod clock;
 pub mod entities;
 pub mod events;
 pub mod ip_budget;
+pub mod keys;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -43,6 +44,7 @@ pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
 pub use events::{SignInEvent, SignInObserver};
+pub use keys::KeyRing;
 pub use otp::OtpHasher;
 pub use ports::{
     AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,
@@ -52,6 +54,7 @@ pub use ports::{
 };
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
+pub use refresh::RefreshKeys;
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
 pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};

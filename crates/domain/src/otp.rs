@@ -24,12 +24,16 @@ impl std::fmt::Debug for OtpHasher {
 }
 
 impl OtpHasher {
-    /// A hasher whose key is derived from `secret` (any length) with the label `marque-otp-v1`,
-    /// so the same `SECRET_KEY` can also sign tokens without the two uses sharing a key.
+    /// A hasher whose key is derived from `secret` with HKDF (RFC 5869) under the label
+    /// `marque/otp-mac/v1` ([`crate::keys::KeyRing`]), so the same `SECRET_KEY` can also sign
+    /// tokens without the two uses sharing a key.
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self {
-            key: derive_key(secret, b"marque-otp-v1"),
-        }
+        crate::keys::KeyRing::derive(secret).otp_hasher()
+    }
+
+    /// A hasher with `key`, an HMAC-SHA256 key from [`crate::keys::KeyRing`].
+    pub fn from_key(key: [u8; 32]) -> Self {
+        Self { key }
     }
 
     fn mac(&self, phone: &PhoneNumber, code: &OtpCode) -> HmacSha256 {
@@ -51,14 +55,6 @@ impl OtpHasher {
     pub fn verify(&self, phone: &PhoneNumber, code: &OtpCode, stored: &[u8]) -> bool {
         self.mac(phone, code).verify_slice(stored).is_ok()
     }
-}
-
-/// `HMAC-SHA256(secret, label)`: a 32-byte subkey for one purpose.
-pub(crate) fn derive_key(secret: &[u8], label: &[u8]) -> [u8; 32] {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
-    mac.update(label);
-    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -162,8 +162,9 @@ pub struct RotateRefresh<'a> {
     pub max_lifetime: Duration,
     /// Hash of the successor to store when rotating (its `expires_at` is the new session deadline).
     pub successor_hash: Vec<u8>,
-    /// The successor's text, sealed, kept on the rotated row for the grace window only.
-    pub successor_sealed: Vec<u8>,
+    /// The requesting client's binding ([`crate::RefreshKeys::client_binding`]): kept on the
+    /// rotated row, compared on a replay within the grace window.
+    pub client_binding: Vec<u8>,
 }
 
 /// Result of `AuthRepository::rotate_refresh`.
@@ -178,14 +179,13 @@ pub enum RotateOutcome {
         /// Expiry of the successor (= the session's new deadline).
         refresh_expires_at: DateTime<Utc>,
     },
-    /// A retry within the grace window: the successor already issued, sealed.
+    /// A retry by the same client within the grace window: the successor already issued (the
+    /// caller recomputes its text from the presented token).
     Replayed {
         /// The session.
         session: SessionId,
         /// Its user.
         user: UserId,
-        /// The successor's sealed text.
-        successor_sealed: Vec<u8>,
         /// Expiry of the successor.
         refresh_expires_at: DateTime<Utc>,
     },
@@ -330,7 +330,7 @@ pub trait AuthRepository: Send + Sync {
     ) -> Result<Vec<SessionInfo>, RepoError>;
 
     /// Judges a refresh ([`crate::refresh::judge`]) with the token row locked, and applies the
-    /// verdict: rotate (store successor, extend session, keep the sealed successor on the old
+    /// verdict: rotate (store successor, extend session, keep the client binding on the old
     /// row), replay, or revoke the whole session on reuse.
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError>;
 

@@ -220,21 +220,21 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     assert!(first.refresh_token.starts_with("mrt_kg_"));
     assert_eq!(first.refresh_expires_in, 30 * 24 * 3600);
     f.clock.advance(Duration::seconds(60));
-    let second = f.auth.refresh(&first.refresh_token).unwrap();
+    let second = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.market, Market::Kg);
     // A concurrent retry within the grace window gets the same successor.
     f.clock.advance(Duration::seconds(5));
-    let retry = f.auth.refresh(&first.refresh_token).unwrap();
+    let retry = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_eq!(retry.refresh_token, second.refresh_token);
     // After the window, the rotated token is reuse: the whole session ends.
     f.clock.advance(Duration::seconds(6));
     assert!(matches!(
-        f.auth.refresh(&first.refresh_token),
+        f.auth.refresh(&first.refresh_token, &client()),
         Err(AuthError::RefreshTokenReused)
     ));
     assert!(matches!(
-        f.auth.refresh(&second.refresh_token),
+        f.auth.refresh(&second.refresh_token, &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
     assert!(matches!(
@@ -242,9 +242,56 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
         Err(AuthError::InvalidToken)
     ));
     assert!(matches!(
-        f.auth.refresh("garbage"),
+        f.auth.refresh("garbage", &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
+}
+
+/// Issue 12 item 6: within the grace window, a replay is honoured for the client that rotated
+/// the token (same user agent, same IPv4 /24 or IPv6 /64) and is reuse from any other; nothing
+/// of the successor is stored but its hash.
+#[test]
+fn refresh_replay_is_bound_to_the_rotating_client() {
+    let f = fixture(AuthConfig::default());
+    let client_at = |ip: &str, ua: &str| ClientInfo {
+        ip: Some(ip.into()),
+        user_agent: Some(ua.into()),
+    };
+    // Same /24 and agent: the retry gets the same successor.
+    let first = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(60));
+    let second = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.7", "app/1"))
+        .unwrap();
+    let retry = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.99", "app/1"))
+        .unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    // Another agent, or another network, inside the window: reuse, the session ends.
+    for other in [
+        client_at("203.0.113.7", "curl/8"),
+        client_at("198.51.100.7", "app/1"),
+    ] {
+        f.clock.advance(Duration::seconds(61));
+        let a = login(&f, "+996505325311");
+        f.clock.advance(Duration::seconds(1));
+        let b = f
+            .auth
+            .refresh(&a.refresh_token, &client_at("203.0.113.7", "app/1"))
+            .unwrap();
+        assert!(matches!(
+            f.auth.refresh(&a.refresh_token, &other),
+            Err(AuthError::RefreshTokenReused)
+        ));
+        assert!(matches!(
+            f.auth
+                .refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
+            Err(AuthError::InvalidRefreshToken)
+        ));
+        assert!(f.auth.authenticate(&b.access_token).is_err());
+    }
 }
 
 #[test]
@@ -313,7 +360,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    f.auth.refresh(&first.refresh_token)
+                    f.auth.refresh(&first.refresh_token, &client())
                 })
             })
             .collect();
@@ -326,7 +373,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
     assert_eq!(successors.len(), 1, "{successors:?}");
     let successor = successors.into_iter().next().unwrap();
     assert_ne!(successor, first.refresh_token);
-    f.auth.refresh(&successor).unwrap();
+    f.auth.refresh(&successor, &client()).unwrap();
 }
 
 #[test]

@@ -322,8 +322,11 @@ impl AuthRepository for MarketStore {
                 let state = RefreshState {
                     expires_at: from_db(token.expires_at),
                     rotated_at: token.rotated_at.map(from_db),
-                    successor_replayable: token.successor_sealed.is_some()
-                        && successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                    successor_replayable: successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                    same_client: token
+                        .rotated_client
+                        .as_deref()
+                        .is_some_and(|c| c == cmd.client_binding.as_slice()),
                 };
                 let live = SessionState {
                     revoked: session.revoked_at.is_some(),
@@ -344,7 +347,6 @@ impl AuthRepository for MarketStore {
                         RefreshJudgement::Replay => RotateOutcome::Replayed {
                             session: sid,
                             user,
-                            successor_sealed: token.successor_sealed.unwrap_or_default(),
                             refresh_expires_at: from_db(
                                 successor.map_or(token.expires_at, |(_, expires)| expires),
                             ),
@@ -365,18 +367,10 @@ impl AuthRepository for MarketStore {
                                 .set((
                                     refresh_tokens::rotated_at.eq(now),
                                     refresh_tokens::successor_id.eq(next_id),
-                                    refresh_tokens::successor_sealed
-                                        .eq(cmd.successor_sealed.as_slice()),
+                                    refresh_tokens::rotated_client
+                                        .eq(cmd.client_binding.as_slice()),
                                 ))
                                 .execute(conn)?;
-                            // The grace copy on the previous generation is moot once its successor
-                            // (this token) is used: drop it.
-                            diesel::update(
-                                refresh_tokens::table
-                                    .filter(refresh_tokens::successor_id.eq(token.id)),
-                            )
-                            .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
-                            .execute(conn)?;
                             diesel::update(sessions::table.find(session.id.as_str()))
                                 .set((
                                     sessions::expires_at.eq(to_db(deadline)),

@@ -191,7 +191,7 @@ pub(crate) struct RefreshRow {
     pub(crate) expires_at: NaiveDateTime,
     pub(crate) rotated_at: Option<NaiveDateTime>,
     pub(crate) successor_id: Option<i64>,
-    pub(crate) successor_sealed: Option<Vec<u8>>,
+    pub(crate) rotated_client: Option<Vec<u8>>,
 }
 
 /// A session row.

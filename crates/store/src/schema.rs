@@ -154,8 +154,8 @@ diesel::table! {
         rotated_at -> Nullable<Timestamp>,
         /// The successor's row id.
         successor_id -> Nullable<BigInt>,
-        /// The successor's text, sealed, kept for the reuse grace window.
-        successor_sealed -> Nullable<Binary>,
+        /// MAC of the client that rotated it (user agent + IP prefix), for grace-window replays.
+        rotated_client -> Nullable<Binary>,
     }
 }
 

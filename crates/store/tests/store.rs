@@ -43,6 +43,7 @@ on_both_backends!(
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
     refresh_rotates_replays_in_grace_and_revokes_on_reuse,
+    refresh_replay_from_another_client_is_reuse,
     refresh_extends_the_session_up_to_its_max_lifetime,
     refresh_of_an_ended_session_is_invalid,
     sessions_are_listed_and_revoked_by_scope,
@@ -949,6 +950,16 @@ fn rotate(
     successor: &[u8],
     now: DateTime<Utc>,
 ) -> RotateOutcome {
+    rotate_from(store, presented, successor, b"client-a", now)
+}
+
+fn rotate_from(
+    store: &MarketStore,
+    presented: &[u8],
+    successor: &[u8],
+    client: &[u8],
+    now: DateTime<Utc>,
+) -> RotateOutcome {
     store
         .rotate_refresh(RotateRefresh {
             token_hash: presented,
@@ -957,7 +968,7 @@ fn rotate(
             idle: Duration::days(30),
             max_lifetime: Duration::days(90),
             successor_hash: successor.to_vec(),
-            successor_sealed: [b"sealed:", successor].concat(),
+            client_binding: client.to_vec(),
         })
         .unwrap()
 }
@@ -982,21 +993,27 @@ fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
         }
         other => panic!("unexpected {other:?}"),
     }
-    // A concurrent retry inside the grace window gets the same successor, sealed.
-    match rotate(store, &first, b"other", at(105)) {
+    // A concurrent retry of the same client inside the grace window is a replay (the caller
+    // recomputes the successor; nothing of it is stored but its hash).
+    match rotate(store, &first, b"second", at(105)) {
         RotateOutcome::Replayed {
-            successor_sealed, ..
-        } => assert_eq!(successor_sealed, b"sealed:second"),
+            session,
+            refresh_expires_at,
+            ..
+        } => {
+            assert_eq!(session, sid);
+            assert_eq!(refresh_expires_at, at(100) + Duration::days(30));
+        }
         other => panic!("unexpected {other:?}"),
     }
-    // The successor works and is rotated in turn; the grace copy of the first is dropped.
+    // The successor works and is rotated in turn.
     assert!(matches!(
         rotate(store, b"second", b"third", at(106)),
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens WHERE successor_sealed IS NOT NULL"),
-        1
+        ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens WHERE rotated_client IS NOT NULL"),
+        2
     );
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens"), 3);
     // The first token again, after its successor was used: reuse → the session is revoked.
@@ -1011,6 +1028,26 @@ fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
     );
     assert_eq!(
         rotate(store, b"unknown", b"x", at(108)),
+        RotateOutcome::Invalid
+    );
+}
+
+/// Issue 12 item 6: inside the grace window, a replay from another client (another user agent
+/// or IP prefix, i.e. another binding) is reuse and revokes the session.
+fn refresh_replay_from_another_client_is_reuse(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, sid, first) = refreshed_session(store);
+    assert!(matches!(
+        rotate_from(store, &first, b"second", b"client-a", at(100)),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        rotate_from(store, &first, b"second", b"client-b", at(101)),
+        RotateOutcome::Reused
+    );
+    assert_eq!(store.active_session(&sid, user.id, at(102)).unwrap(), None);
+    assert_eq!(
+        rotate_from(store, b"second", b"third", b"client-a", at(102)),
         RotateOutcome::Invalid
     );
 }

@@ -92,6 +92,9 @@ fn issue_cmd(
     IssueChallenge {
         phone: phone(e164),
         code_hash: hash.to_vec(),
+        purpose: marque_domain::OtpPurpose::Login,
+        challenge_id: uuid::Uuid::new_v4().to_string(),
+        check_lock: true,
         now,
         expires_at: now + Duration::minutes(10),
         client_ip: Some("203.0.113.7".to_owned()),
@@ -138,6 +141,8 @@ fn verify_with(
             now,
             max_attempts,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -916,6 +921,8 @@ fn pool_timeout_is_unavailable() {
                     now: at(1),
                     max_attempts: 3,
                     matches: &matches,
+                    challenge_id: None,
+                    guard: marque_domain::AttemptGuard::default(),
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -1124,6 +1131,8 @@ fn delete(
             now,
             max_attempts: 3,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
         })
         .unwrap()
 }

@@ -86,8 +86,8 @@ fn challenge_id(
     responses(
         (status = 200, description = "Code sent", body = SendCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`"),
-        (status = 401, description = "`invalid_token`: `purpose: delete_account` without a valid bearer token"),
-        (status = 422, description = "`validation_error` (e.g. unknown `purpose`, or a deletion code for another number than the account's), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 401, description = "`invalid_token`: a deletion code asked for without a valid bearer token"),
+        (status = 422, description = "`validation_error` (e.g. an unknown purpose, or a deletion code for another number than the account's), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited`, `phone_locked`"),
     )
 )]
@@ -147,7 +147,7 @@ pub async fn send_code(
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`"),
-        (status = 422, description = "`validation_error` (e.g. `challenge_id` missing while required), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 422, description = "`validation_error` (e.g. challenge_id missing while required), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]
@@ -396,7 +396,7 @@ pub async fn end_session(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 400, description = "`invalid_json`, `invalid_code`"),
-        (status = 422, description = "`validation_error` (e.g. `challenge_id` missing while required)"),
+        (status = 422, description = "`validation_error` (e.g. challenge_id missing while required)"),
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]

@@ -4,6 +4,7 @@
 
 mod account;
 mod cli;
+mod codes;
 mod data;
 mod docs;
 mod edge;

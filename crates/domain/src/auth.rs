@@ -528,7 +528,7 @@ impl AuthService {
         outcome: VerifyOutcome,
     ) -> AuthError {
         let market = phone.market();
-        if self.config.test_numbers.contains_key(phone.e164()) {
+        if self.config.test_code(phone, self.clock.now()).is_some() {
             tracing::info!(
                 target: "audit",
                 event = "test_number_used",

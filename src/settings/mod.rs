@@ -74,8 +74,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    ConnectionCap, Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat,
-    FailureLimit, Instant, Millis, Minutes, Origin, Port, PositiveSeconds, ProxyNet, Seconds,
+    ConnectionCap, Count, DatabaseUrl, Days, Environment, FailureLimit, Instant, JwtAlgorithm,
+    KeyFile, List, LogFormat, Millis, Minutes, Origin, Port, PositiveSeconds, ProxyNet, Seconds,
     SecretKey, SmsProvider, TestNumber, Text,
 };
 

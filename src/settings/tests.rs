@@ -374,7 +374,10 @@ fn code_and_failure_settings_of_issue_12() {
     assert_eq!(c.auth.ip_verify_limit.max_hits, 60);
     assert_eq!(c.auth.ip_verify_limit.window, Duration::minutes(15));
     assert!(!c.auth.require_challenge_id);
-    assert!(c.auth.test_numbers_exempt, "outside production test numbers skip limits");
+    assert!(
+        c.auth.test_numbers_exempt,
+        "outside production test numbers skip limits"
+    );
     assert_eq!(c.auth.test_numbers_valid_until, None);
 
     let c = Config::from_vars(vars(&[
@@ -415,7 +418,10 @@ fn code_and_failure_settings_of_issue_12() {
         err(&[("TEST_PHONE_NUMBERS_VALID_UNTIL", "next week")]).key,
         "TEST_PHONE_NUMBERS_VALID_UNTIL"
     );
-    assert_eq!(err(&[("REQUIRE_CHALLENGE_ID", "maybe")]).key, "REQUIRE_CHALLENGE_ID");
+    assert_eq!(
+        err(&[("REQUIRE_CHALLENGE_ID", "maybe")]).key,
+        "REQUIRE_CHALLENGE_ID"
+    );
 }
 
 #[test]

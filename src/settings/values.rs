@@ -155,7 +155,9 @@ impl<'de> Deserialize<'de> for Instant {
         impl Visitor<'_> for V {
             type Value = Instant;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 date-time like 2026-12-31T18:00:00Z or a date like 2026-12-31")
+                f.write_str(
+                    "an RFC 3339 date-time like 2026-12-31T18:00:00Z or a date like 2026-12-31",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Instant::parse(v).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))

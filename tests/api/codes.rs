@@ -22,7 +22,12 @@ both_backends!(
 
 const KG: &str = "+996505325311";
 
-async fn verify_with(app: &TestApp, phone: &str, code: &str, id: Option<&str>) -> reqwest::Response {
+async fn verify_with(
+    app: &TestApp,
+    phone: &str,
+    code: &str,
+    id: Option<&str>,
+) -> reqwest::Response {
     let mut body = json!({ "phone_number": phone, "verification_code": code });
     if let Some(id) = id {
         body["challenge_id"] = json!(id);
@@ -83,7 +88,9 @@ async fn a_wrong_challenge_id_does_not_burn_the_code(backend: Backend) {
         return;
     };
     let sent: Value = app.send_code(KG).await.json().await.unwrap();
-    let id = sent["challenge_id"].as_str().expect("send-code returns challenge_id");
+    let id = sent["challenge_id"]
+        .as_str()
+        .expect("send-code returns challenge_id");
     assert!(id.len() >= 22, "128 bits at least: {id}");
     assert_eq!(sent["purpose"], "login");
     let code = app.code_for(KG, 0).await;
@@ -105,7 +112,10 @@ async fn challenge_id_can_be_required(backend: Backend) {
     let res = app.verify(KG, &code).await;
     assert_eq!(res.status(), 422);
     let err: Value = res.json().await.unwrap();
-    assert_eq!((&err["error"], &err["field"]), (&json!("validation_error"), &json!("challenge_id")));
+    assert_eq!(
+        (&err["error"], &err["field"]),
+        (&json!("validation_error"), &json!("challenge_id"))
+    );
     let id = sent["challenge_id"].as_str().unwrap();
     assert_eq!(verify_with(&app, KG, &code, Some(id)).await.status(), 200);
 }
@@ -138,7 +148,12 @@ async fn codes_work_only_for_their_purpose(backend: Backend) {
     app.clock.advance(Duration::seconds(61));
     app.send_code(KG).await;
     let login_code = app.code_for(KG, 1).await;
-    assert_eq!(delete(&app, token, json!({"verification_code": login_code})).await.status(), 400);
+    assert_eq!(
+        delete(&app, token, json!({"verification_code": login_code}))
+            .await
+            .status(),
+        400
+    );
     assert_eq!(app.count(Market::Kg, "users").await, 1);
 
     // Only the account asks for its deletion code, for its own number.
@@ -146,7 +161,10 @@ async fn codes_work_only_for_their_purpose(backend: Backend) {
     assert_eq!(ask(&app, None, KG).await.status(), 401);
     assert_eq!(ask(&app, Some(token), "+996505325312").await.status(), 422);
     let res = app
-        .post("/api/v1/auth/send-code", json!({"phone_number": KG, "purpose": "reset"}))
+        .post(
+            "/api/v1/auth/send-code",
+            json!({"phone_number": KG, "purpose": "reset"}),
+        )
         .await;
     assert_eq!(res.status(), 422);
     let res = ask(&app, Some(token), KG).await;
@@ -155,14 +173,22 @@ async fn codes_work_only_for_their_purpose(backend: Backend) {
     assert_eq!(sent["purpose"], "delete_account");
     let deletion_code = app.code_for(KG, 2).await;
     let message = &app.messages_to(KG)[2];
-    assert!(message.body.contains("удаления аккаунта"), "{}", message.body);
+    assert!(
+        message.body.contains("удаления аккаунта"),
+        "{}",
+        message.body
+    );
 
     // A deletion code does not sign in.
     assert_eq!(app.verify(KG, &deletion_code).await.status(), 400);
-    let res = delete(&app, token, json!({
-        "verification_code": deletion_code,
-        "challenge_id": sent["challenge_id"],
-    }))
+    let res = delete(
+        &app,
+        token,
+        json!({
+            "verification_code": deletion_code,
+            "challenge_id": sent["challenge_id"],
+        }),
+    )
     .await;
     assert_eq!(res.status(), 200);
     assert_eq!(app.count(Market::Kg, "users").await, 0);
@@ -187,7 +213,10 @@ async fn wrong_codes_across_codes_lock_the_number(backend: Backend) {
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "86400");
     let err: Value = res.json().await.unwrap();
-    assert_eq!((&err["error"], &err["retry_after"]), (&json!("phone_locked"), &json!(86400)));
+    assert_eq!(
+        (&err["error"], &err["retry_after"]),
+        (&json!("phone_locked"), &json!(86400))
+    );
     // The right code, and new codes, wait for the lock too.
     assert_eq!(app.verify(KG, &code).await.status(), 429);
     app.clock.advance(Duration::seconds(100));
@@ -198,9 +227,7 @@ async fn wrong_codes_across_codes_lock_the_number(backend: Backend) {
     assert_eq!(err["error"], "phone_locked");
 
     // The account holder is told.
-    let res = app
-        .get_auth("/api/v1/profile/notifications", &token)
-        .await;
+    let res = app.get_auth("/api/v1/profile/notifications", &token).await;
     assert_eq!(res.status(), 200);
     let page: Value = res.json().await.unwrap();
     let text = page.to_string();

@@ -3,21 +3,21 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Language, Market, OtpCode, OtpPurpose, PhoneNumber, otp_message_for};
 
+use crate::challenge::FailurePolicy;
 use crate::random::{generate_otp, new_uuid};
 use crate::refresh::{self, session_deadline};
 use crate::tokens::ClaimsExt;
-use crate::challenge::FailurePolicy;
 use crate::{
-    AccessClaims, AttemptGuard, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
-    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
-    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    AccessClaims, AttemptGuard, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge,
+    IssueOutcome, NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer,
+    ProfileUpdate, RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -500,7 +500,12 @@ impl AuthService {
 
     /// The per-IP and failure limits of a verification attempt on `phone`: none for a test
     /// number while test numbers are exempt.
-    fn attempt_guard(&self, phone: &PhoneNumber, client: &ClientInfo, now: DateTime<Utc>) -> AttemptGuard {
+    fn attempt_guard(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> AttemptGuard {
         let test = self.config.test_code(phone, now).is_some();
         if test && self.config.test_numbers_exempt {
             return AttemptGuard::default();
@@ -545,7 +550,9 @@ impl AuthService {
             }
             VerifyOutcome::WrongCode { .. } => AuthError::InvalidCode(CodeRefusal::Wrong),
             VerifyOutcome::Expired => AuthError::InvalidCode(CodeRefusal::Expired),
-            VerifyOutcome::AttemptsExceeded => AuthError::InvalidCode(CodeRefusal::AttemptsExceeded),
+            VerifyOutcome::AttemptsExceeded => {
+                AuthError::InvalidCode(CodeRefusal::AttemptsExceeded)
+            }
             VerifyOutcome::RateLimited(r) => AuthError::RateLimited(r.0),
             VerifyOutcome::Locked {
                 retry_after,
@@ -554,7 +561,8 @@ impl AuthService {
             } => {
                 if just_locked {
                     let at = self.clock.now();
-                    let until = at + Duration::seconds(i64::try_from(retry_after.0).unwrap_or(i64::MAX));
+                    let until =
+                        at + Duration::seconds(i64::try_from(retry_after.0).unwrap_or(i64::MAX));
                     // Audit (issue 12, items 8 and 18): wired to the audit log by the coordinator.
                     tracing::info!(
                         target: "audit",

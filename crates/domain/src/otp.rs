@@ -62,9 +62,7 @@ impl OtpHasher {
         code: &OtpCode,
         stored: &[u8],
     ) -> bool {
-        self.mac(phone, purpose, code)
-            .verify_slice(stored)
-            .is_ok()
+        self.mac(phone, purpose, code).verify_slice(stored).is_ok()
     }
 }
 

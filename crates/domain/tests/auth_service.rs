@@ -6,7 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, CodeRefusal, OtpPurpose, FullName, LogoutScope, ProfileUpdate, SessionId,
+    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LogoutScope, OtpPurpose,
+    ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};

@@ -83,8 +83,12 @@ fn a_stranger_with_a_wrong_challenge_id_cannot_burn_the_code() {
     // Far more tries than the code allows, none carrying its id: none counts against it.
     for _ in 0..10 {
         assert!(matches!(
-            f.auth
-                .verify_code_with(&p, &wrong(&code), Some("AAAAAAAAAAAAAAAAAAAAAA"), &other_client()),
+            f.auth.verify_code_with(
+                &p,
+                &wrong(&code),
+                Some("AAAAAAAAAAAAAAAAAAAAAA"),
+                &other_client()
+            ),
             Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
         ));
     }
@@ -117,7 +121,8 @@ fn wrong_used_expired_and_missing_codes_are_one_refusal() {
     let f = fixture(AuthConfig::default());
     let p = phone("+996505325311");
     assert!(matches!(
-        f.auth.verify_code(&p, &OtpCode::parse("123456").unwrap(), &client()),
+        f.auth
+            .verify_code(&p, &OtpCode::parse("123456").unwrap(), &client()),
         Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
     f.auth.send_code(&p, &client()).unwrap();
@@ -202,7 +207,11 @@ fn consecutive_wrong_codes_across_codes_lock_the_number_and_notify_the_user() {
 
     // 3 wrong tries kill the first code, 2 more on the next code make 5 in a row.
     let first = wrong_tries(&f, &p, 3);
-    assert!(first.iter().all(|r| matches!(r, Err(AuthError::InvalidCode(_)))));
+    assert!(
+        first
+            .iter()
+            .all(|r| matches!(r, Err(AuthError::InvalidCode(_))))
+    );
     f.clock.advance(Duration::seconds(61));
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
@@ -250,7 +259,11 @@ fn a_success_resets_the_count() {
     let p = phone("+996505325311");
     for _ in 0..3 {
         let tries = wrong_tries(&f, &p, 2);
-        assert!(tries.iter().all(|r| matches!(r, Err(AuthError::InvalidCode(_)))));
+        assert!(
+            tries
+                .iter()
+                .all(|r| matches!(r, Err(AuthError::InvalidCode(_))))
+        );
         let code = f.delivered_code(&p);
         f.auth.verify_code(&p, &code, &client()).unwrap();
     }
@@ -265,7 +278,8 @@ fn verifications_are_limited_per_client_ip() {
     for n in 0..4 {
         let p = phone(&format!("+99650532531{n}"));
         assert!(matches!(
-            f.auth.verify_code(&p, &OtpCode::parse("123456").unwrap(), &client()),
+            f.auth
+                .verify_code(&p, &OtpCode::parse("123456").unwrap(), &client()),
             Err(AuthError::InvalidCode(_))
         ));
     }
@@ -313,8 +327,16 @@ fn the_lock_is_decided_under_row_locks_on_postgres() {
             .count()
     };
     // Serialized on the number's row: two wrong codes counted, the third locks, five find it.
-    assert_eq!(refused(|e| matches!(e, AuthError::InvalidCode(_))), 2, "{results:?}");
-    assert_eq!(refused(|e| matches!(e, AuthError::PhoneLocked(_))), 6, "{results:?}");
+    assert_eq!(
+        refused(|e| matches!(e, AuthError::InvalidCode(_))),
+        2,
+        "{results:?}"
+    );
+    assert_eq!(
+        refused(|e| matches!(e, AuthError::PhoneLocked(_))),
+        6,
+        "{results:?}"
+    );
     let owner = Owner {
         market: Market::Kg,
         user: login.user.id,
@@ -410,7 +432,10 @@ fn past_their_expiry_test_numbers_are_ordinary_numbers() {
     let p = phone("+996555000001");
     let fixed = OtpCode::parse("123456").unwrap();
     f.auth.send_code(&p, &client()).unwrap();
-    assert!(f.kg.pending_bodies(p.e164()).is_empty(), "no message for a test number");
+    assert!(
+        f.kg.pending_bodies(p.e164()).is_empty(),
+        "no message for a test number"
+    );
     f.auth.verify_code(&p, &fixed, &client()).unwrap();
 
     f.clock.advance(Duration::hours(1));

@@ -521,9 +521,15 @@ mod tests {
         let code = OtpCode::parse("123456").unwrap();
         let ru = otp_message_for(Language::Ru, OtpPurpose::DeleteAccount, &code);
         let en = otp_message_for(Language::En, OtpPurpose::DeleteAccount, &code);
-        assert!(ru.contains("удаления аккаунта") && ru.contains("123456"), "{ru}");
+        assert!(
+            ru.contains("удаления аккаунта") && ru.contains("123456"),
+            "{ru}"
+        );
         assert!(ru.chars().count() <= 70, "{ru}");
-        assert!(en.contains("delete your account") && en.contains("123456"), "{en}");
+        assert!(
+            en.contains("delete your account") && en.contains("123456"),
+            "{en}"
+        );
         assert_eq!(
             otp_message_for(Language::En, OtpPurpose::Login, &code),
             otp_message(Language::En, &code)

@@ -108,6 +108,20 @@ fn issue_cmd(
     }
 }
 
+/// Issues a deletion code (purpose `delete_account`) with the phone's default limit.
+fn issue_deletion(
+    store: &MarketStore,
+    e164: &str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+) -> IssueOutcome {
+    let cmd = IssueChallenge {
+        purpose: marque_domain::OtpPurpose::DeleteAccount,
+        ..issue_cmd(e164, hash, now, phone_limit(e164))
+    };
+    store.issue_challenge(cmd).unwrap()
+}
+
 /// Issues a code with the phone's default limit.
 fn issue(store: &MarketStore, e164: &str, hash: &[u8], now: DateTime<Utc>) -> IssueOutcome {
     store
@@ -1146,7 +1160,7 @@ fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert!(matches!(
@@ -1221,8 +1235,19 @@ fn account_deletion_needs_the_right_code(ctx: &Ctx) {
         delete(store, user.id, b"right", at(10)),
         VerifyOutcome::NoActiveCode
     );
+    // A live sign-in code is not a deletion code (issue 12, item 10).
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        store
+            .issue_challenge(issue_cmd(KG_PHONE, b"login", at(30), Vec::new()))
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        delete(store, user.id, b"login", at(35)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert_eq!(

@@ -47,7 +47,11 @@
 //! | `CAPTCHA_PROVIDER` | unset | `turnstile` or `hcaptcha`: send-code then requires `captcha_token` |
 //! | `CAPTCHA_SECRET` | unset | the site's secret at the provider (required with `CAPTCHA_PROVIDER`) |
 //! | `CAPTCHA_VERIFY_URL` | the provider's | siteverify URL (Cloudflare / hCaptcha public endpoints) |
-//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
+//! | `IP_VERIFY_LIMIT` | `60` | code verifications per client IP per `IP_SEND_WINDOW_MINUTES` |
+//! | `MAX_CONSECUTIVE_FAILURES`, `FAILURE_LOCK_MINUTES` | `30`, `1440` | wrong codes in a row (across codes, 1–100) that lock a number, and the lock in minutes |
+//! | `REQUIRE_CHALLENGE_ID` | `false` | verify-code and account deletion require send-code's `challenge_id` |
+//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message; exempt from limits outside production |
+//! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 instant or date (through that day, UTC); after it test numbers are ordinary numbers |
 //! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today) |
 //! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval, milliseconds |
 //!
@@ -80,8 +84,8 @@ pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
     CaptchaProviderName, CaptchaSecret, ConnectionCap, Count, DatabaseUrl, Days, Environment,
-    JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port, PositiveSeconds,
-    ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    FailureLimit, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port,
+    PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -223,7 +227,9 @@ impl Default for DatabaseSettings {
 
 /// Codes and send limits: `MAX_VERIFICATION_ATTEMPTS`, `MAX_CODES_PER_WINDOW`,
 /// `VERIFICATION_ATTEMPTS_WINDOW`, `RESEND_COOLDOWN_SECONDS`, `IP_SEND_LIMIT`,
-/// `IP_SEND_WINDOW_MINUTES`, `TEST_PHONE_NUMBERS`. Defaults: [`AuthConfig::default`].
+/// `IP_SEND_WINDOW_MINUTES`, `IP_VERIFY_LIMIT`, `MAX_CONSECUTIVE_FAILURES`,
+/// `FAILURE_LOCK_MINUTES`, `REQUIRE_CHALLENGE_ID`, `TEST_PHONE_NUMBERS`,
+/// `TEST_PHONE_NUMBERS_VALID_UNTIL`. Defaults: [`AuthConfig::default`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OtpSettings {
@@ -243,8 +249,22 @@ pub struct OtpSettings {
     pub ip_send_window_minutes: Minutes,
     /// `IPV6_48_SEND_LIMIT`: codes per IPv6 /48 per IP window (a /64 counts as one IP).
     pub ipv6_48_send_limit: Count,
-    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
+    /// `IP_VERIFY_LIMIT`: code verifications per client IP per IP window (default 60).
+    pub ip_verify_limit: Count,
+    /// `MAX_CONSECUTIVE_FAILURES`: wrong codes in a row for one number, across its codes, that
+    /// lock it (default 30; at most 100, NIST SP 800-63B §5.2.2).
+    pub max_consecutive_failures: FailureLimit,
+    /// `FAILURE_LOCK_MINUTES`: how long such a lock lasts (default 1440, a day).
+    pub failure_lock_minutes: Minutes,
+    /// `REQUIRE_CHALLENGE_ID`: verify-code and account deletion refuse requests without
+    /// send-code's `challenge_id` (422) (default `false`: the original clients send none).
+    pub require_challenge_id: bool,
+    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent); exempt from send and
+    /// verify limits outside production, bound by the per-IP and failure limits in production.
     pub test_phone_numbers: List<TestNumber>,
+    /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: after this instant test numbers are ordinary numbers
+    /// (default: unset, no end; production requires it).
+    pub test_phone_numbers_valid_until: Option<Instant>,
 }
 
 impl Default for OtpSettings {
@@ -259,7 +279,12 @@ impl Default for OtpSettings {
             ip_send_limit: Count::clamped(ip.max_hits.into()),
             ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
             ipv6_48_send_limit: Count::clamped(auth.ipv6_48_send_limit.max_hits.into()),
+            ip_verify_limit: Count::clamped(auth.ip_verify_limit.max_hits.into()),
+            max_consecutive_failures: FailureLimit::clamped(auth.failures.max_consecutive.into()),
+            failure_lock_minutes: Minutes::clamped(whole(auth.failures.lock.num_minutes())),
+            require_challenge_id: auth.require_challenge_id,
             test_phone_numbers: List::default(),
+            test_phone_numbers_valid_until: None,
         }
     }
 }
@@ -800,6 +825,14 @@ fn auth_config(settings: &Settings) -> AuthConfig {
     auth.sms_guard.total_daily_limit = guard.sms_daily_limit.as_u32();
     auth.sms_guard.prefix_hourly_limit = guard.sms_prefix_hourly_limit.as_u32();
     auth.sms_guard.prefix_alarm_multiple = guard.sms_prefix_alarm_multiple.as_u32();
+    auth.ip_verify_limit.max_hits = otp.ip_verify_limit.as_u32();
+    auth.ip_verify_limit.window = auth.ip_send_limit.window;
+    auth.failures.max_consecutive = otp.max_consecutive_failures.as_u32();
+    auth.failures.lock = Duration::minutes(otp.failure_lock_minutes.as_i64());
+    auth.require_challenge_id = otp.require_challenge_id;
+    auth.test_numbers_valid_until = otp.test_phone_numbers_valid_until.map(|t| t.0);
+    // Issue 12, item 7: in production test numbers obey the per-IP and failure limits.
+    auth.test_numbers_exempt = settings.service.marque_env != Environment::Production;
     auth.session_max_lifetime = Duration::days(settings.tokens.session_max_lifetime_days.as_i64());
     auth.refresh_grace = Duration::seconds(settings.tokens.refresh_reuse_grace_seconds.as_i64());
     auth.test_numbers = otp

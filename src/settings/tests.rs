@@ -472,3 +472,71 @@ fn sms_guard_and_captcha_settings() {
     let e = err(&[("SMS_DAILY_LIMIT_US", "0")]);
     assert!(e.key.starts_with("SMS_DAILY_LIMIT_US"), "{}", e.key);
 }
+
+#[test]
+fn code_and_failure_settings_of_issue_12() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert_eq!(c.auth.failures.max_consecutive, 30);
+    assert_eq!(c.auth.failures.lock, Duration::minutes(1440));
+    assert_eq!(c.auth.ip_verify_limit.max_hits, 60);
+    assert_eq!(c.auth.ip_verify_limit.window, Duration::minutes(15));
+    assert!(!c.auth.require_challenge_id);
+    assert!(
+        c.auth.test_numbers_exempt,
+        "outside production test numbers skip limits"
+    );
+    assert_eq!(c.auth.test_numbers_valid_until, None);
+
+    let c = Config::from_vars(vars(&[
+        ("MAX_CONSECUTIVE_FAILURES", "100"),
+        ("FAILURE_LOCK_MINUTES", "60"),
+        ("IP_VERIFY_LIMIT", "7"),
+        ("IP_SEND_WINDOW_MINUTES", "5"),
+        ("REQUIRE_CHALLENGE_ID", "true"),
+        ("TEST_PHONE_NUMBERS_VALID_UNTIL", "2026-12-31"),
+    ]))
+    .unwrap();
+    assert_eq!(c.auth.failures.max_consecutive, 100);
+    assert_eq!(c.auth.failures.lock, Duration::minutes(60));
+    assert_eq!(c.auth.ip_verify_limit.max_hits, 7);
+    assert_eq!(c.auth.ip_verify_limit.window, Duration::minutes(5));
+    assert!(c.auth.require_challenge_id);
+    // A date means through that day (UTC).
+    assert_eq!(
+        c.auth.test_numbers_valid_until.map(|t| t.to_rfc3339()),
+        Some("2027-01-01T00:00:00+00:00".to_owned())
+    );
+    let c = Config::from_vars(vars(&[(
+        "TEST_PHONE_NUMBERS_VALID_UNTIL",
+        "2026-12-31T18:00:00+06:00",
+    )]))
+    .unwrap();
+    assert_eq!(
+        c.auth.test_numbers_valid_until.map(|t| t.to_rfc3339()),
+        Some("2026-12-31T12:00:00+00:00".to_owned())
+    );
+
+    // NIST SP 800-63B §5.2.2: no more than 100 failed attempts.
+    assert_eq!(
+        err(&[("MAX_CONSECUTIVE_FAILURES", "101")]).key,
+        "MAX_CONSECUTIVE_FAILURES"
+    );
+    assert_eq!(
+        err(&[("TEST_PHONE_NUMBERS_VALID_UNTIL", "next week")]).key,
+        "TEST_PHONE_NUMBERS_VALID_UNTIL"
+    );
+    assert_eq!(
+        err(&[("REQUIRE_CHALLENGE_ID", "maybe")]).key,
+        "REQUIRE_CHALLENGE_ID"
+    );
+}
+
+#[test]
+fn test_numbers_obey_limits_in_production() {
+    let c = Config::from_vars(vars(&[
+        ("MARQUE_ENV", "production"),
+        ("SECRET_KEY", "k7Qm2vX9pL4sT8wZ1nB6cR3yH5jD0fGaEeUuIiOoPp="),
+    ]))
+    .unwrap();
+    assert!(!c.auth.test_numbers_exempt);
+}

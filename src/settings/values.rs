@@ -115,6 +115,57 @@ pub type PositiveSeconds = Whole<1, 3_600>;
 pub type ConnectionCap = Whole<0, 1_000_000>;
 /// Milliseconds, 1 to one minute (60,000 ms).
 pub type Millis = Whole<1, 60_000>;
+/// Consecutive wrong codes before a number is locked: 1 to 100 (NIST SP 800-63B §5.2.2 caps
+/// failed attempts on one account at 100).
+pub type FailureLimit = Whole<1, 100>;
+
+/// An instant, given as RFC 3339 (`2026-12-31T18:00:00Z`, any offset) or as a date
+/// (`2026-12-31`, meaning through that day: until the start of the next day, UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instant(pub chrono::DateTime<chrono::Utc>);
+
+impl Instant {
+    /// Parses either form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(Self(t.with_timezone(&chrono::Utc)));
+        }
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        let next = day.succ_opt()?.and_hms_opt(0, 0, 0)?;
+        Some(Self(next.and_utc()))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+}
+
+impl Serialize for Instant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Instant;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an RFC 3339 date-time like 2026-12-31T18:00:00Z or a date like 2026-12-31",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Instant::parse(v).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 /// Declares a closed set of spellings (case-insensitive, with aliases) read from settings.
 macro_rules! choice {

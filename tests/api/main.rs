@@ -5,6 +5,7 @@
 mod abuse;
 mod account;
 mod cli;
+mod codes;
 mod data;
 mod docs;
 mod edge;

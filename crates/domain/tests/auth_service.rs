@@ -6,7 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
+    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LogoutScope, OtpPurpose,
+    ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};
@@ -75,7 +76,7 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     f.auth.verify_code(&p, &code, &client()).unwrap();
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeNotFound)
+        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
 }
 
@@ -93,13 +94,16 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     .unwrap();
     for left in [2, 1, 0] {
         match f.auth.verify_code(&p, &wrong, &client()) {
-            Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
+            // Issue 12, item 9: the answer no longer tells how many tries are left.
+            Err(AuthError::InvalidCode(CodeRefusal::Wrong)) => {
+                let _ = left;
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::AttemptsExceeded)
+        Err(AuthError::InvalidCode(CodeRefusal::AttemptsExceeded))
     ));
 }
 
@@ -112,7 +116,7 @@ fn expired_code_is_refused() {
     f.clock.advance(Duration::minutes(10));
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeExpired)
+        Err(AuthError::InvalidCode(CodeRefusal::Expired))
     ));
 }
 
@@ -327,10 +331,13 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     assert!(matches!(
         f.auth
             .delete_account(&who, &OtpCode::parse("123456").unwrap()),
-        Err(AuthError::CodeNotFound)
+        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
+    // Issue 12, item 10: the step-up code is asked for with its purpose.
+    f.auth
+        .send_code_for(&p, OtpPurpose::DeleteAccount, &client())
+        .unwrap();
     let code = f.delivered_code(&p);
     f.auth.delete_account(&who, &code).unwrap();
     assert_eq!(f.us.user_count(), 0);

@@ -94,6 +94,9 @@ fn issue_cmd(
     IssueChallenge {
         phone: phone(e164),
         code_hash: hash.to_vec(),
+        purpose: marque_domain::OtpPurpose::Login,
+        challenge_id: uuid::Uuid::new_v4().to_string(),
+        check_lock: true,
         now,
         expires_at: now + Duration::minutes(10),
         client_ip: Some("203.0.113.7".to_owned()),
@@ -106,6 +109,20 @@ fn issue_cmd(
         }),
         sms: None,
     }
+}
+
+/// Issues a deletion code (purpose `delete_account`) with the phone's default limit.
+fn issue_deletion(
+    store: &MarketStore,
+    e164: &str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+) -> IssueOutcome {
+    let cmd = IssueChallenge {
+        purpose: marque_domain::OtpPurpose::DeleteAccount,
+        ..issue_cmd(e164, hash, now, phone_limit(e164))
+    };
+    store.issue_challenge(cmd).unwrap()
 }
 
 /// Issues a code with the phone's default limit.
@@ -141,6 +158,8 @@ fn verify_with(
             now,
             max_attempts,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -919,6 +938,8 @@ fn pool_timeout_is_unavailable() {
                     now: at(1),
                     max_attempts: 3,
                     matches: &matches,
+                    challenge_id: None,
+                    guard: marque_domain::AttemptGuard::default(),
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -1163,6 +1184,8 @@ fn delete(
             now,
             max_attempts: 3,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
         })
         .unwrap()
 }
@@ -1176,7 +1199,7 @@ fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert!(matches!(
@@ -1251,8 +1274,19 @@ fn account_deletion_needs_the_right_code(ctx: &Ctx) {
         delete(store, user.id, b"right", at(10)),
         VerifyOutcome::NoActiveCode
     );
+    // A live sign-in code is not a deletion code (issue 12, item 10).
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        store
+            .issue_challenge(issue_cmd(KG_PHONE, b"login", at(30), Vec::new()))
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        delete(store, user.id, b"login", at(35)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert_eq!(

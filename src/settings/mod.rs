@@ -15,7 +15,7 @@
 //!
 //! | variable (file key = lower case) | default | meaning |
 //! |---|---|---|
-//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY`, without explicit database URLs, with the console provider, or with test numbers lacking a near `TEST_PHONE_NUMBERS_VALID_UNTIL` |
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without a strong `SECRET_KEY` (≥ 32 random bytes as hex or base64), without explicit database URLs, with the console provider, or with test numbers lacking a `TEST_PHONE_NUMBERS_VALID_UNTIL` at most 30 days ahead |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
 //! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
@@ -23,15 +23,16 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins (`https://shop.example`, or `*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `DEFAULT_MARKET` | `kg` | reported by `GET /api/v1/auth/markets` |
-//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; signs tokens, keys OTP hashes and outbox encryption |
+//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; every key (token signing unless a key file is set, OTP MAC, outbox sealing, refresh MAC) is derived from it with HKDF |
 //! | `JWT_ISSUER` | `marque` | `iss` claim |
+//! | `JWT_AUDIENCE` | unset | `aud` claim, checked on every token when set |
 //! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS` | each market's | refresh token lifetime (= session idle timeout), days, for markets without their own |
 //! | `SESSION_MAX_LIFETIME_DAYS` | `90` | absolute session lifetime, days |
 //! | `REFRESH_REUSE_GRACE_SECONDS` | `10` | a rotated refresh token gets its successor again within this many seconds |
-//! | `JWT_ALGORITHM` | `HS256` | `EdDSA` signs with an Ed25519 key and publishes `/.well-known/jwks.json` |
-//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | EdDSA: PKCS#8 PEM private key and its `kid` |
-//! | `JWT_VERIFICATION_KEYS` | empty | EdDSA: retired keys still accepted, `kid=public.pem,…` |
+//! | `JWT_ALGORITHM` | `EdDSA` | the only algorithm (HS256 was removed): Ed25519, public keys at `/.well-known/jwks.json` |
+//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | PKCS#8 PEM private key and its `kid`; unset: a key derived from `SECRET_KEY` |
+//! | `JWT_VERIFICATION_KEYS` | empty | retired public keys still accepted, `kid=public.pem,…` |
 //! | `DATABASE_POOL_SIZE` | `16` | connections per market, ≥ 1 |
 //! | `DATABASE_CONNECT_TIMEOUT_SECONDS` | `5` | connect / pool checkout timeout, 1–3600 s |
 //! | `MAX_VERIFICATION_ATTEMPTS` | `3` | wrong tries per code, ≥ 1 |
@@ -46,8 +47,11 @@
 //! | `CAPTCHA_PROVIDER` | unset | `turnstile` or `hcaptcha`: send-code then requires `captcha_token` |
 //! | `CAPTCHA_SECRET` | unset | the site's secret at the provider (required with `CAPTCHA_PROVIDER`) |
 //! | `CAPTCHA_VERIFY_URL` | the provider's | siteverify URL (Cloudflare / hCaptcha public endpoints) |
-//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
-//! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 date-time or date; required in production with test numbers, ≤ 30 days ahead |
+//! | `IP_VERIFY_LIMIT` | `60` | code verifications per client IP per `IP_SEND_WINDOW_MINUTES` |
+//! | `MAX_CONSECUTIVE_FAILURES`, `FAILURE_LOCK_MINUTES` | `30`, `1440` | wrong codes in a row (across codes, 1–100) that lock a number, and the lock in minutes |
+//! | `REQUIRE_CHALLENGE_ID` | `false` | verify-code and account deletion require send-code's `challenge_id` |
+//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message; exempt from limits outside production |
+//! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 instant or date (through that day, UTC); after it test numbers are ordinary numbers; required in production with test numbers, ≤ 30 days ahead |
 //! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today; refused in production) |
 //! | `RETENTION_INTERVAL_SECONDS` | `3600` | pause between two purges of ended rows |
 //! | `RETENTION_CHALLENGES_HOURS`, `RETENTION_RATE_LIMITS_HOURS` | `24`, `48` | codes after expiry, rate-limit buckets after their last hit |
@@ -86,8 +90,8 @@ pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
     CaptchaProviderName, CaptchaSecret, ConnectionCap, Count, DatabaseUrl, Days, Environment,
-    Hours, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Moment, Origin, Port,
-    PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    FailureLimit, Hours, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin,
+    Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -163,6 +167,9 @@ pub struct TokenSettings {
     pub secret_key: Option<SecretKey>,
     /// `JWT_ISSUER`: the `iss` claim (default `marque`).
     pub jwt_issuer: Text,
+    /// `JWT_AUDIENCE`: the `aud` claim, required on every token when set (RFC 9068 §4;
+    /// default: unset, no `aud`).
+    pub jwt_audience: Option<Text>,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES`: access token lifetime in minutes (default 30).
     pub access_token_expire_minutes: Minutes,
     /// `REFRESH_TOKEN_EXPIRE_DAYS`: refresh token lifetime in days for every market that sets
@@ -173,9 +180,10 @@ pub struct TokenSettings {
     /// `REFRESH_REUSE_GRACE_SECONDS`: seconds in which a just-rotated refresh token gets the
     /// same successor again instead of counting as reuse.
     pub refresh_reuse_grace_seconds: Seconds,
-    /// `JWT_ALGORITHM`: `HS256` (default) or `EdDSA`.
+    /// `JWT_ALGORITHM`: `EdDSA`, the only one.
     pub jwt_algorithm: JwtAlgorithm,
-    /// `JWT_SIGNING_KEY_FILE`: EdDSA private key, PKCS#8 PEM (default: unset).
+    /// `JWT_SIGNING_KEY_FILE`: Ed25519 private key, PKCS#8 PEM (default: unset, a key derived
+    /// from `SECRET_KEY`).
     pub jwt_signing_key_file: Option<Text>,
     /// `JWT_SIGNING_KEY_ID`: the `kid` of that key (default: unset).
     pub jwt_signing_key_id: Option<Text>,
@@ -189,11 +197,12 @@ impl Default for TokenSettings {
         Self {
             secret_key: None,
             jwt_issuer: Text::fixed("marque"),
+            jwt_audience: None,
             access_token_expire_minutes: Minutes::clamped(30),
             refresh_token_expire_days: None,
             session_max_lifetime_days: Days::clamped(whole(auth.session_max_lifetime.num_days())),
             refresh_reuse_grace_seconds: Seconds::clamped(whole(auth.refresh_grace.num_seconds())),
-            jwt_algorithm: JwtAlgorithm::Hs256,
+            jwt_algorithm: JwtAlgorithm::EdDsa,
             jwt_signing_key_file: None,
             jwt_signing_key_id: None,
             jwt_verification_keys: List::default(),
@@ -224,7 +233,9 @@ impl Default for DatabaseSettings {
 
 /// Codes and send limits: `MAX_VERIFICATION_ATTEMPTS`, `MAX_CODES_PER_WINDOW`,
 /// `VERIFICATION_ATTEMPTS_WINDOW`, `RESEND_COOLDOWN_SECONDS`, `IP_SEND_LIMIT`,
-/// `IP_SEND_WINDOW_MINUTES`, `TEST_PHONE_NUMBERS`. Defaults: [`AuthConfig::default`].
+/// `IP_SEND_WINDOW_MINUTES`, `IP_VERIFY_LIMIT`, `MAX_CONSECUTIVE_FAILURES`,
+/// `FAILURE_LOCK_MINUTES`, `REQUIRE_CHALLENGE_ID`, `TEST_PHONE_NUMBERS`,
+/// `TEST_PHONE_NUMBERS_VALID_UNTIL`. Defaults: [`AuthConfig::default`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OtpSettings {
@@ -244,12 +255,22 @@ pub struct OtpSettings {
     pub ip_send_window_minutes: Minutes,
     /// `IPV6_48_SEND_LIMIT`: codes per IPv6 /48 per IP window (a /64 counts as one IP).
     pub ipv6_48_send_limit: Count,
-    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
+    /// `IP_VERIFY_LIMIT`: code verifications per client IP per IP window (default 60).
+    pub ip_verify_limit: Count,
+    /// `MAX_CONSECUTIVE_FAILURES`: wrong codes in a row for one number, across its codes, that
+    /// lock it (default 30; at most 100, NIST SP 800-63B §5.2.2).
+    pub max_consecutive_failures: FailureLimit,
+    /// `FAILURE_LOCK_MINUTES`: how long such a lock lasts (default 1440, a day).
+    pub failure_lock_minutes: Minutes,
+    /// `REQUIRE_CHALLENGE_ID`: verify-code and account deletion refuse requests without
+    /// send-code's `challenge_id` (422) (default `false`: the original clients send none).
+    pub require_challenge_id: bool,
+    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent); exempt from send and
+    /// verify limits outside production, bound by the per-IP and failure limits in production.
     pub test_phone_numbers: List<TestNumber>,
-    /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: end of the test numbers (RFC 3339 date-time or a date);
-    /// required in production when `TEST_PHONE_NUMBERS` is set, at most 30 days ahead.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_phone_numbers_valid_until: Option<Moment>,
+    /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: after this instant test numbers are ordinary numbers
+    /// (default: unset, no end; production requires it with test numbers, at most 30 days ahead).
+    pub test_phone_numbers_valid_until: Option<Instant>,
 }
 
 impl Default for OtpSettings {
@@ -264,6 +285,10 @@ impl Default for OtpSettings {
             ip_send_limit: Count::clamped(ip.max_hits.into()),
             ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
             ipv6_48_send_limit: Count::clamped(auth.ipv6_48_send_limit.max_hits.into()),
+            ip_verify_limit: Count::clamped(auth.ip_verify_limit.max_hits.into()),
+            max_consecutive_failures: FailureLimit::clamped(auth.failures.max_consecutive.into()),
+            failure_lock_minutes: Minutes::clamped(whole(auth.failures.lock.num_minutes())),
+            require_challenge_id: auth.require_challenge_id,
             test_phone_numbers: List::default(),
             test_phone_numbers_valid_until: None,
         }
@@ -559,13 +584,17 @@ fn whole(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// How access tokens are signed.
+/// Which Ed25519 key signs access tokens (always EdDSA, RFC 8037).
 #[derive(Debug, Clone)]
 pub enum JwtKeys {
-    /// HS256 with `SECRET_KEY`.
-    Hs256,
-    /// EdDSA (Ed25519) with a key pair and the retired public keys still accepted.
-    EdDsa {
+    /// The key derived from `SECRET_KEY` with HKDF (no `JWT_SIGNING_KEY_FILE`), and the retired
+    /// public keys still accepted.
+    Derived {
+        /// Retired keys.
+        retired: Vec<Ed25519PublicKey>,
+    },
+    /// A key pair from `JWT_SIGNING_KEY_FILE` and the retired public keys still accepted.
+    File {
         /// Current signing key.
         signing: Ed25519SigningKey,
         /// Retired keys.
@@ -636,46 +665,52 @@ impl Config {
             None => (SecretString::from(random_secret()), true),
         };
         let tokens = &settings.tokens;
-        let jwt_keys = match tokens.jwt_algorithm {
-            JwtAlgorithm::Hs256 => JwtKeys::Hs256,
-            JwtAlgorithm::EdDsa => {
-                let needed = |key: &str, value: &Option<Text>| {
-                    value.clone().ok_or_else(|| {
-                        error(key, "required when JWT_ALGORITHM is EdDSA".to_owned())
-                    })
-                };
-                let path = needed("jwt_signing_key_file", &tokens.jwt_signing_key_file)?;
-                let kid = needed("jwt_signing_key_id", &tokens.jwt_signing_key_id)?;
+        let JwtAlgorithm::EdDsa = tokens.jwt_algorithm;
+        let retired = tokens
+            .jwt_verification_keys
+            .items()
+            .iter()
+            .map(|k| {
+                let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
+                    error(
+                        "jwt_verification_keys",
+                        format!("cannot read `{}`: {e}", k.path),
+                    )
+                })?;
+                Ok(Ed25519PublicKey {
+                    kid: k.kid.clone(),
+                    public_pem,
+                })
+            })
+            .collect::<Result<_, SettingsError>>()?;
+        let jwt_keys = match (&tokens.jwt_signing_key_file, &tokens.jwt_signing_key_id) {
+            (None, None) => JwtKeys::Derived { retired },
+            (Some(path), Some(kid)) => {
                 let private_pem = std::fs::read_to_string(path.as_str()).map_err(|e| {
                     error(
                         "jwt_signing_key_file",
                         format!("cannot read `{}`: {e}", path.as_str()),
                     )
                 })?;
-                let retired = tokens
-                    .jwt_verification_keys
-                    .items()
-                    .iter()
-                    .map(|k| {
-                        let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
-                            error(
-                                "jwt_verification_keys",
-                                format!("cannot read `{}`: {e}", k.path),
-                            )
-                        })?;
-                        Ok(Ed25519PublicKey {
-                            kid: k.kid.clone(),
-                            public_pem,
-                        })
-                    })
-                    .collect::<Result<_, SettingsError>>()?;
-                JwtKeys::EdDsa {
+                JwtKeys::File {
                     signing: Ed25519SigningKey {
                         kid: kid.as_str().to_owned(),
                         private_pem,
                     },
                     retired,
                 }
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    "jwt_signing_key_file",
+                    "required when JWT_SIGNING_KEY_ID is set".to_owned(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(error(
+                    "jwt_signing_key_id",
+                    "required when JWT_SIGNING_KEY_FILE is set".to_owned(),
+                ));
             }
         };
         let auth = auth_config(&settings);
@@ -808,11 +843,25 @@ fn check_production(
     settings: &Settings,
     error: &impl Fn(&str, String) -> SettingsError,
 ) -> Result<(), SettingsError> {
-    if settings.tokens.secret_key.is_none() {
-        return Err(error(
-            "secret_key",
-            "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)".to_owned(),
-        ));
+    match &settings.tokens.secret_key {
+        None => {
+            return Err(error(
+                "secret_key",
+                "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)"
+                    .to_owned(),
+            ));
+        }
+        Some(key) => {
+            if let Some(why) = key.production_weakness() {
+                return Err(error(
+                    "secret_key",
+                    format!(
+                        "{why}: in production it must be at least 32 random bytes given as \
+                         base64 or hex; make one with `openssl rand -base64 32`"
+                    ),
+                ));
+            }
+        }
     }
     // No implicit SQLite file: every market names its database.
     for market in Market::ALL {
@@ -885,6 +934,14 @@ fn auth_config(settings: &Settings) -> AuthConfig {
     auth.sms_guard.total_daily_limit = guard.sms_daily_limit.as_u32();
     auth.sms_guard.prefix_hourly_limit = guard.sms_prefix_hourly_limit.as_u32();
     auth.sms_guard.prefix_alarm_multiple = guard.sms_prefix_alarm_multiple.as_u32();
+    auth.ip_verify_limit.max_hits = otp.ip_verify_limit.as_u32();
+    auth.ip_verify_limit.window = auth.ip_send_limit.window;
+    auth.failures.max_consecutive = otp.max_consecutive_failures.as_u32();
+    auth.failures.lock = Duration::minutes(otp.failure_lock_minutes.as_i64());
+    auth.require_challenge_id = otp.require_challenge_id;
+    auth.test_numbers_valid_until = otp.test_phone_numbers_valid_until.map(|t| t.0);
+    // Issue 12, item 7: in production test numbers obey the per-IP and failure limits.
+    auth.test_numbers_exempt = settings.service.marque_env != Environment::Production;
     auth.session_max_lifetime = Duration::days(settings.tokens.session_max_lifetime_days.as_i64());
     auth.refresh_grace = Duration::seconds(settings.tokens.refresh_reuse_grace_seconds.as_i64());
     auth.test_numbers = otp

@@ -5,6 +5,7 @@
 mod abuse;
 mod account;
 mod cli;
+mod codes;
 mod data;
 mod docs;
 mod edge;
@@ -15,3 +16,4 @@ mod limits;
 mod login;
 mod operations;
 mod sessions;
+mod tokens;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Body of every error response: `{"success": false, "error": "<code>", "message": "<text>"}`,
-/// plus `field` for validation errors and `retry_after` (seconds) for rate limits.
+/// plus `field` for validation errors and `retry_after` (seconds) for rate limits and locks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `false`.
@@ -30,10 +30,6 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 60)]
     pub retry_after: Option<u64>,
-    /// Wrong tries left on the current code (`invalid_code` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = 2)]
-    pub attempts_left: Option<u32>,
 }
 
 /// The error table: every error the API answers with, one row each — its [`ErrorKind`] variant
@@ -120,18 +116,14 @@ error_table! {
     /// The CAPTCHA provider refused `captcha_token`.
     CaptchaInvalid => (S::BAD_REQUEST, "captcha_invalid", K::CaptchaInvalid),
         examples [Self::CaptchaInvalid];
-    /// Wrong code; this many tries are left on it.
-    InvalidCode(_left: u32) => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
-        examples [Self::InvalidCode(2)];
-    /// The code expired.
-    CodeExpired => (S::BAD_REQUEST, "code_expired", K::CodeExpired),
-        examples [Self::CodeExpired];
-    /// No active code for the number.
-    CodeNotFound => (S::BAD_REQUEST, "code_not_found", K::CodeNotFound),
-        examples [Self::CodeNotFound];
-    /// Too many wrong tries on the code.
-    AttemptsExceeded => (S::BAD_REQUEST, "attempts_exceeded", K::AttemptsExceeded),
-        examples [Self::AttemptsExceeded];
+    /// The code was not accepted: wrong, used, expired, dead after too many tries, for another
+    /// purpose or `challenge_id`, or none issued — one answer for all, so a probe learns nothing.
+    InvalidCode => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
+        examples [Self::InvalidCode];
+    /// The number is locked after too many consecutive wrong codes; retry after this many
+    /// seconds (also in `Retry-After`).
+    PhoneLocked(_secs: u64) => (S::TOO_MANY_REQUESTS, "phone_locked", K::PhoneLocked),
+        examples [Self::PhoneLocked(86_400)];
     /// The account is disabled (`users.is_active = false`); answered only after a right code.
     AccountDisabled => (S::FORBIDDEN, "account_disabled", K::AccountDisabled),
         examples [Self::AccountDisabled];
@@ -245,10 +237,8 @@ impl ApiError {
             AuthError::CaptchaInvalid => ErrorKind::CaptchaInvalid,
             // The provider could not be asked: fail closed, like a database outage.
             AuthError::CaptchaUnavailable(_) => ErrorKind::Unavailable,
-            AuthError::InvalidCode { attempts_left } => ErrorKind::InvalidCode(*attempts_left),
-            AuthError::CodeExpired => ErrorKind::CodeExpired,
-            AuthError::CodeNotFound => ErrorKind::CodeNotFound,
-            AuthError::AttemptsExceeded => ErrorKind::AttemptsExceeded,
+            AuthError::InvalidCode(_) => ErrorKind::InvalidCode,
+            AuthError::PhoneLocked(s) => ErrorKind::PhoneLocked(*s),
             AuthError::AccountDisabled => ErrorKind::AccountDisabled,
             AuthError::InvalidToken => ErrorKind::InvalidToken,
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
@@ -316,11 +306,9 @@ impl ApiError {
             message,
             field,
             retry_after: match self.kind {
-                ErrorKind::RateLimited(s) | ErrorKind::SmsBudgetExceeded(s) => Some(s),
-                _ => None,
-            },
-            attempts_left: match self.kind {
-                ErrorKind::InvalidCode(n) => Some(n),
+                ErrorKind::RateLimited(s)
+                | ErrorKind::SmsBudgetExceeded(s)
+                | ErrorKind::PhoneLocked(s) => Some(s),
                 _ => None,
             },
         }
@@ -335,7 +323,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         match self.kind {
-            ErrorKind::RateLimited(s) | ErrorKind::SmsBudgetExceeded(s) => {
+            ErrorKind::RateLimited(s)
+            | ErrorKind::SmsBudgetExceeded(s)
+            | ErrorKind::PhoneLocked(s) => {
                 res.insert_header((header::RETRY_AFTER, s.to_string()));
             }
             ErrorKind::InvalidToken => {

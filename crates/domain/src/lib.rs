@@ -16,6 +16,7 @@ pub mod clock;
 pub mod entities;
 pub mod events;
 pub mod ip_budget;
+pub mod keys;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -36,25 +37,28 @@ pub use account::{
 };
 pub use audit::{AuditEvent, AuditRecord, AuditRepository, StoredAudit};
 pub use auth::{
-    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed, SignedIn, SmsGuardMetrics,
+    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeRefusal, CodeSent, LoginSuccess,
+    LogoutScope, MarketHealth, Refreshed, SignedIn, SmsGuardMetrics,
 };
 pub use captcha::{CaptchaUnavailable, CaptchaVerifier};
-pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
+pub use challenge::{ChallengeState, ChallengeStatus, FailurePolicy, FailureState, Judgement};
 pub use clock::{Clock, SystemClock};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
-pub use events::{SignInEvent, SignInObserver};
+pub use events::{PhoneLockedEvent, SignInEvent, SignInObserver};
+pub use keys::KeyRing;
+pub use marque_markets::OtpPurpose;
 pub use otp::OtpHasher;
 pub use ports::{
-    AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,
-    MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage, OutboxRepository,
-    OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome, RotateRefresh,
-    SessionInfo, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge,
+    IssueOutcome, MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage,
+    OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome,
+    RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
+pub use refresh::RefreshKeys;
 pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};

@@ -32,7 +32,8 @@ pub struct BucketState {
 pub struct RetryAfter(pub u64);
 
 impl RetryAfter {
-    pub(crate) fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Self {
+    /// The wait from `now` until `at`, in whole seconds rounded up (at least 1).
+    pub fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Self {
         let ms = (at - now).num_milliseconds().max(0);
         // Round up so a client that waits exactly this long is admitted.
         RetryAfter(((ms + 999) / 1000).max(1) as u64)

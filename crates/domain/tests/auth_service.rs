@@ -6,7 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
+    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LogoutScope, OtpPurpose,
+    ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};
@@ -75,7 +76,7 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     f.auth.verify_code(&p, &code, &client()).unwrap();
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeNotFound)
+        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
 }
 
@@ -93,13 +94,16 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     .unwrap();
     for left in [2, 1, 0] {
         match f.auth.verify_code(&p, &wrong, &client()) {
-            Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
+            // Issue 12, item 9: the answer no longer tells how many tries are left.
+            Err(AuthError::InvalidCode(CodeRefusal::Wrong)) => {
+                let _ = left;
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::AttemptsExceeded)
+        Err(AuthError::InvalidCode(CodeRefusal::AttemptsExceeded))
     ));
 }
 
@@ -112,7 +116,7 @@ fn expired_code_is_refused() {
     f.clock.advance(Duration::minutes(10));
     assert!(matches!(
         f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeExpired)
+        Err(AuthError::InvalidCode(CodeRefusal::Expired))
     ));
 }
 
@@ -247,6 +251,53 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     ));
 }
 
+/// Issue 12 item 6: within the grace window, a replay is honoured for the client that rotated
+/// the token (same user agent, same IPv4 /24 or IPv6 /64) and is reuse from any other; nothing
+/// of the successor is stored but its hash.
+#[test]
+fn refresh_replay_is_bound_to_the_rotating_client() {
+    let f = fixture(AuthConfig::default());
+    let client_at = |ip: &str, ua: &str| ClientInfo {
+        ip: Some(ip.into()),
+        user_agent: Some(ua.into()),
+    };
+    // Same /24 and agent: the retry gets the same successor.
+    let first = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(60));
+    let second = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.7", "app/1"))
+        .unwrap();
+    let retry = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.99", "app/1"))
+        .unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    // Another agent, or another network, inside the window: reuse, the session ends.
+    for other in [
+        client_at("203.0.113.7", "curl/8"),
+        client_at("198.51.100.7", "app/1"),
+    ] {
+        f.clock.advance(Duration::seconds(61));
+        let a = login(&f, "+996505325311");
+        f.clock.advance(Duration::seconds(1));
+        let b = f
+            .auth
+            .refresh(&a.refresh_token, &client_at("203.0.113.7", "app/1"))
+            .unwrap();
+        assert!(matches!(
+            f.auth.refresh(&a.refresh_token, &other),
+            Err(AuthError::RefreshTokenReused)
+        ));
+        assert!(matches!(
+            f.auth
+                .refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
+            Err(AuthError::InvalidRefreshToken)
+        ));
+        assert!(f.auth.authenticate(&b.access_token).is_err());
+    }
+}
+
 #[test]
 fn logout_scopes_and_session_list() {
     let f = fixture(AuthConfig::default());
@@ -286,13 +337,16 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     let who = f.auth.authenticate(&first.access_token).unwrap();
     assert!(matches!(
         f.auth
-            .delete_account(&who, &OtpCode::parse("123456").unwrap(), &client()),
-        Err(AuthError::CodeNotFound)
+            .delete_account(&who, &OtpCode::parse("123456").unwrap()),
+        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
+    // Issue 12, item 10: the step-up code is asked for with its purpose.
+    f.auth
+        .send_code_for(&p, OtpPurpose::DeleteAccount, &client())
+        .unwrap();
     let code = f.delivered_code(&p);
-    f.auth.delete_account(&who, &code, &client()).unwrap();
+    f.auth.delete_account(&who, &code).unwrap();
     assert_eq!(f.us.user_count(), 0);
     assert!(f.auth.authenticate(&first.access_token).is_err());
     f.clock.advance(Duration::seconds(61));

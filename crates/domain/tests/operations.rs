@@ -45,7 +45,8 @@ both!(
     a_disabled_account_cannot_sign_in_refresh_or_use_its_token,
     the_audit_log_records_who_did_what_from_where_without_secrets,
     retention_deletes_what_is_past_its_period_and_keeps_the_rest,
-    a_tripped_sms_guard_is_audited_without_the_number
+    a_tripped_sms_guard_is_audited_without_the_number,
+    a_lock_and_test_number_use_are_audited
 );
 
 fn services(backend: Backend) -> Option<Services> {
@@ -143,10 +144,12 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
     f.clock.advance(Duration::minutes(16));
     let (fourth, who) = f.sign_in(KG, Some("ShopApp/7.1 (iPhone)"));
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
+    f.auth
+        .send_code_for(&p, marque_markets::OtpPurpose::DeleteAccount, &client())
+        .unwrap();
     let deletion_code = f.delivered_code(&p);
     f.auth
-        .delete_account(&who, &deletion_code, &client())
+        .delete_account_with(&who, &deletion_code, None, &client())
         .unwrap();
 
     let rows = audit(&f, Market::Kg);
@@ -295,4 +298,68 @@ fn a_tripped_sms_guard_is_audited_without_the_number(backend: Backend) {
     let detail = row.detail.as_deref().unwrap();
     assert!(detail.starts_with("guard="), "{detail}");
     assert!(!format!("{row:?}").contains("555100002"), "{row:?}");
+}
+
+fn a_lock_and_test_number_use_are_audited(backend: Backend) {
+    let mut config = AuthConfig::default();
+    config.failures.max_consecutive = 2;
+    config.test_numbers.insert(
+        "+996555000001".to_owned(),
+        OtpCode::parse("123456").unwrap(),
+    );
+    let Some(f) = Services::new(backend, config, start()) else {
+        return;
+    };
+    // Two wrong codes in a row lock the number.
+    let p = phone(KG);
+    f.auth.send_code(&p, &client()).unwrap();
+    let code = f.delivered_code(&p);
+    let wrong = if code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let wrong = OtpCode::parse(wrong).unwrap();
+    let _ = f.auth.verify_code(&p, &wrong, &client());
+    let locked = f.auth.verify_code(&p, &wrong, &client());
+    assert!(
+        matches!(locked, Err(AuthError::PhoneLocked(_))),
+        "{locked:?}"
+    );
+    // A test number signs in.
+    let (login, _) = f.sign_in("+996555000001", Some("review"));
+    let rows = audit(&f, Market::Kg);
+    let kinds: Vec<&str> = rows.iter().map(|r| r.event.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "phone_locked",
+            "test_number_used",
+            "sign_in",
+            "test_number_used"
+        ],
+        "{rows:?}"
+    );
+    let lock = &rows[0];
+    assert_eq!(lock.user, None, "not signed up");
+    assert_eq!(
+        lock.detail.as_deref(),
+        Some("phone=+996505325311 until=2026-03-02T09:00:00Z")
+    );
+    assert_eq!(lock.client_ip.as_deref(), Some("198.51.100.23"));
+    assert_eq!(
+        rows[1].detail.as_deref(),
+        Some("phone=+996555000001 action=send_code")
+    );
+    assert_eq!(
+        rows[3].detail.as_deref(),
+        Some("phone=+996555000001 action=verify_code")
+    );
+    assert_eq!(rows[3].user, Some(login.user.id));
+    for row in &rows {
+        let text = format!("{row:?}");
+        for secret in [code.as_str(), "123456", login.access_token.as_str()] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
 }

@@ -13,8 +13,10 @@ use diesel::sqlite::SqliteConnection;
 use marque_markets::Market;
 
 use crate::db_url::Target;
-use crate::models::{BucketRow, ChallengeRow, RefreshRow};
-use crate::schema::{phone_verifications, rate_limits, refresh_tokens, sms_prefix_stats, users};
+use crate::models::{BucketRow, ChallengeRow, FailureRow, RefreshRow};
+use crate::schema::{
+    phone_failures, phone_verifications, rate_limits, refresh_tokens, sms_prefix_stats, users,
+};
 use chrono::DurationRound;
 
 /// A connection to either backend; queries written once run on both.
@@ -277,24 +279,69 @@ pub(crate) fn lock_prefix(
     ))
 }
 
-/// The newest challenge of `phone` inside [`write_tx`], locked until the transaction ends
-/// (`FOR UPDATE` on PostgreSQL: a concurrent verifier waits, then reads what this one wrote).
+/// The challenge an attempt is judged on, inside [`write_tx`], locked until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL: a concurrent verifier waits, then reads what this one wrote): the
+/// newest challenge of `phone` for `purpose`, or, when `challenge_id` is given, the challenge of
+/// `phone` and `purpose` with that id (`None` for an unknown id, whose attempt touches nothing).
 pub(crate) fn newest_challenge(
     conn: &mut DbConnection,
     phone: &str,
+    purpose: &str,
+    challenge_id: Option<&str>,
 ) -> QueryResult<Option<ChallengeRow>> {
     // A macro, not a closure: `as_select()` is typed per backend.
     macro_rules! newest {
         () => {
             phone_verifications::table
                 .filter(phone_verifications::phone_number.eq(phone))
+                .filter(phone_verifications::purpose.eq(purpose))
                 .order(phone_verifications::id.desc())
                 .select(ChallengeRow::as_select())
         };
     }
+    macro_rules! with_id {
+        ($id:expr) => {
+            newest!().filter(phone_verifications::challenge_id.eq($id))
+        };
+    }
+    match (conn, challenge_id) {
+        (DbConnection::Pg(pg), None) => newest!().for_update().first(pg).optional(),
+        (DbConnection::Sqlite(lite), None) => newest!().first(lite).optional(),
+        (DbConnection::Pg(pg), Some(id)) => with_id!(id).for_update().first(pg).optional(),
+        (DbConnection::Sqlite(lite), Some(id)) => with_id!(id).first(lite).optional(),
+    }
+}
+
+/// The wrong-code record of `phone` inside [`write_tx`], locked until the transaction ends; as in
+/// [`lock_bucket`], PostgreSQL first gets a placeholder row (no failures) to lock when the number
+/// has none. `None` when the number has no failures on record.
+pub(crate) fn lock_failures(
+    conn: &mut DbConnection,
+    phone: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<FailureRow>> {
     match conn {
-        DbConnection::Pg(pg) => newest!().for_update().first(pg).optional(),
-        DbConnection::Sqlite(lite) => newest!().first(lite).optional(),
+        DbConnection::Pg(pg) => {
+            diesel::insert_into(phone_failures::table)
+                .values((
+                    phone_failures::phone_number.eq(phone),
+                    phone_failures::consecutive.eq(0),
+                    phone_failures::updated_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            phone_failures::table
+                .find(phone)
+                .select(FailureRow::as_select())
+                .for_update()
+                .first(pg)
+                .optional()
+        }
+        DbConnection::Sqlite(lite) => phone_failures::table
+            .find(phone)
+            .select(FailureRow::as_select())
+            .first(lite)
+            .optional(),
     }
 }
 

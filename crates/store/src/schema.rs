@@ -51,6 +51,24 @@ diesel::table! {
         expires_at -> Timestamp,
         /// When the code was used.
         consumed_at -> Nullable<Timestamp>,
+        /// `OtpPurpose::as_str` (`login`, `delete_account`).
+        purpose -> Text,
+        /// The challenge's unguessable id (base64url, 128 bits); `NULL` on rows older than it.
+        challenge_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Consecutive wrong codes per number, across challenges, and the lock they lead to.
+    phone_failures (phone_number) {
+        /// E.164 number.
+        phone_number -> Text,
+        /// Wrong codes since the last success or lock.
+        consecutive -> Integer,
+        /// End of the current lock (UTC).
+        locked_until -> Nullable<Timestamp>,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
     }
 }
 
@@ -154,8 +172,8 @@ diesel::table! {
         rotated_at -> Nullable<Timestamp>,
         /// The successor's row id.
         successor_id -> Nullable<BigInt>,
-        /// The successor's text, sealed, kept for the reuse grace window.
-        successor_sealed -> Nullable<Binary>,
+        /// MAC of the client that rotated it (user agent + IP prefix), for grace-window replays.
+        rotated_client -> Nullable<Binary>,
     }
 }
 

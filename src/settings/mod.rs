@@ -326,7 +326,8 @@ pub struct RetentionSettings {
     /// `RETENTION_CHALLENGES_HOURS`: codes are deleted this long after their expiry (default 24).
     pub retention_challenges_hours: Hours,
     /// `RETENTION_RATE_LIMITS_HOURS`: rate-limit buckets are deleted this long after their last
-    /// hit (default 48; keep it above the longest limit window).
+    /// hit, and unlocked consecutive-failure counts after their last change (default 48; keep it
+    /// above the longest limit window).
     pub retention_rate_limits_hours: Hours,
     /// `RETENTION_OUTBOX_DAYS`: delivered, given-up or expired messages are deleted this long
     /// after their creation (default 7).

@@ -20,7 +20,8 @@ use crate::{Clock, RepoError};
 pub struct RetentionPolicy {
     /// Challenges (`phone_verifications`) after their expiry (default 24 h).
     pub challenges: Duration,
-    /// Rate-limit buckets after their last hit (default 48 h; must exceed the longest limit
+    /// Rate-limit buckets after their last hit, and consecutive-failure counts of numbers after
+    /// their last change (unless still locked) (default 48 h; must exceed the longest limit
     /// window or lock, else a limit would restart early).
     pub rate_limits: Duration,
     /// Outbox messages after their creation, once delivered, given up or expired (default 7 days).
@@ -54,6 +55,8 @@ pub struct Purged {
     pub challenges: u64,
     /// `rate_limits`.
     pub rate_limits: u64,
+    /// `phone_failures`.
+    pub phone_failures: u64,
     /// `outbox`.
     pub outbox: u64,
     /// `sessions` (their refresh tokens go with them).
@@ -69,6 +72,7 @@ impl Purged {
     pub fn total(&self) -> u64 {
         self.challenges
             + self.rate_limits
+            + self.phone_failures
             + self.outbox
             + self.sessions
             + self.refresh_tokens

@@ -204,7 +204,12 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
 }
 
 fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend) {
-    let Some(f) = services(backend) else { return };
+    let mut config = AuthConfig::default();
+    config.failures.max_consecutive = 2;
+    config.failures.lock = Duration::days(40);
+    let Some(f) = Services::new(backend, config, start()) else {
+        return;
+    };
     let policy = RetentionPolicy {
         batch_size: 2, // several batches per table
         ..RetentionPolicy::default()
@@ -222,6 +227,36 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
     for who in &old[..2] {
         f.auth.logout(who, LogoutScope::Local, &client()).unwrap();
     }
+    // Failure counts: one wrong code for a number that never comes back, and a number locked
+    // for 40 days.
+    let wrong = |e164: &str| {
+        let p = phone(e164);
+        f.auth.send_code(&p, &client()).unwrap();
+        let code = f.delivered_code(&p);
+        let bad = if code.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        f.auth
+            .verify_code(&p, &OtpCode::parse(bad).unwrap(), &client())
+    };
+    assert!(wrong("+996555777777").is_err());
+    assert!(wrong("+996555999999").is_err());
+    let p = phone("+996555999999");
+    let locked = f
+        .auth
+        .verify_code(&p, &OtpCode::parse("000000").unwrap(), &client());
+    assert!(
+        matches!(locked, Err(AuthError::PhoneLocked(_))),
+        "{locked:?}"
+    );
+    let failures = |e164: &str| {
+        f.kg.sql(&format!(
+            "SELECT COUNT(*) AS v FROM phone_failures WHERE phone_number = '{e164}'"
+        ))
+    };
+    assert_eq!(failures("+996555777777"), 1);
     f.kg.sql("UPDATE outbox SET status = 'sent'");
     // 29 days on: another number signs in (all of its rows are recent).
     f.clock.advance(Duration::days(29));
@@ -243,6 +278,8 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
         0
     );
     assert!(count("rate_limits") >= 1);
+    assert_eq!(failures("+996555777777"), 0, "idle for 29 days");
+    assert_eq!(failures("+996555999999"), 1, "still locked");
     assert_eq!(count("sessions"), 4);
     // Day 31: the two revoked sessions have been over for 30 days; the third old one is still
     // live (its refresh token is valid for 30 days from sign-in, so it expired at day 30).
@@ -266,7 +303,8 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
     );
     assert_eq!(count("refresh_tokens"), 1);
     // Audit rows live a year: all still there, then gone.
-    assert_eq!(count("audit_log"), 6, "4 sign-ins, 2 sign-outs");
+    assert_eq!(failures("+996555999999"), 0, "lock ended on day 40");
+    assert_eq!(count("audit_log"), 7, "4 sign-ins, 2 sign-outs, 1 lock");
     f.clock.advance(Duration::days(365 - 61 + 1));
     retention.run_once();
     assert_eq!(count("audit_log"), 1, "the fresh sign-in (day 29) stays");

@@ -17,7 +17,7 @@ use crate::auth::OUTBOX_PENDING;
 use crate::connection::DbConnection;
 use crate::models::to_db;
 use crate::schema::{
-    audit_log, outbox, phone_verifications, rate_limits, refresh_tokens, sessions,
+    audit_log, outbox, phone_failures, phone_verifications, rate_limits, refresh_tokens, sessions,
 };
 
 /// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching
@@ -82,6 +82,18 @@ impl RetentionRepository for MarketStore {
                     rate_limits::last_hit_at
                         .lt(buckets)
                         .and(rate_limits::window_started_at.lt(buckets))
+                ),
+                // Failure counts of numbers idle that long, unless still locked.
+                phone_failures: purge_batches!(
+                    conn,
+                    batch,
+                    phone_failures,
+                    phone_number: String,
+                    phone_failures::updated_at.lt(buckets).and(
+                        phone_failures::locked_until
+                            .is_null()
+                            .or(phone_failures::locked_until.lt(buckets))
+                    )
                 ),
                 outbox: purge_batches!(
                     conn,

@@ -15,6 +15,7 @@ CREATE INDEX audit_log_user_id_idx ON audit_log (user_id);
 -- Retention: each purge selects a batch by these columns.
 CREATE INDEX phone_verifications_expires_at_idx ON phone_verifications (expires_at);
 CREATE INDEX rate_limits_last_hit_at_idx ON rate_limits (last_hit_at);
+CREATE INDEX phone_failures_updated_at_idx ON phone_failures (updated_at);
 CREATE INDEX outbox_created_at_idx ON outbox (created_at);
 CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at);

@@ -14,6 +14,7 @@ use marque_store::MarketStore;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::calls::{app_get_json, call, openapi, sign_in_fixed};
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(
@@ -40,40 +41,7 @@ async fn spawn(backend: Backend) -> Option<TestApp> {
 /// second first, as it does between two real sign-ins.
 async fn login(app: &TestApp, phone: &str, user_agent: Option<&str>) -> String {
     app.clock.advance(chrono::Duration::seconds(1));
-    assert_eq!(app.send_code(phone).await.status(), 200);
-    let mut req = app
-        .http
-        .post(format!("{}/api/v1/auth/verify-code", app.base))
-        .json(&json!({ "phone_number": phone, "verification_code": "123456" }));
-    if let Some(ua) = user_agent {
-        req = req.header("User-Agent", ua);
-    }
-    let res = req.send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Calls `method path` with the bearer `token` and an optional JSON body; returns status and body.
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, value)
+    sign_in_fixed(app, phone, user_agent).await
 }
 
 /// Asserts an error answer and returns its body.
@@ -851,69 +819,26 @@ async fn notifications(backend: Backend) {
 #[tokio::test]
 async fn openapi_lists_the_account_routes_schemas_and_errors() {
     let app = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let doc: Value = app
-        .http
-        .get(format!("{}/api-docs/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for (path, method, statuses) in [
-        ("/api/v1/profile/addresses", "get", &["200", "401"][..]),
-        (
-            "/api/v1/profile/addresses",
-            "post",
-            &["201", "401", "409", "422"][..],
-        ),
-        (
-            "/api/v1/profile/addresses/{id}",
-            "put",
-            &["200", "404", "422"][..],
-        ),
-        (
-            "/api/v1/profile/addresses/{id}",
-            "delete",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods",
-            "get",
-            &["200", "401"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods",
-            "post",
-            &["201", "409", "422"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods/{id}",
-            "put",
-            &["200", "404", "422"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods/{id}",
-            "delete",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/notifications",
-            "get",
-            &["200", "401", "422"][..],
-        ),
-        (
-            "/api/v1/profile/notifications/{id}/read",
-            "put",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/notifications/read-all",
-            "put",
-            &["200", "401"][..],
-        ),
+    let doc = openapi(&app).await;
+    // Each line: method, path under /api/v1/profile, the documented statuses.
+    for route in [
+        "get addresses 200 401",
+        "post addresses 201 401 409 422",
+        "put addresses/{id} 200 404 422",
+        "delete addresses/{id} 200 404",
+        "get payment-methods 200 401",
+        "post payment-methods 201 409 422",
+        "put payment-methods/{id} 200 404 422",
+        "delete payment-methods/{id} 200 404",
+        "get notifications 200 401 422",
+        "put notifications/{id}/read 200 404",
+        "put notifications/read-all 200 401",
     ] {
-        let op = &doc["paths"][path][method];
+        let mut words = route.split_whitespace();
+        let (method, path) = (words.next().unwrap(), words.next().unwrap());
+        let path = format!("/api/v1/profile/{path}");
+        let statuses: Vec<&str> = words.collect();
+        let op = &doc["paths"][&path][method];
         assert!(op.is_object(), "{method} {path} missing");
         assert_eq!(op["security"][0]["bearer"], json!([]), "{method} {path}");
         for status in statuses {
@@ -960,43 +885,28 @@ async fn openapi_lists_the_account_routes_schemas_and_errors() {
         }
     }
 
-    let markets: Value = app
-        .http
-        .get(format!("{}/api/v1/auth/markets", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kg = &markets["supported_markets"][0];
-    assert_eq!(kg["tax_rate"], 0.12);
-    assert_eq!(kg["date_format"], "DD.MM.YYYY");
-    assert_eq!(kg["timezone"], "Asia/Bishkek");
-    assert_eq!(
-        kg["payment_methods"],
-        json!([
-            "visa",
-            "mastercard",
-            "elcart",
-            "cash_on_delivery",
-            "bank_transfer"
-        ])
-    );
-    let us = &markets["supported_markets"][1];
-    assert_eq!(us["tax_rate"], 0.08);
-    assert_eq!(us["date_format"], "MM/DD/YYYY");
-    assert_eq!(us["timezone"], "America/New_York");
-    assert_eq!(
-        us["payment_methods"],
-        json!([
-            "visa",
-            "mastercard",
-            "amex",
-            "discover",
-            "paypal",
-            "apple_pay",
-            "google_pay"
-        ])
-    );
+    let markets: Value = app_get_json(&app, "/api/v1/auth/markets").await;
+    for (i, tax_rate, date_format, timezone, payment_methods) in [
+        (
+            0,
+            0.12,
+            "DD.MM.YYYY",
+            "Asia/Bishkek",
+            "visa mastercard elcart cash_on_delivery bank_transfer",
+        ),
+        (
+            1,
+            0.08,
+            "MM/DD/YYYY",
+            "America/New_York",
+            "visa mastercard amex discover paypal apple_pay google_pay",
+        ),
+    ] {
+        let market = &markets["supported_markets"][i];
+        assert_eq!(market["tax_rate"], tax_rate);
+        assert_eq!(market["date_format"], date_format);
+        assert_eq!(market["timezone"], timezone);
+        let payment_methods: Vec<&str> = payment_methods.split(' ').collect();
+        assert_eq!(market["payment_methods"], json!(payment_methods));
+    }
 }

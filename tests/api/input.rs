@@ -2,6 +2,7 @@ use marque_markets::Market;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::calls::app_get;
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(bad_input_gets_clear_errors_and_writes_nothing);
@@ -147,21 +148,11 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
     )
     .await;
 
-    let res = app
-        .http
-        .get(format!("{}/api/v1/nope", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app_get(&app, "/api/v1/nope").await;
     error(res, 404, "not_found").await;
     let res = app.http.get(&url).send().await.unwrap();
     error(res, 405, "method_not_allowed").await;
-    let res = app
-        .http
-        .get(format!("{}/api/v1/auth/profile", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app_get(&app, "/api/v1/auth/profile").await;
     error(res, 401, "invalid_token").await;
     let res = app.get_auth("/api/v1/auth/profile", "a.b.c").await;
     error(res, 401, "invalid_token").await;

@@ -11,6 +11,7 @@ use marque_testkit::{TestDatabase, postgres_admin_url};
 use marque_verify::Verifier;
 use serde_json::{Value, json};
 
+use crate::calls::{app_get, app_get_json};
 use crate::helpers::{Backend, TestApp};
 
 /// A `marque` process, killed on drop.
@@ -229,12 +230,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
     .unwrap();
     let login = old.login("+12125550100", "+12125550100").await;
     let token = login["access_token"].as_str().unwrap().to_owned();
-    let jwks = old
-        .http
-        .get(format!("{}/.well-known/jwks.json", old.base))
-        .send()
-        .await
-        .unwrap();
+    let jwks = app_get(&old, "/.well-known/jwks.json").await;
     assert_eq!(jwks.status(), 200);
     let jwks = jwks.text().await.unwrap();
     assert!(jwks.contains("\"kid\":\"2026-01\""), "{jwks}");
@@ -268,15 +264,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
             .status(),
         200
     );
-    let jwks: Value = new
-        .http
-        .get(format!("{}/.well-known/jwks.json", new.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app_get_json(&new, "/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -286,15 +274,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
     assert_eq!(kids, ["2026-02", "2026-01"]);
     // An HS256 instance publishes no keys and refuses EdDSA tokens.
     let hs = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let empty: Value = hs
-        .http
-        .get(format!("{}/.well-known/jwks.json", hs.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let empty: Value = app_get_json(&hs, "/.well-known/jwks.json").await;
     assert_eq!(empty["keys"], json!([]));
     assert_eq!(
         hs.get_auth("/api/v1/auth/verify-token", &token)

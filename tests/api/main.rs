@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod account;
+mod calls;
 mod cli;
 mod data;
 mod docs;

@@ -343,14 +343,13 @@ impl KgPostalCode {
     /// [`FieldError`] on `postal_code`.
     pub fn parse(input: &str) -> Result<KgPostalCode, FieldError> {
         let s = input.trim();
-        if s.len() == 6 && s.starts_with('7') && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(KgPostalCode(s.to_owned()))
-        } else {
-            Err(FieldError::new(
+        let ok = s.len() == 6 && s.starts_with('7') && s.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| KgPostalCode(s.to_owned())).ok_or_else(|| {
+            FieldError::new(
                 "postal_code",
                 "must be 6 digits starting with 7, e.g. 720000",
-            ))
-        }
+            )
+        })
     }
 
     /// The six digits.
@@ -492,14 +491,12 @@ impl UsZipCode {
             None => digits(s, 5),
             Some((zip, plus4)) => digits(zip, 5) && digits(plus4, 4),
         };
-        if ok {
-            Ok(UsZipCode(s.to_owned()))
-        } else {
-            Err(FieldError::new(
+        ok.then(|| UsZipCode(s.to_owned())).ok_or_else(|| {
+            FieldError::new(
                 "zip_code",
                 "must be 5 digits or ZIP+4, e.g. 10001 or 10001-1234",
-            ))
-        }
+            )
+        })
     }
 
     /// The code as given (`10001` or `10001-1234`).

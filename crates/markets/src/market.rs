@@ -340,45 +340,53 @@ mod tests {
 
     #[test]
     fn profiles() {
-        let kg = Market::Kg.profile();
-        assert_eq!(kg.market, Market::Kg);
-        assert_eq!(kg.country, "Kyrgyzstan");
-        assert_eq!(kg.country_code, "KG");
-        assert_eq!(
-            kg.currency,
-            Currency {
-                code: "KGS",
-                symbol: "сом",
-                minor_units: 2
-            }
-        );
-        assert_eq!(kg.language, Language::Ru);
-        assert_eq!(kg.phone_prefix, "+996");
-        assert_eq!(kg.phone_format, "+996 XXX XXX XXX");
-        assert_eq!(kg.tax_rate_basis_points, 1200);
-        assert_eq!(kg.timezone, "Asia/Bishkek");
-        assert_eq!(kg.date_format, "DD.MM.YYYY");
-        assert_eq!(kg.default_otp_expiry_minutes, 10);
-
-        let us = Market::Us.profile();
-        assert_eq!(us.market, Market::Us);
-        assert_eq!(us.country, "United States");
-        assert_eq!(us.country_code, "US");
-        assert_eq!(
-            us.currency,
-            Currency {
-                code: "USD",
-                symbol: "$",
-                minor_units: 2
-            }
-        );
-        assert_eq!(us.language, Language::En);
-        assert_eq!(us.phone_prefix, "+1");
-        assert_eq!(us.phone_format, "+1 (XXX) XXX-XXXX");
-        assert_eq!(us.tax_rate_basis_points, 800);
-        assert_eq!(us.timezone, "America/New_York");
-        assert_eq!(us.date_format, "MM/DD/YYYY");
-        assert_eq!(us.default_otp_expiry_minutes, 10);
+        // market, country, code, currency, language, phone prefix and format, tax (bp), zone,
+        // date format
+        for (market, country, country_code, currency, language, phone, tax, timezone, date) in [
+            (
+                Market::Kg,
+                "Kyrgyzstan",
+                "KG",
+                ("KGS", "сом"),
+                Language::Ru,
+                ("+996", "+996 XXX XXX XXX"),
+                1200,
+                "Asia/Bishkek",
+                "DD.MM.YYYY",
+            ),
+            (
+                Market::Us,
+                "United States",
+                "US",
+                ("USD", "$"),
+                Language::En,
+                ("+1", "+1 (XXX) XXX-XXXX"),
+                800,
+                "America/New_York",
+                "MM/DD/YYYY",
+            ),
+        ] {
+            let p = market.profile();
+            assert_eq!(p.market, market);
+            assert_eq!(p.country, country);
+            assert_eq!(p.country_code, country_code);
+            let (code, symbol) = currency;
+            let minor_units = 2;
+            assert_eq!(
+                p.currency,
+                Currency {
+                    code,
+                    symbol,
+                    minor_units
+                }
+            );
+            assert_eq!(p.language, language);
+            assert_eq!((p.phone_prefix, p.phone_format), phone);
+            assert_eq!(p.tax_rate_basis_points, tax);
+            assert_eq!(p.timezone, timezone);
+            assert_eq!(p.date_format, date);
+            assert_eq!(p.default_otp_expiry_minutes, 10);
+        }
 
         for m in Market::ALL {
             assert_eq!(m.profile().market, m);

@@ -2,6 +2,9 @@
 //! per market), through `marque-testkit`.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use marque_api::ApiState;
@@ -24,4 +27,43 @@ pub fn state(start: DateTime<Utc>, test_number: &str) -> (Services, web::Data<Ap
         trusted_proxies: vec![],
     });
     (services, state)
+}
+
+/// Everything logged by this test binary, as [`capture_logs`] collects it.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Installs, once per test binary, a global subscriber that logs up to `max_level` (span closes
+/// included, no colours) into the returned [`Logs`]. The first call's level wins.
+pub fn capture_logs(max_level: tracing::Level) -> Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(max_level)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
 }

@@ -4,7 +4,17 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
+
+/// The code of every `TEST_PHONE_NUMBERS` entry these tests set.
+pub const FIXED_CODE: &str = "123456";
+
+/// Starts the app where each of `phones` signs in with [`FIXED_CODE`] (`TEST_PHONE_NUMBERS`: no
+/// delivery to wait for); `None` when the backend is not available.
+pub async fn spawn_with_fixed_codes(backend: Backend, phones: &[&str]) -> Option<TestApp> {
+    let codes: Vec<String> = phones.iter().map(|p| format!("{p}={FIXED_CODE}")).collect();
+    TestApp::spawn(backend, &[("TEST_PHONE_NUMBERS", &codes.join(","))]).await
+}
 
 /// `GET url` without credentials; the response.
 pub async fn get(http: &reqwest::Client, url: String) -> reqwest::Response {
@@ -31,14 +41,14 @@ pub async fn openapi(app: &TestApp) -> Value {
     app_get_json(app, "/api-docs/openapi.json").await
 }
 
-/// Signs `phone` in with the fixed code `123456`, sending `user_agent` when given; the access
+/// Signs `phone` in with [`FIXED_CODE`], sending `user_agent` when given; the access
 /// token.
 pub async fn sign_in_fixed(app: &TestApp, phone: &str, user_agent: Option<&str>) -> String {
     assert_eq!(app.send_code(phone).await.status(), 200);
     let mut req = app
         .http
         .post(format!("{}/api/v1/auth/verify-code", app.base))
-        .json(&json!({ "phone_number": phone, "verification_code": "123456" }));
+        .json(&json!({ "phone_number": phone, "verification_code": FIXED_CODE }));
     if let Some(ua) = user_agent {
         req = req.header("User-Agent", ua);
     }

@@ -8,7 +8,7 @@ use marque_markets::Market;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::calls::{self, sign_in_fixed};
+use crate::calls::{self, sign_in_fixed, spawn_with_fixed_codes};
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(
@@ -19,10 +19,9 @@ both_backends!(
 
 const KG: &str = "+996555000011";
 const US: &str = "+12125550111";
-const CODES: &str = "+996555000011=123456,+12125550111=123456";
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn(backend, &[("TEST_PHONE_NUMBERS", CODES)]).await
+    spawn_with_fixed_codes(backend, &[KG, US]).await
 }
 
 async fn login(app: &TestApp, phone: &str) -> String {

@@ -62,37 +62,27 @@ async fn profile_name(app: &TestApp, token: &str) -> Value {
     body["full_name"].clone()
 }
 
-fn kg_address(field: &str, value: &str) -> Value {
-    let mut a = json!({
-        "title": "Дом",
-        "street": "ул. Юнусалиева",
-        "building": "34",
-        "apartment": "12",
-        "city": "Бишкек",
-        "region": "Чуйская область",
-        "postal_code": "720000",
-    });
-    a[field] = json!(value);
-    a
-}
-
 /// A valid address of `market` with `field` set to `value`.
 fn address(market: Market, field: &str, value: &str) -> Value {
-    match market {
-        Market::Kg => kg_address(field, value),
-        Market::Us => us_address(field, value),
-    }
-}
-
-fn us_address(field: &str, value: &str) -> Value {
-    let mut a = json!({
-        "title": "Home",
-        "street_address": "123 Main St",
-        "address_line2": "Apt 4B",
-        "city": "New York",
-        "state": "NY",
-        "zip_code": "10001-1234",
-    });
+    let mut a = match market {
+        Market::Kg => json!({
+            "title": "Дом",
+            "street": "ул. Юнусалиева",
+            "building": "34",
+            "apartment": "12",
+            "city": "Бишкек",
+            "region": "Чуйская область",
+            "postal_code": "720000",
+        }),
+        Market::Us => json!({
+            "title": "Home",
+            "street_address": "123 Main St",
+            "address_line2": "Apt 4B",
+            "city": "New York",
+            "state": "NY",
+            "zip_code": "10001-1234",
+        }),
+    };
     a[field] = json!(value);
     a
 }
@@ -121,7 +111,14 @@ async fn card_numbers_in_free_text_are_refused(backend: Backend) {
     assert_eq!(profile_name(&app, &kg).await, Value::Null, "nothing stored");
     let title = format!("Карта {card}");
     refused(
-        call(&app, "POST", ADDRESSES, &kg, kg_address("title", &title)).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &kg,
+            address(Market::Kg, "title", &title),
+        )
+        .await,
         "card_number_in_text",
         "title",
         Market::Kg,
@@ -164,23 +161,15 @@ async fn card_numbers_in_free_text_are_refused(backend: Backend) {
     assert_eq!(app.count(Market::Us, "user_payment_methods").await, 0);
 
     // Ordinary numbers still pass: phone numbers, dates, postal codes, house numbers.
-    let (status, ok) = call(
-        &app,
-        "POST",
-        ADDRESSES,
-        &kg,
-        kg_address("title", "Звонить +996 555 123 456, 01.02.2026"),
-    )
-    .await;
+    let kg_note = address(Market::Kg, "title", "Звонить +996 555 123 456, 01.02.2026");
+    let (status, ok) = call(&app, "POST", ADDRESSES, &kg, kg_note).await;
     assert_eq!(status, 201, "{ok}");
-    let (status, ok) = call(
-        &app,
-        "POST",
-        ADDRESSES,
-        &us,
-        us_address("address_line2", "Call (212) 555-0100, gate 2026-02-01"),
-    )
-    .await;
+    let us_note = address(
+        Market::Us,
+        "address_line2",
+        "Call (212) 555-0100, gate 2026-02-01",
+    );
+    let (status, ok) = call(&app, "POST", ADDRESSES, &us, us_note).await;
     assert_eq!(status, 201, "{ok}");
     let id = ok["address"]["id"].as_i64().unwrap();
 

@@ -139,6 +139,18 @@ fn assert_one(ex: &Exchange, status: u16, closed: bool, what: &str) {
     assert_eq!(ex.closed, closed, "{what}: connection closed: {ex:?}");
 }
 
+/// Asserts one JSON error answer with `status` and `code`, announced as closing (`Connection:
+/// close`) and then closed; returns its body.
+fn closing_error(ex: &Exchange, status: u16, code: &str, what: &str) -> Value {
+    assert_one(ex, status, true, what);
+    let res = &ex.responses[0];
+    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
+    let body = res.json();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], code);
+    body
+}
+
 /// Splits `buf` into the HTTP/1.1 responses it holds (bodies framed by `Content-Length`).
 fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
     let mut out = Vec::new();
@@ -194,12 +206,7 @@ async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
         smuggled.len()
     );
     let ex = send(&app, payload, Duration::from_secs(3)).await;
-    assert_one(&ex, 400, true, "chunked");
-    let res = &ex.responses[0];
-    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
-    let body = res.json();
-    assert_eq!(body["success"], false);
-    assert_eq!(body["error"], "unsupported_transfer_encoding");
+    let body = closing_error(&ex, 400, "unsupported_transfer_encoding", "chunked");
     assert!(!body["message"].as_str().unwrap().is_empty());
 
     // The same when the smuggled request arrives in a later packet.
@@ -267,12 +274,7 @@ async fn a_body_that_never_arrives_gets_408_and_a_closed_connection() {
         Duration::from_secs(4),
     )
     .await;
-    assert_one(&ex, 408, true, "body never arrives");
-    let res = &ex.responses[0];
-    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
-    let body = res.json();
-    assert_eq!(body["success"], false);
-    assert_eq!(body["error"], "request_timeout");
+    closing_error(&ex, 408, "request_timeout", "body never arrives");
     assert!(ex.elapsed >= Duration::from_millis(900), "{ex:?}");
     assert!(ex.elapsed < Duration::from_secs(3), "{ex:?}");
 

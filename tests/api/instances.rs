@@ -96,6 +96,12 @@ async fn login(http: &reqwest::Client, base: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// `POST /api/v1/auth/refresh` of the instance at `base` with `refresh_token`.
+async fn refresh(http: &reqwest::Client, base: &str, refresh_token: &str) -> reqwest::Response {
+    let body = json!({ "refresh_token": refresh_token });
+    post(http, format!("{base}/api/v1/auth/refresh"), None, body).await
+}
+
 async fn status(http: &reqwest::Client, url: String, token: &str) -> u16 {
     http.get(url)
         .bearer_auth(token)
@@ -155,34 +161,13 @@ async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
     // A refresh rotated on A is reuse on B, which revokes the session for both.
     let second = login(&http, &a.base).await;
     let r2 = second["refresh_token"].as_str().unwrap();
-    let rotated: Value = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", a.base),
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rotated: Value = refresh(&http, &a.base, r2).await.json().await.unwrap();
     let r3 = rotated["refresh_token"].as_str().unwrap();
-    let reuse = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", b.base),
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await;
+    let reuse = refresh(&http, &b.base, r2).await;
     assert_eq!(reuse.status(), 401);
     let err: Value = reuse.json().await.unwrap();
     assert_eq!(err["error"], "refresh_token_reused");
-    let after = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", a.base),
-        None,
-        json!({"refresh_token": r3}),
-    )
-    .await;
+    let after = refresh(&http, &a.base, r3).await;
     assert_eq!(after.status(), 401);
     let t3 = rotated["access_token"].as_str().unwrap();
     assert_eq!(

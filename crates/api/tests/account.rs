@@ -6,7 +6,7 @@ use actix_web::{App, test, web};
 use chrono::{TimeZone, Utc};
 mod common;
 
-use common::capture_logs;
+use common::{answer, capture_logs};
 
 use marque_api::{ApiState, configure, routes};
 use marque_testkit::Services;
@@ -131,10 +131,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .insert_header(("Authorization", "Bearer not-a-token"))
             .set_json(json!({}))
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 401, "{method} {uri}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "invalid_token");
+        let body = answer(&app, req, 401).await;
+        assert_eq!(body["error"], "invalid_token", "{method} {uri}");
     }
     let auth = login!(app);
     for uri in [
@@ -148,10 +146,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .uri(uri)
             .insert_header(auth.clone())
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 404, "{uri}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "not_found");
+        let body = answer(&app, req, 404).await;
+        assert_eq!(body["error"], "not_found", "{uri}");
         assert_eq!(body["message"], "Ресурс не найден");
     }
     for (query, field) in [
@@ -165,10 +161,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .uri(&format!("/api/v1/profile/notifications?{query}"))
             .insert_header(auth.clone())
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 422, "{query}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "validation_error");
+        let body = answer(&app, req, 422).await;
+        assert_eq!(body["error"], "validation_error", "{query}");
         assert_eq!(body["field"], field);
     }
     let req = test::TestRequest::get()

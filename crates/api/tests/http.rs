@@ -1,10 +1,11 @@
 //! HTTP behaviour of the api crate over the real store (a SQLite file per market).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test, web};
 use chrono::Utc;
 mod common;
+
+use common::answer;
 
 use marque_api::{ApiState, configure, routes};
 use marque_testkit::Services;
@@ -12,17 +13,6 @@ use serde_json::{Value, json};
 
 fn state() -> (Services, web::Data<ApiState>) {
     common::state(Utc::now(), "+996555000001")
-}
-
-/// Calls `req`, asserts the status, and returns the JSON body.
-async fn answer<R>(
-    app: &impl Service<R, Response = ServiceResponse, Error = actix_web::Error>,
-    req: R,
-    status: u16,
-) -> Value {
-    let res = test::call_service(app, req).await;
-    assert_eq!(res.status().as_u16(), status);
-    test::read_body_json(res).await
 }
 
 /// `GET /api/v1/auth/profile` with `Authorization: Bearer token`, and `X-Market` when given.

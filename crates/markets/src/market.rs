@@ -314,28 +314,15 @@ mod tests {
         // serde_json is not a dependency; check via the serde data model names instead.
         use serde::de::IntoDeserializer;
         use serde::de::value::{Error, StrDeserializer};
-        let de: StrDeserializer<'_, Error> = "kg".into_deserializer();
-        assert_eq!(
-            <Market as serde::Deserialize>::deserialize(de),
-            Ok(Market::Kg)
-        );
-        let de: StrDeserializer<'_, Error> = "us".into_deserializer();
-        assert_eq!(
-            <Market as serde::Deserialize>::deserialize(de),
-            Ok(Market::Us)
-        );
-        let de: StrDeserializer<'_, Error> = "US".into_deserializer();
-        assert!(<Market as serde::Deserialize>::deserialize(de).is_err());
-        let de: StrDeserializer<'_, Error> = "ru".into_deserializer();
-        assert_eq!(
-            <Language as serde::Deserialize>::deserialize(de),
-            Ok(Language::Ru)
-        );
-        let de: StrDeserializer<'_, Error> = "en".into_deserializer();
-        assert_eq!(
-            <Language as serde::Deserialize>::deserialize(de),
-            Ok(Language::En)
-        );
+        fn de<'a, T: serde::Deserialize<'a>>(input: &'a str) -> Result<T, Error> {
+            let de: StrDeserializer<'a, Error> = input.into_deserializer();
+            T::deserialize(de)
+        }
+        assert_eq!(de::<Market>("kg"), Ok(Market::Kg));
+        assert_eq!(de::<Market>("us"), Ok(Market::Us));
+        assert!(de::<Market>("US").is_err());
+        assert_eq!(de::<Language>("ru"), Ok(Language::Ru));
+        assert_eq!(de::<Language>("en"), Ok(Language::En));
     }
 
     #[test]

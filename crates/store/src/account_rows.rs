@@ -13,8 +13,8 @@ use marque_domain::{
     PaymentMethodRecord,
 };
 use marque_markets::{
-    AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, Market, MarketAddress,
-    PaymentMethodKind, PaymentType, ProviderToken, clean_display_text,
+    AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, KgAddress, Market, MarketAddress,
+    PaymentMethodKind, PaymentType, ProviderToken, UsAddress, clean_display_text,
 };
 
 use crate::DbError;
@@ -174,6 +174,20 @@ struct KgAddressColumns<'a> {
     postal_code: Option<&'a str>,
 }
 
+impl<'a> KgAddressColumns<'a> {
+    fn of(title: Option<&'a str>, a: &'a KgAddress) -> Self {
+        Self {
+            title,
+            street: a.street(),
+            building: a.building(),
+            apartment: a.apartment(),
+            city: a.city(),
+            region_code: a.region().code(),
+            postal_code: a.postal_code().map(|p| p.as_str()),
+        }
+    }
+}
+
 /// The title and postal columns of a `us::user_addresses` row.
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = us::user_addresses, treat_none_as_null = true)]
@@ -186,6 +200,19 @@ struct UsAddressColumns<'a> {
     zip_code: &'a str,
 }
 
+impl<'a> UsAddressColumns<'a> {
+    fn of(title: Option<&'a str>, a: &'a UsAddress) -> Self {
+        Self {
+            title,
+            street_address: a.street_address(),
+            address_line2: a.address_line2(),
+            city: a.city(),
+            state: a.state().code(),
+            zip_code: a.zip_code().as_str(),
+        }
+    }
+}
+
 /// Evaluates `$body` with `$t` the address table of `$record`'s market and `$columns` the
 /// record's title and postal columns for it. A macro, not a function: each market's table is
 /// its own type.
@@ -196,27 +223,12 @@ macro_rules! with_address_columns {
         match &record.postal {
             MarketAddress::Kg(a) => {
                 use kg::user_addresses as $t;
-                let $columns = KgAddressColumns {
-                    title,
-                    street: a.street(),
-                    building: a.building(),
-                    apartment: a.apartment(),
-                    city: a.city(),
-                    region_code: a.region().code(),
-                    postal_code: a.postal_code().map(|p| p.as_str()),
-                };
+                let $columns = KgAddressColumns::of(title, a);
                 $body
             }
             MarketAddress::Us(a) => {
                 use us::user_addresses as $t;
-                let $columns = UsAddressColumns {
-                    title,
-                    street_address: a.street_address(),
-                    address_line2: a.address_line2(),
-                    city: a.city(),
-                    state: a.state().code(),
-                    zip_code: a.zip_code().as_str(),
-                };
+                let $columns = UsAddressColumns::of(title, a);
                 $body
             }
         }

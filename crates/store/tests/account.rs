@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use marque_domain::{
     AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, NewSession,
-    NotificationBody, NotificationKind, NotificationQuery, NotificationTitle, PageLimit,
-    PaymentMethodInput, RepoError, SessionId, UserId, VerifyChallenge, VerifyOutcome,
+    NotificationKind, NotificationQuery, PageLimit, PaymentMethodInput, RepoError, SessionId,
+    UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
@@ -428,12 +428,7 @@ fn payment_methods_round_trip_without_card_numbers(ctx: &Ctx) {
 }
 
 fn notice(kind: NotificationKind, title: &str) -> NewNotification {
-    NewNotification {
-        kind,
-        title: NotificationTitle::parse(title).unwrap(),
-        message: NotificationBody::parse("Заказ №42 отправлен\nОжидайте курьера").unwrap(),
-        order_id: (kind == NotificationKind::Order).then_some(42),
-    }
+    marque_testkit::notification(kind, title, "Заказ №42 отправлен\nОжидайте курьера")
 }
 
 fn notifications_page_count_and_read(ctx: &Ctx) {

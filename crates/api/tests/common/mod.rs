@@ -5,12 +5,15 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use actix_web::web;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, web};
 use chrono::{DateTime, Utc};
 use marque_api::ApiState;
 use marque_domain::AuthConfig;
 use marque_markets::{Market, OtpCode};
 use marque_testkit::Services;
+use serde_json::Value;
 
 /// Handler state at `start`, where `test_number` signs in with the fixed code `123456`, and the
 /// services behind it (keep them alive as long as the state: they own the databases).
@@ -66,4 +69,15 @@ pub fn capture_logs(max_level: tracing::Level) -> Logs {
         logs
     })
     .clone()
+}
+
+/// Calls `req`, asserts the status, and returns the JSON body.
+pub async fn answer<R, B: MessageBody>(
+    app: &impl Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    req: R,
+    status: u16,
+) -> Value {
+    let res = test::call_service(app, req).await;
+    assert_eq!(res.status().as_u16(), status);
+    test::read_body_json(res).await
 }

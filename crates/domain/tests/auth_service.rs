@@ -6,7 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, FullName, LogoutScope, ProfileUpdate, SessionId,
+    AuthConfig, AuthError, ClientInfo, FullName, LoginSuccess, LogoutScope, ProfileUpdate,
+    SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};
@@ -17,6 +18,31 @@ fn fixture(config: AuthConfig) -> Services {
 
 fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s, None).unwrap()
+}
+
+/// Sends a code to `p` (which must be accepted) and returns it as delivered.
+fn send_and_read_code(f: &Services, p: &PhoneNumber) -> OtpCode {
+    f.auth.send_code(p, &client()).unwrap();
+    f.delivered_code(p)
+}
+
+/// A fresh fixture (default settings) that sent a code to `e164`: the fixture, the number and
+/// the code delivered.
+fn code_sent(e164: &str) -> (Services, PhoneNumber, OtpCode) {
+    let f = fixture(AuthConfig::default());
+    let p = phone(e164);
+    let code = send_and_read_code(&f, &p);
+    (f, p, code)
+}
+
+/// Verifies `code` for `p` from [`client`].
+fn verify(f: &Services, p: &PhoneNumber, code: &OtpCode) -> Result<LoginSuccess, AuthError> {
+    f.auth.verify_code(p, code, &client())
+}
+
+/// The error verifying `code` for `p` gives (it must fail).
+fn refusal(f: &Services, p: &PhoneNumber, code: &OtpCode) -> AuthError {
+    verify(f, p, code).unwrap_err()
 }
 
 fn client() -> ClientInfo {
@@ -33,7 +59,7 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let sent = f.auth.send_code(&p, &client()).unwrap();
     assert_eq!(sent.expires_in_minutes, 10);
     let code = f.delivered_code(&p);
-    let login = f.auth.verify_code(&p, &code, &client()).unwrap();
+    let login = verify(&f, &p, &code).unwrap();
     assert!(login.is_new_user);
     assert_eq!(login.expires_in, 1800);
     assert_eq!((f.kg.user_count(), f.us.user_count()), (1, 0));
@@ -57,9 +83,8 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
 
     // Second login: same user, not new.
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
-    let again = f.auth.verify_code(&p, &code, &client()).unwrap();
+    let code = send_and_read_code(&f, &p);
+    let again = verify(&f, &p, &code).unwrap();
     assert!(!again.is_new_user);
     assert_eq!(again.user.id, login.user.id);
 }
@@ -72,19 +97,13 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     let body = f.us.pending_bodies(p.e164()).pop().unwrap();
     let code = f.delivered_code(&p);
     assert!(!body.windows(6).any(|w| w == code.as_str().as_bytes()));
-    f.auth.verify_code(&p, &code, &client()).unwrap();
-    assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeNotFound)
-    ));
+    verify(&f, &p, &code).unwrap();
+    assert!(matches!(refusal(&f, &p, &code), AuthError::CodeNotFound));
 }
 
 #[test]
 fn fourth_try_is_refused_even_with_the_right_code() {
-    let f = fixture(AuthConfig::default());
-    let p = phone("+996505325311");
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
+    let (f, p, code) = code_sent("+996505325311");
     let wrong = OtpCode::parse(if code.as_str() == "000000" {
         "111111"
     } else {
@@ -92,28 +111,22 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     })
     .unwrap();
     for left in [2, 1, 0] {
-        match f.auth.verify_code(&p, &wrong, &client()) {
+        match verify(&f, &p, &wrong) {
             Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
             other => panic!("unexpected {other:?}"),
         }
     }
     assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::AttemptsExceeded)
+        refusal(&f, &p, &code),
+        AuthError::AttemptsExceeded
     ));
 }
 
 #[test]
 fn expired_code_is_refused() {
-    let f = fixture(AuthConfig::default());
-    let p = phone("+996505325311");
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
+    let (f, p, code) = code_sent("+996505325311");
     f.clock.advance(Duration::minutes(10));
-    assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::CodeExpired)
-    ));
+    assert!(matches!(refusal(&f, &p, &code), AuthError::CodeExpired));
 }
 
 #[test]
@@ -283,8 +296,7 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
         Err(AuthError::CodeNotFound)
     ));
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
+    let code = send_and_read_code(&f, &p);
     f.auth.delete_account(&who, &code).unwrap();
     assert_eq!(f.us.user_count(), 0);
     assert!(f.auth.authenticate(&first.access_token).is_err());

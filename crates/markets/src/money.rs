@@ -80,20 +80,9 @@ impl Money {
         self.currency
     }
 
-    fn same_currency(&self, other: &Money) -> Result<(), MoneyError> {
-        if self.currency.code == other.currency.code {
-            Ok(())
-        } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency.code,
-                right: other.currency.code,
-            })
-        }
-    }
-
     /// `op` on the amounts of `self` and `other`, which must be in one currency.
     fn combine(self, other: Money, op: fn(i64, i64) -> Option<i64>) -> Result<Money, MoneyError> {
-        self.same_currency(&other)?;
+        same_currency(self.currency, other.currency)?;
         let minor = op(self.minor, other.minor).ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
@@ -170,7 +159,7 @@ impl Money {
     /// [`MoneyError::CurrencyMismatch`] when the amount is not in the market's currency.
     pub fn format_for(&self, market: Market) -> Result<String, MoneyError> {
         let profile = market.profile();
-        self.check_market(profile)?;
+        same_currency(self.currency, profile.currency)?;
         let f = profile.price_format;
         let scale = 10u64.pow(u32::from(self.currency.minor_units));
         let magnitude = self.minor.unsigned_abs();
@@ -241,17 +230,6 @@ impl Money {
         let minor = i64::try_from(signed).map_err(|_| MoneyError::Overflow)?;
         Ok(Money::new(minor, currency))
     }
-
-    fn check_market(&self, profile: &MarketProfile) -> Result<(), MoneyError> {
-        if self.currency.code == profile.currency.code {
-            Ok(())
-        } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency.code,
-                right: profile.currency.code,
-            })
-        }
-    }
 }
 
 impl fmt::Debug for Money {
@@ -270,7 +248,7 @@ impl MarketProfile {
     /// [`MoneyError::CurrencyMismatch`] when `subtotal` is not in the market's currency, and
     /// those of [`Money::with_tax`].
     pub fn apply_tax(&self, subtotal: Money) -> Result<TaxBreakdown, MoneyError> {
-        subtotal.check_market(self)?;
+        same_currency(subtotal.currency, self.currency)?;
         subtotal.with_tax(self.tax_rate_basis_points)
     }
 }
@@ -315,6 +293,18 @@ fn parse_grouped(s: &str, sep: char) -> Result<u128, MoneyError> {
     digits
         .parse::<u128>()
         .map_err(|_| MoneyError::InvalidFormat)
+}
+
+/// Refuses amounts of two different currencies.
+fn same_currency(left: Currency, right: Currency) -> Result<(), MoneyError> {
+    if left.code == right.code {
+        Ok(())
+    } else {
+        Err(MoneyError::CurrencyMismatch {
+            left: left.code,
+            right: right.code,
+        })
+    }
 }
 
 #[cfg(test)]

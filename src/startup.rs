@@ -2,16 +2,16 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    ExposeSecret, MessageSender, OsRandom, OtpHasher, OutboxRepository, PayloadSealer, SystemClock,
-    TokenService,
+    ExposeSecret, KeyRing, MessageSender, OsRandom, OutboxRepository, SystemClock, TokenService,
 };
 use marque_markets::Market;
-use marque_messaging::{ConsoleSender, OutboxWorker, WorkerConfig};
+use marque_messaging::{ConsoleSender, OutboxWorker, SiteVerify, WorkerConfig};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
@@ -81,8 +81,9 @@ impl Application {
         }
         let stores = open_stores(&config).await?;
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let secret = config.secret_key.expose_secret().as_bytes();
-        let sealer = PayloadSealer::from_secret(secret);
+        // Every key comes from SECRET_KEY through HKDF, one label each (RFC 5869; issue 12).
+        let keys = KeyRing::derive(config.secret_key.expose_secret().as_bytes());
+        let sealer = keys.outbox_sealer();
         let auth_repos: Vec<Arc<dyn AuthRepository>> = stores
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn AuthRepository>)
@@ -94,12 +95,22 @@ impl Application {
         let issuer = settings.tokens.jwt_issuer.as_str().to_owned();
         let ttl = config.access_token_ttl();
         let tokens = match &config.jwt_keys {
-            JwtKeys::Hs256 => TokenService::hs256(secret, issuer, ttl),
-            JwtKeys::EdDsa { signing, retired } => {
+            JwtKeys::Derived { retired } => {
+                TokenService::ed25519(&keys.jwt_signing_key(), retired, issuer, ttl)
+                    .context("loading the JWT verification keys")?
+            }
+            JwtKeys::File { signing, retired } => {
                 TokenService::ed25519(signing, retired, issuer, ttl)
                     .context("loading the JWT signing keys")?
             }
-        };
+        }
+        .with_audience(
+            settings
+                .tokens
+                .jwt_audience
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
+        );
         let account_repos: Vec<Arc<dyn AccountRepository>> = stores
             .iter()
             .map(|s| Arc::new(s.clone()) as Arc<dyn AccountRepository>)
@@ -114,14 +125,28 @@ impl Application {
                 repos: auth_repos,
                 clock: clock.clone(),
                 rng: Arc::new(OsRandom),
-                hasher: OtpHasher::from_secret(secret),
+                hasher: keys.otp_hasher(),
                 outbox_sealer: sealer.clone(),
-                refresh_sealer: PayloadSealer::with_label(secret, b"marque-refresh-grace-v1"),
+                refresh_keys: keys.refresh_keys(),
                 tokens,
             },
             config.auth.clone(),
         )
         .with_sign_in_observer(account.clone());
+        let auth = match config.captcha() {
+            Some((provider, url, secret)) => {
+                // Bounded so a slow provider cannot hold send-code requests for long.
+                let verifier =
+                    SiteVerify::new(provider, url.as_deref(), secret, Duration::from_secs(5))
+                        .context("building the CAPTCHA client")?;
+                tracing::info!(
+                    provider = provider.name(),
+                    "send-code requires a CAPTCHA token"
+                );
+                auth.with_captcha(Arc::new(verifier))
+            }
+            None => auth,
+        };
         let sender = overrides
             .sender
             .unwrap_or_else(|| Arc::new(ConsoleSender::default()));

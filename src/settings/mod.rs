@@ -15,7 +15,7 @@
 //!
 //! | variable (file key = lower case) | default | meaning |
 //! |---|---|---|
-//! | `MARQUE_ENV` | `development` | `production` refuses to start without `SECRET_KEY` |
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without a strong `SECRET_KEY` (≥ 32 random bytes as hex or base64) |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
 //! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
@@ -23,15 +23,16 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins (`https://shop.example`, or `*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `DEFAULT_MARKET` | `kg` | reported by `GET /api/v1/auth/markets` |
-//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; signs tokens, keys OTP hashes and outbox encryption |
+//! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; every key (token signing unless a key file is set, OTP MAC, outbox sealing, refresh MAC) is derived from it with HKDF |
 //! | `JWT_ISSUER` | `marque` | `iss` claim |
+//! | `JWT_AUDIENCE` | unset | `aud` claim, checked on every token when set |
 //! | `ACCESS_TOKEN_EXPIRE_MINUTES` | `30` | access token lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS` | each market's | refresh token lifetime (= session idle timeout), days, for markets without their own |
 //! | `SESSION_MAX_LIFETIME_DAYS` | `90` | absolute session lifetime, days |
 //! | `REFRESH_REUSE_GRACE_SECONDS` | `10` | a rotated refresh token gets its successor again within this many seconds |
-//! | `JWT_ALGORITHM` | `HS256` | `EdDSA` signs with an Ed25519 key and publishes `/.well-known/jwks.json` |
-//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | EdDSA: PKCS#8 PEM private key and its `kid` |
-//! | `JWT_VERIFICATION_KEYS` | empty | EdDSA: retired keys still accepted, `kid=public.pem,…` |
+//! | `JWT_ALGORITHM` | `EdDSA` | the only algorithm (HS256 was removed): Ed25519, public keys at `/.well-known/jwks.json` |
+//! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | PKCS#8 PEM private key and its `kid`; unset: a key derived from `SECRET_KEY` |
+//! | `JWT_VERIFICATION_KEYS` | empty | retired public keys still accepted, `kid=public.pem,…` |
 //! | `DATABASE_POOL_SIZE` | `16` | connections per market, ≥ 1 |
 //! | `DATABASE_CONNECT_TIMEOUT_SECONDS` | `5` | connect / pool checkout timeout, 1–3600 s |
 //! | `MAX_VERIFICATION_ATTEMPTS` | `3` | wrong tries per code, ≥ 1 |
@@ -39,7 +40,18 @@
 //! | `VERIFICATION_ATTEMPTS_WINDOW` | `15` | that send window, minutes (despite the name it limits codes sent, not tries) |
 //! | `RESEND_COOLDOWN_SECONDS` | `60` | minimum gap between two codes for a number, seconds |
 //! | `IP_SEND_LIMIT`, `IP_SEND_WINDOW_MINUTES` | `30`, `15` | codes per client IP per window (minutes) |
-//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message, no send limits |
+//! | `IPV6_48_SEND_LIMIT` | `240` | codes per IPv6 /48 per `IP_SEND_WINDOW_MINUTES` (IPv6 /64s count against `IP_SEND_LIMIT`) |
+//! | `SMS_DAILY_LIMIT` | `20000` | SMS per day over all markets (each market's `SMS_DAILY_LIMIT_{MARKET}` too) |
+//! | `SMS_PREFIX_HOURLY_LIMIT` | `300` | SMS per hour per number prefix (country code + 3 national digits) |
+//! | `SMS_PREFIX_ALARM_MULTIPLE` | `5` | WARN when a prefix's hour exceeds this multiple of its usual rate (and 20) |
+//! | `CAPTCHA_PROVIDER` | unset | `turnstile` or `hcaptcha`: send-code then requires `captcha_token` |
+//! | `CAPTCHA_SECRET` | unset | the site's secret at the provider (required with `CAPTCHA_PROVIDER`) |
+//! | `CAPTCHA_VERIFY_URL` | the provider's | siteverify URL (Cloudflare / hCaptcha public endpoints) |
+//! | `IP_VERIFY_LIMIT` | `60` | code verifications per client IP per `IP_SEND_WINDOW_MINUTES` |
+//! | `MAX_CONSECUTIVE_FAILURES`, `FAILURE_LOCK_MINUTES` | `30`, `1440` | wrong codes in a row (across codes, 1–100) that lock a number, and the lock in minutes |
+//! | `REQUIRE_CHALLENGE_ID` | `false` | verify-code and account deletion require send-code's `challenge_id` |
+//! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message; exempt from limits outside production |
+//! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 instant or date (through that day, UTC); after it test numbers are ordinary numbers |
 //! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today) |
 //! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval, milliseconds |
 //!
@@ -50,6 +62,7 @@
 //! | `DATABASE_URL_MARQUE_KG` | `database_url` | `sqlite://data/marque-kg.db` | `postgres://`, `postgresql://` or `sqlite://` |
 //! | `OTP_EXPIRY_MINUTES_KG` | `otp_expiry_minutes` | the market's (10) | code lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS_KG` | `refresh_token_expire_days` | `REFRESH_TOKEN_EXPIRE_DAYS`, else 30 | refresh token lifetime, days |
+//! | `SMS_DAILY_LIMIT_KG` | `sms_daily_limit` | `10000` | SMS per day in the market |
 //!
 //! A new per-market setting is a field of [`MarketSettings`]: its variable is `{FIELD}_{MARKET}`
 //! (see [`sources`]), with no other list to update.
@@ -70,9 +83,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    ConnectionCap, Count, DatabaseUrl, Days, Environment, JwtAlgorithm, KeyFile, List, LogFormat,
-    Millis, Minutes, Origin, Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider,
-    TestNumber, Text,
+    CaptchaProviderName, CaptchaSecret, ConnectionCap, Count, DatabaseUrl, Days, Environment,
+    FailureLimit, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port,
+    PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -148,6 +161,9 @@ pub struct TokenSettings {
     pub secret_key: Option<SecretKey>,
     /// `JWT_ISSUER`: the `iss` claim (default `marque`).
     pub jwt_issuer: Text,
+    /// `JWT_AUDIENCE`: the `aud` claim, required on every token when set (RFC 9068 §4;
+    /// default: unset, no `aud`).
+    pub jwt_audience: Option<Text>,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES`: access token lifetime in minutes (default 30).
     pub access_token_expire_minutes: Minutes,
     /// `REFRESH_TOKEN_EXPIRE_DAYS`: refresh token lifetime in days for every market that sets
@@ -158,9 +174,10 @@ pub struct TokenSettings {
     /// `REFRESH_REUSE_GRACE_SECONDS`: seconds in which a just-rotated refresh token gets the
     /// same successor again instead of counting as reuse.
     pub refresh_reuse_grace_seconds: Seconds,
-    /// `JWT_ALGORITHM`: `HS256` (default) or `EdDSA`.
+    /// `JWT_ALGORITHM`: `EdDSA`, the only one.
     pub jwt_algorithm: JwtAlgorithm,
-    /// `JWT_SIGNING_KEY_FILE`: EdDSA private key, PKCS#8 PEM (default: unset).
+    /// `JWT_SIGNING_KEY_FILE`: Ed25519 private key, PKCS#8 PEM (default: unset, a key derived
+    /// from `SECRET_KEY`).
     pub jwt_signing_key_file: Option<Text>,
     /// `JWT_SIGNING_KEY_ID`: the `kid` of that key (default: unset).
     pub jwt_signing_key_id: Option<Text>,
@@ -174,11 +191,12 @@ impl Default for TokenSettings {
         Self {
             secret_key: None,
             jwt_issuer: Text::fixed("marque"),
+            jwt_audience: None,
             access_token_expire_minutes: Minutes::clamped(30),
             refresh_token_expire_days: None,
             session_max_lifetime_days: Days::clamped(whole(auth.session_max_lifetime.num_days())),
             refresh_reuse_grace_seconds: Seconds::clamped(whole(auth.refresh_grace.num_seconds())),
-            jwt_algorithm: JwtAlgorithm::Hs256,
+            jwt_algorithm: JwtAlgorithm::EdDsa,
             jwt_signing_key_file: None,
             jwt_signing_key_id: None,
             jwt_verification_keys: List::default(),
@@ -209,7 +227,9 @@ impl Default for DatabaseSettings {
 
 /// Codes and send limits: `MAX_VERIFICATION_ATTEMPTS`, `MAX_CODES_PER_WINDOW`,
 /// `VERIFICATION_ATTEMPTS_WINDOW`, `RESEND_COOLDOWN_SECONDS`, `IP_SEND_LIMIT`,
-/// `IP_SEND_WINDOW_MINUTES`, `TEST_PHONE_NUMBERS`. Defaults: [`AuthConfig::default`].
+/// `IP_SEND_WINDOW_MINUTES`, `IP_VERIFY_LIMIT`, `MAX_CONSECUTIVE_FAILURES`,
+/// `FAILURE_LOCK_MINUTES`, `REQUIRE_CHALLENGE_ID`, `TEST_PHONE_NUMBERS`,
+/// `TEST_PHONE_NUMBERS_VALID_UNTIL`. Defaults: [`AuthConfig::default`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OtpSettings {
@@ -227,8 +247,24 @@ pub struct OtpSettings {
     pub ip_send_limit: Count,
     /// `IP_SEND_WINDOW_MINUTES`: that window, minutes.
     pub ip_send_window_minutes: Minutes,
-    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent, no send limits).
+    /// `IPV6_48_SEND_LIMIT`: codes per IPv6 /48 per IP window (a /64 counts as one IP).
+    pub ipv6_48_send_limit: Count,
+    /// `IP_VERIFY_LIMIT`: code verifications per client IP per IP window (default 60).
+    pub ip_verify_limit: Count,
+    /// `MAX_CONSECUTIVE_FAILURES`: wrong codes in a row for one number, across its codes, that
+    /// lock it (default 30; at most 100, NIST SP 800-63B §5.2.2).
+    pub max_consecutive_failures: FailureLimit,
+    /// `FAILURE_LOCK_MINUTES`: how long such a lock lasts (default 1440, a day).
+    pub failure_lock_minutes: Minutes,
+    /// `REQUIRE_CHALLENGE_ID`: verify-code and account deletion refuse requests without
+    /// send-code's `challenge_id` (422) (default `false`: the original clients send none).
+    pub require_challenge_id: bool,
+    /// `TEST_PHONE_NUMBERS`: numbers with fixed codes (no message sent); exempt from send and
+    /// verify limits outside production, bound by the per-IP and failure limits in production.
     pub test_phone_numbers: List<TestNumber>,
+    /// `TEST_PHONE_NUMBERS_VALID_UNTIL`: after this instant test numbers are ordinary numbers
+    /// (default: unset, no end; production requires it).
+    pub test_phone_numbers_valid_until: Option<Instant>,
 }
 
 impl Default for OtpSettings {
@@ -242,7 +278,13 @@ impl Default for OtpSettings {
             resend_cooldown_seconds: Seconds::clamped(whole(phone.cooldown.num_seconds())),
             ip_send_limit: Count::clamped(ip.max_hits.into()),
             ip_send_window_minutes: Minutes::clamped(whole(ip.window.num_minutes())),
+            ipv6_48_send_limit: Count::clamped(auth.ipv6_48_send_limit.max_hits.into()),
+            ip_verify_limit: Count::clamped(auth.ip_verify_limit.max_hits.into()),
+            max_consecutive_failures: FailureLimit::clamped(auth.failures.max_consecutive.into()),
+            failure_lock_minutes: Minutes::clamped(whole(auth.failures.lock.num_minutes())),
+            require_challenge_id: auth.require_challenge_id,
             test_phone_numbers: List::default(),
+            test_phone_numbers_valid_until: None,
         }
     }
 }
@@ -268,6 +310,43 @@ impl Default for DeliverySettings {
     }
 }
 
+/// SMS-pumping guards (issue 12, item 14): `SMS_DAILY_LIMIT`, `SMS_PREFIX_HOURLY_LIMIT`,
+/// `SMS_PREFIX_ALARM_MULTIPLE`, `CAPTCHA_PROVIDER`, `CAPTCHA_SECRET`, `CAPTCHA_VERIFY_URL`.
+/// Per-market daily budgets are in [`MarketSettings`]. Defaults: [`AuthConfig::default`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsGuardSettings {
+    /// `SMS_DAILY_LIMIT`: SMS per day over all markets.
+    pub sms_daily_limit: Count,
+    /// `SMS_PREFIX_HOURLY_LIMIT`: SMS per hour per number prefix.
+    pub sms_prefix_hourly_limit: Count,
+    /// `SMS_PREFIX_ALARM_MULTIPLE`: alarm when a prefix runs at this multiple of its usual rate.
+    pub sms_prefix_alarm_multiple: Count,
+    /// `CAPTCHA_PROVIDER`: `turnstile` or `hcaptcha` (default: unset, no CAPTCHA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_provider: Option<CaptchaProviderName>,
+    /// `CAPTCHA_SECRET`: the site's secret at the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_secret: Option<CaptchaSecret>,
+    /// `CAPTCHA_VERIFY_URL`: the siteverify URL (default: the provider's public one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha_verify_url: Option<Text>,
+}
+
+impl Default for SmsGuardSettings {
+    fn default() -> Self {
+        let guard = AuthConfig::default().sms_guard;
+        Self {
+            sms_daily_limit: Count::clamped(guard.total_daily_limit.into()),
+            sms_prefix_hourly_limit: Count::clamped(guard.prefix_hourly_limit.into()),
+            sms_prefix_alarm_multiple: Count::clamped(guard.prefix_alarm_multiple.into()),
+            captcha_provider: None,
+            captcha_secret: None,
+            captcha_verify_url: None,
+        }
+    }
+}
+
 /// Settings of one market (`[markets.kg]`, variables `{FIELD}_KG`). Unset fields take the
 /// market's default when the settings are resolved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -284,6 +363,10 @@ pub struct MarketSettings {
     /// `REFRESH_TOKEN_EXPIRE_DAYS`, else [`AuthConfig::default`]'s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token_expire_days: Option<Days>,
+    /// `SMS_DAILY_LIMIT_KG`: SMS per day in the market (default: [`AuthConfig::default`]'s,
+    /// 10,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_daily_limit: Option<Count>,
 }
 
 /// Everything `marque` reads at start-up, one struct per concern. In the file (and in
@@ -308,6 +391,9 @@ pub struct Settings {
     /// Delivery.
     #[serde(flatten)]
     pub delivery: DeliverySettings,
+    /// SMS-pumping guards and CAPTCHA.
+    #[serde(flatten)]
+    pub sms_guard: SmsGuardSettings,
     /// Per-market settings; a market missing here has its defaults.
     pub markets: BTreeMap<Market, MarketSettings>,
 }
@@ -322,6 +408,7 @@ impl Settings {
             field_names::<DatabaseSettings>(),
             field_names::<OtpSettings>(),
             field_names::<DeliverySettings>(),
+            field_names::<SmsGuardSettings>(),
             &["markets"],
         ]
         .concat();
@@ -373,6 +460,7 @@ impl Settings {
             database: figment.extract_lossy().map_err(describe)?,
             otp: figment.extract_lossy().map_err(describe)?,
             delivery: figment.extract_lossy().map_err(describe)?,
+            sms_guard: figment.extract_lossy().map_err(describe)?,
             markets,
         };
         Ok((settings, figment))
@@ -393,6 +481,9 @@ impl Settings {
                 .refresh_token_expire_days
                 .or(self.tokens.refresh_token_expire_days)
                 .or_else(|| Some(Days::clamped(whole(auth.refresh_ttl(market).num_days())))),
+            sms_daily_limit: given
+                .sms_daily_limit
+                .or_else(|| Some(Count::clamped(auth.sms_daily_limit(market).into()))),
         }
     }
 
@@ -442,13 +533,17 @@ fn whole(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// How access tokens are signed.
+/// Which Ed25519 key signs access tokens (always EdDSA, RFC 8037).
 #[derive(Debug, Clone)]
 pub enum JwtKeys {
-    /// HS256 with `SECRET_KEY`.
-    Hs256,
-    /// EdDSA (Ed25519) with a key pair and the retired public keys still accepted.
-    EdDsa {
+    /// The key derived from `SECRET_KEY` with HKDF (no `JWT_SIGNING_KEY_FILE`), and the retired
+    /// public keys still accepted.
+    Derived {
+        /// Retired keys.
+        retired: Vec<Ed25519PublicKey>,
+    },
+    /// A key pair from `JWT_SIGNING_KEY_FILE` and the retired public keys still accepted.
+    File {
         /// Current signing key.
         signing: Ed25519SigningKey,
         /// Retired keys.
@@ -499,51 +594,72 @@ impl Config {
         if settings.service.marque_env == Environment::Production {
             check_production(&settings, &error)?;
         }
+        let sms_guard = &settings.sms_guard;
+        if sms_guard.captcha_provider.is_some() && sms_guard.captcha_secret.is_none() {
+            return Err(error(
+                "captcha_secret",
+                "required when CAPTCHA_PROVIDER is set".to_owned(),
+            ));
+        }
+        if let Some(url) = &sms_guard.captcha_verify_url
+            && !(url.as_str().starts_with("https://") || url.as_str().starts_with("http://"))
+        {
+            return Err(error(
+                "captcha_verify_url",
+                "expected an http(s) URL".to_owned(),
+            ));
+        }
         let (secret_key, secret_generated) = match &settings.tokens.secret_key {
             Some(key) => (key.secret().clone(), false),
             None => (SecretString::from(random_secret()), true),
         };
         let tokens = &settings.tokens;
-        let jwt_keys = match tokens.jwt_algorithm {
-            JwtAlgorithm::Hs256 => JwtKeys::Hs256,
-            JwtAlgorithm::EdDsa => {
-                let needed = |key: &str, value: &Option<Text>| {
-                    value.clone().ok_or_else(|| {
-                        error(key, "required when JWT_ALGORITHM is EdDSA".to_owned())
-                    })
-                };
-                let path = needed("jwt_signing_key_file", &tokens.jwt_signing_key_file)?;
-                let kid = needed("jwt_signing_key_id", &tokens.jwt_signing_key_id)?;
+        let JwtAlgorithm::EdDsa = tokens.jwt_algorithm;
+        let retired = tokens
+            .jwt_verification_keys
+            .items()
+            .iter()
+            .map(|k| {
+                let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
+                    error(
+                        "jwt_verification_keys",
+                        format!("cannot read `{}`: {e}", k.path),
+                    )
+                })?;
+                Ok(Ed25519PublicKey {
+                    kid: k.kid.clone(),
+                    public_pem,
+                })
+            })
+            .collect::<Result<_, SettingsError>>()?;
+        let jwt_keys = match (&tokens.jwt_signing_key_file, &tokens.jwt_signing_key_id) {
+            (None, None) => JwtKeys::Derived { retired },
+            (Some(path), Some(kid)) => {
                 let private_pem = std::fs::read_to_string(path.as_str()).map_err(|e| {
                     error(
                         "jwt_signing_key_file",
                         format!("cannot read `{}`: {e}", path.as_str()),
                     )
                 })?;
-                let retired = tokens
-                    .jwt_verification_keys
-                    .items()
-                    .iter()
-                    .map(|k| {
-                        let public_pem = std::fs::read_to_string(&k.path).map_err(|e| {
-                            error(
-                                "jwt_verification_keys",
-                                format!("cannot read `{}`: {e}", k.path),
-                            )
-                        })?;
-                        Ok(Ed25519PublicKey {
-                            kid: k.kid.clone(),
-                            public_pem,
-                        })
-                    })
-                    .collect::<Result<_, SettingsError>>()?;
-                JwtKeys::EdDsa {
+                JwtKeys::File {
                     signing: Ed25519SigningKey {
                         kid: kid.as_str().to_owned(),
                         private_pem,
                     },
                     retired,
                 }
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    "jwt_signing_key_file",
+                    "required when JWT_SIGNING_KEY_ID is set".to_owned(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(error(
+                    "jwt_signing_key_id",
+                    "required when JWT_SIGNING_KEY_FILE is set".to_owned(),
+                ));
             }
         };
         let auth = auth_config(&settings);
@@ -592,6 +708,28 @@ impl Config {
         origins.iter().map(|o| o.as_str().to_owned()).collect()
     }
 
+    /// The CAPTCHA check send-code requires (`CAPTCHA_PROVIDER`, `CAPTCHA_SECRET`,
+    /// `CAPTCHA_VERIFY_URL`), or `None` without a provider.
+    pub fn captcha(
+        &self,
+    ) -> Option<(
+        marque_messaging::CaptchaProvider,
+        Option<String>,
+        SecretString,
+    )> {
+        let guard = &self.settings.sms_guard;
+        let provider = match guard.captcha_provider? {
+            CaptchaProviderName::Turnstile => marque_messaging::CaptchaProvider::Turnstile,
+            CaptchaProviderName::HCaptcha => marque_messaging::CaptchaProvider::HCaptcha,
+        };
+        let secret = guard.captcha_secret.as_ref()?.secret().clone();
+        let url = guard
+            .captcha_verify_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned());
+        Some((provider, url, secret))
+    }
+
     /// `TRUSTED_PROXIES` as networks.
     pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
         let proxies = self.settings.server.trusted_proxies.items();
@@ -636,11 +774,25 @@ fn check_production(
     settings: &Settings,
     error: &impl Fn(&str, String) -> SettingsError,
 ) -> Result<(), SettingsError> {
-    if settings.tokens.secret_key.is_none() {
-        return Err(error(
-            "secret_key",
-            "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)".to_owned(),
-        ));
+    match &settings.tokens.secret_key {
+        None => {
+            return Err(error(
+                "secret_key",
+                "required when MARQUE_ENV is production (e.g. `openssl rand -base64 32`)"
+                    .to_owned(),
+            ));
+        }
+        Some(key) => {
+            if let Some(why) = key.production_weakness() {
+                return Err(error(
+                    "secret_key",
+                    format!(
+                        "{why}: in production it must be at least 32 random bytes given as \
+                         base64 or hex; make one with `openssl rand -base64 32`"
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -657,6 +809,9 @@ fn auth_config(settings: &Settings) -> AuthConfig {
         if let Some(days) = market.refresh_token_expire_days {
             auth.refresh_ttl.insert(m, Duration::days(days.as_i64()));
         }
+        if let Some(limit) = market.sms_daily_limit {
+            auth.sms_daily_limit.insert(m, limit.as_u32());
+        }
     }
     auth.max_attempts = otp.max_verification_attempts.as_u32();
     auth.phone_send_limit.max_hits = otp.max_codes_per_window.as_u32();
@@ -664,6 +819,20 @@ fn auth_config(settings: &Settings) -> AuthConfig {
     auth.phone_send_limit.cooldown = Duration::seconds(otp.resend_cooldown_seconds.as_i64());
     auth.ip_send_limit.max_hits = otp.ip_send_limit.as_u32();
     auth.ip_send_limit.window = Duration::minutes(otp.ip_send_window_minutes.as_i64());
+    auth.ipv6_48_send_limit.max_hits = otp.ipv6_48_send_limit.as_u32();
+    auth.ipv6_48_send_limit.window = auth.ip_send_limit.window;
+    let guard = &settings.sms_guard;
+    auth.sms_guard.total_daily_limit = guard.sms_daily_limit.as_u32();
+    auth.sms_guard.prefix_hourly_limit = guard.sms_prefix_hourly_limit.as_u32();
+    auth.sms_guard.prefix_alarm_multiple = guard.sms_prefix_alarm_multiple.as_u32();
+    auth.ip_verify_limit.max_hits = otp.ip_verify_limit.as_u32();
+    auth.ip_verify_limit.window = auth.ip_send_limit.window;
+    auth.failures.max_consecutive = otp.max_consecutive_failures.as_u32();
+    auth.failures.lock = Duration::minutes(otp.failure_lock_minutes.as_i64());
+    auth.require_challenge_id = otp.require_challenge_id;
+    auth.test_numbers_valid_until = otp.test_phone_numbers_valid_until.map(|t| t.0);
+    // Issue 12, item 7: in production test numbers obey the per-IP and failure limits.
+    auth.test_numbers_exempt = settings.service.marque_env != Environment::Production;
     auth.session_max_lifetime = Duration::days(settings.tokens.session_max_lifetime_days.as_i64());
     auth.refresh_grace = Duration::seconds(settings.tokens.refresh_reuse_grace_seconds.as_i64());
     auth.test_numbers = otp

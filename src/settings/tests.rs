@@ -78,15 +78,59 @@ fn defaults_are_the_domains_unchanged() {
     );
 }
 
+/// A strong key as `openssl rand -base64 32` makes it.
+const STRONG_BASE64: &str = "/Psw5IwSfCXydU40JSmwScmD0iQ5aIXU/4WqyjIEE58=";
+/// A strong key as `openssl rand -hex 32` makes it.
+const STRONG_HEX: &str = "d729eaf219eceeed189d91c560fe5703132a4b168d35d420bc1a003024a3cc3f";
+
 #[test]
 fn production_requires_a_secret() {
     let e = err(&[("MARQUE_ENV", "production")]);
     assert!(e.to_string().contains("SECRET_KEY"), "{e}");
-    let key = "k".repeat(32);
-    assert!(Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", &key)])).is_ok());
+    for key in [
+        STRONG_BASE64,
+        STRONG_HEX,
+        "_Psw5IwSfCXydU40JSmwScmD0iQ5aIXU-4WqyjIEE58",
+    ] {
+        assert!(
+            Config::from_vars(vars(&[("MARQUE_ENV", "production"), ("SECRET_KEY", key)])).is_ok(),
+            "{key}"
+        );
+    }
     let e = err(&[("SECRET_KEY", "short")]);
     assert_eq!(e.key, "SECRET_KEY");
     assert!(!e.to_string().contains("short"), "never echo a secret: {e}");
+}
+
+/// Issue 12 item 4: in production, a `SECRET_KEY` that is not ≥ 32 random bytes given as base64
+/// or hex is refused with one line naming it and the command that makes a good one. Outside
+/// production any ≥ 32-byte text is still accepted (development keys).
+#[test]
+fn production_refuses_a_weak_secret() {
+    let weak = [
+        "a".repeat(44),
+        "0".repeat(64),
+        "changeme".repeat(6),
+        "CHANGEME-please-change-me-before-going-live".to_owned(),
+        "k".repeat(32),
+        "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-".to_owned(),
+        "0123456789abcdef".repeat(4),
+        "my-super-secret-key-for-production-2026".to_owned(),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY".to_owned(), // base64 of 24 bytes
+        "correct horse battery staple, really long!".to_owned(),
+    ];
+    for key in &weak {
+        let e = err(&[("MARQUE_ENV", "production"), ("SECRET_KEY", key)]);
+        let text = e.to_string();
+        assert_eq!(e.key, "SECRET_KEY", "{key}: {text}");
+        assert!(text.contains("openssl rand -base64 32"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains(key.as_str()), "never echo a secret: {text}");
+        assert!(
+            Config::from_vars(vars(&[("SECRET_KEY", key)])).is_ok(),
+            "{key}"
+        );
+    }
 }
 
 #[test]
@@ -260,9 +304,38 @@ fn a_secret_in_a_bad_file_value_is_not_echoed() {
 }
 
 #[test]
-fn eddsa_needs_its_key_file() {
-    let e = err(&[("JWT_ALGORITHM", "EdDSA")]);
+fn a_signing_key_file_and_its_id_go_together() {
+    let e = err(&[("JWT_SIGNING_KEY_ID", "2026-01")]);
     assert!(e.key.contains("JWT_SIGNING_KEY_FILE"), "{e}");
+    let e = err(&[("JWT_SIGNING_KEY_FILE", "/nonexistent.pem")]);
+    assert!(e.key.contains("JWT_SIGNING_KEY_ID"), "{e}");
+    // Without either, tokens are signed with the key derived from SECRET_KEY.
+    let c = Config::from_vars(vars(&[("JWT_ALGORITHM", "EdDSA")])).unwrap();
+    assert!(matches!(c.jwt_keys, JwtKeys::Derived { .. }));
+}
+
+/// Issue 12 item 3: the shared-secret mode is gone; `JWT_ALGORITHM=HS256` stops start-up.
+#[test]
+fn hs256_is_refused() {
+    let e = err(&[("JWT_ALGORITHM", "HS256")]);
+    assert_eq!(e.key, "JWT_ALGORITHM");
+}
+
+#[test]
+fn the_audience_is_read() {
+    let c = Config::from_vars(vars(&[("JWT_AUDIENCE", "shop")])).unwrap();
+    assert_eq!(
+        c.settings.tokens.jwt_audience.as_ref().map(Text::as_str),
+        Some("shop")
+    );
+    assert!(
+        Config::from_vars(vars(&[]))
+            .unwrap()
+            .settings
+            .tokens
+            .jwt_audience
+            .is_none()
+    );
 }
 
 #[test]
@@ -309,14 +382,14 @@ fn every_variable_name_of_the_seed_still_works() {
         ("MARQUE_ENV", "Production"),
         ("HOST", "0.0.0.0"),
         ("PORT", "8080"),
-        ("SECRET_KEY", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-"),
+        ("SECRET_KEY", STRONG_BASE64),
         ("JWT_ISSUER", "shop"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "5"),
         ("REFRESH_TOKEN_EXPIRE_DAYS", "20"),
         ("REFRESH_TOKEN_EXPIRE_DAYS_KG", "21"),
         ("SESSION_MAX_LIFETIME_DAYS", "60"),
         ("REFRESH_REUSE_GRACE_SECONDS", "3"),
-        ("JWT_ALGORITHM", "hs256"),
+        ("JWT_ALGORITHM", "eddsa"),
         ("DATABASE_URL_MARQUE_KG", "postgres://db/kg"),
         ("DATABASE_URL_MARQUE_US", "sqlite://x/us.db"),
         ("DATABASE_POOL_SIZE", "8"),
@@ -364,4 +437,106 @@ fn every_variable_name_of_the_seed_still_works() {
     assert_eq!(c.auth.ip_send_limit.window, Duration::minutes(17));
     assert_eq!(s.delivery.outbox_poll_interval_ms.get(), 5);
     assert_eq!((c.workers(), c.blocking_threads()), (3, 2));
+}
+
+#[test]
+fn sms_guard_and_captcha_settings() {
+    let c = Config::from_vars(vars(&[
+        ("SMS_DAILY_LIMIT", "500"),
+        ("SMS_DAILY_LIMIT_KG", "100"),
+        ("SMS_PREFIX_HOURLY_LIMIT", "40"),
+        ("SMS_PREFIX_ALARM_MULTIPLE", "3"),
+        ("IPV6_48_SEND_LIMIT", "90"),
+        ("CAPTCHA_PROVIDER", "Turnstile"),
+        ("CAPTCHA_SECRET", "0x4AAAAAAA-site-secret"),
+    ]))
+    .unwrap();
+    assert_eq!(c.auth.sms_daily_limit(Market::Kg), 100);
+    assert_eq!(c.auth.sms_daily_limit(Market::Us), 10_000);
+    assert_eq!(c.auth.sms_guard.total_daily_limit, 500);
+    assert_eq!(c.auth.sms_guard.prefix_hourly_limit, 40);
+    assert_eq!(c.auth.sms_guard.prefix_alarm_multiple, 3);
+    assert_eq!(c.auth.ipv6_48_send_limit.max_hits, 90);
+    let (provider, url, secret) = c.captcha().unwrap();
+    assert_eq!(provider, marque_messaging::CaptchaProvider::Turnstile);
+    assert_eq!(url, None);
+    assert_eq!(secret.expose_secret(), "0x4AAAAAAA-site-secret");
+    assert!(!format!("{c:?}").contains("site-secret"));
+    assert!(!c.settings.to_toml().contains("site-secret"));
+    assert!(Config::from_vars(vars(&[])).unwrap().captcha().is_none());
+
+    let e = err(&[("CAPTCHA_PROVIDER", "hcaptcha")]);
+    assert!(e.key.starts_with("CAPTCHA_SECRET"), "{}", e.key);
+    let e = err(&[("CAPTCHA_PROVIDER", "recaptcha")]);
+    assert!(e.key.starts_with("CAPTCHA_PROVIDER"), "{}", e.key);
+    let e = err(&[("SMS_DAILY_LIMIT_US", "0")]);
+    assert!(e.key.starts_with("SMS_DAILY_LIMIT_US"), "{}", e.key);
+}
+
+#[test]
+fn code_and_failure_settings_of_issue_12() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert_eq!(c.auth.failures.max_consecutive, 30);
+    assert_eq!(c.auth.failures.lock, Duration::minutes(1440));
+    assert_eq!(c.auth.ip_verify_limit.max_hits, 60);
+    assert_eq!(c.auth.ip_verify_limit.window, Duration::minutes(15));
+    assert!(!c.auth.require_challenge_id);
+    assert!(
+        c.auth.test_numbers_exempt,
+        "outside production test numbers skip limits"
+    );
+    assert_eq!(c.auth.test_numbers_valid_until, None);
+
+    let c = Config::from_vars(vars(&[
+        ("MAX_CONSECUTIVE_FAILURES", "100"),
+        ("FAILURE_LOCK_MINUTES", "60"),
+        ("IP_VERIFY_LIMIT", "7"),
+        ("IP_SEND_WINDOW_MINUTES", "5"),
+        ("REQUIRE_CHALLENGE_ID", "true"),
+        ("TEST_PHONE_NUMBERS_VALID_UNTIL", "2026-12-31"),
+    ]))
+    .unwrap();
+    assert_eq!(c.auth.failures.max_consecutive, 100);
+    assert_eq!(c.auth.failures.lock, Duration::minutes(60));
+    assert_eq!(c.auth.ip_verify_limit.max_hits, 7);
+    assert_eq!(c.auth.ip_verify_limit.window, Duration::minutes(5));
+    assert!(c.auth.require_challenge_id);
+    // A date means through that day (UTC).
+    assert_eq!(
+        c.auth.test_numbers_valid_until.map(|t| t.to_rfc3339()),
+        Some("2027-01-01T00:00:00+00:00".to_owned())
+    );
+    let c = Config::from_vars(vars(&[(
+        "TEST_PHONE_NUMBERS_VALID_UNTIL",
+        "2026-12-31T18:00:00+06:00",
+    )]))
+    .unwrap();
+    assert_eq!(
+        c.auth.test_numbers_valid_until.map(|t| t.to_rfc3339()),
+        Some("2026-12-31T12:00:00+00:00".to_owned())
+    );
+
+    // NIST SP 800-63B §5.2.2: no more than 100 failed attempts.
+    assert_eq!(
+        err(&[("MAX_CONSECUTIVE_FAILURES", "101")]).key,
+        "MAX_CONSECUTIVE_FAILURES"
+    );
+    assert_eq!(
+        err(&[("TEST_PHONE_NUMBERS_VALID_UNTIL", "next week")]).key,
+        "TEST_PHONE_NUMBERS_VALID_UNTIL"
+    );
+    assert_eq!(
+        err(&[("REQUIRE_CHALLENGE_ID", "maybe")]).key,
+        "REQUIRE_CHALLENGE_ID"
+    );
+}
+
+#[test]
+fn test_numbers_obey_limits_in_production() {
+    let c = Config::from_vars(vars(&[
+        ("MARQUE_ENV", "production"),
+        ("SECRET_KEY", "k7Qm2vX9pL4sT8wZ1nB6cR3yH5jD0fGaEeUuIiOoPp="),
+    ]))
+    .unwrap();
+    assert!(!c.auth.test_numbers_exempt);
 }

@@ -115,6 +115,57 @@ pub type PositiveSeconds = Whole<1, 3_600>;
 pub type ConnectionCap = Whole<0, 1_000_000>;
 /// Milliseconds, 1 to one minute (60,000 ms).
 pub type Millis = Whole<1, 60_000>;
+/// Consecutive wrong codes before a number is locked: 1 to 100 (NIST SP 800-63B §5.2.2 caps
+/// failed attempts on one account at 100).
+pub type FailureLimit = Whole<1, 100>;
+
+/// An instant, given as RFC 3339 (`2026-12-31T18:00:00Z`, any offset) or as a date
+/// (`2026-12-31`, meaning through that day: until the start of the next day, UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instant(pub chrono::DateTime<chrono::Utc>);
+
+impl Instant {
+    /// Parses either form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(Self(t.with_timezone(&chrono::Utc)));
+        }
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        let next = day.succ_opt()?.and_hms_opt(0, 0, 0)?;
+        Some(Self(next.and_utc()))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+}
+
+impl Serialize for Instant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Instant;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an RFC 3339 date-time like 2026-12-31T18:00:00Z or a date like 2026-12-31",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Instant::parse(v).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 /// Declares a closed set of spellings (case-insensitive, with aliases) read from settings.
 macro_rules! choice {
@@ -198,10 +249,11 @@ choice! {
 
 choice! {
     /// How access tokens are signed (`JWT_ALGORITHM`).
+    /// Only EdDSA: the shared-secret HS256 mode was removed (issue 12 item 3), so no service
+    /// that verifies tokens can mint them (RFC 8725 §3.5).
     pub enum JwtAlgorithm {
-        /// HMAC-SHA256 with `SECRET_KEY`.
-        Hs256 = "HS256",
-        /// Ed25519 with `JWT_SIGNING_KEY_FILE`; public keys at `/.well-known/jwks.json`.
+        /// Ed25519 with `JWT_SIGNING_KEY_FILE`, or a key derived from `SECRET_KEY`; public keys
+        /// at `/.well-known/jwks.json`.
         EdDsa = "EdDSA",
     }
 }
@@ -214,6 +266,49 @@ choice! {
     }
 }
 
+choice! {
+    /// CAPTCHA provider whose token send-code requires (`CAPTCHA_PROVIDER`).
+    pub enum CaptchaProviderName {
+        /// Cloudflare Turnstile.
+        Turnstile = "turnstile",
+        /// hCaptcha.
+        HCaptcha = "hcaptcha",
+    }
+}
+
+/// `CAPTCHA_SECRET`: the site's secret at the CAPTCHA provider. Redacted like [`SecretKey`].
+#[derive(Clone)]
+pub struct CaptchaSecret(SecretString);
+
+impl CaptchaSecret {
+    /// The secret.
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CaptchaSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CaptchaSecret([REDACTED])")
+    }
+}
+
+impl Serialize for CaptchaSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[REDACTED]")
+    }
+}
+
+impl<'de> Deserialize<'de> for CaptchaSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = deserialize_secret_text(d, "the secret key of the CAPTCHA site")?;
+        if text.expose_secret().trim().is_empty() {
+            return Err(de::Error::custom("expected a non-empty secret"));
+        }
+        Ok(Self(text))
+    }
+}
+
 /// `SECRET_KEY`: at least 32 bytes. `Debug` and `marque config` print it redacted; error
 /// messages never quote it.
 #[derive(Clone)]
@@ -222,11 +317,84 @@ pub struct SecretKey(SecretString);
 /// Shortest accepted `SECRET_KEY`, in bytes.
 pub const SECRET_KEY_MIN_BYTES: usize = 32;
 
+/// Fewest distinct byte values accepted in a production `SECRET_KEY`: 32 random bytes have about
+/// 30, a repeated pattern (`aaaa…`, `0000…`, `0123…cdef` twice) a handful.
+const SECRET_KEY_MIN_DISTINCT_BYTES: usize = 16;
+
+/// Fewest distinct characters accepted in a production `SECRET_KEY` text (`aaaa…`, `0000…`,
+/// `abab…` have one or two).
+const SECRET_KEY_MIN_DISTINCT_CHARS: usize = 8;
+
+/// Placeholder words refused in a production `SECRET_KEY` (none is likely, ≥ 6 letters, in
+/// random base64: the chance is below 10^-7).
+const SECRET_KEY_PLACEHOLDERS: [&str; 7] = [
+    "changeme",
+    "change_me",
+    "change-me",
+    "secret",
+    "password",
+    "example",
+    "placeholder",
+];
+
 impl SecretKey {
     /// The key.
     pub fn secret(&self) -> &SecretString {
         &self.0
     }
+
+    /// Why this key is too weak for production, if it is (NIST SP 800-63B §5.1.1.2 / §5.2.2
+    /// spirit: a key must be random, not chosen; RFC 8725 §3.5: keys with enough entropy): it
+    /// must be at least [`SECRET_KEY_MIN_BYTES`] bytes given as hex or base64 (standard or
+    /// URL-safe, padding optional), with enough distinct bytes and no placeholder word. The
+    /// answer never quotes the key.
+    pub fn production_weakness(&self) -> Option<&'static str> {
+        let text = self.0.expose_secret().trim();
+        let lower = text.to_ascii_lowercase();
+        if SECRET_KEY_PLACEHOLDERS.iter().any(|w| lower.contains(w)) {
+            return Some("is a placeholder");
+        }
+        // Random hex of 64 characters uses all 16 digits, random base64 about 32 symbols.
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.len() < SECRET_KEY_MIN_DISTINCT_CHARS {
+            return Some("has too little entropy (repeated characters)");
+        }
+        let Some(bytes) = decode_key_text(text) else {
+            return Some("is not hex or base64");
+        };
+        if bytes.len() < SECRET_KEY_MIN_BYTES {
+            return Some("decodes to fewer than 32 bytes");
+        }
+        let mut seen = [false; 256];
+        for b in &bytes {
+            seen[usize::from(*b)] = true;
+        }
+        if seen.iter().filter(|s| **s).count() < SECRET_KEY_MIN_DISTINCT_BYTES {
+            return Some("has too little entropy (repeated characters)");
+        }
+        None
+    }
+}
+
+/// The bytes of a key written as hex (even length, hex digits only) or base64 (standard or
+/// URL-safe alphabet, padding optional).
+fn decode_key_text(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    if text.len().is_multiple_of(2)
+        && !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect();
+    }
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
 }
 
 impl fmt::Debug for SecretKey {

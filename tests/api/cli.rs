@@ -223,3 +223,31 @@ fn a_closed_stdout_is_not_an_error() {
         assert_eq!(stderr(&out), "", "{command}");
     }
 }
+
+/// Issue 12 item 4: in production a weak `SECRET_KEY` stops start-up with one line naming
+/// `SECRET_KEY` and the command that makes a good one; the key itself is never echoed. A key
+/// from `openssl rand -base64 32` passes this check (other production refusals may follow).
+#[test]
+fn production_refuses_a_weak_secret_key() {
+    for key in [
+        "a".repeat(44),
+        "0".repeat(64),
+        "changemechangemechangemechangeme".to_owned(),
+    ] {
+        let mut cmd = marque();
+        cmd.args(["config"])
+            .env("MARQUE_ENV", "production")
+            .env("SECRET_KEY", &key);
+        let out = finish(cmd);
+        assert_refused(&out, "SECRET_KEY");
+        let err = stderr(&out);
+        assert!(err.contains("openssl rand -base64 32"), "{err}");
+        assert!(!err.contains(&key), "the key is echoed: {err}");
+    }
+    let mut cmd = marque();
+    cmd.args(["config"])
+        .env("MARQUE_ENV", "production")
+        .env("SECRET_KEY", "/Psw5IwSfCXydU40JSmwScmD0iQ5aIXU/4WqyjIEE58=");
+    let out = finish(cmd);
+    assert!(!stderr(&out).contains("SECRET_KEY"), "{}", stderr(&out));
+}

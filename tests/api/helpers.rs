@@ -47,6 +47,23 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the service on fresh databases; `None` when the backend is not available.
     pub async fn spawn(backend: Backend, vars: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_with(backend, vars, false).await
+    }
+
+    /// [`TestApp::spawn`] on the system clock instead of the manual one (`clock` is then not
+    /// the service's), for tests of what happens between concurrent requests in real time.
+    pub async fn spawn_with_system_clock(
+        backend: Backend,
+        vars: &[(&str, &str)],
+    ) -> Option<TestApp> {
+        Self::spawn_with(backend, vars, true).await
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        system_clock: bool,
+    ) -> Option<TestApp> {
         let dbs = match backend {
             Backend::Sqlite => vec![TestDatabase::sqlite(), TestDatabase::sqlite()],
             Backend::Postgres => {
@@ -89,7 +106,7 @@ impl TestApp {
         let app = Application::build(
             config,
             Overrides {
-                clock: Some(clock.clone()),
+                clock: (!system_clock).then(|| clock.clone() as Arc<dyn marque_domain::Clock>),
                 sender: Some(sent.clone()),
             },
         )

@@ -105,7 +105,7 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
     error(
         app.verify("+996700000001", "123456").await,
         400,
-        "code_not_found",
+        "invalid_code",
     )
     .await;
 

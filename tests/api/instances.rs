@@ -225,7 +225,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
         .unwrap()
         .verify(&token)
         .unwrap();
-    assert_eq!(verified.market, Market::Us);
+    assert_eq!(verified.market, "us");
     assert_eq!(verified.user_id, login["user_id"].as_i64().unwrap());
 
     // Rotate: a new instance signs with key 2 and still accepts key 1's tokens (same databases).
@@ -257,12 +257,16 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert_eq!(kids, ["2026-02", "2026-01"]);
-    // An HS256 instance publishes no keys and refuses EdDSA tokens.
-    let hs = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let empty: Value = app_get_json(&hs, "/.well-known/jwks.json").await;
-    assert_eq!(empty["keys"], json!([]));
+    // An instance without a key file signs with the key derived from its SECRET_KEY, publishes
+    // only that one, and refuses the file keys' tokens.
+    let derived = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
+    let own: Value = app_get_json(&derived, "/.well-known/jwks.json").await;
+    let own = own["keys"].as_array().unwrap();
+    assert_eq!(own.len(), 1);
+    assert!(!["2026-01", "2026-02"].contains(&own[0]["kid"].as_str().unwrap()));
     assert_eq!(
-        hs.get_auth("/api/v1/auth/verify-token", &token)
+        derived
+            .get_auth("/api/v1/auth/verify-token", &token)
             .await
             .status(),
         401

@@ -2,9 +2,11 @@
 //! `MARQUE_TEST_POSTGRES_URL` is set (each test creates and drops its own databases).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod abuse;
 mod account;
 mod calls;
 mod cli;
+mod codes;
 mod data;
 mod docs;
 mod edge;
@@ -14,3 +16,4 @@ mod instances;
 mod limits;
 mod login;
 mod sessions;
+mod tokens;

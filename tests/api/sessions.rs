@@ -274,6 +274,8 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     assert_eq!(res.status(), 400);
     assert_eq!(app.count(Market::Kg, "users").await, 2);
 
+    // Issue 12, item 10: a sign-in code does not delete; the step-up code is asked for with
+    // `purpose: delete_account` and the account's token.
     app.clock.advance(Duration::seconds(61));
     let code = {
         let before = app.messages_to(KG).len();
@@ -286,6 +288,32 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
             "/api/v1/auth/account",
             &token,
             Some(json!({"verification_code": code})),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.count(Market::Kg, "users").await, 2);
+    app.clock.advance(Duration::seconds(61));
+    let (code, challenge_id) = {
+        let before = app.messages_to(KG).len();
+        let res = app
+            .send_auth(
+                Method::POST,
+                "/api/v1/auth/send-code",
+                &token,
+                Some(json!({"phone_number": KG, "purpose": "delete_account"})),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let sent: serde_json::Value = res.json().await.unwrap();
+        let id = sent["challenge_id"].as_str().unwrap().to_owned();
+        (app.code_for(KG, before).await, id)
+    };
+    let res = app
+        .send_auth(
+            Method::DELETE,
+            "/api/v1/auth/account",
+            &token,
+            Some(json!({"verification_code": code, "challenge_id": challenge_id})),
         )
         .await;
     assert_eq!(res.status(), 200);

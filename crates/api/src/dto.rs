@@ -29,6 +29,18 @@ pub struct SendCodeRequest {
     /// `X-Market` header, national (`0505 325 311`, `(212) 555-0100`).
     #[schema(example = "+996505325311")]
     pub phone_number: String,
+    /// The token of the CAPTCHA widget (Cloudflare Turnstile or hCaptcha), required when the
+    /// service has `CAPTCHA_PROVIDER` set (`captcha_required` without it, `captcha_invalid` when
+    /// the provider refuses it); ignored otherwise.
+    #[serde(default)]
+    #[schema(example = "0.zrSnRHO7h0HwSjSCU8oyzbjEtD8p", max_length = 2048)]
+    pub captcha_token: Option<String>,
+    /// What the code is for: `login` (default) or `delete_account` (the step-up code of
+    /// `DELETE /api/v1/auth/account`: needs the account's bearer token, and `phone_number` must
+    /// be the account's own number). A code works only for its purpose.
+    #[serde(default)]
+    #[schema(example = "login")]
+    pub purpose: Option<String>,
 }
 
 /// A code was sent.
@@ -50,6 +62,14 @@ pub struct SendCodeResponse {
     /// Minutes until the code expires.
     #[schema(example = 10)]
     pub expires_in_minutes: i64,
+    /// Unguessable id of this code (22 base64url characters, 128 random bits). Send it back with
+    /// the code: then only requests carrying it can use up the code, so strangers guessing at the
+    /// number cannot burn it.
+    #[schema(example = "q3Jx0b5ZbqzQyGg1bT8l9w")]
+    pub challenge_id: String,
+    /// What the code is for (`login`, `delete_account`).
+    #[schema(example = "login")]
+    pub purpose: String,
 }
 
 /// `POST /api/v1/auth/verify-code` body.
@@ -61,6 +81,11 @@ pub struct VerifyCodeRequest {
     /// The 6-digit code.
     #[schema(example = "123456")]
     pub verification_code: String,
+    /// The `challenge_id` send-code returned. Optional unless the server sets
+    /// `REQUIRE_CHALLENGE_ID=true`; when given, the code is checked on that challenge only.
+    #[serde(default)]
+    #[schema(example = "q3Jx0b5ZbqzQyGg1bT8l9w")]
+    pub challenge_id: Option<String>,
 }
 
 /// A successful login.
@@ -184,9 +209,14 @@ pub fn truncate_ip(ip: &str) -> Option<String> {
 /// `DELETE /api/v1/auth/account` body: a fresh code sent to the account's own number.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeleteAccountRequest {
-    /// The 6-digit code from `send-code` for the account's phone number.
+    /// The 6-digit code from `send-code` with `purpose: delete_account` for the account's phone
+    /// number (a sign-in code is refused).
     #[schema(example = "123456")]
     pub verification_code: String,
+    /// The `challenge_id` that send-code returned (as in verify-code).
+    #[serde(default)]
+    #[schema(example = "q3Jx0b5ZbqzQyGg1bT8l9w")]
+    pub challenge_id: Option<String>,
 }
 
 /// A JSON Web Key Set (RFC 7517 §5): `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "…",

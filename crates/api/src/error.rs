@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Body of every error response: `{"success": false, "error": "<code>", "message": "<text>"}`,
-/// plus `field` for validation errors and `retry_after` (seconds) for rate limits.
+/// plus `field` for validation errors and `retry_after` (seconds) for rate limits and locks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `false`.
@@ -25,14 +25,11 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "phone_number")]
     pub field: Option<String>,
-    /// Seconds to wait before retrying (429 only; also in the `Retry-After` header).
+    /// Seconds to wait before retrying (429 `rate_limited` and `sms_budget_exceeded`; also in
+    /// the `Retry-After` header).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 60)]
     pub retry_after: Option<u64>,
-    /// Wrong tries left on the current code (`invalid_code` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = 2)]
-    pub attempts_left: Option<u32>,
 }
 
 /// The error table: every error the API answers with, one row each — its [`ErrorKind`] variant
@@ -108,18 +105,25 @@ error_table! {
     /// Too many requests; retry after this many seconds (also in `Retry-After`).
     RateLimited(_secs: u64) => (S::TOO_MANY_REQUESTS, "rate_limited", K::RateLimited),
         examples [Self::RateLimited(60)];
-    /// Wrong code; this many tries are left on it.
-    InvalidCode(_left: u32) => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
-        examples [Self::InvalidCode(2)];
-    /// The code expired.
-    CodeExpired => (S::BAD_REQUEST, "code_expired", K::CodeExpired),
-        examples [Self::CodeExpired];
-    /// No active code for the number.
-    CodeNotFound => (S::BAD_REQUEST, "code_not_found", K::CodeNotFound),
-        examples [Self::CodeNotFound];
-    /// Too many wrong tries on the code.
-    AttemptsExceeded => (S::BAD_REQUEST, "attempts_exceeded", K::AttemptsExceeded),
-        examples [Self::AttemptsExceeded];
+    /// An SMS-pumping guard (daily SMS budget, hourly limit of the number's range) is used up;
+    /// nothing was sent. Retry after this many seconds (also in `Retry-After`).
+    SmsBudgetExceeded(_secs: u64)
+        => (S::TOO_MANY_REQUESTS, "sms_budget_exceeded", K::SmsBudgetExceeded),
+        examples [Self::SmsBudgetExceeded(3600)];
+    /// A CAPTCHA is configured and send-code carries no `captcha_token`.
+    CaptchaRequired => (S::BAD_REQUEST, "captcha_required", K::CaptchaRequired),
+        examples [Self::CaptchaRequired];
+    /// The CAPTCHA provider refused `captcha_token`.
+    CaptchaInvalid => (S::BAD_REQUEST, "captcha_invalid", K::CaptchaInvalid),
+        examples [Self::CaptchaInvalid];
+    /// The code was not accepted: wrong, used, expired, dead after too many tries, for another
+    /// purpose or `challenge_id`, or none issued — one answer for all, so a probe learns nothing.
+    InvalidCode => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
+        examples [Self::InvalidCode];
+    /// The number is locked after too many consecutive wrong codes; retry after this many
+    /// seconds (also in `Retry-After`).
+    PhoneLocked(_secs: u64) => (S::TOO_MANY_REQUESTS, "phone_locked", K::PhoneLocked),
+        examples [Self::PhoneLocked(86_400)];
     /// Access token missing, malformed, expired or of an ended session.
     InvalidToken => (S::UNAUTHORIZED, "invalid_token", K::InvalidToken),
         examples [Self::InvalidToken];
@@ -225,10 +229,13 @@ impl ApiError {
     pub fn from_auth(e: AuthError, lang: Language) -> Self {
         let kind = match &e {
             AuthError::RateLimited(s) => ErrorKind::RateLimited(*s),
-            AuthError::InvalidCode { attempts_left } => ErrorKind::InvalidCode(*attempts_left),
-            AuthError::CodeExpired => ErrorKind::CodeExpired,
-            AuthError::CodeNotFound => ErrorKind::CodeNotFound,
-            AuthError::AttemptsExceeded => ErrorKind::AttemptsExceeded,
+            AuthError::SmsBudgetExceeded(s) => ErrorKind::SmsBudgetExceeded(*s),
+            AuthError::CaptchaRequired => ErrorKind::CaptchaRequired,
+            AuthError::CaptchaInvalid => ErrorKind::CaptchaInvalid,
+            // The provider could not be asked: fail closed, like a database outage.
+            AuthError::CaptchaUnavailable(_) => ErrorKind::Unavailable,
+            AuthError::InvalidCode(_) => ErrorKind::InvalidCode,
+            AuthError::PhoneLocked(s) => ErrorKind::PhoneLocked(*s),
             AuthError::InvalidToken => ErrorKind::InvalidToken,
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
@@ -295,11 +302,9 @@ impl ApiError {
             message,
             field,
             retry_after: match self.kind {
-                ErrorKind::RateLimited(s) => Some(s),
-                _ => None,
-            },
-            attempts_left: match self.kind {
-                ErrorKind::InvalidCode(n) => Some(n),
+                ErrorKind::RateLimited(s)
+                | ErrorKind::SmsBudgetExceeded(s)
+                | ErrorKind::PhoneLocked(s) => Some(s),
                 _ => None,
             },
         }
@@ -314,7 +319,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         match self.kind {
-            ErrorKind::RateLimited(s) => {
+            ErrorKind::RateLimited(s)
+            | ErrorKind::SmsBudgetExceeded(s)
+            | ErrorKind::PhoneLocked(s) => {
                 res.insert_header((header::RETRY_AFTER, s.to_string()));
             }
             ErrorKind::InvalidToken => {

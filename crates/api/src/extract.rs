@@ -8,7 +8,7 @@ use actix_web::mime;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
-use marque_domain::{ClientInfo, SignedIn};
+use marque_domain::{ClaimsExt, ClientInfo, SignedIn};
 use marque_markets::{Language, Market};
 use serde::de::DeserializeOwned;
 
@@ -84,7 +84,7 @@ impl FromRequest for Authenticated {
                 .auth
                 .verify_access_token(&token)
                 .map_err(|e| ApiError::from_auth(e, fallback))?;
-            let lang = claims.market.language();
+            let lang = claims.market().map_or(fallback, Market::language);
             let auth = state.auth.clone();
             run_blocking(lang, move || {
                 auth.signed_in(&claims)

@@ -1,9 +1,9 @@
 //! Route handlers. Each parses its input into domain values, runs the domain call on the blocking
 //! pool (diesel is synchronous) and shapes the response.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use marque_domain::{AuthError, FullName, ImageUrl, LogoutScope, ProfileUpdate, SessionId};
-use marque_markets::{Language, Market, MessageKey, OtpCode, PhoneNumber, text};
+use marque_markets::{Language, Market, MessageKey, OtpCode, OtpPurpose, PhoneNumber, text};
 
 use crate::ApiState;
 use crate::dto::{
@@ -49,20 +49,49 @@ fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> 
     })
 }
 
+/// A `challenge_id` as sent by the client: at most 64 characters (ours are 22); anything else
+/// is not one of ours and is refused by the lookup like an unknown id.
+fn challenge_id(
+    id: Option<String>,
+    required: bool,
+    lang: Language,
+) -> Result<Option<String>, ApiError> {
+    match id {
+        None if required => Err(ApiError::validation(
+            "challenge_id",
+            "required: send the challenge_id returned by send-code",
+            lang,
+        )),
+        Some(id) if id.len() > 64 => Err(ApiError::validation(
+            "challenge_id",
+            "at most 64 characters",
+            lang,
+        )),
+        id => Ok(id),
+    }
+}
+
 /// Sends a one-time code to a phone number.
 ///
 /// The market comes from the number (or `X-Market`); the code is queued for delivery in the same
 /// transaction that stores it. Limits: 3 codes per number per 15 minutes, 60 s between two, and a
-/// per-client-IP limit (429 with `Retry-After`).
+/// per-client-IP limit over all markets (429 `rate_limited` with `Retry-After`); daily SMS budgets
+/// and an hourly limit per number range (429 `sms_budget_exceeded`, nothing sent); a number locked
+/// after too many wrong codes gets 429 `phone_locked`. With a CAPTCHA provider configured,
+/// `captcha_token` is required and checked first. The answer carries the `challenge_id` to send
+/// back with the code. `purpose: delete_account` asks for the step-up code of account deletion: it
+/// needs the account's bearer token and its own number.
 #[utoipa::path(
     post, path = "/api/v1/auth/send-code", tag = "auth",
     params(("X-Market" = Option<String>, Header, description = "`kg` or `us`: choose the market explicitly and allow its national number formats")),
     request_body = SendCodeRequest,
     responses(
         (status = 200, description = "Code sent", body = SendCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`"),
-        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
-        (status = 429, description = "`rate_limited`"),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `captcha_required`, `captcha_invalid`"),
+        (status = 401, description = "`invalid_token`: a deletion code asked for without a valid bearer token"),
+        (status = 422, description = "`validation_error` (e.g. an unknown purpose, or a deletion code for another number than the account's), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 429, description = "`rate_limited`, `sms_budget_exceeded`, `phone_locked`"),
+        (status = 503, description = "`service_unavailable`: the market database is down or the CAPTCHA provider cannot be asked"),
     )
 )]
 pub async fn send_code(
@@ -73,10 +102,31 @@ pub async fn send_code(
     let phone = parse_phone(&req, &body.0.phone_number)?;
     let market = phone.market();
     let lang = market.language();
+    let purpose = match body.0.purpose.as_deref() {
+        None => OtpPurpose::Login,
+        Some(p) => OtpPurpose::parse(p).ok_or_else(|| {
+            ApiError::validation("purpose", "must be login or delete_account", lang)
+        })?,
+    };
+    if purpose == OtpPurpose::DeleteAccount {
+        // Only the account itself asks for its deletion code: nobody else can make the service
+        // text a number "code to delete your account".
+        let caller = Authenticated::extract(&req).await?;
+        if caller.user.phone != phone {
+            return Err(ApiError::validation(
+                "phone_number",
+                "a deletion code goes to the signed-in account's own number",
+                lang,
+            ));
+        }
+    }
     let client = client_info(&req);
     let auth = state.auth.clone();
+    auth.check_captcha(body.0.captcha_token.as_deref(), &client)
+        .await
+        .map_err(|e| ApiError::from_auth(e, lang))?;
     let p = phone.clone();
-    let sent = blocking(lang, move || auth.send_code(&p, &client)).await?;
+    let sent = blocking(lang, move || auth.send_code_for(&p, purpose, &client)).await?;
     Ok(HttpResponse::Ok().json(SendCodeResponse {
         success: true,
         message: text(MessageKey::CodeSent, lang).to_owned(),
@@ -84,21 +134,27 @@ pub async fn send_code(
         market,
         language: lang.code().to_owned(),
         expires_in_minutes: sent.expires_in_minutes,
+        challenge_id: sent.challenge_id,
+        purpose: sent.purpose.as_str().to_owned(),
     }))
 }
 
 /// Exchanges a code for an access token; the first success creates the user in the number's
 /// market database.
 ///
-/// Each code allows 3 wrong tries, then it is dead (`attempts_exceeded`); codes are single use.
+/// Each code allows 3 wrong tries, then it is dead; codes are single use. Any refused code
+/// (wrong, used, expired, dead, unknown `challenge_id`, none sent) answers the same
+/// `invalid_code`. With `challenge_id`, only requests carrying it count against the code.
+/// Consecutive wrong codes lock the number (`phone_locked`); tries are limited per client IP.
 #[utoipa::path(
     post, path = "/api/v1/auth/verify-code", tag = "auth",
     params(("X-Market" = Option<String>, Header, description = "`kg` or `us`")),
     request_body = VerifyCodeRequest,
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
-        (status = 422, description = "`validation_error`, `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`"),
+        (status = 422, description = "`validation_error` (e.g. challenge_id missing while required), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]
 pub async fn verify_code(
@@ -111,9 +167,17 @@ pub async fn verify_code(
     let lang = market.language();
     let code = OtpCode::parse(&body.0.verification_code)
         .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
+    let id = challenge_id(
+        body.0.challenge_id,
+        state.auth.config().require_challenge_id,
+        lang,
+    )?;
     let client = client_info(&req);
     let auth = state.auth.clone();
-    let login = blocking(lang, move || auth.verify_code(&phone, &code, &client)).await?;
+    let login = blocking(lang, move || {
+        auth.verify_code_with(&phone, &code, id.as_deref(), &client)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VerifyCodeResponse {
         success: true,
         message: text(MessageKey::PhoneVerified, lang).to_owned(),
@@ -255,7 +319,8 @@ pub async fn refresh(
     let lang = marque_domain::refresh::market_of(&token)
         .map_or_else(|| fallback_lang(&req), Market::language);
     let auth = state.auth.clone();
-    let r = blocking(lang, move || auth.refresh(&token)).await?;
+    let client = client_info(&req);
+    let r = blocking(lang, move || auth.refresh(&token, &client)).await?;
     Ok(HttpResponse::Ok().json(RefreshResponse {
         success: true,
         message: text(MessageKey::TokenRefreshed, lang).to_owned(),
@@ -328,18 +393,22 @@ pub async fn end_session(
 }
 
 /// Deletes the signed-in account and all its data, after a step-up check: request a code with
-/// `send-code` for the account's own number, then call this with it (App Store Review Guideline
-/// 5.1.1(v)). The number can sign up again afterwards, as a new user.
+/// `send-code` (`purpose: delete_account`, the account's bearer token) for the account's own
+/// number, then call this with it and its `challenge_id` (App Store Review Guideline 5.1.1(v)).
+/// A sign-in code is refused. The number can sign up again afterwards, as a new user.
 #[utoipa::path(
     delete, path = "/api/v1/auth/account", tag = "auth",
     security(("bearer" = [])),
     request_body = DeleteAccountRequest,
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
-        (status = 400, description = "`invalid_json`, `invalid_code`, `code_expired`, `code_not_found`, `attempts_exceeded`"),
+        (status = 400, description = "`invalid_json`, `invalid_code`"),
+        (status = 422, description = "`validation_error` (e.g. challenge_id missing while required)"),
+        (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]
 pub async fn delete_account(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Authenticated,
     body: JsonBody<DeleteAccountRequest>,
@@ -347,8 +416,17 @@ pub async fn delete_account(
     let lang = caller.language();
     let code = OtpCode::parse(&body.0.verification_code)
         .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
+    let id = challenge_id(
+        body.0.challenge_id,
+        state.auth.config().require_challenge_id,
+        lang,
+    )?;
+    let client = client_info(&req);
     let auth = state.auth.clone();
-    blocking(lang, move || auth.delete_account(&caller, &code)).await?;
+    blocking(lang, move || {
+        auth.delete_account_with(&caller, &code, id.as_deref(), &client)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: text(MessageKey::AccountDeleted, lang).to_owned(),

@@ -3,18 +3,24 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use marque_markets::{Language, Market, OtpCode, PhoneNumber, otp_message};
+use marque_markets::{Language, Market, OtpCode, OtpPurpose, PhoneNumber, otp_message_for};
 
+use crate::challenge::FailurePolicy;
+use crate::ip_budget::{self, IpScope};
 use crate::random::{generate_otp, new_uuid};
+use crate::rate_limit::Elsewhere;
 use crate::refresh::{self, session_deadline};
+use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge, IssueOutcome,
-    NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate,
-    RandomSource, RateLimitCheck, RateLimitPolicy, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    AccessClaims, AttemptGuard, AuthRepository, Channel, Clock, DeleteAccount, IssueChallenge,
+    IssueOutcome, NewOutboxMessage, NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer,
+    ProfileUpdate, RandomSource, RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError,
+    RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -28,8 +34,15 @@ pub struct AuthConfig {
     /// Codes per phone number: default 3 per 15 minutes, 60 s between two.
     pub phone_send_limit: RateLimitPolicy,
     /// Codes per client IP (default 30 per 15 minutes, no cooldown); generous because mobile
-    /// carriers put many shoppers behind one address (CGNAT).
+    /// carriers put many shoppers behind one address (CGNAT). One budget over all markets;
+    /// IPv4-mapped IPv6 counts as IPv4, IPv6 per /64 ([`crate::ip_budget`]).
     pub ip_send_limit: RateLimitPolicy,
+    /// Codes per IPv6 /48 (default 240 per 15 minutes: eight /64s' worth), over all markets.
+    pub ipv6_48_send_limit: RateLimitPolicy,
+    /// SMS per market per day (default 10,000 each; `SMS_DAILY_LIMIT_{MARKET}`).
+    pub sms_daily_limit: BTreeMap<Market, u32>,
+    /// The other SMS-pumping guards: total daily budget, prefix velocity and alarm.
+    pub sms_guard: SmsGuardConfig,
     /// Refresh-token lifetime per market, which is also the session idle timeout: a session not
     /// refreshed for this long ends (default 30 days each).
     pub refresh_ttl: BTreeMap<Market, Duration>,
@@ -39,8 +52,23 @@ pub struct AuthConfig {
     /// counting as reuse (default 10 s), for clients that retry concurrently.
     pub refresh_grace: Duration,
     /// Numbers (E.164) with fixed codes for app-store review, demos and load tests: no message is
-    /// sent and send limits do not apply. Empty by default.
+    /// sent. Empty by default.
     pub test_numbers: HashMap<String, OtpCode>,
+    /// After this instant test numbers are ordinary numbers (`TEST_PHONE_NUMBERS_VALID_UNTIL`;
+    /// default: no end).
+    pub test_numbers_valid_until: Option<DateTime<Utc>>,
+    /// Whether test numbers skip the send and verify limits (per IP, per number, failure lock):
+    /// `true` outside production (demos, load tests), `false` in production, where they obey the
+    /// per-IP and failure limits (issue 12, item 7).
+    pub test_numbers_exempt: bool,
+    /// Verification attempts per client IP (`IP_VERIFY_LIMIT`, default 60 per the IP send window).
+    pub ip_verify_limit: RateLimitPolicy,
+    /// Consecutive wrong codes per number, across codes, before the number is locked
+    /// (`MAX_CONSECUTIVE_FAILURES` 30, `FAILURE_LOCK_MINUTES` 1440).
+    pub failures: FailurePolicy,
+    /// Whether verify-code and account deletion require the `challenge_id` of send-code
+    /// (`REQUIRE_CHALLENGE_ID`, default `false` so the original clients keep working).
+    pub require_challenge_id: bool,
 }
 
 impl Default for AuthConfig {
@@ -66,6 +94,13 @@ impl Default for AuthConfig {
                 window: Duration::minutes(15),
                 cooldown: Duration::zero(),
             },
+            ipv6_48_send_limit: RateLimitPolicy {
+                max_hits: 240,
+                window: Duration::minutes(15),
+                cooldown: Duration::zero(),
+            },
+            sms_daily_limit: Market::ALL.iter().map(|m| (*m, 10_000)).collect(),
+            sms_guard: SmsGuardConfig::default(),
             refresh_ttl: Market::ALL
                 .iter()
                 .map(|m| (*m, Duration::days(30)))
@@ -73,17 +108,43 @@ impl Default for AuthConfig {
             session_max_lifetime: Duration::days(90),
             refresh_grace: Duration::seconds(10),
             test_numbers: HashMap::new(),
+            test_numbers_valid_until: None,
+            test_numbers_exempt: true,
+            ip_verify_limit: RateLimitPolicy {
+                max_hits: 60,
+                window: Duration::minutes(15),
+                cooldown: Duration::zero(),
+            },
+            failures: FailurePolicy {
+                max_consecutive: 30,
+                lock: Duration::minutes(1440),
+            },
+            require_challenge_id: false,
         }
     }
 }
 
 impl AuthConfig {
+    /// SMS per day in `market`.
+    pub fn sms_daily_limit(&self, market: Market) -> u32 {
+        self.sms_daily_limit.get(&market).copied().unwrap_or(10_000)
+    }
+
     /// Refresh-token lifetime (session idle timeout) in `market`.
     pub fn refresh_ttl(&self, market: Market) -> Duration {
         self.refresh_ttl
             .get(&market)
             .copied()
             .unwrap_or_else(|| Duration::days(30))
+    }
+
+    /// The fixed code of `phone` if it is a test number still valid at `now`.
+    pub fn test_code(&self, phone: &PhoneNumber, now: DateTime<Utc>) -> Option<&OtpCode> {
+        let code = self.test_numbers.get(phone.e164())?;
+        match self.test_numbers_valid_until {
+            Some(until) if now >= until => None,
+            _ => Some(code),
+        }
     }
 
     /// Code lifetime in `market`.
@@ -108,6 +169,26 @@ pub struct ClientInfo {
 pub struct CodeSent {
     /// Minutes until the code expires.
     pub expires_in_minutes: i64,
+    /// The challenge's unguessable id (128 random bits, 22 base64url characters): a
+    /// verification carrying it is the only kind that can use up this code.
+    pub challenge_id: String,
+    /// What the code is for.
+    pub purpose: OtpPurpose,
+}
+
+/// Why a code was refused. Clients get one answer for all of them (`invalid_code`), so a probe
+/// learns nothing about a number's codes; the reason is for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// Wrong code for a live challenge (counted).
+    Wrong,
+    /// The code expired.
+    Expired,
+    /// Too many wrong tries on the code: it is dead.
+    AttemptsExceeded,
+    /// No usable code: none issued, used, superseded, another purpose or an unknown
+    /// `challenge_id`.
+    NoActiveCode,
 }
 
 /// A successful verification.
@@ -198,8 +279,8 @@ pub struct AuthDeps {
     pub hasher: OtpHasher,
     /// Sealer of outbox payloads.
     pub outbox_sealer: PayloadSealer,
-    /// Sealer of the refresh-token successors kept for the grace window.
-    pub refresh_sealer: PayloadSealer,
+    /// Refresh-token MAC: successors and client bindings (nothing reversible is stored).
+    pub refresh_keys: RefreshKeys,
     /// Access-token signer and verifier.
     pub tokens: TokenService,
 }
@@ -219,21 +300,26 @@ pub enum AuthError {
     /// Too many codes; retry after this many seconds.
     #[error("rate limited, retry after {0} s")]
     RateLimited(u64),
-    /// Wrong code.
-    #[error("wrong code, {attempts_left} tries left")]
-    InvalidCode {
-        /// Tries left on the code.
-        attempts_left: u32,
-    },
-    /// The code expired.
-    #[error("code expired")]
-    CodeExpired,
-    /// No usable code for this number.
-    #[error("no active code")]
-    CodeNotFound,
-    /// Too many wrong tries; request a new code.
-    #[error("too many wrong tries")]
-    AttemptsExceeded,
+    /// An SMS-pumping guard (daily budget, prefix velocity) refused; nothing was sent. Retry
+    /// after this many seconds.
+    #[error("sms budget exceeded, retry after {0} s")]
+    SmsBudgetExceeded(u64),
+    /// A CAPTCHA is configured and the request carries no token.
+    #[error("captcha required")]
+    CaptchaRequired,
+    /// The CAPTCHA provider refused the token.
+    #[error("captcha invalid")]
+    CaptchaInvalid,
+    /// The CAPTCHA provider could not be asked; answered 503.
+    #[error("captcha provider unavailable")]
+    CaptchaUnavailable(#[source] crate::CaptchaUnavailable),
+    /// The code was not accepted, for whatever reason (one answer for all: issue 12, item 9).
+    #[error("code refused: {0:?}")]
+    InvalidCode(CodeRefusal),
+    /// The number is locked after too many consecutive wrong codes; retry after this many
+    /// seconds.
+    #[error("number locked, retry after {0} s")]
+    PhoneLocked(u64),
     /// Token missing, malformed, expired, or its session is not active.
     #[error("invalid token")]
     InvalidToken,
@@ -261,6 +347,13 @@ pub enum AuthError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A new challenge id: 128 bits from the CSPRNG as 22 base64url characters.
+fn new_challenge_id(rng: &dyn RandomSource) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Phone-number login over the markets' repositories.
 pub struct AuthService {
     repos: BTreeMap<Market, Arc<dyn AuthRepository>>,
@@ -268,10 +361,12 @@ pub struct AuthService {
     rng: Arc<dyn RandomSource>,
     hasher: OtpHasher,
     sealer: PayloadSealer,
-    refresh_sealer: PayloadSealer,
+    refresh_keys: RefreshKeys,
     tokens: TokenService,
     config: AuthConfig,
     sign_in_observers: Vec<Arc<dyn crate::SignInObserver>>,
+    captcha: Option<Arc<dyn crate::CaptchaVerifier>>,
+    guard_metrics: Arc<SmsGuardMetrics>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -293,10 +388,12 @@ impl AuthService {
             rng: deps.rng,
             hasher: deps.hasher,
             sealer: deps.outbox_sealer,
-            refresh_sealer: deps.refresh_sealer,
+            refresh_keys: deps.refresh_keys,
             tokens: deps.tokens,
             config,
             sign_in_observers: Vec::new(),
+            captcha: None,
+            guard_metrics: Arc::default(),
         }
     }
 
@@ -343,13 +440,29 @@ impl AuthService {
         }
     }
 
-    /// Issues a code for `phone`: supersedes the previous one, enforces the phone and IP limits,
-    /// and queues the message in the outbox — in one transaction of the number's market database.
-    ///
-    /// Errors: [`AuthError::RateLimited`], [`AuthError::Unavailable`], [`AuthError::Internal`].
+    /// Issues a sign-in code for `phone` ([`AuthService::send_code_for`] with
+    /// [`OtpPurpose::Login`]).
     pub fn send_code(
         &self,
         phone: &PhoneNumber,
+        client: &ClientInfo,
+    ) -> Result<CodeSent, AuthError> {
+        self.send_code_for(phone, OtpPurpose::Login, client)
+    }
+
+    /// Issues a code for `purpose` to `phone`: supersedes the number's previous code of that
+    /// purpose, refuses a locked number, enforces the phone and IP limits, and queues the message
+    /// in the outbox — in one transaction of the number's market database.
+    ///
+    /// A test number (until `test_numbers_valid_until`) gets its fixed code and no message; it is
+    /// exempt from every limit only when `test_numbers_exempt` (outside production).
+    ///
+    /// Errors: [`AuthError::RateLimited`], [`AuthError::PhoneLocked`],
+    /// [`AuthError::Unavailable`], [`AuthError::Internal`].
+    pub fn send_code_for(
+        &self,
+        phone: &PhoneNumber,
+        purpose: OtpPurpose,
         client: &ClientInfo,
     ) -> Result<CodeSent, AuthError> {
         let market = phone.market();
@@ -357,62 +470,205 @@ impl AuthService {
         let now = self.clock.now();
         let ttl = self.config.otp_ttl(market);
         let expires_at = now + ttl;
-        let (code, limits, outbox) = match self.config.test_numbers.get(phone.e164()) {
-            Some(code) => (code.clone(), Vec::new(), None),
+        let test_code = self.config.test_code(phone, now);
+        let exempt = test_code.is_some() && self.config.test_numbers_exempt;
+        let mut limits = Vec::new();
+        if test_code.is_none() {
+            limits.push(RateLimitCheck {
+                bucket: format!("send:phone:{}", phone.e164()),
+                policy: self.config.phone_send_limit,
+                elsewhere: Elsewhere::default(),
+            });
+        }
+        if !exempt {
+            limits.extend(self.ip_send_limits(market, client));
+        }
+        let (code, outbox) = match test_code {
+            Some(code) => (code.clone(), None),
             None => {
                 let code = generate_otp(self.rng.as_ref());
-                let body = otp_message(market.language(), &code);
-                let mut limits = vec![RateLimitCheck {
-                    bucket: format!("send:phone:{}", phone.e164()),
-                    policy: self.config.phone_send_limit,
-                }];
-                if let Some(ip) = &client.ip {
-                    limits.push(RateLimitCheck {
-                        bucket: format!("send:ip:{ip}"),
-                        policy: self.config.ip_send_limit,
-                    });
-                }
+                let body = otp_message_for(market.language(), purpose, &code);
                 let outbox = NewOutboxMessage {
                     channel: Channel::Sms,
                     recipient: phone.e164().to_owned(),
                     sealed_body: self.sealer.seal(body.as_bytes(), self.rng.as_ref()),
                     expires_at,
                 };
-                (code, limits, Some(outbox))
+                (code, Some(outbox))
             }
         };
+        let challenge_id = new_challenge_id(self.rng.as_ref());
+        // The SMS-pumping guards count only what is sent (test numbers send nothing).
+        let sms = outbox.as_ref().map(|_| self.sms_guards(phone));
         let cmd = IssueChallenge {
             phone: phone.clone(),
-            code_hash: self.hasher.hash(phone, &code),
+            code_hash: self.hasher.hash(phone, purpose, &code),
+            purpose,
+            challenge_id: challenge_id.clone(),
+            check_lock: !exempt,
             now,
             expires_at,
             client_ip: client.ip.clone(),
             limits,
             outbox,
+            sms,
         };
-        match repo.issue_challenge(cmd).map_err(Self::storage(market))? {
+        let outcome = repo.issue_challenge(cmd).map_err(Self::storage(market))?;
+        if test_code.is_some() {
+            // Audit (issue 12, items 7 and 18): wired to the audit log by the coordinator.
+            tracing::info!(
+                target: "audit",
+                event = "test_number_used",
+                step = "send_code",
+                %market,
+                purpose = purpose.as_str(),
+                outcome = ?outcome,
+                client_ip = client.ip.as_deref(),
+                user_agent = client.user_agent.as_deref(),
+            );
+        }
+        match outcome {
             IssueOutcome::Issued => Ok(CodeSent {
                 expires_in_minutes: ttl.num_minutes(),
+                challenge_id,
+                purpose,
             }),
+            IssueOutcome::IssuedWithAlarm(alarm) => {
+                self.guard_metrics.alarm(market, &alarm);
+                Ok(CodeSent {
+                    expires_in_minutes: ttl.num_minutes(),
+                    challenge_id,
+                    purpose,
+                })
+            }
             IssueOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),
+            IssueOutcome::BudgetExceeded(trip) => {
+                self.guard_metrics.tripped(market, &trip, client);
+                Err(AuthError::SmsBudgetExceeded(trip.retry_after.0))
+            }
+            IssueOutcome::Locked(r) => Err(AuthError::PhoneLocked(r.0)),
         }
     }
 
-    /// Checks `code` for `phone`; on success creates the user if new, opens a session and signs
-    /// an access token bound to it.
-    ///
-    /// Errors: [`AuthError::InvalidCode`], [`AuthError::CodeExpired`], [`AuthError::CodeNotFound`],
-    /// [`AuthError::AttemptsExceeded`], storage errors.
+    /// The per-IP and failure limits of a verification attempt on `phone`: none for a test
+    /// number while test numbers are exempt.
+    fn attempt_guard(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> AttemptGuard {
+        let test = self.config.test_code(phone, now).is_some();
+        if test && self.config.test_numbers_exempt {
+            return AttemptGuard::default();
+        }
+        AttemptGuard {
+            limits: self.ip_limits(
+                phone.market(),
+                client,
+                "verify",
+                self.config.ip_verify_limit,
+                None,
+            ),
+            failures: Some(self.config.failures),
+        }
+    }
+
+    /// The error for a refused verification of `phone`; a lock set by this attempt is reported
+    /// to the observers (security notification) and logged for audit.
+    fn refused(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        step: &'static str,
+        outcome: VerifyOutcome,
+    ) -> AuthError {
+        let market = phone.market();
+        if self.config.test_code(phone, self.clock.now()).is_some() {
+            tracing::info!(
+                target: "audit",
+                event = "test_number_used",
+                step,
+                %market,
+                outcome = ?outcome,
+                client_ip = client.ip.as_deref(),
+                user_agent = client.user_agent.as_deref(),
+            );
+        }
+        match outcome {
+            VerifyOutcome::Verified { .. } | VerifyOutcome::NoActiveCode => {
+                AuthError::InvalidCode(CodeRefusal::NoActiveCode)
+            }
+            VerifyOutcome::WrongCode { .. } => AuthError::InvalidCode(CodeRefusal::Wrong),
+            VerifyOutcome::Expired => AuthError::InvalidCode(CodeRefusal::Expired),
+            VerifyOutcome::AttemptsExceeded => {
+                AuthError::InvalidCode(CodeRefusal::AttemptsExceeded)
+            }
+            VerifyOutcome::RateLimited(r) => AuthError::RateLimited(r.0),
+            VerifyOutcome::Locked {
+                retry_after,
+                just_locked,
+                user,
+            } => {
+                if just_locked {
+                    let at = self.clock.now();
+                    let until =
+                        at + Duration::seconds(i64::try_from(retry_after.0).unwrap_or(i64::MAX));
+                    // Audit (issue 12, items 8 and 18): wired to the audit log by the coordinator.
+                    tracing::info!(
+                        target: "audit",
+                        event = "phone_locked",
+                        step,
+                        %market,
+                        user = user.map(|u| u.0),
+                        until = %until,
+                        client_ip = client.ip.as_deref(),
+                        user_agent = client.user_agent.as_deref(),
+                    );
+                    let event = crate::PhoneLockedEvent {
+                        market,
+                        user,
+                        at,
+                        until,
+                    };
+                    for observer in &self.sign_in_observers {
+                        observer.phone_locked(&event);
+                    }
+                }
+                AuthError::PhoneLocked(retry_after.0)
+            }
+        }
+    }
+
+    /// Checks a sign-in `code` for `phone` ([`AuthService::verify_code_with`] without a
+    /// `challenge_id`).
     pub fn verify_code(
         &self,
         phone: &PhoneNumber,
         code: &OtpCode,
         client: &ClientInfo,
     ) -> Result<LoginSuccess, AuthError> {
+        self.verify_code_with(phone, code, None, client)
+    }
+
+    /// Checks a sign-in `code` for `phone` — on the challenge `challenge_id` when given (an
+    /// unknown id touches no code), else on the number's newest sign-in challenge; on success
+    /// creates the user if new, opens a session and signs an access token bound to it.
+    ///
+    /// Errors: [`AuthError::InvalidCode`] (one answer for wrong, used, expired, dead or missing
+    /// codes), [`AuthError::PhoneLocked`], [`AuthError::RateLimited`] (per-IP verify limit),
+    /// storage errors.
+    pub fn verify_code_with(
+        &self,
+        phone: &PhoneNumber,
+        code: &OtpCode,
+        challenge_id: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<LoginSuccess, AuthError> {
         let market = phone.market();
         let repo = self.repo(market)?;
         let now = self.clock.now();
-        let matches = |stored: &[u8]| self.hasher.verify(phone, code, stored);
+        let matches = |stored: &[u8]| self.hasher.verify(phone, OtpPurpose::Login, code, stored);
         let deadline = session_deadline(
             now,
             now,
@@ -437,6 +693,8 @@ impl AuthService {
             now,
             max_attempts: self.config.max_attempts,
             matches: &matches,
+            challenge_id,
+            guard: self.attempt_guard(phone, client, now),
             session,
             refresh: NewRefreshToken {
                 token_hash: refresh_hash,
@@ -449,6 +707,18 @@ impl AuthService {
                 is_new_user,
                 known_device,
             } => {
+                if self.config.test_code(phone, now).is_some() {
+                    tracing::info!(
+                        target: "audit",
+                        event = "test_number_used",
+                        step = "verify_code",
+                        %market,
+                        user = user.id.0,
+                        outcome = "verified",
+                        client_ip = client.ip.as_deref(),
+                        user_agent = client.user_agent.as_deref(),
+                    );
+                }
                 let jti = new_uuid(self.rng.as_ref());
                 let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
                 let event = crate::SignInEvent {
@@ -472,12 +742,7 @@ impl AuthService {
                     refresh_expires_in: (deadline - now).num_seconds(),
                 })
             }
-            VerifyOutcome::WrongCode { attempts_left } => {
-                Err(AuthError::InvalidCode { attempts_left })
-            }
-            VerifyOutcome::Expired => Err(AuthError::CodeExpired),
-            VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
-            VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
+            refusal => Err(self.refused(phone, client, "verify_code", refusal)),
         }
     }
 
@@ -498,7 +763,7 @@ impl AuthService {
     /// Errors: [`AuthError::InvalidToken`], storage errors.
     pub fn signed_in(&self, claims: &AccessClaims) -> Result<SignedIn, AuthError> {
         let user = claims.user_id().map_err(|_| AuthError::InvalidToken)?;
-        let market = claims.market;
+        let market = claims.market().map_err(|_| AuthError::InvalidToken)?;
         let session = claims.session_id();
         let user = self
             .repo(market)?
@@ -568,15 +833,24 @@ impl AuthService {
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
+    /// `client` is the requesting client: a retry within the grace window gets the same
+    /// successor only from the client that rotated the token (same user agent and IP prefix,
+    /// [`crate::refresh::ip_prefix`]); from any other client it is reuse (RFC 9700 §4.14.2).
     ///
     /// Errors: [`AuthError::InvalidRefreshToken`]; [`AuthError::RefreshTokenReused`] when a rotated
-    /// token comes back after the grace window (the whole session is revoked).
-    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, AuthError> {
+    /// token comes back after the grace window or from another client (the whole session is
+    /// revoked).
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, AuthError> {
         let market = refresh::market_of(refresh_token).ok_or(AuthError::InvalidRefreshToken)?;
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let presented = refresh::hash(refresh_token);
-        let (successor, successor_hash) = refresh::generate(market, self.rng.as_ref());
+        // Deterministic: a replay recomputes the same successor, so none is ever stored.
+        let (successor, successor_hash) = self.refresh_keys.successor(market, refresh_token);
         let cmd = RotateRefresh {
             token_hash: &presented,
             now,
@@ -584,9 +858,9 @@ impl AuthService {
             idle: self.config.refresh_ttl(market),
             max_lifetime: self.config.session_max_lifetime,
             successor_hash,
-            successor_sealed: self
-                .refresh_sealer
-                .seal(successor.as_bytes(), self.rng.as_ref()),
+            client_binding: self
+                .refresh_keys
+                .client_binding(client.ip.as_deref(), client.user_agent.as_deref()),
         };
         let (session, user, refresh_token, refresh_expires_at) =
             match repo.rotate_refresh(cmd).map_err(Self::storage(market))? {
@@ -594,22 +868,12 @@ impl AuthService {
                     session,
                     user,
                     refresh_expires_at,
-                } => (session, user, successor, refresh_expires_at),
-                RotateOutcome::Replayed {
+                }
+                | RotateOutcome::Replayed {
                     session,
                     user,
-                    successor_sealed,
                     refresh_expires_at,
-                } => {
-                    let text = self
-                        .refresh_sealer
-                        .open(&successor_sealed)
-                        .map_err(|e| AuthError::Internal(Box::new(e)))
-                        .and_then(|b| {
-                            String::from_utf8(b).map_err(|e| AuthError::Internal(Box::new(e)))
-                        })?;
-                    (session, user, text, refresh_expires_at)
-                }
+                } => (session, user, successor, refresh_expires_at),
                 RotateOutcome::Reused => {
                     tracing::warn!(%market, "refresh token reuse: session revoked");
                     return Err(AuthError::RefreshTokenReused);
@@ -628,17 +892,38 @@ impl AuthService {
         })
     }
 
-    /// Deletes the caller's account after checking a fresh code sent to its own number
-    /// (step-up; App Store Review Guideline 5.1.1(v)). Errors as [`AuthService::verify_code`].
+    /// Deletes the caller's account after checking a fresh deletion code sent to its own number
+    /// (step-up; App Store Review Guideline 5.1.1(v)): [`AuthService::delete_account_with`]
+    /// without a `challenge_id`.
     pub fn delete_account(&self, who: &SignedIn, code: &OtpCode) -> Result<(), AuthError> {
+        self.delete_account_with(who, code, None, &ClientInfo::default())
+    }
+
+    /// Deletes the caller's account after checking `code`, which must have been sent for
+    /// [`OtpPurpose::DeleteAccount`] to the account's own number (a sign-in code is refused), on
+    /// the challenge `challenge_id` when given. Limits and errors as
+    /// [`AuthService::verify_code_with`].
+    pub fn delete_account_with(
+        &self,
+        who: &SignedIn,
+        code: &OtpCode,
+        challenge_id: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let user = &who.user;
-        let matches = |stored: &[u8]| self.hasher.verify(&user.phone, code, stored);
+        let now = self.clock.now();
+        let matches = |stored: &[u8]| {
+            self.hasher
+                .verify(&user.phone, OtpPurpose::DeleteAccount, code, stored)
+        };
         let cmd = DeleteAccount {
             user: user.id,
             phone: &user.phone,
-            now: self.clock.now(),
+            now,
             max_attempts: self.config.max_attempts,
             matches: &matches,
+            challenge_id,
+            guard: self.attempt_guard(&user.phone, client, now),
         };
         match self
             .repo(who.market)?
@@ -649,12 +934,7 @@ impl AuthService {
                 tracing::info!(market = %who.market, user = %user.id, "account deleted");
                 Ok(())
             }
-            VerifyOutcome::WrongCode { attempts_left } => {
-                Err(AuthError::InvalidCode { attempts_left })
-            }
-            VerifyOutcome::Expired => Err(AuthError::CodeExpired),
-            VerifyOutcome::AttemptsExceeded => Err(AuthError::AttemptsExceeded),
-            VerifyOutcome::NoActiveCode => Err(AuthError::CodeNotFound),
+            refusal => Err(self.refused(&user.phone, client, "delete_account", refusal)),
         }
     }
 
@@ -667,5 +947,207 @@ impl AuthService {
                 error: r.ping().err().map(|e| e.to_string()),
             })
             .collect()
+    }
+}
+
+/// Send limits shared across markets and the SMS-pumping guards (issue 12, items 11 and 14).
+impl AuthService {
+    /// Requires a CAPTCHA token on send-code, checked by `verifier`.
+    #[must_use]
+    pub fn with_captcha(mut self, verifier: Arc<dyn crate::CaptchaVerifier>) -> Self {
+        self.captcha = Some(verifier);
+        self
+    }
+
+    /// Whether send-code requires a CAPTCHA token.
+    pub fn captcha_required(&self) -> bool {
+        self.captcha.is_some()
+    }
+
+    /// Counters of the SMS-pumping guards (for metrics).
+    pub fn sms_guard_metrics(&self) -> Arc<SmsGuardMetrics> {
+        self.guard_metrics.clone()
+    }
+
+    /// Checks the CAPTCHA token of a send-code with the provider, when one is configured: call
+    /// it before [`AuthService::send_code`] (it is asynchronous: the provider is asked over HTTP,
+    /// not on the database thread pool).
+    ///
+    /// Errors: [`AuthError::CaptchaRequired`] (no or empty token), [`AuthError::CaptchaInvalid`],
+    /// [`AuthError::CaptchaUnavailable`].
+    pub async fn check_captcha(
+        &self,
+        token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let Some(verifier) = &self.captcha else {
+            return Ok(());
+        };
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::CaptchaRequired)?;
+        // Providers refuse tokens over 2,048 characters; don't forward bigger ones.
+        if token.len() > 2048 {
+            return Err(AuthError::CaptchaInvalid);
+        }
+        match verifier.verify(token, client.ip.as_deref()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AuthError::CaptchaInvalid),
+            Err(e) => {
+                tracing::warn!(provider = verifier.name(), error = %e, "captcha check failed");
+                Err(AuthError::CaptchaUnavailable(e))
+            }
+        }
+    }
+
+    /// The other markets' stored states of `buckets` (read, never written). A market that
+    /// cannot be read counts as nothing: its own database still enforces its share, and one
+    /// market's outage must not stop the other from sending codes.
+    fn elsewhere(&self, market: Market, buckets: &[&str]) -> Vec<Vec<Option<crate::BucketState>>> {
+        self.repos
+            .iter()
+            .filter(|(m, _)| **m != market)
+            .filter_map(|(m, repo)| match repo.bucket_states(buckets) {
+                Ok(states) => Some(states),
+                Err(e) => {
+                    tracing::warn!(market = %m, error = %e, "other market's counts not read");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The per-IP send limits of `client` in `market`: one bucket per IPv4 address or IPv6 /64
+    /// (and a looser one per /48), each with the hits the same buckets hold in the other
+    /// markets, so one budget covers every market while each database holds only its own
+    /// market's hits.
+    fn ip_send_limits(&self, market: Market, client: &ClientInfo) -> Vec<RateLimitCheck> {
+        let site = self.config.ipv6_48_send_limit;
+        self.ip_limits(
+            market,
+            client,
+            "send",
+            self.config.ip_send_limit,
+            Some(site),
+        )
+    }
+
+    /// The `kind` (`send`, `verify`) buckets of the client's IP (IPv4-mapped IPv6 as IPv4, IPv6
+    /// per /64 under `subscriber` and per /48 under `site`, when given), each with the other
+    /// markets' hits of the same key, so one budget covers every market (issue 12, item 11).
+    fn ip_limits(
+        &self,
+        market: Market,
+        client: &ClientInfo,
+        kind: &str,
+        subscriber: RateLimitPolicy,
+        site: Option<RateLimitPolicy>,
+    ) -> Vec<RateLimitCheck> {
+        let Some(ip) = &client.ip else {
+            return Vec::new();
+        };
+        let buckets: Vec<ip_budget::IpBucket> = ip_budget::send_buckets(ip)
+            .into_iter()
+            .filter(|b| b.scope == IpScope::Subscriber || site.is_some())
+            .map(|b| ip_budget::IpBucket {
+                key: b.key.replacen("send:", &format!("{kind}:"), 1),
+                scope: b.scope,
+            })
+            .collect();
+        let keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
+        let others = self.elsewhere(market, &keys);
+        let now = self.clock.now();
+        buckets
+            .iter()
+            .enumerate()
+            .map(|(i, bucket)| {
+                let policy = match (bucket.scope, site) {
+                    (IpScope::Site, Some(site)) => site,
+                    _ => subscriber,
+                };
+                let elsewhere = others.iter().fold(Elsewhere::default(), |acc, states| {
+                    acc.plus(&policy, states.get(i).copied().flatten().as_ref(), now)
+                });
+                RateLimitCheck {
+                    bucket: bucket.key.clone(),
+                    policy,
+                    elsewhere,
+                }
+            })
+            .collect()
+    }
+
+    /// The SMS-pumping guards of a message to `phone`: the market's daily budget, the total
+    /// over markets (other markets' daily counts read here), the prefix's hourly limit.
+    fn sms_guards(&self, phone: &PhoneNumber) -> SmsGuards {
+        let market = phone.market();
+        let guard = &self.config.sms_guard;
+        let policy = sms_guard::daily_policy(self.config.sms_daily_limit(market));
+        let now = self.clock.now();
+        let elsewhere = self
+            .elsewhere(market, &[sms_guard::DAILY_BUCKET])
+            .iter()
+            .fold(Elsewhere::default(), |acc, states| {
+                acc.plus(&policy, states.first().copied().flatten().as_ref(), now)
+            });
+        SmsGuards {
+            daily: RateLimitCheck {
+                bucket: sms_guard::DAILY_BUCKET.to_owned(),
+                policy,
+                elsewhere,
+            },
+            total_daily_limit: guard.total_daily_limit,
+            prefix: PrefixCheck {
+                prefix: sms_guard::sms_prefix(phone),
+                hourly_limit: guard.prefix_hourly_limit,
+                alarm_multiple: guard.prefix_alarm_multiple,
+            },
+        }
+    }
+}
+
+/// Counters of the SMS-pumping guards since start-up, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SmsGuardMetrics {
+    /// Messages refused by a daily budget (market or total).
+    pub daily_budget_trips: std::sync::atomic::AtomicU64,
+    /// Messages refused by a prefix's hourly limit.
+    pub prefix_limit_trips: std::sync::atomic::AtomicU64,
+    /// Prefix velocity alarms raised.
+    pub prefix_alarms: std::sync::atomic::AtomicU64,
+}
+
+impl SmsGuardMetrics {
+    fn tripped(&self, market: Market, trip: &BudgetTrip, client: &ClientInfo) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match trip.guard {
+            crate::BudgetGuard::PrefixHourly => self.prefix_limit_trips.fetch_add(1, Relaxed),
+            _ => self.daily_budget_trips.fetch_add(1, Relaxed),
+        };
+        // The audit record (issue 12, item 18): the guard, never the number.
+        tracing::warn!(
+            target: "audit",
+            event = "sms_budget_exceeded",
+            %market,
+            guard = trip.guard.as_str(),
+            prefix = trip.prefix.as_deref(),
+            client_ip = client.ip.as_deref(),
+            user_agent = client.user_agent.as_deref(),
+            retry_after = trip.retry_after.0,
+            "SMS guard tripped: nothing sent"
+        );
+    }
+
+    fn alarm(&self, market: Market, alarm: &crate::PrefixAlarm) {
+        self.prefix_alarms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            %market,
+            prefix = alarm.prefix.as_str(),
+            sent_this_hour = alarm.sent,
+            usual_per_hour = alarm.baseline,
+            "SMS prefix velocity alarm: possible SMS pumping"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The rules that decide a verification attempt (NIST SP 800-63B §5.1.3: out-of-band codes are
 //! single use, short lived, and attempts are limited).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::RetryAfter;
 
 /// Lifecycle of a stored OTP challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,55 @@ pub fn judge(
     }
 }
 
+/// Consecutive wrong codes a number may collect across its challenges before it is locked
+/// (issue 12, item 8; NIST SP 800-63B §5.2.2 allows at most 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Wrong codes in a row that lock the number (default 30, at most 100).
+    pub max_consecutive: u32,
+    /// How long the lock lasts (default 24 hours).
+    pub lock: Duration,
+}
+
+/// What the store keeps per number about wrong codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureState {
+    /// Wrong codes since the last success (or the last lock).
+    pub consecutive: u32,
+    /// End of the current lock, if any.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl FailureState {
+    /// The wait left when the number is locked at `now`.
+    pub fn locked(&self, now: DateTime<Utc>) -> Option<RetryAfter> {
+        self.locked_until
+            .filter(|until| now < *until)
+            .map(|until| RetryAfter::until(now, until))
+    }
+}
+
+impl FailurePolicy {
+    /// The state after one more wrong code at `now`, and whether it locks the number. A lock
+    /// starts the count again, so after it ends the number has the full allowance.
+    pub fn record_failure(&self, state: FailureState, now: DateTime<Utc>) -> (FailureState, bool) {
+        let consecutive = state.consecutive.saturating_add(1);
+        if consecutive >= self.max_consecutive {
+            let locked = FailureState {
+                consecutive: 0,
+                locked_until: Some(now + self.lock),
+            };
+            (locked, true)
+        } else {
+            let state = FailureState {
+                consecutive,
+                locked_until: state.locked_until,
+            };
+            (state, false)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -169,6 +220,26 @@ mod tests {
         assert_eq!(s.status, ChallengeStatus::Dead);
         // The fourth try is refused even with the right code.
         assert_eq!(judge(Some(&s), now(), 3, true), Judgement::AttemptsExceeded);
+    }
+
+    #[test]
+    fn failures_lock_the_number_then_start_again() {
+        let policy = FailurePolicy {
+            max_consecutive: 3,
+            lock: Duration::minutes(1440),
+        };
+        let mut s = FailureState::default();
+        for _ in 0..2 {
+            let (next, locked) = policy.record_failure(s, now());
+            assert!(!locked);
+            s = next;
+        }
+        assert_eq!(s.locked(now()), None);
+        let (s, locked) = policy.record_failure(s, now());
+        assert!(locked);
+        assert_eq!(s.consecutive, 0);
+        assert_eq!(s.locked(now()), Some(RetryAfter(86_400)));
+        assert_eq!(s.locked(now() + Duration::minutes(1440)), None);
     }
 
     #[test]

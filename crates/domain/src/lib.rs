@@ -9,10 +9,13 @@
 
 pub mod account;
 pub mod auth;
+pub mod captcha;
 pub mod challenge;
 pub mod clock;
 pub mod entities;
 pub mod events;
+pub mod ip_budget;
+pub mod keys;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -20,6 +23,7 @@ pub mod rate_limit;
 pub mod refresh;
 pub mod sealed;
 pub mod secret;
+pub mod sms_guard;
 pub mod tokens;
 
 pub use account::{
@@ -30,26 +34,31 @@ pub use account::{
     PaymentMethodId, PaymentMethodInput, PaymentMethodRecord, PaymentMethodUpdate,
 };
 pub use auth::{
-    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeSent, LoginSuccess, LogoutScope,
-    MarketHealth, Refreshed, SignedIn,
+    AuthConfig, AuthDeps, AuthError, AuthService, ClientInfo, CodeRefusal, CodeSent, LoginSuccess,
+    LogoutScope, MarketHealth, Refreshed, SignedIn, SmsGuardMetrics,
 };
-pub use challenge::{ChallengeState, ChallengeStatus, Judgement};
+pub use captcha::{CaptchaUnavailable, CaptchaVerifier};
+pub use challenge::{ChallengeState, ChallengeStatus, FailurePolicy, FailureState, Judgement};
 pub use clock::{Clock, SystemClock};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
-pub use events::{SignInEvent, SignInObserver};
+pub use events::{PhoneLockedEvent, SignInEvent, SignInObserver};
+pub use keys::KeyRing;
+pub use marque_markets::OtpPurpose;
 pub use otp::OtpHasher;
 pub use ports::{
-    AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge, IssueOutcome,
-    MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage, OutboxRepository,
-    OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome, RotateRefresh,
-    SessionInfo, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge,
+    IssueOutcome, MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage,
+    OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome,
+    RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
-pub use rate_limit::{BucketState, RateLimitPolicy, RetryAfter};
+pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
+pub use refresh::RefreshKeys;
 pub use sealed::PayloadSealer;
 pub use secret::{ExposeSecret, SecretBox, SecretString};
+pub use sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 pub use tokens::{
     AccessClaims, ClaimsExt, Ed25519PublicKey, Ed25519SigningKey, TokenError, TokenService,
 };

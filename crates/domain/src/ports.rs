@@ -8,9 +8,14 @@
 //! number of instances see one consistent state.
 
 use chrono::{DateTime, Duration, Utc};
-use marque_markets::{Market, PhoneNumber};
+use marque_markets::{Market, OtpPurpose, PhoneNumber};
 
-use crate::{NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId};
+use crate::challenge::FailurePolicy;
+use crate::rate_limit::Elsewhere;
+use crate::sms_guard::{BudgetTrip, PrefixAlarm, SmsGuards};
+use crate::{
+    BucketState, NewSession, ProfileUpdate, RateLimitPolicy, RetryAfter, SessionId, User, UserId,
+};
 
 /// A storage failure. Business outcomes are never errors: they are variants of the outcomes below.
 ///
@@ -33,6 +38,9 @@ pub struct RateLimitCheck {
     pub bucket: String,
     /// The limit that applies.
     pub policy: RateLimitPolicy,
+    /// Hits of the same bucket in the other markets' databases, counted against the same limit
+    /// (one budget across markets; zero for per-market buckets such as a phone number's).
+    pub elsewhere: Elsewhere,
 }
 
 /// Delivery channel of a message.
@@ -87,6 +95,15 @@ pub struct IssueChallenge {
     pub phone: PhoneNumber,
     /// HMAC of the code ([`crate::OtpHasher::hash`]).
     pub code_hash: Vec<u8>,
+    /// What the code is for; only a verification of this purpose may use it, and it supersedes
+    /// only the number's active code of the same purpose.
+    pub purpose: OtpPurpose,
+    /// The unguessable id returned to the client (22 base64url characters, 128 random bits); a
+    /// verification that carries it is judged on this challenge only.
+    pub challenge_id: String,
+    /// Whether a failure lock of the number refuses the code ([`IssueOutcome::Locked`]); `false`
+    /// only for test numbers outside production.
+    pub check_lock: bool,
     /// Issue time.
     pub now: DateTime<Utc>,
     /// Expiry of the code.
@@ -97,15 +114,36 @@ pub struct IssueChallenge {
     pub limits: Vec<RateLimitCheck>,
     /// Message to deliver (`None` for test numbers).
     pub outbox: Option<NewOutboxMessage>,
+    /// SMS-pumping guards, checked after `limits` (`None` when nothing is sent).
+    pub sms: Option<SmsGuards>,
 }
 
 /// Result of `AuthRepository::issue_challenge`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IssueOutcome {
     /// Stored; any earlier active code of the number is superseded.
     Issued,
+    /// Stored like [`IssueOutcome::Issued`], and this message took the number's prefix over its
+    /// velocity alarm line (an alarm, not a refusal).
+    IssuedWithAlarm(PrefixAlarm),
     /// A bucket refused; nothing was written.
     RateLimited(RetryAfter),
+    /// An SMS budget or the prefix velocity limit refused; nothing was written.
+    BudgetExceeded(BudgetTrip),
+    /// The number is locked after too many consecutive wrong codes; nothing was written.
+    Locked(RetryAfter),
+}
+
+/// Limits on verification attempts, decided in the attempt's transaction under row locks
+/// (issue 12, item 8). Empty (`Default`) for test numbers outside production.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptGuard {
+    /// Buckets to hit before judging (the per-IP verify limit); a refusal is
+    /// [`VerifyOutcome::RateLimited`] and nothing is judged.
+    pub limits: Vec<RateLimitCheck>,
+    /// Consecutive wrong codes per number across challenges, and the lock that follows;
+    /// `None` for no counting.
+    pub failures: Option<FailurePolicy>,
 }
 
 /// Input of `AuthRepository::verify_challenge`.
@@ -118,6 +156,11 @@ pub struct VerifyChallenge<'a> {
     pub max_attempts: u32,
     /// Compares the presented code with a stored hash, in constant time.
     pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// The `challenge_id` the client sent: when given, only the number's active challenge with
+    /// this id is judged, and an unknown id touches nothing. `None`: the newest challenge.
+    pub challenge_id: Option<&'a str>,
+    /// Per-IP and failure limits.
+    pub guard: AttemptGuard,
     /// The session to create when the code is right.
     pub session: NewSession,
     /// The session's first refresh token.
@@ -148,8 +191,9 @@ pub struct RotateRefresh<'a> {
     pub max_lifetime: Duration,
     /// Hash of the successor to store when rotating (its `expires_at` is the new session deadline).
     pub successor_hash: Vec<u8>,
-    /// The successor's text, sealed, kept on the rotated row for the grace window only.
-    pub successor_sealed: Vec<u8>,
+    /// The requesting client's binding ([`crate::RefreshKeys::client_binding`]): kept on the
+    /// rotated row, compared on a replay within the grace window.
+    pub client_binding: Vec<u8>,
 }
 
 /// Result of `AuthRepository::rotate_refresh`.
@@ -164,14 +208,13 @@ pub enum RotateOutcome {
         /// Expiry of the successor (= the session's new deadline).
         refresh_expires_at: DateTime<Utc>,
     },
-    /// A retry within the grace window: the successor already issued, sealed.
+    /// A retry by the same client within the grace window: the successor already issued (the
+    /// caller recomputes its text from the presented token).
     Replayed {
         /// The session.
         session: SessionId,
         /// Its user.
         user: UserId,
-        /// The successor's sealed text.
-        successor_sealed: Vec<u8>,
         /// Expiry of the successor.
         refresh_expires_at: DateTime<Utc>,
     },
@@ -222,6 +265,10 @@ pub struct DeleteAccount<'a> {
     pub max_attempts: u32,
     /// Compares the presented code with a stored hash, in constant time.
     pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// As in [`VerifyChallenge`]; only `delete_account` challenges are considered.
+    pub challenge_id: Option<&'a str>,
+    /// Per-IP and failure limits.
+    pub guard: AttemptGuard,
 }
 
 /// Result of `AuthRepository::verify_challenge`.
@@ -247,8 +294,20 @@ pub enum VerifyOutcome {
     Expired,
     /// Too many wrong tries: the code is dead.
     AttemptsExceeded,
-    /// No usable code for the number.
+    /// No usable code for the number (or none with the given `challenge_id`).
     NoActiveCode,
+    /// The number is locked after too many consecutive wrong codes: nothing was judged, or this
+    /// wrong code was the one that locked it (`just_locked`).
+    Locked {
+        /// Until the lock ends.
+        retry_after: RetryAfter,
+        /// Whether this attempt set the lock (notify the user, audit it once).
+        just_locked: bool,
+        /// The number's user, if signed up (for the security notification).
+        user: Option<UserId>,
+    },
+    /// A limit of the [`AttemptGuard`] refused the attempt; nothing was judged.
+    RateLimited(RetryAfter),
 }
 
 /// Storage of one market's authentication state. One implementation per market database.
@@ -263,8 +322,13 @@ pub trait AuthRepository: Send + Sync {
     /// message — all or nothing.
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError>;
 
-    /// Judges an attempt on the number's newest challenge and applies the verdict (see
-    /// [`VerifyOutcome`]).
+    /// The stored state of each of `buckets` (`None` for a bucket never hit), read without
+    /// locking: the service adds other markets' counts of a client to one budget this way.
+    fn bucket_states(&self, buckets: &[&str]) -> Result<Vec<Option<BucketState>>, RepoError>;
+
+    /// Judges an attempt on the number's newest `login` challenge (or the one with
+    /// `challenge_id`) and applies the verdict (see [`VerifyOutcome`]), after the guard's limits
+    /// and lock.
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError>;
 
     /// The session's expiry, if the session exists, belongs to `user`, is not revoked and has not
@@ -312,7 +376,7 @@ pub trait AuthRepository: Send + Sync {
     ) -> Result<Vec<SessionInfo>, RepoError>;
 
     /// Judges a refresh ([`crate::refresh::judge`]) with the token row locked, and applies the
-    /// verdict: rotate (store successor, extend session, keep the sealed successor on the old
+    /// verdict: rotate (store successor, extend session, keep the client binding on the old
     /// row), replay, or revoke the whole session on reuse.
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError>;
 

@@ -32,10 +32,43 @@ pub struct BucketState {
 pub struct RetryAfter(pub u64);
 
 impl RetryAfter {
-    fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Self {
+    /// The wait from `now` until `at`, in whole seconds rounded up (at least 1).
+    pub fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Self {
         let ms = (at - now).num_milliseconds().max(0);
         // Round up so a client that waits exactly this long is admitted.
         RetryAfter(((ms + 999) / 1000).max(1) as u64)
+    }
+}
+
+/// Hits counted for the same client in the buckets of the *other* markets' databases (read, not
+/// written: no personal data crosses markets), so one budget covers every market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Elsewhere {
+    /// Hits in the other markets' current windows.
+    pub hits: u32,
+    /// When the earliest of those windows ends (`None` when `hits` is 0).
+    pub window_ends: Option<DateTime<Utc>>,
+}
+
+impl Elsewhere {
+    /// Adds the stored `state` of one other market's bucket under `policy` at `now`: only hits
+    /// of a window still open count.
+    #[must_use]
+    pub fn plus(
+        self,
+        policy: &RateLimitPolicy,
+        state: Option<&BucketState>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let Some(s) = state else { return self };
+        let ends = s.window_started_at + policy.window;
+        if s.hits == 0 || now >= ends {
+            return self;
+        }
+        Self {
+            hits: self.hits.saturating_add(s.hits),
+            window_ends: Some(self.window_ends.map_or(ends, |e| e.min(ends))),
+        }
     }
 }
 
@@ -47,22 +80,59 @@ impl RateLimitPolicy {
         state: Option<&BucketState>,
         now: DateTime<Utc>,
     ) -> Result<BucketState, RetryAfter> {
+        self.admit_shared(state, now, Elsewhere::default())
+    }
+
+    /// [`RateLimitPolicy::admit`] with `elsewhere` hits of the same client counted in other
+    /// markets: admitted only while this bucket's hits plus those stay under `max_hits`.
+    ///
+    /// Monotonic: the decision is taken at `max(now, last hit)`. `now` is read before the
+    /// caller waits for the bucket's row lock, so a request that waited sees hits of later
+    /// readers "in its future" (and instances' clocks differ by milliseconds); judged at its own
+    /// `now` it would be refused for a cooldown that has not even begun (issue 12, item 12:
+    /// spurious 429 `Retry-After: 1` under concurrency). A hit is never dated before the last.
+    pub fn admit_shared(
+        &self,
+        state: Option<&BucketState>,
+        now: DateTime<Utc>,
+        elsewhere: Elsewhere,
+    ) -> Result<BucketState, RetryAfter> {
+        let now = state.map_or(now, |s| now.max(s.last_hit_at));
+        let elsewhere_full = |own_window_ends: Option<DateTime<Utc>>| {
+            let ends = [own_window_ends, elsewhere.window_ends]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now);
+            Err(RetryAfter::until(now, ends))
+        };
         let fresh = BucketState {
             window_started_at: now,
             hits: 1,
             last_hit_at: now,
         };
-        let Some(s) = state else { return Ok(fresh) };
+        let Some(s) = state else {
+            if elsewhere.hits >= self.max_hits {
+                return elsewhere_full(None);
+            }
+            return Ok(fresh);
+        };
         let cooldown_ends = s.last_hit_at + self.cooldown;
         if now < cooldown_ends {
             return Err(RetryAfter::until(now, cooldown_ends));
         }
         let window_ends = s.window_started_at + self.window;
         if now >= window_ends {
+            if elsewhere.hits >= self.max_hits {
+                return elsewhere_full(None);
+            }
             return Ok(fresh);
         }
         if s.hits >= self.max_hits {
             return Err(RetryAfter::until(now, window_ends));
+        }
+        if s.hits.saturating_add(elsewhere.hits) >= self.max_hits {
+            return elsewhere_full(Some(window_ends));
         }
         Ok(BucketState {
             window_started_at: s.window_started_at,
@@ -111,6 +181,48 @@ mod tests {
         let later = t0() + Duration::minutes(15);
         let s4 = POLICY.admit(Some(&s3), later).unwrap();
         assert_eq!((s4.hits, s4.window_started_at), (1, later));
+    }
+
+    /// Issue 12, item 12: a request that read the clock, then waited for the bucket lock while a
+    /// later reader hit the bucket, is judged at the last hit, not refused with `Retry-After: 1`.
+    #[test]
+    fn a_hit_in_the_future_does_not_refuse_an_earlier_reader() {
+        let p = RateLimitPolicy {
+            cooldown: Duration::zero(),
+            ..POLICY
+        };
+        let later = p.admit(None, t0() + Duration::milliseconds(7)).unwrap();
+        let s = p.admit(Some(&later), t0()).unwrap();
+        assert_eq!(s.hits, 2);
+        assert_eq!(s.last_hit_at, later.last_hit_at);
+        // A real cooldown still holds, counted from the last hit.
+        let s1 = POLICY.admit(None, t0() + Duration::seconds(2)).unwrap();
+        assert_eq!(POLICY.admit(Some(&s1), t0()), Err(RetryAfter(60)));
+    }
+
+    #[test]
+    fn hits_elsewhere_share_one_budget() {
+        let p = RateLimitPolicy {
+            cooldown: Duration::zero(),
+            ..POLICY
+        };
+        let other = p.admit(None, t0()).unwrap();
+        let other = p.admit(Some(&other), t0()).unwrap();
+        let now = t0() + Duration::minutes(5);
+        let elsewhere = Elsewhere::default().plus(&p, Some(&other), now);
+        assert_eq!(elsewhere.hits, 2);
+        // 2 elsewhere + 1 here = 3 = max.
+        let mine = p.admit_shared(None, now, elsewhere).unwrap();
+        assert_eq!(
+            p.admit_shared(Some(&mine), now, elsewhere),
+            Err(RetryAfter(10 * 60)),
+            "wait until the earliest window ends"
+        );
+        // Once the other market's window is over, its hits no longer count.
+        let later = t0() + Duration::minutes(15);
+        let gone = Elsewhere::default().plus(&p, Some(&other), later);
+        assert_eq!(gone, Elsewhere::default());
+        assert!(p.admit_shared(Some(&mine), later, gone).is_ok());
     }
 
     #[test]

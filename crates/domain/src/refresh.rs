@@ -5,10 +5,20 @@
 //! stored (the token has full entropy, so no key or slow hash is needed). Each use rotates the
 //! token; presenting a rotated token again is treated as theft and revokes the whole session
 //! (RFC 6819 §5.2.2.3; OAuth 2.0 Security BCP, RFC 9700 §4.14.2) — except within a short grace
-//! window, where a client's concurrent retry gets the same successor instead of a logout.
+//! window, where the same client's concurrent retry gets the same successor instead of a logout.
+//!
+//! Nothing reversible is kept (RFC 9700 §4.14.2; issue 12 item 6): the successor of a token is
+//! not stored, sealed or otherwise, but recomputed from the presented token with a keyed MAC
+//! ([`RefreshKeys::successor`]), so only a holder of the presented token *and* the server key can
+//! produce it. The rotated row keeps a MAC of the client that rotated it
+//! ([`RefreshKeys::client_binding`]: user agent and IP prefix — IPv4 /24, IPv6 /64), never the
+//! address or agent themselves; a replay inside the grace window from another client is reuse.
+
+use std::net::IpAddr;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
 use marque_markets::Market;
 use sha2::{Digest, Sha256};
 
@@ -20,13 +30,92 @@ const PREFIX: &str = "mrt_";
 pub fn generate(market: Market, rng: &dyn RandomSource) -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rng.fill_bytes(&mut bytes);
-    let token = format!(
+    let token = token_text(market, &bytes);
+    let hash = hash(&token);
+    (token, hash)
+}
+
+fn token_text(market: Market, bytes: &[u8]) -> String {
+    format!(
         "{PREFIX}{}_{}",
         market.code(),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let hash = hash(&token);
-    (token, hash)
+    )
+}
+
+/// The refresh-token MAC key (HMAC-SHA256, RFC 2104), derived from `SECRET_KEY` with HKDF under
+/// `marque/refresh-mac/v1` ([`crate::keys::KeyRing`]).
+#[derive(Clone)]
+pub struct RefreshKeys {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for RefreshKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshKeys([REDACTED])")
+    }
+}
+
+impl RefreshKeys {
+    /// Keys from a 32-byte HMAC key.
+    pub fn from_key(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, purpose: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
+        mac.update(purpose);
+        for part in parts {
+            // Length-prefixed, so no two different inputs give the same MAC input.
+            mac.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The successor of `presented` when it is rotated: `HMAC(key, presented)` as a token of
+    /// `market`. Deterministic, so a retry within the grace window gets the same successor
+    /// without any copy of it being kept (RFC 9700 §4.14.2); 256 bits, like [`generate`].
+    pub fn successor(&self, market: Market, presented: &str) -> (String, Vec<u8>) {
+        let token = token_text(
+            market,
+            &self.mac(b"marque-refresh-successor", &[presented.as_bytes()]),
+        );
+        let hash = hash(&token);
+        (token, hash)
+    }
+
+    /// What identifies the client for a replay: a MAC of its user agent and IP prefix
+    /// ([`ip_prefix`]). Keyed, so the stored value does not reveal the address or agent.
+    pub fn client_binding(&self, ip: Option<&str>, user_agent: Option<&str>) -> Vec<u8> {
+        let prefix = ip.map_or_else(String::new, ip_prefix);
+        self.mac(
+            b"marque-refresh-client",
+            &[prefix.as_bytes(), user_agent.unwrap_or("").as_bytes()],
+        )
+        .to_vec()
+    }
+}
+
+/// The network a client address belongs to for refresh replays: IPv4 /24, IPv6 /64 (an
+/// IPv4-mapped IPv6 address counts as IPv4). A client retrying within seconds keeps its
+/// address, or at most moves within its carrier's NAT pool or its own /64 (privacy addresses,
+/// RFC 8981); a thief elsewhere does not share the prefix. Text that is not an address stands for
+/// itself.
+pub fn ip_prefix(ip: &str) -> String {
+    match ip.parse::<IpAddr>().map(|a| a.to_canonical()) {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+        Err(_) => ip.to_owned(),
+    }
 }
 
 /// SHA-256 of a refresh token's text.
@@ -66,8 +155,10 @@ pub struct RefreshState {
     pub expires_at: DateTime<Utc>,
     /// When it was rotated, if it was.
     pub rotated_at: Option<DateTime<Utc>>,
-    /// Whether its successor exists, is itself unrotated, and its sealed text is kept.
+    /// Whether its successor exists and is itself unrotated.
     pub successor_replayable: bool,
+    /// Whether this attempt comes from the client that rotated it ([`RefreshKeys::client_binding`]).
+    pub same_client: bool,
 }
 
 /// What the store knows about the token's session.
@@ -84,9 +175,11 @@ pub struct SessionState {
 pub enum RefreshJudgement {
     /// Unused token of a live session: rotate it.
     Rotate,
-    /// Rotated within the grace window and its successor is unused: hand out that successor.
+    /// Rotated within the grace window, its successor is unused and the same client asks: hand
+    /// out that successor again.
     Replay,
-    /// Rotated token presented again: revoke the session.
+    /// Rotated token presented again (after the grace window, or by another client): revoke the
+    /// session.
     Reuse,
     /// Unknown token, or its session or itself has ended.
     Invalid,
@@ -107,7 +200,9 @@ pub fn judge(
     }
     match t.rotated_at {
         None => RefreshJudgement::Rotate,
-        Some(at) if now - at <= grace && t.successor_replayable => RefreshJudgement::Replay,
+        Some(at) if now - at <= grace && t.successor_replayable && t.same_client => {
+            RefreshJudgement::Replay
+        }
         Some(_) => RefreshJudgement::Reuse,
     }
 }
@@ -162,6 +257,7 @@ mod tests {
             expires_at: t(1000),
             rotated_at: None,
             successor_replayable: false,
+            same_client: true,
         };
         assert_eq!(
             judge(Some(&fresh), Some(&live), t(1), grace),
@@ -201,5 +297,55 @@ mod tests {
             RefreshJudgement::Invalid
         );
         assert_eq!(judge(None, None, t(1), grace), RefreshJudgement::Invalid);
+    }
+
+    /// Issue 12 item 6: a replay inside the grace window from another client is reuse.
+    #[test]
+    fn replay_only_for_the_same_client() {
+        let grace = Duration::seconds(10);
+        let live = SessionState {
+            revoked: false,
+            expires_at: t(1000),
+        };
+        let rotated = RefreshState {
+            expires_at: t(1000),
+            rotated_at: Some(t(5)),
+            successor_replayable: true,
+            same_client: false,
+        };
+        assert_eq!(
+            judge(Some(&rotated), Some(&live), t(6), grace),
+            RefreshJudgement::Reuse
+        );
+    }
+
+    #[test]
+    fn successor_is_a_keyed_function_of_the_presented_token() {
+        let k = RefreshKeys::from_key([1; 32]);
+        let (a, _) = generate(Market::Kg, &OsRandom);
+        let (s1, h1) = k.successor(Market::Kg, &a);
+        let (s2, _) = k.successor(Market::Kg, &a);
+        assert_eq!(s1, s2);
+        assert_eq!(hash(&s1), h1);
+        assert_eq!(market_of(&s1), Some(Market::Kg));
+        assert_ne!(
+            RefreshKeys::from_key([2; 32]).successor(Market::Kg, &a).0,
+            s1
+        );
+        assert_ne!(k.successor(Market::Kg, &s1).0, s1);
+    }
+
+    #[test]
+    fn client_binding_by_agent_and_prefix() {
+        let k = RefreshKeys::from_key([1; 32]);
+        let b = |ip: &str, ua: &str| k.client_binding(Some(ip), Some(ua));
+        assert_eq!(b("203.0.113.7", "app/1"), b("203.0.113.200", "app/1"));
+        assert_eq!(b("203.0.113.7", "app/1"), b("::ffff:203.0.113.9", "app/1"));
+        assert_ne!(b("203.0.113.7", "app/1"), b("203.0.114.7", "app/1"));
+        assert_ne!(b("203.0.113.7", "app/1"), b("203.0.113.7", "app/2"));
+        assert_eq!(b("2001:db8:1:2::1", "a"), b("2001:db8:1:2:ffff::9", "a"));
+        assert_ne!(b("2001:db8:1:2::1", "a"), b("2001:db8:1:3::1", "a"));
+        assert_eq!(ip_prefix("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(ip_prefix("10.1.2.3"), "10.1.2.0/24");
     }
 }

@@ -2,13 +2,12 @@
 //!
 //! An outbox message carries a one-time code in clear text until it is delivered; storing it that
 //! way would defeat hashing the code. Payloads are sealed with ChaCha20-Poly1305 (RFC 8439) under a
-//! key derived from `SECRET_KEY`, and the store scrubs them once delivered or expired.
+//! key derived from `SECRET_KEY` with HKDF ([`crate::keys`]), and the store scrubs them once delivered or expired.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
 use crate::RandomSource;
-use crate::otp::derive_key;
 
 const NONCE_LEN: usize = 12;
 
@@ -31,17 +30,16 @@ impl std::fmt::Debug for PayloadSealer {
 pub struct OpenError;
 
 impl PayloadSealer {
-    /// A sealer for outbox payloads, keyed from `secret` with the label `marque-outbox-v1`.
+    /// A sealer for outbox payloads, keyed from `secret` with HKDF (RFC 5869) under the label
+    /// `marque/outbox-seal/v1` ([`crate::keys::KeyRing`]).
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self::with_label(secret, b"marque-outbox-v1")
+        crate::keys::KeyRing::derive(secret).outbox_sealer()
     }
 
-    /// A sealer keyed from `secret` for the purpose named by `label`, so each purpose (outbox,
-    /// refresh-token grace copies…) has its own key.
-    pub fn with_label(secret: &[u8], label: &[u8]) -> Self {
-        let key = derive_key(secret, label);
+    /// A sealer with `key`, a ChaCha20-Poly1305 key from [`crate::keys::KeyRing`].
+    pub fn from_key(key: &[u8; 32]) -> Self {
         Self {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
         }
     }
 

@@ -1,6 +1,10 @@
-//! Access tokens: JWT (RFC 7519) signed with HS256 (RFC 7518 §3.2) or, as an option, EdDSA over
-//! Ed25519 (RFC 8037) with a `kid` header and a published JWKS (RFC 7517). Verification is
-//! `marque-verify`'s, the same code other services link.
+//! Access tokens: JWT (RFC 7519) in the access-token profile of RFC 9068 (`typ: at+jwt`, `sub`
+//! unique for the issuer, `aud` when `JWT_AUDIENCE` is set, `nbf`), always signed with EdDSA over
+//! Ed25519 (RFC 8037) with a `kid` header and a published JWKS (RFC 7517), so other services
+//! verify by public key and never hold a key that mints tokens (RFC 8725 §3.5). The signing key
+//! is `JWT_SIGNING_KEY_FILE`'s, or else derived from `SECRET_KEY` with HKDF
+//! ([`crate::keys::KeyRing::jwt_signing_key`]). Verification is `marque-verify`'s, the same code
+//! other services link.
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -12,14 +16,16 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use marque_markets::Market;
 pub use marque_verify::AccessClaims;
-use marque_verify::{Verifier, VerifyError};
+use marque_verify::{ACCESS_TOKEN_TYPE, Verifier, VerifyError};
 
-use crate::{SessionId, UserId};
+use crate::{KeyRing, SessionId, UserId};
 
 /// Typed views of [`AccessClaims`] fields.
 pub trait ClaimsExt {
-    /// The user id from `sub`.
+    /// The user id from `sub` (`<market>:<id>`).
     fn user_id(&self) -> Result<UserId, TokenError>;
+    /// The market from `market`.
+    fn market(&self) -> Result<Market, TokenError>;
     /// The session id from `sid`.
     fn session_id(&self) -> SessionId;
     /// `exp` as a timestamp.
@@ -28,10 +34,11 @@ pub trait ClaimsExt {
 
 impl ClaimsExt for AccessClaims {
     fn user_id(&self) -> Result<UserId, TokenError> {
-        self.sub
-            .parse()
-            .map(UserId)
-            .map_err(|_| TokenError::Invalid)
+        self.local_user_id().map(UserId).ok_or(TokenError::Invalid)
+    }
+
+    fn market(&self) -> Result<Market, TokenError> {
+        self.market.parse().map_err(|_| TokenError::Invalid)
     }
 
     fn session_id(&self) -> SessionId {
@@ -93,6 +100,7 @@ pub struct TokenService {
     verifier: Verifier,
     jwks: JwkSet,
     issuer: String,
+    audience: Option<String>,
     ttl: Duration,
 }
 
@@ -102,6 +110,7 @@ impl std::fmt::Debug for TokenService {
             .field("algorithm", &self.header.alg)
             .field("kid", &self.header.kid)
             .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
@@ -124,18 +133,12 @@ fn okp_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
 }
 
 impl TokenService {
-    /// HS256 with `secret` (at least 32 random bytes), stamping `issuer`, tokens valid for `ttl`.
-    /// The JWKS is empty: the secret is never published.
-    pub fn hs256(secret: &[u8], issuer: impl Into<String>, ttl: Duration) -> Self {
-        let issuer = issuer.into();
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            header: Header::new(Algorithm::HS256),
-            verifier: Verifier::hs256(secret, issuer.clone()),
-            jwks: JwkSet { keys: Vec::new() },
-            issuer,
-            ttl,
-        }
+    /// EdDSA with the Ed25519 key derived from `SECRET_KEY` ([`KeyRing::jwt_signing_key`]),
+    /// used when no `JWT_SIGNING_KEY_FILE` is configured: every instance with the same secret
+    /// signs with the same key, and the JWKS always publishes its public half.
+    pub fn derived(keys: &KeyRing, issuer: impl Into<String>, ttl: Duration) -> Self {
+        Self::ed25519(&keys.jwt_signing_key(), &[], issuer, ttl)
+            .unwrap_or_else(|e| unreachable!("a derived Ed25519 key is always usable: {e}"))
     }
 
     /// EdDSA: signs with `signing`, verifies tokens of `signing` and of every `retired` key, and
@@ -167,17 +170,30 @@ impl TokenService {
             keys: publics.iter().map(|(kid, pk)| okp_jwk(kid, pk)).collect(),
         };
         let verifier = Verifier::from_jwks(&jwks, issuer.clone())
-            .map_err(|e| TokenError::Key(e.to_string()))?;
+            .map_err(|e| TokenError::Key(e.to_string()))?
+            .with_max_lifetime(ttl.num_seconds());
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(signing.kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         Ok(Self {
             encoding,
             header,
             verifier,
             jwks,
             issuer,
+            audience: None,
             ttl,
         })
+    }
+
+    /// Stamps `aud` with `audience` (`JWT_AUDIENCE`, RFC 7519 §4.1.3) and accepts only tokens
+    /// carrying it; `None` leaves `aud` out and unchecked.
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        if let Some(aud) = &audience {
+            self.verifier = self.verifier.with_audience(aud.clone());
+        }
+        self.audience = audience;
+        self
     }
 
     /// Lifetime of issued tokens.
@@ -185,7 +201,7 @@ impl TokenService {
         self.ttl
     }
 
-    /// The public verification keys (`GET /.well-known/jwks.json`); empty for HS256.
+    /// The public verification keys (`GET /.well-known/jwks.json`).
     pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }
@@ -199,29 +215,37 @@ impl TokenService {
         jti: String,
         now: DateTime<Utc>,
     ) -> (String, AccessClaims) {
+        let iat = now.timestamp();
         let claims = AccessClaims {
-            sub: user.to_string(),
-            market,
+            sub: AccessClaims::subject(market.code(), user.0),
+            market: market.code().to_owned(),
             sid: session.0.clone(),
             jti,
-            iat: now.timestamp(),
+            iat,
+            nbf: iat,
             exp: (now + self.ttl).timestamp(),
             iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
             .unwrap_or_else(|e| unreachable!("signing with a validated key cannot fail: {e}"));
         (token, claims)
     }
 
-    /// Checks signature, algorithm, key id, issuer and expiry (at `now`, no leeway) of `token`.
+    /// Checks signature, algorithm, key id, `typ`, issuer, audience (when configured), `nbf`,
+    /// expiry (at `now`, no leeway), that `exp - iat` is within the configured lifetime, and that
+    /// `sub` and `market` name a user of one of our markets.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
-        self.verifier
+        let claims = self
+            .verifier
             .verify_at(token, now.timestamp())
             .map(|t| t.claims)
             .map_err(|e| match e {
                 VerifyError::Expired => TokenError::Expired,
                 VerifyError::Invalid | VerifyError::Key(_) => TokenError::Invalid,
-            })
+            })?;
+        claims.market()?;
+        Ok(claims)
     }
 }
 
@@ -234,7 +258,7 @@ mod tests {
     use super::*;
 
     fn svc(secret: &[u8]) -> TokenService {
-        TokenService::hs256(secret, "marque", Duration::minutes(30))
+        TokenService::derived(&KeyRing::derive(secret), "marque", Duration::minutes(30))
     }
 
     fn now() -> DateTime<Utc> {
@@ -283,8 +307,8 @@ mod tests {
             Err(TokenError::Invalid)
         );
         assert_eq!(s.verify("not.a.token", now()), Err(TokenError::Invalid));
-        let other_iss = TokenService::hs256(
-            b"0123456789abcdef0123456789abcdef",
+        let other_iss = TokenService::derived(
+            &KeyRing::derive(b"0123456789abcdef0123456789abcdef"),
             "x",
             Duration::minutes(30),
         );
@@ -296,7 +320,71 @@ mod tests {
             now(),
         );
         assert_eq!(s.verify(&tok2, now()), Err(TokenError::Invalid));
-        assert!(s.jwks().keys.is_empty());
+        // The derived key's public half is always published (marque-verify always works).
+        assert_eq!(s.jwks().keys.len(), 1);
+    }
+
+    /// Issue 12 item 5: `sub` unique for the issuer, `typ: at+jwt`, `nbf`, `aud`.
+    #[test]
+    fn claims_follow_rfc9068() {
+        let s = svc(b"0123456789abcdef0123456789abcdef");
+        let (kg, c) = s.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        let (us, _) = s.issue(
+            UserId(1),
+            Market::Us,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        assert_eq!(c.sub, "kg:1");
+        assert_eq!(c.nbf, c.iat);
+        assert_eq!(c.aud, None);
+        assert_ne!(
+            s.verify(&kg, now()).unwrap().sub,
+            s.verify(&us, now()).unwrap().sub
+        );
+        let header = jsonwebtoken::decode_header(&kg).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.alg, Algorithm::EdDSA);
+
+        let shop = svc(b"0123456789abcdef0123456789abcdef").with_audience(Some("shop".into()));
+        let (for_shop, c) = shop.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        assert_eq!(c.aud.as_deref(), Some("shop"));
+        assert!(shop.verify(&for_shop, now()).is_ok());
+        // A service with an audience refuses tokens without it, or for another one.
+        assert_eq!(shop.verify(&kg, now()), Err(TokenError::Invalid));
+        let bank = svc(b"0123456789abcdef0123456789abcdef").with_audience(Some("bank".into()));
+        assert_eq!(bank.verify(&for_shop, now()), Err(TokenError::Invalid));
+    }
+
+    /// Issue 12 item 5: a token living longer than the configured lifetime is refused, even when
+    /// signed with our key.
+    #[test]
+    fn a_longer_lived_token_is_refused() {
+        let keys = KeyRing::derive(b"0123456789abcdef0123456789abcdef");
+        let long = TokenService::derived(&keys, "marque", Duration::hours(24));
+        let (tok, _) = long.issue(
+            UserId(1),
+            Market::Kg,
+            &SessionId("s".into()),
+            "j".into(),
+            now(),
+        );
+        let s = TokenService::derived(&keys, "marque", Duration::minutes(30));
+        assert_eq!(s.verify(&tok, now()), Err(TokenError::Invalid));
+        assert!(long.verify(&tok, now()).is_ok());
     }
 
     #[test]
@@ -357,14 +445,18 @@ mod tests {
         assert_eq!(json["keys"][0]["kty"], "OKP");
         assert_eq!(json["keys"][0]["crv"], "Ed25519");
         assert!(!json.to_string().contains("PRIVATE"));
-        // An HS256 token is not accepted by an EdDSA service, whatever its secret.
-        let (hs, _) = svc(b"0123456789abcdef0123456789abcdef").issue(
+        // An HS256 token is not accepted, whatever its secret.
+        let mut hs_header = Header::new(Algorithm::HS256);
+        hs_header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        let (_, claims) = after.issue(
             UserId(3),
             Market::Kg,
             &SessionId("s".into()),
             "j".into(),
             now(),
         );
+        let hs = jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(b"secret"))
+            .unwrap();
         assert_eq!(after.verify(&hs, now()), Err(TokenError::Invalid));
         let bad = Ed25519SigningKey {
             kid: "x".into(),

@@ -6,8 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, FullName, LoginSuccess, LogoutScope, ProfileUpdate,
-    SessionId,
+    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LoginSuccess, LogoutScope,
+    OtpPurpose, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};
@@ -98,7 +98,10 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     let code = f.delivered_code(&p);
     assert!(!body.windows(6).any(|w| w == code.as_str().as_bytes()));
     verify(&f, &p, &code).unwrap();
-    assert!(matches!(refusal(&f, &p, &code), AuthError::CodeNotFound));
+    assert!(matches!(
+        refusal(&f, &p, &code),
+        AuthError::InvalidCode(CodeRefusal::NoActiveCode)
+    ));
 }
 
 #[test]
@@ -112,13 +115,16 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     .unwrap();
     for left in [2, 1, 0] {
         match verify(&f, &p, &wrong) {
-            Err(AuthError::InvalidCode { attempts_left }) => assert_eq!(attempts_left, left),
+            // Issue 12, item 9: the answer no longer tells how many tries are left.
+            Err(AuthError::InvalidCode(CodeRefusal::Wrong)) => {
+                let _ = left;
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
     assert!(matches!(
         refusal(&f, &p, &code),
-        AuthError::AttemptsExceeded
+        AuthError::InvalidCode(CodeRefusal::AttemptsExceeded)
     ));
 }
 
@@ -126,7 +132,10 @@ fn fourth_try_is_refused_even_with_the_right_code() {
 fn expired_code_is_refused() {
     let (f, p, code) = code_sent("+996505325311");
     f.clock.advance(Duration::minutes(10));
-    assert!(matches!(refusal(&f, &p, &code), AuthError::CodeExpired));
+    assert!(matches!(
+        refusal(&f, &p, &code),
+        AuthError::InvalidCode(CodeRefusal::Expired)
+    ));
 }
 
 #[test]
@@ -233,21 +242,21 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     assert!(first.refresh_token.starts_with("mrt_kg_"));
     assert_eq!(first.refresh_expires_in, 30 * 24 * 3600);
     f.clock.advance(Duration::seconds(60));
-    let second = f.auth.refresh(&first.refresh_token).unwrap();
+    let second = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.market, Market::Kg);
     // A concurrent retry within the grace window gets the same successor.
     f.clock.advance(Duration::seconds(5));
-    let retry = f.auth.refresh(&first.refresh_token).unwrap();
+    let retry = f.auth.refresh(&first.refresh_token, &client()).unwrap();
     assert_eq!(retry.refresh_token, second.refresh_token);
     // After the window, the rotated token is reuse: the whole session ends.
     f.clock.advance(Duration::seconds(6));
     assert!(matches!(
-        f.auth.refresh(&first.refresh_token),
+        f.auth.refresh(&first.refresh_token, &client()),
         Err(AuthError::RefreshTokenReused)
     ));
     assert!(matches!(
-        f.auth.refresh(&second.refresh_token),
+        f.auth.refresh(&second.refresh_token, &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
     assert!(matches!(
@@ -255,9 +264,56 @@ fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
         Err(AuthError::InvalidToken)
     ));
     assert!(matches!(
-        f.auth.refresh("garbage"),
+        f.auth.refresh("garbage", &client()),
         Err(AuthError::InvalidRefreshToken)
     ));
+}
+
+/// Issue 12 item 6: within the grace window, a replay is honoured for the client that rotated
+/// the token (same user agent, same IPv4 /24 or IPv6 /64) and is reuse from any other; nothing
+/// of the successor is stored but its hash.
+#[test]
+fn refresh_replay_is_bound_to_the_rotating_client() {
+    let f = fixture(AuthConfig::default());
+    let client_at = |ip: &str, ua: &str| ClientInfo {
+        ip: Some(ip.into()),
+        user_agent: Some(ua.into()),
+    };
+    // Same /24 and agent: the retry gets the same successor.
+    let first = login(&f, "+996505325311");
+    f.clock.advance(Duration::seconds(60));
+    let second = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.7", "app/1"))
+        .unwrap();
+    let retry = f
+        .auth
+        .refresh(&first.refresh_token, &client_at("203.0.113.99", "app/1"))
+        .unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    // Another agent, or another network, inside the window: reuse, the session ends.
+    for other in [
+        client_at("203.0.113.7", "curl/8"),
+        client_at("198.51.100.7", "app/1"),
+    ] {
+        f.clock.advance(Duration::seconds(61));
+        let a = login(&f, "+996505325311");
+        f.clock.advance(Duration::seconds(1));
+        let b = f
+            .auth
+            .refresh(&a.refresh_token, &client_at("203.0.113.7", "app/1"))
+            .unwrap();
+        assert!(matches!(
+            f.auth.refresh(&a.refresh_token, &other),
+            Err(AuthError::RefreshTokenReused)
+        ));
+        assert!(matches!(
+            f.auth
+                .refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
+            Err(AuthError::InvalidRefreshToken)
+        ));
+        assert!(f.auth.authenticate(&b.access_token).is_err());
+    }
 }
 
 #[test]
@@ -293,10 +349,14 @@ fn account_deletion_needs_a_fresh_code_and_frees_the_number() {
     assert!(matches!(
         f.auth
             .delete_account(&who, &OtpCode::parse("123456").unwrap()),
-        Err(AuthError::CodeNotFound)
+        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
     ));
     f.clock.advance(Duration::seconds(61));
-    let code = send_and_read_code(&f, &p);
+    // Issue 12, item 10: the step-up code is asked for with its purpose.
+    f.auth
+        .send_code_for(&p, OtpPurpose::DeleteAccount, &client())
+        .unwrap();
+    let code = f.delivered_code(&p);
     f.auth.delete_account(&who, &code).unwrap();
     assert_eq!(f.us.user_count(), 0);
     assert!(f.auth.authenticate(&first.access_token).is_err());
@@ -325,7 +385,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    f.auth.refresh(&first.refresh_token)
+                    f.auth.refresh(&first.refresh_token, &client())
                 })
             })
             .collect();
@@ -338,7 +398,7 @@ fn concurrent_refreshes_share_one_successor(backend: Backend) {
     assert_eq!(successors.len(), 1, "{successors:?}");
     let successor = successors.into_iter().next().unwrap();
     assert_ne!(successor, first.refresh_token);
-    f.auth.refresh(&successor).unwrap();
+    f.auth.refresh(&successor, &client()).unwrap();
 }
 
 #[test]

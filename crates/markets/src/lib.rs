@@ -25,12 +25,14 @@ pub use address::{
     MAX_UNIT_CHARS, MarketAddress, UsAddress, UsState, UsZipCode, address_fields,
 };
 pub use field::FieldError;
-pub use locale::{MessageKey, new_sign_in_notice, otp_message, text};
+pub use locale::{
+    MessageKey, new_sign_in_notice, otp_message, otp_message_for, phone_locked_notice, text,
+};
 pub use market::{
     Currency, Language, Market, MarketProfile, PriceFormat, SymbolPosition, UnknownMarket,
 };
 pub use money::{Money, MoneyError, TaxBreakdown};
-pub use otp::{OtpCode, OtpCodeError};
+pub use otp::{OtpCode, OtpCodeError, OtpPurpose};
 pub use payment::{
     CardBrand, CardExpiry, CardLast4, CardNumber, CardNumberError, HolderName,
     PROVIDER_TOKEN_FORMATS, PaymentMethodKind, PaymentType, ProviderToken, TokenFormat, luhn_valid,

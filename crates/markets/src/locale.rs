@@ -1,7 +1,7 @@
 //! The catalog of user-facing texts, in Russian (Kyrgyzstan) and English (United States).
 
 use crate::market::Language;
-use crate::otp::OtpCode;
+use crate::otp::{OtpCode, OtpPurpose};
 
 /// Identifies one user-facing message. Every key has a Russian and an English text; see
 /// [`text`].
@@ -93,11 +93,19 @@ pub enum MessageKey {
     TooManyConnections,
     /// A free-text field holds a card number (PCI DSS 3.3/3.4); the API names the field.
     CardNumberInText,
+    /// An SMS budget or a number range's hourly limit is used up (SMS-pumping guard).
+    SmsBudgetExceeded,
+    /// send-code needs a CAPTCHA token and none was given.
+    CaptchaRequired,
+    /// The CAPTCHA token was refused by the provider.
+    CaptchaInvalid,
+    /// Too many wrong codes for the number: it is locked for a while.
+    PhoneLocked,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 43] = [
+    pub const ALL: [MessageKey; 47] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -141,6 +149,10 @@ impl MessageKey {
         MessageKey::RequestTimeout,
         MessageKey::TooManyConnections,
         MessageKey::CardNumberInText,
+        MessageKey::SmsBudgetExceeded,
+        MessageKey::CaptchaRequired,
+        MessageKey::CaptchaInvalid,
+        MessageKey::PhoneLocked,
     ];
 }
 
@@ -199,6 +211,10 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Too many requests, please try again later",
         ),
         MessageKey::InvalidCode => ("Неверный код подтверждения", "Invalid verification code"),
+        MessageKey::PhoneLocked => (
+            "Слишком много неверных кодов для этого номера, вход временно заблокирован",
+            "Too many wrong codes for this number; it is locked for a while",
+        ),
         MessageKey::CodeExpired => (
             "Срок действия кода подтверждения истёк, запросите новый код",
             "Verification code has expired, please request a new one",
@@ -291,6 +307,18 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Номер банковской карты в этом поле не допускается",
             "Card numbers are not allowed in this field",
         ),
+        MessageKey::SmsBudgetExceeded => (
+            "Отправка SMS временно ограничена, повторите попытку позже",
+            "Sending text messages is temporarily limited, please try again later",
+        ),
+        MessageKey::CaptchaRequired => (
+            "Подтвердите, что вы не робот",
+            "Please complete the CAPTCHA",
+        ),
+        MessageKey::CaptchaInvalid => (
+            "Проверка CAPTCHA не пройдена, попробуйте ещё раз",
+            "The CAPTCHA check failed, please try again",
+        ),
     }
 }
 
@@ -364,10 +392,53 @@ pub fn new_sign_in_notice(lang: Language, device: Option<&str>) -> (String, Stri
 /// The Russian body is 47 characters, so it fits one UCS-2 SMS segment (70 characters,
 /// 3GPP TS 23.038); the English one fits one GSM-7 segment (160 characters).
 pub fn otp_message(lang: Language, code: &OtpCode) -> String {
+    otp_message_for(lang, OtpPurpose::Login, code)
+}
+
+/// The body carrying a code for `purpose`: [`otp_message`] for [`OtpPurpose::Login`]; for
+/// [`OtpPurpose::DeleteAccount`] it says what the code does, so nobody reads a deletion code out
+/// to a caller believing it signs them in — ru: `"Marque: код для удаления аккаунта 123456.
+/// Никому его не сообщайте."` (66 characters, one UCS-2 segment), en: `"Marque: code to delete
+/// your account: 123456. Do not share it with anyone."`.
+pub fn otp_message_for(lang: Language, purpose: OtpPurpose, code: &OtpCode) -> String {
     let code = code.as_str();
+    match (purpose, lang) {
+        (OtpPurpose::Login, Language::Ru) => {
+            format!("Marque: ваш код {code}. Никому его не сообщайте.")
+        }
+        (OtpPurpose::Login, Language::En) => {
+            format!("Marque: your code is {code}. Do not share it with anyone.")
+        }
+        (OtpPurpose::DeleteAccount, Language::Ru) => {
+            format!("Marque: код для удаления аккаунта {code}. Никому его не сообщайте.")
+        }
+        (OtpPurpose::DeleteAccount, Language::En) => {
+            format!("Marque: code to delete your account: {code}. Do not share it with anyone.")
+        }
+    }
+}
+
+/// Title and text of the security notification sent when a number is locked after too many
+/// wrong codes (issue 12, item 8). ru: `("Вход заблокирован", "Слишком много неверных кодов
+/// для вашего номера: вход заблокирован на <hours> ч. Если это были не вы, кто-то пытается
+/// войти в ваш аккаунт; никому не сообщайте коды.")`; en likewise.
+pub fn phone_locked_notice(lang: Language, hours: i64) -> (String, String) {
     match lang {
-        Language::Ru => format!("Marque: ваш код {code}. Никому его не сообщайте."),
-        Language::En => format!("Marque: your code is {code}. Do not share it with anyone."),
+        Language::Ru => (
+            "Вход заблокирован".to_owned(),
+            format!(
+                "Слишком много неверных кодов для вашего номера: вход заблокирован на {hours} ч. \
+                 Если это были не вы, кто-то пытается войти в ваш аккаунт; никому не сообщайте коды."
+            ),
+        ),
+        Language::En => (
+            "Sign-in locked".to_owned(),
+            format!(
+                "Too many wrong codes were entered for your number: sign-in is locked for {hours} \
+                 h. If this wasn't you, someone is trying to get into your account; never share \
+                 your codes."
+            ),
+        ),
     }
 }
 
@@ -464,6 +535,28 @@ mod tests {
         assert!(text.contains("(unknown device)"), "{text}");
         let (_, text) = new_sign_in_notice(Language::En, Some("Card 4111 1111 1111 1111"));
         assert!(text.contains("(Card …)"), "{text}");
+    }
+
+    #[test]
+    fn deletion_codes_say_what_they_do() {
+        let code = OtpCode::parse("123456").unwrap();
+        let ru = otp_message_for(Language::Ru, OtpPurpose::DeleteAccount, &code);
+        let en = otp_message_for(Language::En, OtpPurpose::DeleteAccount, &code);
+        assert!(
+            ru.contains("удаления аккаунта") && ru.contains("123456"),
+            "{ru}"
+        );
+        assert!(ru.chars().count() <= 70, "{ru}");
+        assert!(
+            en.contains("delete your account") && en.contains("123456"),
+            "{en}"
+        );
+        assert_eq!(
+            otp_message_for(Language::En, OtpPurpose::Login, &code),
+            otp_message(Language::En, &code)
+        );
+        let (title, body) = phone_locked_notice(Language::Ru, 24);
+        assert!(!title.is_empty() && body.contains("24"));
     }
 
     #[test]

@@ -63,6 +63,35 @@ impl fmt::Debug for OtpCode {
     }
 }
 
+/// What a code is for. Bound into the code's MAC and its message text, so a code sent for one
+/// purpose is refused for any other (a sign-in code cannot delete an account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum OtpPurpose {
+    /// Sign in (or sign up) with the number.
+    #[default]
+    Login,
+    /// Step-up check before deleting the account of the number.
+    DeleteAccount,
+}
+
+impl OtpPurpose {
+    /// Every purpose.
+    pub const ALL: [OtpPurpose; 2] = [OtpPurpose::Login, OtpPurpose::DeleteAccount];
+
+    /// Storage and API text: `login`, `delete_account`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::DeleteAccount => "delete_account",
+        }
+    }
+
+    /// Parses the storage and API text; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +160,15 @@ mod tests {
         assert_eq!(OtpCode::from_index(1_000_000).as_str(), "000000");
         assert_eq!(OtpCode::from_index(1_000_042).as_str(), "000042");
         assert_eq!(OtpCode::from_index(u32::MAX).as_str(), "967295");
+    }
+
+    #[test]
+    fn purposes_round_trip() {
+        for p in OtpPurpose::ALL {
+            assert_eq!(OtpPurpose::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(OtpPurpose::parse("Login"), None);
+        assert_eq!(OtpPurpose::default(), OtpPurpose::Login);
     }
 
     proptest! {

@@ -64,6 +64,9 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
         .issue_challenge(IssueChallenge {
             phone: PhoneNumber::parse("+996505325311", None).unwrap(),
             code_hash: vec![1],
+            purpose: marque_domain::OtpPurpose::Login,
+            challenge_id: "c1".to_owned(),
+            check_lock: true,
             now,
             expires_at: now + Duration::minutes(10),
             client_ip: None,
@@ -74,6 +77,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
                 sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &OsRandom),
                 expires_at: now + Duration::minutes(10),
             }),
+            sms: None,
         })
         .unwrap();
     let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.repo()];

@@ -5,21 +5,28 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use marque_domain::challenge::{self, ChallengeStatus, Judgement};
+use marque_domain::challenge::{self, ChallengeStatus, FailureState, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
+use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
-    AuthRepository, BucketState, DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken,
-    NewSession, ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId,
-    SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuthRepository, BucketState, DeleteAccount, IssueChallenge, IssueOutcome,
+    NewRefreshToken, NewSession, OtpPurpose, ProfileUpdate, RateLimitCheck, RateLimitPolicy,
+    RepoError, RetryAfter, RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, User,
+    UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;
 
 use crate::MarketStore;
-use crate::connection::{DbConnection, lock_bucket, lock_refresh, newest_challenge, write_tx};
-use crate::models::{SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
+use crate::connection::{
+    DbConnection, lock_bucket, lock_failures, lock_prefix, lock_refresh, newest_challenge, write_tx,
+};
+use crate::models::{
+    BucketRow, FailureRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32,
+};
 use crate::schema::{
-    account_deletions, outbox, phone_verifications, rate_limits, refresh_tokens, sessions, users,
+    account_deletions, outbox, phone_failures, phone_verifications, rate_limits, refresh_tokens,
+    sessions, sms_prefix_stats, users,
 };
 use crate::store::TxError;
 
@@ -54,13 +61,31 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
         let phone = cmd.phone.e164();
+        let purpose = cmd.purpose.as_str();
         let now = to_db(cmd.now);
         self.with_conn(|conn| {
             let outcome = write_tx(conn, |conn| {
-                hit_limits(conn, &cmd, now)?;
+                if cmd.check_lock {
+                    // A plain read: the lock is only ever set by verifications, and a code issued
+                    // just before it is set is refused by the lock when it is tried.
+                    let failures = phone_failures::table
+                        .find(phone)
+                        .select(FailureRow::as_select())
+                        .first::<FailureRow>(conn)
+                        .optional()?;
+                    if let Some(retry) = failures.and_then(|f| f.state().locked(cmd.now)) {
+                        return Ok(IssueOutcome::Locked(retry));
+                    }
+                }
+                hit_limits(conn, &cmd.limits, cmd.now)?;
+                let prefix_alarm = match &cmd.sms {
+                    Some(guards) => hit_sms_guards(conn, guards, cmd.now)?,
+                    None => None,
+                };
                 diesel::update(
                     phone_verifications::table
                         .filter(phone_verifications::phone_number.eq(phone))
+                        .filter(phone_verifications::purpose.eq(purpose))
                         .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
                 )
                 .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
@@ -74,6 +99,8 @@ impl AuthRepository for MarketStore {
                         phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
                         phone_verifications::created_at.eq(now),
                         phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
+                        phone_verifications::purpose.eq(purpose),
+                        phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
                     ))
                     .execute(conn)?;
                 if let Some(message) = &cmd.outbox {
@@ -90,20 +117,50 @@ impl AuthRepository for MarketStore {
                         ))
                         .execute(conn)?;
                 }
-                Ok(IssueOutcome::Issued)
+                Ok(match prefix_alarm {
+                    Some(alarm) => IssueOutcome::IssuedWithAlarm(alarm),
+                    None => IssueOutcome::Issued,
+                })
             });
             match outcome {
                 // Rolled back: nothing was written.
                 Err(TxError::RateLimited(retry)) => Ok(IssueOutcome::RateLimited(retry)),
+                Err(TxError::BudgetExceeded(trip)) => Ok(IssueOutcome::BudgetExceeded(trip)),
                 other => other,
             }
         })
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    fn bucket_states(&self, buckets: &[&str]) -> Result<Vec<Option<BucketState>>, RepoError> {
+        self.read(|conn| {
+            let rows: Vec<(String, BucketRow)> = rate_limits::table
+                .filter(rate_limits::bucket.eq_any(buckets))
+                .select((rate_limits::bucket, BucketRow::as_select()))
+                .load(conn)?;
+            Ok(buckets
+                .iter()
+                .map(|b| {
+                    rows.iter()
+                        .find(|(key, row)| key == b && row.hits > 0)
+                        .map(|(_, row)| row.state())
+                })
+                .collect())
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
         let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt::new(phone, cmd.now, cmd.max_attempts, cmd.matches);
+        let attempt = CodeAttempt {
+            phone,
+            purpose: OtpPurpose::Login,
+            challenge_id: cmd.challenge_id,
+            now: cmd.now,
+            max_attempts: cmd.max_attempts,
+            matches: cmd.matches,
+            guard: &cmd.guard,
+        };
         self.with_accepted_code(attempt, |conn| {
             let (user, is_new_user) = sign_in(conn, phone, now)?;
             let known_device = !is_new_user
@@ -292,8 +349,11 @@ impl AuthRepository for MarketStore {
                 let state = RefreshState {
                     expires_at: from_db(token.expires_at),
                     rotated_at: token.rotated_at.map(from_db),
-                    successor_replayable: token.successor_sealed.is_some()
-                        && successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                    successor_replayable: successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                    same_client: token
+                        .rotated_client
+                        .as_deref()
+                        .is_some_and(|c| c == cmd.client_binding.as_slice()),
                 };
                 let live = SessionState {
                     revoked: session.revoked_at.is_some(),
@@ -314,7 +374,6 @@ impl AuthRepository for MarketStore {
                         RefreshJudgement::Replay => RotateOutcome::Replayed {
                             session: sid,
                             user,
-                            successor_sealed: token.successor_sealed.unwrap_or_default(),
                             refresh_expires_at: from_db(
                                 successor.map_or(token.expires_at, |(_, expires)| expires),
                             ),
@@ -335,18 +394,10 @@ impl AuthRepository for MarketStore {
                                 .set((
                                     refresh_tokens::rotated_at.eq(now),
                                     refresh_tokens::successor_id.eq(next_id),
-                                    refresh_tokens::successor_sealed
-                                        .eq(cmd.successor_sealed.as_slice()),
+                                    refresh_tokens::rotated_client
+                                        .eq(cmd.client_binding.as_slice()),
                                 ))
                                 .execute(conn)?;
-                            // The grace copy on the previous generation is moot once its successor
-                            // (this token) is used: drop it.
-                            diesel::update(
-                                refresh_tokens::table
-                                    .filter(refresh_tokens::successor_id.eq(token.id)),
-                            )
-                            .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
-                            .execute(conn)?;
                             diesel::update(sessions::table.find(session.id.as_str()))
                                 .set((
                                     sessions::expires_at.eq(to_db(deadline)),
@@ -368,7 +419,15 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = cmd.user.0))]
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
         let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt::new(phone, cmd.now, cmd.max_attempts, cmd.matches);
+        let attempt = CodeAttempt {
+            phone,
+            purpose: OtpPurpose::DeleteAccount,
+            challenge_id: cmd.challenge_id,
+            now: cmd.now,
+            max_attempts: cmd.max_attempts,
+            matches: cmd.matches,
+            guard: &cmd.guard,
+        };
         self.with_accepted_code(attempt, |conn| {
             let user = users::table
                 .find(cmd.user.0)
@@ -387,6 +446,7 @@ impl AuthRepository for MarketStore {
             .execute(conn)?;
             diesel::delete(outbox::table.filter(outbox::recipient.eq(phone))).execute(conn)?;
             diesel::delete(rate_limits::table.find(format!("send:phone:{phone}"))).execute(conn)?;
+            diesel::delete(phone_failures::table.find(phone)).execute(conn)?;
             diesel::insert_into(account_deletions::table)
                 .values((
                     account_deletions::user_id.eq(cmd.user.0),
@@ -402,84 +462,217 @@ impl AuthRepository for MarketStore {
     }
 }
 
-/// An attempt at the newest code of a number.
+/// An attempt at a code of a number.
 #[derive(Clone, Copy)]
 struct CodeAttempt<'a> {
     /// The number, E.164.
     phone: &'a str,
+    /// Only challenges of this purpose are considered.
+    purpose: OtpPurpose,
+    /// The challenge the client names, if any (else the newest of the purpose).
+    challenge_id: Option<&'a str>,
     /// Attempt time.
     now: DateTime<Utc>,
     /// Wrong tries allowed per code.
     max_attempts: u32,
     /// Compares the presented code with a stored hash, in constant time.
     matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
-}
-
-impl<'a> CodeAttempt<'a> {
-    fn new(
-        phone: &'a str,
-        now: DateTime<Utc>,
-        max_attempts: u32,
-        matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
-    ) -> Self {
-        Self {
-            phone,
-            now,
-            max_attempts,
-            matches,
-        }
-    }
+    /// Per-IP limit and failure lock.
+    guard: &'a AttemptGuard,
 }
 
 impl MarketStore {
-    /// Judges `attempt` in a write transaction; when the code is accepted, runs `then` in the
-    /// same transaction. A refused attempt commits what judging recorded (the wrong try) and
-    /// returns the refusal.
+    /// Decides `attempt` in one write transaction: the guard's buckets (a refusal rolls back and
+    /// answers `RateLimited`), the number's failure lock (`Locked`), then the verdict on the
+    /// challenge. A wrong code counts against the number (and may lock it: `Locked` with
+    /// `just_locked`); a right one resets the count and runs `then` in the same transaction. A
+    /// refused attempt commits what judging recorded and returns the refusal.
     fn with_accepted_code(
         &self,
         attempt: CodeAttempt<'_>,
         then: impl FnOnce(&mut DbConnection) -> Result<VerifyOutcome, TxError>,
     ) -> Result<VerifyOutcome, RepoError> {
         let market = self.market();
+        let now = to_db(attempt.now);
         self.with_conn(|conn| {
-            write_tx(conn, |conn| {
+            let outcome = write_tx(conn, |conn| {
+                hit_limits(conn, &attempt.guard.limits, attempt.now)?;
+                let failures = match attempt.guard.failures {
+                    Some(policy) => {
+                        let state = lock_failures(conn, attempt.phone, now)?
+                            .map(|row| row.state())
+                            .unwrap_or_default();
+                        if let Some(retry_after) = state.locked(attempt.now) {
+                            return Ok(VerifyOutcome::Locked {
+                                retry_after,
+                                just_locked: false,
+                                user: None,
+                            });
+                        }
+                        Some((policy, state))
+                    }
+                    None => None,
+                };
                 let verdict = judge_challenge(conn, market, &attempt)?;
+                match (verdict, failures) {
+                    (Judgement::Accept, Some((_, state))) if state != FailureState::default() => {
+                        store_failures(conn, attempt.phone, &FailureState::default(), now)?;
+                    }
+                    (Judgement::Reject { .. }, Some((policy, state))) => {
+                        let (next, locked) = policy.record_failure(state, attempt.now);
+                        store_failures(conn, attempt.phone, &next, now)?;
+                        if let (true, Some(until)) = (locked, next.locked_until) {
+                            let user = users::table
+                                .filter(users::phone_number.eq(attempt.phone))
+                                .select(users::id)
+                                .first::<i64>(conn)
+                                .optional()?;
+                            return Ok(VerifyOutcome::Locked {
+                                retry_after: RetryAfter::until(attempt.now, until),
+                                just_locked: true,
+                                user: user.map(UserId),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
                 if verdict != Judgement::Accept {
                     return Ok(verdict.refusal());
                 }
                 then(conn)
-            })
+            });
+            match outcome {
+                // Rolled back: nothing was written.
+                Err(TxError::RateLimited(retry)) => Ok(VerifyOutcome::RateLimited(retry)),
+                other => other,
+            }
         })
     }
 }
 
-/// Hits every bucket of `cmd` inside the issuing transaction; `Err(TxError::RateLimited)` (which
+/// Writes the wrong-code record of `phone`.
+fn store_failures(
+    conn: &mut DbConnection,
+    phone: &str,
+    state: &FailureState,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let consecutive = to_i32(state.consecutive);
+    let locked_until = state.locked_until.map(to_db);
+    let updated = diesel::update(phone_failures::table.find(phone))
+        .set((
+            phone_failures::consecutive.eq(consecutive),
+            phone_failures::locked_until.eq(locked_until),
+            phone_failures::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(phone_failures::table)
+            .values((
+                phone_failures::phone_number.eq(phone),
+                phone_failures::consecutive.eq(consecutive),
+                phone_failures::locked_until.eq(locked_until),
+                phone_failures::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Hits every bucket of `limits` inside a write transaction; `Err(TxError::RateLimited)` (which
 /// rolls everything back) at the first refusal.
 fn hit_limits(
     conn: &mut DbConnection,
-    cmd: &IssueChallenge,
-    now: NaiveDateTime,
+    limits: &[RateLimitCheck],
+    at: DateTime<Utc>,
 ) -> Result<(), TxError> {
+    let now = to_db(at);
     // Lock every bucket before deciding, in key order, so two requests sharing buckets never
     // wait on each other crosswise.
     let mut states: BTreeMap<&str, Option<BucketState>> = BTreeMap::new();
-    for check in &cmd.limits {
+    for check in limits {
         states.insert(check.bucket.as_str(), None);
     }
     for (bucket, state) in &mut states {
         *state = lock_bucket(conn, bucket, now)?.map(|row| row.state());
     }
-    for check in &cmd.limits {
+    for check in limits {
         let bucket = check.bucket.as_str();
         let current = states.get(bucket).copied().flatten();
         let next = check
             .policy
-            .admit(current.as_ref(), cmd.now)
+            .admit_shared(current.as_ref(), at, check.elsewhere)
             .map_err(TxError::RateLimited)?;
         store_bucket(conn, bucket, &next)?;
         states.insert(bucket, Some(next));
     }
     Ok(())
+}
+
+/// Checks the SMS-pumping guards of a message inside the issuing transaction, after the
+/// per-number and per-IP limits (so those refuse most abuse before the market-wide rows are
+/// locked): the market's daily budget and the total over markets on the `sms:day` bucket, then
+/// the prefix's hourly limit. Locks are taken in this fixed order by every sender (request buckets
+/// in key order, then `sms:day`, then the prefix row), so they cannot deadlock.
+/// `Err(TxError::BudgetExceeded)` rolls everything back; `Ok(Some(alarm))` when this message
+/// crossed the prefix's alarm line.
+fn hit_sms_guards(
+    conn: &mut DbConnection,
+    guards: &SmsGuards,
+    now: DateTime<Utc>,
+) -> Result<Option<PrefixAlarm>, TxError> {
+    let db_now = to_db(now);
+    let daily = &guards.daily;
+    let state = lock_bucket(conn, &daily.bucket, db_now)?.map(|row| row.state());
+    let trip = |guard, retry_after| {
+        TxError::BudgetExceeded(BudgetTrip {
+            guard,
+            prefix: None,
+            retry_after,
+        })
+    };
+    let next = daily
+        .policy
+        .admit(state.as_ref(), now)
+        .map_err(|r| trip(BudgetGuard::MarketDaily, r))?;
+    let total = RateLimitPolicy {
+        max_hits: guards.total_daily_limit,
+        ..daily.policy
+    };
+    total
+        .admit_shared(state.as_ref(), now, daily.elsewhere)
+        .map_err(|r| trip(BudgetGuard::TotalDaily, r))?;
+    store_bucket(conn, &daily.bucket, &next)?;
+
+    let prefix = &guards.prefix;
+    let row = lock_prefix(conn, &prefix.prefix, db_now)?;
+    let (next, alarm) = prefix.admit(row.as_ref(), now).map_err(|retry_after| {
+        TxError::BudgetExceeded(BudgetTrip {
+            guard: BudgetGuard::PrefixHourly,
+            prefix: Some(prefix.prefix.clone()),
+            retry_after,
+        })
+    })?;
+    let values = (
+        sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
+        sms_prefix_stats::sent.eq(to_i32(next.sent)),
+        sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
+    );
+    let updated = diesel::update(sms_prefix_stats::table.find(prefix.prefix.as_str()))
+        .set(values)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(sms_prefix_stats::table)
+            .values((sms_prefix_stats::prefix.eq(prefix.prefix.as_str()), values))
+            .execute(conn)?;
+    }
+    Ok(alarm)
+}
+
+/// The baseline (messages per hour) in thousandths, as stored.
+fn baseline_to_db(baseline: f64) -> i64 {
+    // Finite and non-negative by construction; the cast saturates anyway.
+    (baseline.max(0.0) * 1000.0).round() as i64
 }
 
 fn store_bucket(conn: &mut DbConnection, bucket: &str, state: &BucketState) -> QueryResult<()> {
@@ -577,11 +770,14 @@ fn judge_challenge(
 ) -> Result<Judgement, TxError> {
     let CodeAttempt {
         phone,
+        purpose,
+        challenge_id,
         now,
         max_attempts,
         matches,
+        ..
     } = *attempt;
-    let row = newest_challenge(conn, phone)?;
+    let row = newest_challenge(conn, phone, purpose.as_str(), challenge_id)?;
     // Compared whatever the row's state, so timing does not tell which branch ran.
     let ok = matches(row.as_ref().map_or(&NO_HASH[..], |r| &r.code_hash));
     let ok = ok && row.is_some();

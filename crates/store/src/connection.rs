@@ -13,8 +13,11 @@ use diesel::sqlite::SqliteConnection;
 use marque_markets::Market;
 
 use crate::db_url::Target;
-use crate::models::{BucketRow, ChallengeRow, RefreshRow};
-use crate::schema::{phone_verifications, rate_limits, refresh_tokens, users};
+use crate::models::{BucketRow, ChallengeRow, FailureRow, RefreshRow};
+use crate::schema::{
+    phone_failures, phone_verifications, rate_limits, refresh_tokens, sms_prefix_stats, users,
+};
+use chrono::DurationRound;
 
 /// A connection to either backend; queries written once run on both.
 #[derive(diesel::MultiConnection)]
@@ -232,24 +235,113 @@ pub(crate) fn lock_bucket(
     Ok(row.filter(|r| r.hits > 0))
 }
 
-/// The newest challenge of `phone` inside [`write_tx`], locked until the transaction ends
-/// (`FOR UPDATE` on PostgreSQL: a concurrent verifier waits, then reads what this one wrote).
+/// The SMS counters of a number prefix inside [`write_tx`], locked until the transaction ends,
+/// the same way as [`lock_bucket`] (a placeholder row on PostgreSQL so a new prefix can be
+/// locked; it is a valid state: an hour with nothing sent and no history).
+pub(crate) fn lock_prefix(
+    conn: &mut DbConnection,
+    prefix: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<marque_domain::sms_guard::PrefixState>> {
+    macro_rules! row {
+        () => {
+            sms_prefix_stats::table.find(prefix).select((
+                sms_prefix_stats::hour_start,
+                sms_prefix_stats::sent,
+                sms_prefix_stats::baseline_milli,
+            ))
+        };
+    }
+    let row: Option<(chrono::NaiveDateTime, i32, i64)> = match conn {
+        DbConnection::Pg(pg) => {
+            let hour = now
+                .duration_trunc(chrono::Duration::hours(1))
+                .unwrap_or(now);
+            diesel::insert_into(sms_prefix_stats::table)
+                .values((
+                    sms_prefix_stats::prefix.eq(prefix),
+                    sms_prefix_stats::hour_start.eq(hour),
+                    sms_prefix_stats::sent.eq(0),
+                    sms_prefix_stats::baseline_milli.eq(0_i64),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            row!().for_update().first(pg).optional()?
+        }
+        DbConnection::Sqlite(lite) => row!().first(lite).optional()?,
+    };
+    Ok(row.map(
+        |(hour_start, sent, baseline_milli)| marque_domain::sms_guard::PrefixState {
+            hour_start: crate::models::from_db(hour_start),
+            sent: u32::try_from(sent).unwrap_or(0),
+            baseline: baseline_milli as f64 / 1000.0,
+        },
+    ))
+}
+
+/// The challenge an attempt is judged on, inside [`write_tx`], locked until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL: a concurrent verifier waits, then reads what this one wrote): the
+/// newest challenge of `phone` for `purpose`, or, when `challenge_id` is given, the challenge of
+/// `phone` and `purpose` with that id (`None` for an unknown id, whose attempt touches nothing).
 pub(crate) fn newest_challenge(
     conn: &mut DbConnection,
     phone: &str,
+    purpose: &str,
+    challenge_id: Option<&str>,
 ) -> QueryResult<Option<ChallengeRow>> {
     // A macro, not a closure: `as_select()` is typed per backend.
     macro_rules! newest {
         () => {
             phone_verifications::table
                 .filter(phone_verifications::phone_number.eq(phone))
+                .filter(phone_verifications::purpose.eq(purpose))
                 .order(phone_verifications::id.desc())
                 .select(ChallengeRow::as_select())
         };
     }
+    macro_rules! with_id {
+        ($id:expr) => {
+            newest!().filter(phone_verifications::challenge_id.eq($id))
+        };
+    }
+    match (conn, challenge_id) {
+        (DbConnection::Pg(pg), None) => newest!().for_update().first(pg).optional(),
+        (DbConnection::Sqlite(lite), None) => newest!().first(lite).optional(),
+        (DbConnection::Pg(pg), Some(id)) => with_id!(id).for_update().first(pg).optional(),
+        (DbConnection::Sqlite(lite), Some(id)) => with_id!(id).first(lite).optional(),
+    }
+}
+
+/// The wrong-code record of `phone` inside [`write_tx`], locked until the transaction ends; as in
+/// [`lock_bucket`], PostgreSQL first gets a placeholder row (no failures) to lock when the number
+/// has none. `None` when the number has no failures on record.
+pub(crate) fn lock_failures(
+    conn: &mut DbConnection,
+    phone: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<FailureRow>> {
     match conn {
-        DbConnection::Pg(pg) => newest!().for_update().first(pg).optional(),
-        DbConnection::Sqlite(lite) => newest!().first(lite).optional(),
+        DbConnection::Pg(pg) => {
+            diesel::insert_into(phone_failures::table)
+                .values((
+                    phone_failures::phone_number.eq(phone),
+                    phone_failures::consecutive.eq(0),
+                    phone_failures::updated_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            phone_failures::table
+                .find(phone)
+                .select(FailureRow::as_select())
+                .for_update()
+                .first(pg)
+                .optional()
+        }
+        DbConnection::Sqlite(lite) => phone_failures::table
+            .find(phone)
+            .select(FailureRow::as_select())
+            .first(lite)
+            .optional(),
     }
 }
 

@@ -101,6 +101,24 @@ pub(crate) struct ChallengeRow {
     pub(crate) expires_at: NaiveDateTime,
 }
 
+/// A `phone_failures` row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::phone_failures)]
+pub(crate) struct FailureRow {
+    pub(crate) consecutive: i32,
+    pub(crate) locked_until: Option<NaiveDateTime>,
+}
+
+impl FailureRow {
+    /// The stored state of the number.
+    pub(crate) fn state(&self) -> marque_domain::FailureState {
+        marque_domain::FailureState {
+            consecutive: u32::try_from(self.consecutive).unwrap_or(0),
+            locked_until: self.locked_until.map(from_db),
+        }
+    }
+}
+
 impl ChallengeRow {
     /// The facts `challenge::judge` decides on.
     pub(crate) fn state(&self, market: Market) -> Result<ChallengeState, DbError> {
@@ -186,7 +204,7 @@ pub(crate) struct RefreshRow {
     pub(crate) expires_at: NaiveDateTime,
     pub(crate) rotated_at: Option<NaiveDateTime>,
     pub(crate) successor_id: Option<i64>,
-    pub(crate) successor_sealed: Option<Vec<u8>>,
+    pub(crate) rotated_client: Option<Vec<u8>>,
 }
 
 /// A session row.

@@ -51,6 +51,24 @@ diesel::table! {
         expires_at -> Timestamp,
         /// When the code was used.
         consumed_at -> Nullable<Timestamp>,
+        /// `OtpPurpose::as_str` (`login`, `delete_account`).
+        purpose -> Text,
+        /// The challenge's unguessable id (base64url, 128 bits); `NULL` on rows older than it.
+        challenge_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Consecutive wrong codes per number, across challenges, and the lock they lead to.
+    phone_failures (phone_number) {
+        /// E.164 number.
+        phone_number -> Text,
+        /// Wrong codes since the last success or lock.
+        consecutive -> Integer,
+        /// End of the current lock (UTC).
+        locked_until -> Nullable<Timestamp>,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
     }
 }
 
@@ -120,6 +138,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Messages per number prefix in the current hour and the prefix's usual hourly rate (SMS
+    /// pumping guard).
+    sms_prefix_stats (prefix) {
+        /// Country calling code and first three national digits, e.g. `+996505`.
+        prefix -> Text,
+        /// Start of the counted hour (UTC).
+        hour_start -> Timestamp,
+        /// Messages in that hour.
+        sent -> Integer,
+        /// Usual messages per hour before it, in thousandths.
+        baseline_milli -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::table! {
@@ -139,8 +172,8 @@ diesel::table! {
         rotated_at -> Nullable<Timestamp>,
         /// The successor's row id.
         successor_id -> Nullable<BigInt>,
-        /// The successor's text, sealed, kept for the reuse grace window.
-        successor_sealed -> Nullable<Binary>,
+        /// MAC of the client that rotated it (user agent + IP prefix), for grace-window replays.
+        rotated_client -> Nullable<Binary>,
     }
 }
 
@@ -163,6 +196,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     phone_verifications,
     sessions,
     rate_limits,
+    sms_prefix_stats,
     outbox,
     refresh_tokens,
     account_deletions

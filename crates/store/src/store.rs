@@ -223,7 +223,9 @@ impl MarketStore {
                 (DbError::Query { market, source }.into(), lost)
             }
             TxError::Store(e) => (e.into(), false),
-            TxError::RateLimited(_) => (DbError::EscapedRefusal { market }.into(), false),
+            TxError::RateLimited(_) | TxError::BudgetExceeded(_) => {
+                (DbError::EscapedRefusal { market }.into(), false)
+            }
         })
     }
 }
@@ -242,4 +244,7 @@ pub(crate) enum TxError {
     /// A bucket refused the hit.
     #[error("rate limited")]
     RateLimited(RetryAfter),
+    /// An SMS-pumping guard refused the message.
+    #[error("sms budget exceeded")]
+    BudgetExceeded(marque_domain::BudgetTrip),
 }

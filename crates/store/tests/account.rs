@@ -54,11 +54,15 @@ fn sign_in(
         .issue_challenge(IssueChallenge {
             phone: phone.clone(),
             code_hash: b"h".to_vec(),
+            purpose: marque_domain::OtpPurpose::Login,
+            challenge_id: uuid::Uuid::new_v4().to_string(),
+            check_lock: true,
             now,
             expires_at: now + Duration::minutes(10),
             client_ip: None,
             limits: Vec::new(),
             outbox: None,
+            sms: None,
         })
         .unwrap();
     assert_eq!(issued, IssueOutcome::Issued);
@@ -77,6 +81,8 @@ fn sign_in(
             now,
             max_attempts: 3,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
             refresh: marque_domain::NewRefreshToken {
                 token_hash: sid.0.as_bytes().to_vec(),
                 expires_at: now + Duration::days(1),

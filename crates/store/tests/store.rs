@@ -43,6 +43,7 @@ on_both_backends!(
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
     refresh_rotates_replays_in_grace_and_revokes_on_reuse,
+    refresh_replay_from_another_client_is_reuse,
     refresh_extends_the_session_up_to_its_max_lifetime,
     refresh_of_an_ended_session_is_invalid,
     sessions_are_listed_and_revoked_by_scope,
@@ -76,6 +77,7 @@ fn limit(bucket: &str, policy: RateLimitPolicy) -> RateLimitCheck {
     RateLimitCheck {
         bucket: bucket.to_owned(),
         policy,
+        elsewhere: Default::default(),
     }
 }
 
@@ -92,6 +94,9 @@ fn issue_cmd(
     IssueChallenge {
         phone: phone(e164),
         code_hash: hash.to_vec(),
+        purpose: marque_domain::OtpPurpose::Login,
+        challenge_id: uuid::Uuid::new_v4().to_string(),
+        check_lock: true,
         now,
         expires_at: now + Duration::minutes(10),
         client_ip: Some("203.0.113.7".to_owned()),
@@ -102,7 +107,22 @@ fn issue_cmd(
             sealed_body: format!("sealed:{}", String::from_utf8_lossy(hash)).into_bytes(),
             expires_at: now + Duration::minutes(10),
         }),
+        sms: None,
     }
+}
+
+/// Issues a deletion code (purpose `delete_account`) with the phone's default limit.
+fn issue_deletion(
+    store: &MarketStore,
+    e164: &str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+) -> IssueOutcome {
+    let cmd = IssueChallenge {
+        purpose: marque_domain::OtpPurpose::DeleteAccount,
+        ..issue_cmd(e164, hash, now, phone_limit(e164))
+    };
+    store.issue_challenge(cmd).unwrap()
 }
 
 /// Issues a code with the phone's default limit.
@@ -155,6 +175,8 @@ fn verify_with(
             now,
             max_attempts,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -881,6 +903,8 @@ fn pool_timeout_is_unavailable() {
                     now: at(1),
                     max_attempts: 3,
                     matches: &matches,
+                    challenge_id: None,
+                    guard: marque_domain::AttemptGuard::default(),
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -912,6 +936,16 @@ fn rotate(
     successor: &[u8],
     now: DateTime<Utc>,
 ) -> RotateOutcome {
+    rotate_from(store, presented, successor, b"client-a", now)
+}
+
+fn rotate_from(
+    store: &MarketStore,
+    presented: &[u8],
+    successor: &[u8],
+    client: &[u8],
+    now: DateTime<Utc>,
+) -> RotateOutcome {
     store
         .rotate_refresh(RotateRefresh {
             token_hash: presented,
@@ -920,7 +954,7 @@ fn rotate(
             idle: Duration::days(30),
             max_lifetime: Duration::days(90),
             successor_hash: successor.to_vec(),
-            successor_sealed: [b"sealed:", successor].concat(),
+            client_binding: client.to_vec(),
         })
         .unwrap()
 }
@@ -945,21 +979,27 @@ fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
         }
         other => panic!("unexpected {other:?}"),
     }
-    // A concurrent retry inside the grace window gets the same successor, sealed.
-    match rotate(store, &first, b"other", at(105)) {
+    // A concurrent retry of the same client inside the grace window is a replay (the caller
+    // recomputes the successor; nothing of it is stored but its hash).
+    match rotate(store, &first, b"second", at(105)) {
         RotateOutcome::Replayed {
-            successor_sealed, ..
-        } => assert_eq!(successor_sealed, b"sealed:second"),
+            session,
+            refresh_expires_at,
+            ..
+        } => {
+            assert_eq!(session, sid);
+            assert_eq!(refresh_expires_at, at(100) + Duration::days(30));
+        }
         other => panic!("unexpected {other:?}"),
     }
-    // The successor works and is rotated in turn; the grace copy of the first is dropped.
+    // The successor works and is rotated in turn.
     assert!(matches!(
         rotate(store, b"second", b"third", at(106)),
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens WHERE successor_sealed IS NOT NULL"),
-        1
+        ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens WHERE rotated_client IS NOT NULL"),
+        2
     );
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens"), 3);
     // The first token again, after its successor was used: reuse → the session is revoked.
@@ -974,6 +1014,26 @@ fn refresh_rotates_replays_in_grace_and_revokes_on_reuse(ctx: &Ctx) {
     );
     assert_eq!(
         rotate(store, b"unknown", b"x", at(108)),
+        RotateOutcome::Invalid
+    );
+}
+
+/// Issue 12 item 6: inside the grace window, a replay from another client (another user agent
+/// or IP prefix, i.e. another binding) is reuse and revokes the session.
+fn refresh_replay_from_another_client_is_reuse(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, sid, first) = refreshed_session(store);
+    assert!(matches!(
+        rotate_from(store, &first, b"second", b"client-a", at(100)),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        rotate_from(store, &first, b"second", b"client-b", at(101)),
+        RotateOutcome::Reused
+    );
+    assert_eq!(store.active_session(&sid, user.id, at(102)).unwrap(), None);
+    assert_eq!(
+        rotate_from(store, b"second", b"third", b"client-a", at(102)),
         RotateOutcome::Invalid
     );
 }
@@ -1089,6 +1149,8 @@ fn delete(
             now,
             max_attempts: 3,
             matches: &matches,
+            challenge_id: None,
+            guard: marque_domain::AttemptGuard::default(),
         })
         .unwrap()
 }
@@ -1102,7 +1164,7 @@ fn account_deletion_removes_every_row_and_keeps_an_audit_record(ctx: &Ctx) {
         RotateOutcome::Rotated { .. }
     ));
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert!(matches!(
@@ -1177,8 +1239,19 @@ fn account_deletion_needs_the_right_code(ctx: &Ctx) {
         delete(store, user.id, b"right", at(10)),
         VerifyOutcome::NoActiveCode
     );
+    // A live sign-in code is not a deletion code (issue 12, item 10).
     assert_eq!(
-        issue(store, KG_PHONE, b"step-up", at(100)),
+        store
+            .issue_challenge(issue_cmd(KG_PHONE, b"login", at(30), Vec::new()))
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        delete(store, user.id, b"login", at(35)),
+        VerifyOutcome::NoActiveCode
+    );
+    assert_eq!(
+        issue_deletion(store, KG_PHONE, b"step-up", at(100)),
         IssueOutcome::Issued
     );
     assert_eq!(

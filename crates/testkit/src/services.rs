@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
     AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo, DeliveryError,
-    LoginSuccess, MessageSender, OtpHasher, OutgoingMessage, PayloadSealer, SignedIn, TokenService,
+    KeyRing, LoginSuccess, MessageSender, OutgoingMessage, SignedIn, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;
@@ -52,15 +52,16 @@ impl Services {
             clock.clone(),
             AccountLimits::default(),
         ));
+        let keys = KeyRing::derive(SECRET);
         let auth = AuthService::new(
             AuthDeps {
                 repos: vec![kg.repo(), us.repo()],
                 clock: clock.clone(),
                 rng: Arc::new(FixedRandom::new(7)),
-                hasher: OtpHasher::from_secret(SECRET),
-                outbox_sealer: PayloadSealer::from_secret(SECRET),
-                refresh_sealer: PayloadSealer::with_label(SECRET, b"refresh"),
-                tokens: TokenService::hs256(SECRET, "marque", Duration::minutes(30)),
+                hasher: keys.otp_hasher(),
+                outbox_sealer: keys.outbox_sealer(),
+                refresh_keys: keys.refresh_keys(),
+                tokens: TokenService::derived(&keys, "marque", Duration::minutes(30)),
             },
             config,
         )
@@ -94,7 +95,7 @@ impl Services {
             .pending_bodies(phone.e164())
             .pop()
             .expect("a pending message");
-        let text = String::from_utf8(PayloadSealer::from_secret(SECRET).open(&body).unwrap())
+        let text = String::from_utf8(KeyRing::derive(SECRET).outbox_sealer().open(&body).unwrap())
             .expect("a UTF-8 message");
         let digits: String = text.chars().filter(char::is_ascii_digit).collect();
         OtpCode::parse(&digits[..6]).expect("a code in the message")

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
 use marque_domain::{
-    AccountRepository, Address, AddressId, AddressRecord, AuthRepository, DeleteAccount, Insert,
-    IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
-    NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
-    PaymentMethod, PaymentMethodId, PaymentMethodRecord, ProfileUpdate, RepoError, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    AccountRepository, Address, AddressId, AddressRecord, AuthRepository, BucketState,
+    DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress, NewNotification,
+    NewPaymentMethod, Notification, NotificationId, NotificationPage, NotificationQuery,
+    OutboxMessage, OutboxRepository, PaymentMethod, PaymentMethodId, PaymentMethodRecord,
+    ProfileUpdate, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo,
+    User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use marque_store::{Backend, MarketStore};
@@ -238,6 +238,7 @@ macro_rules! gated {
 gated!(AuthRepository {
     fn ping(&self) -> ();
     fn issue_challenge(&self, cmd: IssueChallenge) -> IssueOutcome;
+    fn bucket_states(&self, buckets: &[&str]) -> Vec<Option<BucketState>>;
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> VerifyOutcome;
     fn active_session(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
     fn session_user(&self, session: &SessionId, user: UserId, now: DateTime<Utc>) -> Option<User>;

@@ -23,7 +23,7 @@ pub use entities::{
 pub use payment::PaymentMethodInput;
 pub use repository::{AccountRepository, Insert};
 
-use crate::{Clock, RepoError, SignInEvent, SignInObserver, UserId};
+use crate::{Clock, PhoneLockedEvent, RepoError, SignInEvent, SignInObserver, UserId};
 
 /// Whose account data a call is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -380,6 +380,38 @@ impl SignInObserver for AccountService {
     /// A returning user signing in from a `User-Agent` none of their earlier sessions had gets a
     /// `security` notification in the market's language ("Вход в аккаунт с нового
     /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
+    /// A signed-up user whose number was locked after too many wrong codes gets a `security`
+    /// notification in the market's language ("Вход заблокирован" / "Sign-in locked"), so they
+    /// learn that someone is guessing their codes. Failures are logged, never raised.
+    fn phone_locked(&self, event: &PhoneLockedEvent) {
+        let Some(user) = event.user else { return };
+        let minutes = (event.until - event.at).num_minutes().max(1);
+        let hours = (minutes + 59) / 60;
+        let (title, text) = marque_markets::phone_locked_notice(event.market.language(), hours);
+        let notice = match (
+            NotificationTitle::parse(&title),
+            NotificationBody::parse(&text),
+        ) {
+            (Ok(title), Ok(message)) => NewNotification {
+                kind: NotificationKind::Security,
+                title,
+                message,
+                order_id: None,
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "lock notice does not fit a notification");
+                return;
+            }
+        };
+        let owner = Owner {
+            market: event.market,
+            user,
+        };
+        if let Err(e) = self.notify(owner, notice) {
+            tracing::warn!(market = %event.market, user = %user, error = %e, "lock notification failed");
+        }
+    }
+
     fn signed_in(&self, event: &SignInEvent) {
         // Known devices need no notice; for the rest, `notify_unknown_device` re-checks under a
         // lock so that simultaneous first sign-ins from one device produce one notice.

@@ -376,10 +376,27 @@ impl AccountService {
     }
 }
 
+/// A `security` notification with `title` and `text` (the `what` notice, for the log); `None`,
+/// logged, when they do not fit a notification.
+fn security_notice(what: &str, title: &str, text: &str) -> Option<NewNotification> {
+    match (
+        NotificationTitle::parse(title),
+        NotificationBody::parse(text),
+    ) {
+        (Ok(title), Ok(message)) => Some(NewNotification {
+            kind: NotificationKind::Security,
+            title,
+            message,
+            order_id: None,
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "{what} notice does not fit a notification");
+            None
+        }
+    }
+}
+
 impl SignInObserver for AccountService {
-    /// A returning user signing in from a `User-Agent` none of their earlier sessions had gets a
-    /// `security` notification in the market's language ("Вход в аккаунт с нового
-    /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
     /// A signed-up user whose number was locked after too many wrong codes gets a `security`
     /// notification in the market's language ("Вход заблокирован" / "Sign-in locked"), so they
     /// learn that someone is guessing their codes. Failures are logged, never raised.
@@ -388,20 +405,8 @@ impl SignInObserver for AccountService {
         let minutes = (event.until - event.at).num_minutes().max(1);
         let hours = (minutes + 59) / 60;
         let (title, text) = marque_markets::phone_locked_notice(event.market.language(), hours);
-        let notice = match (
-            NotificationTitle::parse(&title),
-            NotificationBody::parse(&text),
-        ) {
-            (Ok(title), Ok(message)) => NewNotification {
-                kind: NotificationKind::Security,
-                title,
-                message,
-                order_id: None,
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "lock notice does not fit a notification");
-                return;
-            }
+        let Some(notice) = security_notice("lock", &title, &text) else {
+            return;
         };
         let owner = Owner {
             market: event.market,
@@ -412,6 +417,9 @@ impl SignInObserver for AccountService {
         }
     }
 
+    /// A returning user signing in from a `User-Agent` none of their earlier sessions had gets a
+    /// `security` notification in the market's language ("Вход в аккаунт с нового
+    /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
     fn signed_in(&self, event: &SignInEvent) {
         // Known devices need no notice; for the rest, `notify_unknown_device` re-checks under a
         // lock so that simultaneous first sign-ins from one device produce one notice.
@@ -420,20 +428,8 @@ impl SignInObserver for AccountService {
         }
         let (title, text) =
             new_sign_in_notice(event.market.language(), event.user_agent.as_deref());
-        let notice = match (
-            NotificationTitle::parse(&title),
-            NotificationBody::parse(&text),
-        ) {
-            (Ok(title), Ok(message)) => NewNotification {
-                kind: NotificationKind::Security,
-                title,
-                message,
-                order_id: None,
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "sign-in notice does not fit a notification");
-                return;
-            }
+        let Some(notice) = security_notice("sign-in", &title, &text) else {
+            return;
         };
         let result = self.in_market(event.market, |repo| {
             repo.notify_unknown_device(

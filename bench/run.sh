@@ -52,6 +52,13 @@ ticks_of_comm() {
 }
 # busy, total and steal (time the hypervisor gave our vCPUs to someone else) of the whole machine.
 ticks_machine() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
+# Per cent of one core used over $4 seconds by a counter going from $1 to $2 ticks of $3 a second.
+pct_of_core() { awk -v a="$1" -v b="$2" -v t="$3" -v s="$4" 'BEGIN {printf "%.0f", (b - a) / t / s * 100}'; }
+# Per cent of one core: the share ($1 → $2) of all machine ticks ($3 → $4), times the cores.
+pct_of_machine() {
+    awk -v a="$1" -v b="$2" -v ta="$3" -v tb="$4" -v n="$(nproc)" \
+        'BEGIN {printf "%.0f", (tb > ta) ? (b - a) / (tb - ta) * 100 * n : 0}'
+}
 # CPU seconds used by this shell's finished children (wrk): `times` must run in this shell (not
 # in a $(…) subshell, where it starts from zero), so it writes to a file that this parses.
 children_cpu() {
@@ -66,8 +73,7 @@ machine_busy_pct() {
     read -r b0 t0 x < <(ticks_machine)
     sleep 1
     read -r b1 t1 x < <(ticks_machine)
-    awk -v a="$b0" -v b="$b1" -v ta="$t0" -v tb="$t1" -v n="$(nproc)" \
-        'BEGIN {printf "%.0f", (tb > ta) ? (b - a) / (tb - ta) * 100 * n : 0}'
+    pct_of_machine "$b0" "$b1" "$t0" "$t1"
 }
 rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
@@ -256,28 +262,36 @@ log "token for $TOKEN_PHONE works"
 declare -A R   # results: R[scenario,key]
 WRK_COMMON=(-t"$THREADS" -c"$CONNS" --latency)
 
+# Reads the CPU counters into the variables named by the arguments: wrk's seconds (children of
+# this shell), the server's and postgres's ticks, the machine's busy, total and steal ticks.
+# Called as a function, never in a subshell: `times` must report this shell's children.
+cpu_counters() {
+    times >"$TMP/times"
+    local wrk_cpu
+    wrk_cpu="$(children_cpu "$TMP/times")"
+    read -r "$@" <<<"$wrk_cpu $(ticks_of_pid "$SERVER_PID") $(ticks_of_comm postgres) $(ticks_machine)"
+}
+
+# Runs wrk for $2 seconds with run_scenario's `script` and `extra`; output in $TMP/$name.$1,
+# failure reported as "$name $3 failed".
+run_wrk() {
+    local out="$TMP/$name.$1"
+    wrk "${WRK_COMMON[@]}" -d"${2}s" -s "$script" "${extra[@]}" >"$out" 2>&1 \
+        || die "$name $3 failed: $(cat "$out")"
+}
+
 run_scenario() {
     local name=$1 script=$2
     shift 2
     local -a extra=("$@")   # wrk options, then the URL and any "--" script arguments
     log "$name: warm-up ${WARMUP}s"
-    wrk "${WRK_COMMON[@]}" -d"${WARMUP}s" -s "$script" "${extra[@]}" >"$TMP/$name.warmup" 2>&1 \
-        || die "$name warm-up failed: $(cat "$TMP/$name.warmup")"
+    run_wrk warmup "$WARMUP" warm-up
     local s0 p0 w0 m0_busy m0_total m0_steal
-    times >"$TMP/times0"
-    w0="$(children_cpu "$TMP/times0")"
-    s0="$(ticks_of_pid "$SERVER_PID")"
-    p0="$(ticks_of_comm postgres)"
-    read -r m0_busy m0_total m0_steal < <(ticks_machine)
+    cpu_counters w0 s0 p0 m0_busy m0_total m0_steal
     log "$name: wrk ${WRK_COMMON[*]} -d${DURATION}s"
-    wrk "${WRK_COMMON[@]}" -d"${DURATION}s" -s "$script" "${extra[@]}" >"$TMP/$name.out" 2>&1 \
-        || die "$name run failed: $(cat "$TMP/$name.out")"
+    run_wrk out "$DURATION" run
     local s1 p1 w1 m1_busy m1_total m1_steal
-    times >"$TMP/times1"
-    w1="$(children_cpu "$TMP/times1")"
-    s1="$(ticks_of_pid "$SERVER_PID")"
-    p1="$(ticks_of_comm postgres)"
-    read -r m1_busy m1_total m1_steal < <(ticks_machine)
+    cpu_counters w1 s1 p1 m1_busy m1_total m1_steal
     kill -0 "$SERVER_PID" 2>/dev/null || die "server died during $name"
 
     local line kv k v
@@ -289,13 +303,12 @@ run_scenario() {
     done
     # CPU in % of one core over the run (the machine has $(nproc) cores = $(nproc)00 %).
     local secs="${R[$name,duration_s]}"
-    R[$name,cpu_server]="$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" -v s="$secs" 'BEGIN {printf "%.0f", (b - a) / t / s * 100}')"
-    R[$name,cpu_pg]="$(awk -v a="$p0" -v b="$p1" -v t="$CLK_TCK" -v s="$secs" 'BEGIN {printf "%.0f", (b - a) / t / s * 100}')"
-    R[$name,cpu_all]="$(awk -v a="$m0_busy" -v b="$m1_busy" -v ta="$m0_total" -v tb="$m1_total" -v n="$(nproc)" \
-        'BEGIN {printf "%.0f", (tb > ta) ? (b - a) / (tb - ta) * 100 * n : 0}')"
-    R[$name,cpu_steal]="$(awk -v a="$m0_steal" -v b="$m1_steal" -v ta="$m0_total" -v tb="$m1_total" -v n="$(nproc)" \
-        'BEGIN {printf "%.0f", (tb > ta) ? (b - a) / (tb - ta) * 100 * n : 0}')"
-    R[$name,cpu_wrk]="$(awk -v a="$w0" -v b="$w1" -v s="$secs" 'BEGIN {printf "%.0f", (b - a) / s * 100}')"
+    R[$name,cpu_server]="$(pct_of_core "$s0" "$s1" "$CLK_TCK" "$secs")"
+    R[$name,cpu_pg]="$(pct_of_core "$p0" "$p1" "$CLK_TCK" "$secs")"
+    R[$name,cpu_all]="$(pct_of_machine "$m0_busy" "$m1_busy" "$m0_total" "$m1_total")"
+    R[$name,cpu_steal]="$(pct_of_machine "$m0_steal" "$m1_steal" "$m0_total" "$m1_total")"
+    # wrk's counter is in seconds already: one "tick" a second.
+    R[$name,cpu_wrk]="$(pct_of_core "$w0" "$w1" 1 "$secs")"
     local all="${R[$name,cpu_all]}" srv="${R[$name,cpu_server]}" pg="${R[$name,cpu_pg]}" wr="${R[$name,cpu_wrk]}"
     R[$name,cpu_other]="$((all - srv - pg - wr))"
     R[$name,rss_after]="$(rss_mib "$SERVER_PID" VmRSS)"

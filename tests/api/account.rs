@@ -14,6 +14,7 @@ use marque_store::MarketStore;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::calls::{app_get_json, call, openapi, sign_in_fixed, spawn_with_fixed_codes};
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(
@@ -28,52 +29,79 @@ both_backends!(
 const KG_A: &str = "+996555000001";
 const KG_B: &str = "+996555000002";
 const US_A: &str = "+12125550100";
-const CODES: &str = "+996555000001=123456,+996555000002=123456,+12125550100=123456";
 /// Элкарт test number (IIN 9417, valid Luhn digit).
 const ELCART: &str = "9417 1234 5678 9013";
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn(backend, &[("TEST_PHONE_NUMBERS", CODES)]).await
+    spawn_with_fixed_codes(backend, &[KG_A, KG_B, US_A]).await
 }
 
 /// Signs `phone` in (fixed code) from `user_agent`; returns the access token. The clock moves on a
 /// second first, as it does between two real sign-ins.
 async fn login(app: &TestApp, phone: &str, user_agent: Option<&str>) -> String {
     app.clock.advance(chrono::Duration::seconds(1));
-    assert_eq!(app.send_code(phone).await.status(), 200);
-    let mut req = app
-        .http
-        .post(format!("{}/api/v1/auth/verify-code", app.base))
-        .json(&json!({ "phone_number": phone, "verification_code": "123456" }));
-    if let Some(ua) = user_agent {
-        req = req.header("User-Agent", ua);
-    }
-    let res = req.send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    sign_in_fixed(app, phone, user_agent).await
 }
 
-/// Calls `method path` with the bearer `token` and an optional JSON body; returns status and body.
-async fn call(
+const ADDRESSES: &str = "/api/v1/profile/addresses";
+const PAYMENTS: &str = "/api/v1/profile/payment-methods";
+
+/// Calls as [`call`] and asserts an error answer (see [`error`]); returns its body.
+async fn refused(
     app: &TestApp,
     method: &str,
     path: &str,
     token: &str,
     body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
+    status: u16,
+    code: &str,
+) -> Value {
+    error(call(app, method, path, token, body).await, status, code)
+}
+
+/// Sends `body` as [`call`] and asserts a 422 `validation_error`; returns its body.
+async fn invalid(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Value {
+    refused(
+        app,
+        method,
+        path,
+        token,
+        Some(body),
+        422,
+        "validation_error",
+    )
+    .await
+}
+
+/// Posts each body to the addresses and asserts that each is refused as invalid, naming its
+/// field; returns the error bodies.
+async fn invalid_addresses(app: &TestApp, token: &str, cases: Vec<(Value, &str)>) -> Vec<Value> {
+    let mut errors = Vec::new();
+    for (body, field) in cases {
+        let err = invalid(app, "POST", ADDRESSES, token, body.clone()).await;
+        assert_eq!(err["field"], field, "{body}");
+        errors.push(err);
     }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, value)
+    errors
+}
+
+/// `POST`s `body` as [`call`].
+async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Value) {
+    call(app, "POST", path, token, Some(body)).await
+}
+
+/// A fresh app with `phone` signed in (no user agent); `None` when the backend is not available.
+async fn signed_in(backend: Backend, phone: &str) -> Option<(TestApp, String)> {
+    let app = spawn(backend).await?;
+    let token = login(&app, phone, None).await;
+    Some((app, token))
+}
+
+/// `valid` with `key` set to `value`.
+fn with(valid: &Value, key: &str, value: Value) -> Value {
+    let mut body = valid.clone();
+    body[key] = value;
+    body
 }
 
 /// Asserts an error answer and returns its body.
@@ -93,25 +121,18 @@ fn is_russian(text: &Value) -> bool {
 }
 
 async fn kg_addresses(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
+    let Some((app, token)) = signed_in(backend, KG_A).await else {
         return;
     };
-    let token = login(&app, KG_A, None).await;
-    let (status, created) = call(
-        &app,
-        "POST",
-        "/api/v1/profile/addresses",
-        &token,
-        Some(json!({
-            "title": "Дом",
-            "street": "ул. Юнусалиева",
-            "building": "34",
-            "apartment": "12",
-            "city": "Бишкек",
-            "region": "Чүй облусу",
-        })),
-    )
-    .await;
+    let home = json!({
+        "title": "Дом",
+        "street": "ул. Юнусалиева",
+        "building": "34",
+        "apartment": "12",
+        "city": "Бишкек",
+        "region": "Чүй облусу",
+    });
+    let (status, created) = post(&app, ADDRESSES, &token, home).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["success"], true);
     assert!(is_russian(&created["message"]));
@@ -135,20 +156,20 @@ async fn kg_addresses(backend: Backend) {
         "no US fields in a KG address"
     );
     let first_id = first["id"].as_i64().unwrap();
+    let first_url = format!("{ADDRESSES}/{first_id}");
 
-    let (status, second) = call(
+    let (status, second) = post(
         &app,
-        "POST",
-        "/api/v1/profile/addresses",
+        ADDRESSES,
         &token,
-        Some(json!({
+        json!({
             "street": "пр. Чуй",
             "building": "100",
             "city": "Бишкек",
             "region": "г. Бишкек",
             "postal_code": "720040",
             "is_default": true,
-        })),
+        }),
     )
     .await;
     assert_eq!(status, 201, "{second}");
@@ -158,7 +179,7 @@ async fn kg_addresses(backend: Backend) {
     assert_eq!(second["full_address"], "пр. Чуй, 100, Бишкек, 720040");
     let second_id = second["id"].as_i64().unwrap();
 
-    let (_, list) = call(&app, "GET", "/api/v1/profile/addresses", &token, None).await;
+    let (_, list) = call(&app, "GET", ADDRESSES, &token, None).await;
     assert_eq!(list["total"], 2);
     let ids: Vec<i64> = list["addresses"]
         .as_array()
@@ -173,7 +194,7 @@ async fn kg_addresses(backend: Backend) {
     let (status, updated) = call(
         &app,
         "PUT",
-        &format!("/api/v1/profile/addresses/{first_id}"),
+        &first_url,
         &token,
         Some(json!({"apartment": null, "is_default": true})),
     )
@@ -189,12 +210,8 @@ async fn kg_addresses(backend: Backend) {
     // Bad input: 422 naming the field, in Russian, nothing written.
     let before = app.count(Market::Kg, "user_addresses").await;
     let valid = json!({"street": "ул. Киевская", "building": "1", "city": "Ош", "region": "Ош"});
-    let with = |key: &str, value: Value| {
-        let mut body = valid.clone();
-        body[key] = value;
-        body
-    };
-    for (body, field) in [
+    let with = |key: &str, value: Value| with(&valid, key, value);
+    let cases = vec![
         (with("postal_code", json!("10001")), "postal_code"),
         (with("zip_code", json!("10001")), "zip_code"),
         (with("region", json!("Ontario")), "region"),
@@ -205,97 +222,43 @@ async fn kg_addresses(backend: Backend) {
             json!({"building": "1", "city": "Ош", "region": "Ош"}),
             "street",
         ),
-    ] {
-        let err = error(
-            call(
-                &app,
-                "POST",
-                "/api/v1/profile/addresses",
-                &token,
-                Some(body.clone()),
-            )
-            .await,
-            422,
-            "validation_error",
-        );
-        assert_eq!(err["field"], field, "{body}");
+    ];
+    for err in invalid_addresses(&app, &token, cases).await {
         assert!(is_russian(&err["message"]), "{err}");
     }
     // A mistyped value is refused by the JSON reader (before the token's market is known).
-    let err = error(
-        call(
-            &app,
-            "POST",
-            "/api/v1/profile/addresses",
-            &token,
-            Some(with("city", json!(42))),
-        )
-        .await,
-        422,
-        "validation_error",
-    );
+    let err = invalid(&app, "POST", ADDRESSES, &token, with("city", json!(42))).await;
     assert_eq!(err["field"], "city");
-    let err = error(
-        call(
-            &app,
-            "PUT",
-            &format!("/api/v1/profile/addresses/{first_id}"),
-            &token,
-            Some(json!({"street": null})),
-        )
-        .await,
-        422,
-        "validation_error",
-    );
+    let err = invalid(&app, "PUT", &first_url, &token, json!({"street": null})).await;
     assert_eq!(err["field"], "street");
     assert_eq!(app.count(Market::Kg, "user_addresses").await, before);
 
     // Deleting the default promotes the other address.
-    let (status, deleted) = call(
-        &app,
-        "DELETE",
-        &format!("/api/v1/profile/addresses/{first_id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (status, deleted) = call(&app, "DELETE", &first_url, &token, None).await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["success"], true);
-    let (_, list) = call(&app, "GET", "/api/v1/profile/addresses", &token, None).await;
+    let (_, list) = call(&app, "GET", ADDRESSES, &token, None).await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["addresses"][0]["id"], second_id);
     assert_eq!(list["addresses"][0]["is_default"], true);
-    error(
-        call(
-            &app,
-            "DELETE",
-            &format!("/api/v1/profile/addresses/{first_id}"),
-            &token,
-            None,
-        )
-        .await,
-        404,
-        "not_found",
-    );
+    refused(&app, "DELETE", &first_url, &token, None, 404, "not_found").await;
 }
 
 async fn us_addresses_and_kg_shapes_refused(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
+    let Some((app, token)) = signed_in(backend, US_A).await else {
         return;
     };
-    let token = login(&app, US_A, None).await;
-    let (status, created) = call(
+    let (status, created) = post(
         &app,
-        "POST",
-        "/api/v1/profile/addresses",
+        ADDRESSES,
         &token,
-        Some(json!({
+        json!({
             "title": "Home",
             "street_address": "123 Main St",
             "city": "New York",
             "state": "ny",
             "zip_code": "10001",
-        })),
+        }),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -311,7 +274,7 @@ async fn us_addresses_and_kg_shapes_refused(backend: Backend) {
     let (status, updated) = call(
         &app,
         "PUT",
-        &format!("/api/v1/profile/addresses/{id}"),
+        &format!("{ADDRESSES}/{id}"),
         &token,
         Some(json!({"address_line2": "Apt 4B", "zip_code": "10001-1234", "title": null})),
     )
@@ -327,28 +290,13 @@ async fn us_addresses_and_kg_shapes_refused(backend: Backend) {
     let kg_shape = json!({
         "street": "ул. Юнусалиева", "building": "34", "city": "Бишкек", "region": "Чуйская область",
     });
-    let err = error(
-        call(
-            &app,
-            "POST",
-            "/api/v1/profile/addresses",
-            &token,
-            Some(kg_shape),
-        )
-        .await,
-        422,
-        "validation_error",
-    );
+    let err = invalid(&app, "POST", ADDRESSES, &token, kg_shape).await;
     assert_eq!(err["field"], "street");
     assert!(err["message"].as_str().unwrap().is_ascii());
     let valid =
         json!({"street_address": "1 Elm St", "city": "Austin", "state": "TX", "zip_code": "73301"});
-    let with = |key: &str, value: Value| {
-        let mut body = valid.clone();
-        body[key] = value;
-        body
-    };
-    for (body, field) in [
+    let with = |key: &str, value: Value| with(&valid, key, value);
+    let cases = vec![
         (with("state", json!("XX")), "state"),
         (with("state", json!("ON")), "state"),
         (with("zip_code", json!("7330")), "zip_code"),
@@ -358,91 +306,61 @@ async fn us_addresses_and_kg_shapes_refused(backend: Backend) {
             with("address_line2", json!("a".repeat(201))),
             "address_line2",
         ),
-    ] {
-        let err = error(
-            call(
-                &app,
-                "POST",
-                "/api/v1/profile/addresses",
-                &token,
-                Some(body.clone()),
-            )
-            .await,
-            422,
-            "validation_error",
-        );
-        assert_eq!(err["field"], field, "{body}");
-    }
+    ];
+    invalid_addresses(&app, &token, cases).await;
     assert_eq!(app.count(Market::Us, "user_addresses").await, 1);
     assert_eq!(app.count(Market::Kg, "user_addresses").await, 0);
 }
 
 async fn rows_are_private_and_stay_in_their_market(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
+    let Some((app, a)) = signed_in(backend, KG_A).await else {
         return;
     };
-    let a = login(&app, KG_A, None).await;
     let b = login(&app, KG_B, None).await;
     let us = login(&app, US_A, None).await;
-    let (_, address) = call(
+    let (_, address) = post(
         &app,
-        "POST",
-        "/api/v1/profile/addresses",
+        ADDRESSES,
         &a,
-        Some(
-            json!({"street": "ул. Токтогула", "building": "5", "city": "Нарын", "region": "Naryn"}),
-        ),
+        json!({"street": "ул. Токтогула", "building": "5", "city": "Нарын", "region": "Naryn"}),
     )
     .await;
     let address_id = address["address"]["id"].as_i64().unwrap();
-    let (_, method) = call(
+    let (_, method) = post(
         &app,
-        "POST",
-        "/api/v1/profile/payment-methods",
+        PAYMENTS,
         &a,
-        Some(json!({"payment_type": "cash_on_delivery"})),
+        json!({"payment_type": "cash_on_delivery"}),
     )
     .await;
     let method_id = method["payment_method"]["id"].as_i64().unwrap();
 
     // Another user of the same market: empty lists, 404 on A's rows (not 403).
     for token in [&b, &us] {
-        let (_, list) = call(&app, "GET", "/api/v1/profile/addresses", token, None).await;
+        let (_, list) = call(&app, "GET", ADDRESSES, token, None).await;
         assert_eq!(list["total"], 0);
-        let (_, list) = call(&app, "GET", "/api/v1/profile/payment-methods", token, None).await;
+        let (_, list) = call(&app, "GET", PAYMENTS, token, None).await;
         assert_eq!(list["total"], 0);
         for (method, path, body) in [
             (
                 "PUT",
-                format!("/api/v1/profile/addresses/{address_id}"),
+                format!("{ADDRESSES}/{address_id}"),
                 Some(json!({"title": "x"})),
             ),
-            (
-                "DELETE",
-                format!("/api/v1/profile/addresses/{address_id}"),
-                None,
-            ),
+            ("DELETE", format!("{ADDRESSES}/{address_id}"), None),
             (
                 "PUT",
-                format!("/api/v1/profile/payment-methods/{method_id}"),
+                format!("{PAYMENTS}/{method_id}"),
                 Some(json!({"is_default": true})),
             ),
-            (
-                "DELETE",
-                format!("/api/v1/profile/payment-methods/{method_id}"),
-                None,
-            ),
+            ("DELETE", format!("{PAYMENTS}/{method_id}"), None),
         ] {
-            error(
-                call(&app, method, &path, token, body).await,
-                404,
-                "not_found",
-            );
+            refused(&app, method, &path, token, body, 404, "not_found").await;
         }
     }
     // A's rows are untouched and live in the KG database only. The US user has the same numeric
     // id as A in the other database and still sees nothing of A's.
-    let (_, list) = call(&app, "GET", "/api/v1/profile/addresses", &a, None).await;
+    let (_, list) = call(&app, "GET", ADDRESSES, &a, None).await;
     assert_eq!(list["addresses"][0]["title"], Value::Null);
     for table in ["user_addresses", "user_payment_methods"] {
         assert_eq!(app.count(Market::Kg, table).await, 1, "{table}");
@@ -451,33 +369,15 @@ async fn rows_are_private_and_stay_in_their_market(backend: Backend) {
 }
 
 async fn at_most_twenty_addresses(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
+    let Some((app, token)) = signed_in(backend, US_A).await else {
         return;
     };
-    let token = login(&app, US_A, None).await;
     for i in 0..20 {
-        let (status, body) = call(
-            &app,
-            "POST",
-            "/api/v1/profile/addresses",
-            &token,
-            Some(json!({"street_address": format!("{i} Main St"), "city": "Boston", "state": "MA", "zip_code": "02108"})),
-        )
+        let (status, body) = post(&app, ADDRESSES, &token, json!({"street_address": format!("{i} Main St"), "city": "Boston", "state": "MA", "zip_code": "02108"}))
         .await;
         assert_eq!(status, 201, "{body}");
     }
-    let err = error(
-        call(
-            &app,
-            "POST",
-            "/api/v1/profile/addresses",
-            &token,
-            Some(json!({"street_address": "21 Main St", "city": "Boston", "state": "MA", "zip_code": "02108"})),
-        )
-        .await,
-        409,
-        "limit_reached",
-    );
+    let err = refused(&app, "POST", ADDRESSES, &token, Some(json!({"street_address": "21 Main St", "city": "Boston", "state": "MA", "zip_code": "02108"})), 409, "limit_reached").await;
     assert_eq!(
         err["message"],
         "The maximum number of entries has been reached"
@@ -514,22 +414,20 @@ async fn stored_anywhere(app: &TestApp, market: Market, digits: &'static str) ->
 }
 
 async fn payment_methods(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
+    let Some((app, kg)) = signed_in(backend, KG_A).await else {
         return;
     };
-    let kg = login(&app, KG_A, None).await;
-    let path = "/api/v1/profile/payment-methods";
-    let (status, created) = call(
+    let path = PAYMENTS;
+    let (status, created) = post(
         &app,
-        "POST",
         path,
         &kg,
-        Some(json!({
+        json!({
             "card_number": ELCART,
             "card_holder_name": "AIBEK ASANOV",
             "expiry_month": "04",
             "expiry_year": 2031,
-        })),
+        }),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -550,53 +448,40 @@ async fn payment_methods(backend: Backend) {
     );
 
     // Kinds of the other market, expired and malformed cards: refused, nothing written.
-    for (body, status, code) in [
+    for (body, code) in [
         (
             json!({"card_number": "378282246310005", "expiry_month": 1, "expiry_year": 2031}),
-            422,
             "payment_method_not_available",
         ),
         (
             json!({"payment_type": "paypal"}),
-            422,
             "payment_method_not_available",
         ),
         (
             json!({"payment_type": "apple_pay"}),
-            422,
             "payment_method_not_available",
         ),
         (
             json!({"card_number": "4111111111111111", "expiry_month": 1, "expiry_year": 2020}),
-            422,
             "card_expired",
         ),
         (
             json!({"card_number": "4111111111111112", "expiry_month": 1, "expiry_year": 2031}),
-            422,
             "validation_error",
         ),
         (
             json!({"card_number": "4111111111111111"}),
-            422,
             "validation_error",
         ),
-        (json!({"payment_type": "bitcoin"}), 422, "validation_error"),
+        (json!({"payment_type": "bitcoin"}), "validation_error"),
     ] {
-        let got = call(&app, "POST", path, &kg, Some(body.clone())).await;
+        let got = post(&app, path, &kg, body.clone()).await;
         assert!(!got.1.to_string().contains("41111111"), "{body}");
-        error(got, status, code);
+        error(got, 422, code);
     }
     assert_eq!(app.count(Market::Kg, "user_payment_methods").await, 1);
 
-    let (status, cash) = call(
-        &app,
-        "POST",
-        path,
-        &kg,
-        Some(json!({"payment_type": "cash_on_delivery"})),
-    )
-    .await;
+    let (status, cash) = post(&app, path, &kg, json!({"payment_type": "cash_on_delivery"})).await;
     assert_eq!(status, 201, "{cash}");
     assert_eq!(cash["payment_method"]["is_default"], false);
     assert_eq!(cash["payment_method"]["card_type"], Value::Null);
@@ -623,18 +508,14 @@ async fn payment_methods(backend: Backend) {
     assert_eq!(renewed["payment_method"]["expiry_year"], "2033");
     assert_eq!(renewed["payment_method"]["card_holder_name"], Value::Null);
     assert_eq!(renewed["payment_method"]["is_default"], false);
-    error(
-        call(
-            &app,
-            "PUT",
-            &format!("{path}/{cash_id}"),
-            &kg,
-            Some(json!({"card_holder_name": "A B"})),
-        )
-        .await,
-        422,
-        "validation_error",
-    );
+    invalid(
+        &app,
+        "PUT",
+        &format!("{path}/{cash_id}"),
+        &kg,
+        json!({"card_holder_name": "A B"}),
+    )
+    .await;
     let (_, list) = call(&app, "GET", path, &kg, None).await;
     assert_eq!(list["total"], 2);
     assert_eq!(list["payment_methods"][0]["id"], cash_id);
@@ -646,57 +527,51 @@ async fn payment_methods(backend: Backend) {
 
     // The US catalog.
     let us = login(&app, US_A, None).await;
-    let (status, amex) = call(
+    let (status, amex) = post(
         &app,
-        "POST",
         path,
         &us,
-        Some(json!({"card_number": "3782-822463-10005", "expiry_month": 12, "expiry_year": 30})),
+        json!({"card_number": "3782-822463-10005", "expiry_month": 12, "expiry_year": 30}),
     )
     .await;
     assert_eq!(status, 201, "{amex}");
     assert_eq!(amex["payment_method"]["card_type"], "amex");
     assert_eq!(amex["payment_method"]["card_number_masked"], "0005");
     assert_eq!(amex["payment_method"]["expiry_year"], "2030");
-    let (status, wallet) = call(
+    let (status, wallet) = post(
         &app,
-        "POST",
         path,
         &us,
-        Some(json!({"payment_type": "google_pay", "provider_token": "tok_1Q0PsIJvEtkwdCNY"})),
+        json!({"payment_type": "google_pay", "provider_token": "tok_1Q0PsIJvEtkwdCNY"}),
     )
     .await;
     assert_eq!(status, 201, "{wallet}");
     assert_eq!(wallet["payment_method"]["has_provider_token"], true);
     assert!(!wallet.to_string().contains("tok_1Q0PsIJvEtkwdCNY"));
-    let err = error(
-        call(
-            &app,
-            "POST",
-            path,
-            &us,
-            Some(json!({"card_number": ELCART, "expiry_month": 1, "expiry_year": 2031})),
-        )
-        .await,
+    let err = refused(
+        &app,
+        "POST",
+        path,
+        &us,
+        Some(json!({"card_number": ELCART, "expiry_month": 1, "expiry_year": 2031})),
         422,
         "payment_method_not_available",
-    );
+    )
+    .await;
     assert_eq!(
         err["message"],
         "This payment method is not available in your market"
     );
-    error(
-        call(
-            &app,
-            "POST",
-            path,
-            &us,
-            Some(json!({"payment_type": "cash_on_delivery"})),
-        )
-        .await,
+    refused(
+        &app,
+        "POST",
+        path,
+        &us,
+        Some(json!({"payment_type": "cash_on_delivery"})),
         422,
         "payment_method_not_available",
-    );
+    )
+    .await;
     assert_eq!(app.count(Market::Us, "user_payment_methods").await, 2);
     assert_eq!(app.count(Market::Kg, "user_payment_methods").await, 1);
 }
@@ -777,14 +652,8 @@ async fn notifications(backend: Backend) {
     assert_eq!(page["notifications"][0]["type"], "security");
 
     let security_id = security["id"].as_i64().unwrap();
-    let (status, read) = call(
-        &app,
-        "PUT",
-        &format!("{path}/{security_id}/read"),
-        &token,
-        None,
-    )
-    .await;
+    let read_url = format!("{path}/{security_id}/read");
+    let (status, read) = call(&app, "PUT", &read_url, &token, None).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["notification"]["is_read"], true);
     assert!(read["notification"]["read_at"].is_string());
@@ -805,18 +674,7 @@ async fn notifications(backend: Backend) {
     let other = login(&app, KG_B, None).await;
     let (_, theirs) = call(&app, "GET", path, &other, None).await;
     assert_eq!(theirs["total"], 0);
-    error(
-        call(
-            &app,
-            "PUT",
-            &format!("{path}/{security_id}/read"),
-            &other,
-            None,
-        )
-        .await,
-        404,
-        "not_found",
-    );
+    refused(&app, "PUT", &read_url, &other, None, 404, "not_found").await;
     let (_, all) = call(&app, "PUT", &format!("{path}/read-all"), &other, None).await;
     assert_eq!(all["count"], 0);
 
@@ -829,11 +687,16 @@ async fn notifications(backend: Backend) {
         (list["total"].as_u64(), list["unread_count"].as_u64()),
         (Some(2), Some(0))
     );
-    error(
-        call(&app, "GET", &format!("{path}?limit=101"), &token, None).await,
+    refused(
+        &app,
+        "GET",
+        &format!("{path}?limit=101"),
+        &token,
+        None,
         422,
         "validation_error",
-    );
+    )
+    .await;
 
     // The US user is warned in English, in the US database.
     login(&app, US_A, Some("Phone/1.0")).await;
@@ -851,69 +714,26 @@ async fn notifications(backend: Backend) {
 #[tokio::test]
 async fn openapi_lists_the_account_routes_schemas_and_errors() {
     let app = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let doc: Value = app
-        .http
-        .get(format!("{}/api-docs/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for (path, method, statuses) in [
-        ("/api/v1/profile/addresses", "get", &["200", "401"][..]),
-        (
-            "/api/v1/profile/addresses",
-            "post",
-            &["201", "401", "409", "422"][..],
-        ),
-        (
-            "/api/v1/profile/addresses/{id}",
-            "put",
-            &["200", "404", "422"][..],
-        ),
-        (
-            "/api/v1/profile/addresses/{id}",
-            "delete",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods",
-            "get",
-            &["200", "401"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods",
-            "post",
-            &["201", "409", "422"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods/{id}",
-            "put",
-            &["200", "404", "422"][..],
-        ),
-        (
-            "/api/v1/profile/payment-methods/{id}",
-            "delete",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/notifications",
-            "get",
-            &["200", "401", "422"][..],
-        ),
-        (
-            "/api/v1/profile/notifications/{id}/read",
-            "put",
-            &["200", "404"][..],
-        ),
-        (
-            "/api/v1/profile/notifications/read-all",
-            "put",
-            &["200", "401"][..],
-        ),
+    let doc = openapi(&app).await;
+    // Each line: method, path under /api/v1/profile, the documented statuses.
+    for route in [
+        "get addresses 200 401",
+        "post addresses 201 401 409 422",
+        "put addresses/{id} 200 404 422",
+        "delete addresses/{id} 200 404",
+        "get payment-methods 200 401",
+        "post payment-methods 201 409 422",
+        "put payment-methods/{id} 200 404 422",
+        "delete payment-methods/{id} 200 404",
+        "get notifications 200 401 422",
+        "put notifications/{id}/read 200 404",
+        "put notifications/read-all 200 401",
     ] {
-        let op = &doc["paths"][path][method];
+        let mut words = route.split_whitespace();
+        let (method, path) = (words.next().unwrap(), words.next().unwrap());
+        let path = format!("/api/v1/profile/{path}");
+        let statuses: Vec<&str> = words.collect();
+        let op = &doc["paths"][&path][method];
         assert!(op.is_object(), "{method} {path} missing");
         assert_eq!(op["security"][0]["bearer"], json!([]), "{method} {path}");
         for status in statuses {
@@ -923,7 +743,7 @@ async fn openapi_lists_the_account_routes_schemas_and_errors() {
             );
         }
     }
-    let post = &doc["paths"]["/api/v1/profile/payment-methods"]["post"]["responses"]["422"];
+    let post = &doc["paths"][PAYMENTS]["post"]["responses"]["422"];
     let text = post["description"].as_str().unwrap();
     assert!(text.contains("payment_method_not_available") && text.contains("card_expired"));
     for schema in [
@@ -960,43 +780,28 @@ async fn openapi_lists_the_account_routes_schemas_and_errors() {
         }
     }
 
-    let markets: Value = app
-        .http
-        .get(format!("{}/api/v1/auth/markets", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kg = &markets["supported_markets"][0];
-    assert_eq!(kg["tax_rate"], 0.12);
-    assert_eq!(kg["date_format"], "DD.MM.YYYY");
-    assert_eq!(kg["timezone"], "Asia/Bishkek");
-    assert_eq!(
-        kg["payment_methods"],
-        json!([
-            "visa",
-            "mastercard",
-            "elcart",
-            "cash_on_delivery",
-            "bank_transfer"
-        ])
-    );
-    let us = &markets["supported_markets"][1];
-    assert_eq!(us["tax_rate"], 0.08);
-    assert_eq!(us["date_format"], "MM/DD/YYYY");
-    assert_eq!(us["timezone"], "America/New_York");
-    assert_eq!(
-        us["payment_methods"],
-        json!([
-            "visa",
-            "mastercard",
-            "amex",
-            "discover",
-            "paypal",
-            "apple_pay",
-            "google_pay"
-        ])
-    );
+    let markets: Value = app_get_json(&app, "/api/v1/auth/markets").await;
+    for (i, tax_rate, date_format, timezone, payment_methods) in [
+        (
+            0,
+            0.12,
+            "DD.MM.YYYY",
+            "Asia/Bishkek",
+            "visa mastercard elcart cash_on_delivery bank_transfer",
+        ),
+        (
+            1,
+            0.08,
+            "MM/DD/YYYY",
+            "America/New_York",
+            "visa mastercard amex discover paypal apple_pay google_pay",
+        ),
+    ] {
+        let market = &markets["supported_markets"][i];
+        assert_eq!(market["tax_rate"], tax_rate);
+        assert_eq!(market["date_format"], date_format);
+        assert_eq!(market["timezone"], timezone);
+        let payment_methods: Vec<&str> = payment_methods.split(' ').collect();
+        assert_eq!(market["payment_methods"], json!(payment_methods));
+    }
 }

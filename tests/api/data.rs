@@ -8,6 +8,7 @@ use marque_markets::Market;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::calls::{self, sign_in_fixed, spawn_with_fixed_codes};
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(
@@ -18,33 +19,17 @@ both_backends!(
 
 const KG: &str = "+996555000011";
 const US: &str = "+12125550111";
-const CODES: &str = "+996555000011=123456,+12125550111=123456";
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn(backend, &[("TEST_PHONE_NUMBERS", CODES)]).await
+    spawn_with_fixed_codes(backend, &[KG, US]).await
 }
 
 async fn login(app: &TestApp, phone: &str) -> String {
-    assert_eq!(app.send_code(phone).await.status(), 200);
-    let res = app
-        .post(
-            "/api/v1/auth/verify-code",
-            json!({ "phone_number": phone, "verification_code": "123456" }),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    sign_in_fixed(app, phone, None).await
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .send_auth(method.parse().unwrap(), path, token, Some(body))
-        .await;
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, value)
+    calls::call(app, method, path, token, Some(body)).await
 }
 
 /// Asserts a 422 with `code` naming `field`, whose message is in the market's language; the body
@@ -77,29 +62,27 @@ async fn profile_name(app: &TestApp, token: &str) -> Value {
     body["full_name"].clone()
 }
 
-fn kg_address(field: &str, value: &str) -> Value {
-    let mut a = json!({
-        "title": "Дом",
-        "street": "ул. Юнусалиева",
-        "building": "34",
-        "apartment": "12",
-        "city": "Бишкек",
-        "region": "Чуйская область",
-        "postal_code": "720000",
-    });
-    a[field] = json!(value);
-    a
-}
-
-fn us_address(field: &str, value: &str) -> Value {
-    let mut a = json!({
-        "title": "Home",
-        "street_address": "123 Main St",
-        "address_line2": "Apt 4B",
-        "city": "New York",
-        "state": "NY",
-        "zip_code": "10001-1234",
-    });
+/// A valid address of `market` with `field` set to `value`.
+fn address(market: Market, field: &str, value: &str) -> Value {
+    let mut a = match market {
+        Market::Kg => json!({
+            "title": "Дом",
+            "street": "ул. Юнусалиева",
+            "building": "34",
+            "apartment": "12",
+            "city": "Бишкек",
+            "region": "Чуйская область",
+            "postal_code": "720000",
+        }),
+        Market::Us => json!({
+            "title": "Home",
+            "street_address": "123 Main St",
+            "address_line2": "Apt 4B",
+            "city": "New York",
+            "state": "NY",
+            "zip_code": "10001-1234",
+        }),
+    };
     a[field] = json!(value);
     a
 }
@@ -128,7 +111,14 @@ async fn card_numbers_in_free_text_are_refused(backend: Backend) {
     assert_eq!(profile_name(&app, &kg).await, Value::Null, "nothing stored");
     let title = format!("Карта {card}");
     refused(
-        call(&app, "POST", ADDRESSES, &kg, kg_address("title", &title)).await,
+        call(
+            &app,
+            "POST",
+            ADDRESSES,
+            &kg,
+            address(Market::Kg, "title", &title),
+        )
+        .await,
         "card_number_in_text",
         "title",
         Market::Kg,
@@ -151,56 +141,35 @@ async fn card_numbers_in_free_text_are_refused(backend: Backend) {
     );
 
     // Every free-text address field of both markets, with dashes or no separators.
-    for (field, value) in [
-        ("street", "ул. Токтогула 4111-1111-1111-1111"),
-        ("building", "4111111111111111"),
-        ("apartment", "кв. 4111 1111 1111 1111"),
-        ("city", "Бишкек 4111111111111111"),
+    for (market, field, value) in [
+        (Market::Kg, "street", "ул. Токтогула 4111-1111-1111-1111"),
+        (Market::Kg, "building", "4111111111111111"),
+        (Market::Kg, "apartment", "кв. 4111 1111 1111 1111"),
+        (Market::Kg, "city", "Бишкек 4111111111111111"),
+        (Market::Us, "title", "Visa 4111 1111 1111 1111"),
+        (Market::Us, "street_address", "4111-1111-1111-1111 Main St"),
+        (Market::Us, "address_line2", "Card 3782 822463 10005"),
+        (Market::Us, "city", "New York 6011111111111117"),
     ] {
-        refused(
-            call(&app, "POST", ADDRESSES, &kg, kg_address(field, value)).await,
-            "card_number_in_text",
-            field,
-            Market::Kg,
-            value,
-        );
-    }
-    for (field, value) in [
-        ("title", "Visa 4111 1111 1111 1111"),
-        ("street_address", "4111-1111-1111-1111 Main St"),
-        ("address_line2", "Card 3782 822463 10005"),
-        ("city", "New York 6011111111111117"),
-    ] {
-        refused(
-            call(&app, "POST", ADDRESSES, &us, us_address(field, value)).await,
-            "card_number_in_text",
-            field,
-            Market::Us,
-            value,
-        );
+        let token = if market == Market::Kg { &kg } else { &us };
+        let body = address(market, field, value);
+        let got = call(&app, "POST", ADDRESSES, token, body).await;
+        refused(got, "card_number_in_text", field, market, value);
     }
     assert_eq!(app.count(Market::Kg, "user_addresses").await, 0);
     assert_eq!(app.count(Market::Us, "user_addresses").await, 0);
     assert_eq!(app.count(Market::Us, "user_payment_methods").await, 0);
 
     // Ordinary numbers still pass: phone numbers, dates, postal codes, house numbers.
-    let (status, ok) = call(
-        &app,
-        "POST",
-        ADDRESSES,
-        &kg,
-        kg_address("title", "Звонить +996 555 123 456, 01.02.2026"),
-    )
-    .await;
+    let kg_note = address(Market::Kg, "title", "Звонить +996 555 123 456, 01.02.2026");
+    let (status, ok) = call(&app, "POST", ADDRESSES, &kg, kg_note).await;
     assert_eq!(status, 201, "{ok}");
-    let (status, ok) = call(
-        &app,
-        "POST",
-        ADDRESSES,
-        &us,
-        us_address("address_line2", "Call (212) 555-0100, gate 2026-02-01"),
-    )
-    .await;
+    let us_note = address(
+        Market::Us,
+        "address_line2",
+        "Call (212) 555-0100, gate 2026-02-01",
+    );
+    let (status, ok) = call(&app, "POST", ADDRESSES, &us, us_note).await;
     assert_eq!(status, 201, "{ok}");
     let id = ok["address"]["id"].as_i64().unwrap();
 
@@ -243,43 +212,46 @@ async fn provider_tokens_need_a_processor_format(backend: Backend) {
     };
     let us = login(&app, US).await;
     let kg = login(&app, KG).await;
-    for (token, code) in [
-        ("tok_4012888888881881_0431", "card_number_in_text"),
-        ("pm_4012888888881881", "card_number_in_text"),
-        ("4012-8888-8888-1881", "card_number_in_text"),
-        ("hello", "validation_error"),
-        ("gp_tok_123", "validation_error"),
-        ("javascript:alert(1)", "validation_error"),
-    ] {
-        refused(
-            call(
-                &app,
-                "POST",
-                PAYMENTS,
-                &us,
-                json!({"card_type": "visa", "card_last4": "1881", "provider_token": token}),
-            )
-            .await,
-            code,
-            "provider_token",
+    for (market, card, token, code) in [
+        (
             Market::Us,
-            token,
-        );
+            "visa 1881",
+            "tok_4012888888881881_0431",
+            "card_number_in_text",
+        ),
+        (
+            Market::Us,
+            "visa 1881",
+            "pm_4012888888881881",
+            "card_number_in_text",
+        ),
+        (
+            Market::Us,
+            "visa 1881",
+            "4012-8888-8888-1881",
+            "card_number_in_text",
+        ),
+        (Market::Us, "visa 1881", "hello", "validation_error"),
+        (Market::Us, "visa 1881", "gp_tok_123", "validation_error"),
+        (
+            Market::Us,
+            "visa 1881",
+            "javascript:alert(1)",
+            "validation_error",
+        ),
+        (
+            Market::Kg,
+            "elcart 9013",
+            "9417 1234 5678 9013",
+            "card_number_in_text",
+        ),
+    ] {
+        let (card_type, last4) = card.split_once(' ').unwrap();
+        let body = json!({"card_type": card_type, "card_last4": last4, "provider_token": token});
+        let bearer = if market == Market::Kg { &kg } else { &us };
+        let got = call(&app, "POST", PAYMENTS, bearer, body).await;
+        refused(got, code, "provider_token", market, token);
     }
-    refused(
-        call(
-            &app,
-            "POST",
-            PAYMENTS,
-            &kg,
-            json!({"card_type": "elcart", "card_last4": "9013", "provider_token": "9417 1234 5678 9013"}),
-        )
-        .await,
-        "card_number_in_text",
-        "provider_token",
-        Market::Kg,
-        "9417 1234 5678 9013",
-    );
     assert_eq!(app.count(Market::Us, "user_payment_methods").await, 0);
     assert_eq!(app.count(Market::Kg, "user_payment_methods").await, 0);
 
@@ -330,62 +302,23 @@ async fn display_text_refuses_format_characters(backend: Backend) {
         );
     }
     assert_eq!(profile_name(&app, &kg).await, Value::Null, "nothing stored");
-    refused(
-        call(
+    for (market, field, value) in [
+        (Market::Kg, "title", "Дом\u{202E}"),
+        (Market::Kg, "city", "Бишкек\u{200B}"),
+        (Market::Us, "street_address", "\u{2067}123 Main St"),
+        (Market::Us, "address_line2", "\u{0301}"),
+    ] {
+        let token = if market == Market::Kg { &kg } else { &us };
+        let got = call(
             &app,
             "POST",
             ADDRESSES,
-            &kg,
-            kg_address("title", "Дом\u{202E}"),
+            token,
+            address(market, field, value),
         )
-        .await,
-        "validation_error",
-        "title",
-        Market::Kg,
-        "",
-    );
-    refused(
-        call(
-            &app,
-            "POST",
-            ADDRESSES,
-            &kg,
-            kg_address("city", "Бишкек\u{200B}"),
-        )
-        .await,
-        "validation_error",
-        "city",
-        Market::Kg,
-        "",
-    );
-    refused(
-        call(
-            &app,
-            "POST",
-            ADDRESSES,
-            &us,
-            us_address("street_address", "\u{2067}123 Main St"),
-        )
-        .await,
-        "validation_error",
-        "street_address",
-        Market::Us,
-        "",
-    );
-    refused(
-        call(
-            &app,
-            "POST",
-            ADDRESSES,
-            &us,
-            us_address("address_line2", "\u{0301}"),
-        )
-        .await,
-        "validation_error",
-        "address_line2",
-        Market::Us,
-        "",
-    );
+        .await;
+        refused(got, "validation_error", field, market, "");
+    }
     assert_eq!(app.count(Market::Kg, "user_addresses").await, 0);
     assert_eq!(app.count(Market::Us, "user_addresses").await, 0);
 

@@ -1,19 +1,12 @@
 use serde_json::Value;
 
+use crate::calls::{app_get, openapi};
 use crate::helpers::{Backend, TestApp};
 
 #[tokio::test]
 async fn openapi_lists_every_route_and_the_bearer_scheme() {
     let app = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let doc: Value = app
-        .http
-        .get(format!("{}/api-docs/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi(&app).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for (path, method) in [
         ("/api/v1/auth/send-code", "post"),
@@ -59,12 +52,7 @@ async fn openapi_lists_every_route_and_the_bearer_scheme() {
             .unwrap()
             .contains("refresh_token_reused")
     );
-    let ui = app
-        .http
-        .get(format!("{}/docs/", app.base))
-        .send()
-        .await
-        .unwrap();
+    let ui = app_get(&app, "/docs/").await;
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger"));
 }
@@ -74,12 +62,7 @@ async fn markets_health_and_security_headers() {
     let app = TestApp::spawn(Backend::Sqlite, &[("DEFAULT_MARKET", "us")])
         .await
         .unwrap();
-    let res = app
-        .http
-        .get(format!("{}/api/v1/auth/markets", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app_get(&app, "/api/v1/auth/markets").await;
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     let m: Value = res.json().await.unwrap();
@@ -94,12 +77,7 @@ async fn markets_health_and_security_headers() {
         "+1 (XXX) XXX-XXXX"
     );
     for path in ["/health", "/api/v1/auth/health"] {
-        let res = app
-            .http
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let res = app_get(&app, path).await;
         assert_eq!(res.status(), 200);
         let h: Value = res.json().await.unwrap();
         assert_eq!(h["status"], "healthy");

@@ -99,6 +99,58 @@ fn read_all(mut s: TcpStream, start: Instant, wait: Duration) -> Exchange {
     }
 }
 
+/// Runs `talk` on a fresh connection to the app, off the async executor.
+async fn on_connection(
+    app: &TestApp,
+    talk: impl FnOnce(TcpStream) -> Exchange + Send + 'static,
+) -> Exchange {
+    let s = connect(app);
+    tokio::task::spawn_blocking(move || talk(s)).await.unwrap()
+}
+
+/// Sends `bytes` in one go on a fresh connection; see [`exchange`].
+async fn send(app: &TestApp, bytes: impl Into<Vec<u8>>, wait: Duration) -> Exchange {
+    let bytes = bytes.into();
+    on_connection(app, move |s| exchange(s, &bytes, wait)).await
+}
+
+/// Writes `head` on a fresh connection, then lets `rest` go on writing; reads as [`read_all`].
+async fn send_slowly(
+    app: &TestApp,
+    head: &'static [u8],
+    rest: impl FnOnce(&mut TcpStream) + Send + 'static,
+    wait: Duration,
+) -> Exchange {
+    on_connection(app, move |s| {
+        let mut w = s.try_clone().unwrap();
+        let start = Instant::now();
+        w.write_all(head).unwrap();
+        rest(&mut w);
+        read_all(s, start, wait)
+    })
+    .await
+}
+
+/// Asserts exactly one response, with `status`, and whether the server then closed the
+/// connection.
+fn assert_one(ex: &Exchange, status: u16, closed: bool, what: &str) {
+    assert_eq!(ex.responses.len(), 1, "{what}: {ex:?}");
+    assert_eq!(ex.responses[0].status, status, "{what}: {ex:?}");
+    assert_eq!(ex.closed, closed, "{what}: connection closed: {ex:?}");
+}
+
+/// Asserts one JSON error answer with `status` and `code`, announced as closing (`Connection:
+/// close`) and then closed; returns its body.
+fn closing_error(ex: &Exchange, status: u16, code: &str, what: &str) -> Value {
+    assert_one(ex, status, true, what);
+    let res = &ex.responses[0];
+    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
+    let body = res.json();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], code);
+    body
+}
+
 /// Splits `buf` into the HTTP/1.1 responses it holds (bodies framed by `Content-Length`).
 fn parse_responses(mut buf: &[u8]) -> Vec<RawResponse> {
     let mut out = Vec::new();
@@ -153,67 +205,41 @@ async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
          POST /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
         smuggled.len()
     );
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        exchange(s, payload.as_bytes(), Duration::from_secs(3))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    let res = &ex.responses[0];
-    assert_eq!(res.status, 400, "{ex:?}");
-    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
-    let body = res.json();
-    assert_eq!(body["success"], false);
-    assert_eq!(body["error"], "unsupported_transfer_encoding");
+    let ex = send(&app, payload, Duration::from_secs(3)).await;
+    let body = closing_error(&ex, 400, "unsupported_transfer_encoding", "chunked");
     assert!(!body["message"].as_str().unwrap().is_empty());
-    assert!(ex.closed, "connection left open: {ex:?}");
 
     // The same when the smuggled request arrives in a later packet.
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        let mut w = s.try_clone().unwrap();
-        let start = Instant::now();
-        w.write_all(
-            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        // The server may have closed already: then these writes fail, which is the point.
-        let _ = w.write_all(
-            b"0\r\n\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n\
-              GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
-        );
-        read_all(s, start, Duration::from_secs(3))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 400, "{ex:?}");
-    assert!(ex.closed, "connection left open: {ex:?}");
+    let ex = send_slowly(
+        &app,
+        b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+        |w| {
+            std::thread::sleep(Duration::from_millis(200));
+            // The server may have closed already: then these writes fail, which is the point.
+            let _ = w.write_all(
+                b"0\r\n\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n\
+                  GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+            );
+        },
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_one(&ex, 400, true, "smuggled in a later packet");
 
     // Any transfer coding, any casing.
     for te in ["chunked", "Chunked", "gzip, chunked", "identity"] {
-        let s = connect(&app);
         let req = format!(
             "POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\
              Content-Type: application/json\r\n\r\n0\r\n\r\n"
         );
-        let ex = tokio::task::spawn_blocking(move || {
-            exchange(s, req.as_bytes(), Duration::from_secs(3))
-        })
-        .await
-        .unwrap();
+        let ex = send(&app, req, Duration::from_secs(3)).await;
         // actix itself refuses some codings with a bare 400; either way one 400, then closed.
-        assert_eq!(ex.responses.len(), 1, "{te}: {ex:?}");
-        assert_eq!(ex.responses[0].status, 400, "{te}: {ex:?}");
-        assert!(ex.closed, "{te}: connection left open: {ex:?}");
+        assert_one(&ex, 400, true, te);
     }
 
     // A CORS preflight is answered by the CORS middleware itself: it must not carry a smuggled
     // request past the guard either.
-    let s = connect(&app);
     let payload = format!(
         "OPTIONS /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n\
          Access-Control-Request-Method: POST\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -221,29 +247,17 @@ async fn chunked_request_smuggling_gets_one_400_and_a_closed_connection() {
          POST /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
         smuggled.len()
     );
-    let ex = tokio::task::spawn_blocking(move || {
-        exchange(s, payload.as_bytes(), Duration::from_secs(3))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 400, "{ex:?}");
-    assert!(ex.closed, "connection left open: {ex:?}");
+    let ex = send(&app, payload, Duration::from_secs(3)).await;
+    assert_one(&ex, 400, true, "CORS preflight");
 
     // A plain request on a fresh connection still works and keeps the connection.
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        exchange(
-            s,
-            b"GET /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\n\r\n",
-            Duration::from_millis(300),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 200, "{ex:?}");
-    assert!(!ex.closed, "{ex:?}");
+    let ex = send(
+        &app,
+        &b"GET /api/v1/auth/markets HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_one(&ex, 200, false, "plain request");
 }
 
 /// A body that never arrives held its connection forever (slow-body denial of service): now
@@ -253,72 +267,49 @@ async fn a_body_that_never_arrives_gets_408_and_a_closed_connection() {
     let app = TestApp::spawn(Backend::Sqlite, &[("BODY_READ_TIMEOUT_SECONDS", "1")])
         .await
         .unwrap();
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        exchange(
-            s,
-            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"phone_number\": ",
-            Duration::from_secs(4),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    let res = &ex.responses[0];
-    assert_eq!(res.status, 408, "{ex:?}");
-    assert_eq!(res.header("connection"), Some("close"), "{ex:?}");
-    let body = res.json();
-    assert_eq!(body["success"], false);
-    assert_eq!(body["error"], "request_timeout");
-    assert!(ex.closed, "{ex:?}");
+    let ex = send(
+        &app,
+        &b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+           Content-Length: 100\r\n\r\n{\"phone_number\": "[..],
+        Duration::from_secs(4),
+    )
+    .await;
+    closing_error(&ex, 408, "request_timeout", "body never arrives");
     assert!(ex.elapsed >= Duration::from_millis(900), "{ex:?}");
     assert!(ex.elapsed < Duration::from_secs(3), "{ex:?}");
 
     // A body trickling in over the deadline is cut off the same way.
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        let mut w = s.try_clone().unwrap();
-        let start = Instant::now();
-        w.write_all(
-            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 40\r\n\r\n{",
-        )
-        .unwrap();
-        for _ in 0..6 {
-            std::thread::sleep(Duration::from_millis(250));
-            if w.write_all(b" ").is_err() {
-                break;
+    let ex = send_slowly(
+        &app,
+        b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 40\r\n\r\n{",
+        |w| {
+            for _ in 0..6 {
+                std::thread::sleep(Duration::from_millis(250));
+                if w.write_all(b" ").is_err() {
+                    break;
+                }
             }
-        }
-        read_all(s, start, Duration::from_secs(4))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 408, "{ex:?}");
-    assert!(ex.closed, "{ex:?}");
+        },
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_one(&ex, 408, true, "body trickling in");
 
     // A body that arrives in time is served as before, on a connection that stays open.
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || {
-        let mut w = s.try_clone().unwrap();
-        let start = Instant::now();
-        w.write_all(
-            b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 2\r\n\r\n{",
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        w.write_all(b"}").unwrap();
-        read_all(s, start, Duration::from_millis(800))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 422, "{ex:?}");
+    let ex = send_slowly(
+        &app,
+        b"POST /api/v1/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\n\r\n{",
+        |w| {
+            std::thread::sleep(Duration::from_millis(300));
+            w.write_all(b"}").unwrap();
+        },
+        Duration::from_millis(800),
+    )
+    .await;
+    assert_one(&ex, 422, false, "body in time");
     assert_eq!(ex.responses[0].json()["error"], "validation_error");
-    assert!(!ex.closed, "{ex:?}");
 }
 
 /// One client IP may hold `MAX_CONNECTIONS_PER_IP` open connections; more are refused at once
@@ -343,20 +334,13 @@ async fn connections_per_client_ip_are_capped() {
     .await
     .unwrap();
     for ex in &answers {
-        assert_eq!(ex.responses.len(), 1, "{ex:?}");
-        assert_eq!(ex.responses[0].status, 200, "{ex:?}");
-        assert!(!ex.closed, "{ex:?}");
+        assert_one(ex, 200, false, "held connection");
     }
 
     // The fourth is refused quickly, with the JSON error, and closed.
-    let s = connect(&app);
-    let ex = tokio::task::spawn_blocking(move || exchange(s, get, Duration::from_secs(3)))
-        .await
-        .unwrap();
-    assert_eq!(ex.responses.len(), 1, "{ex:?}");
-    assert_eq!(ex.responses[0].status, 429, "{ex:?}");
+    let ex = send(&app, &get[..], Duration::from_secs(3)).await;
+    assert_one(&ex, 429, true, "fourth connection");
     assert_eq!(ex.responses[0].json()["error"], "too_many_connections");
-    assert!(ex.closed, "{ex:?}");
     assert!(ex.elapsed < Duration::from_secs(1), "{ex:?}");
 
     // Only live connections count: close one and a new one is served.

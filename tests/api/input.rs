@@ -2,6 +2,7 @@ use marque_markets::Market;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::calls::app_get;
 use crate::helpers::{Backend, TestApp};
 
 both_backends!(bad_input_gets_clear_errors_and_writes_nothing);
@@ -20,55 +21,31 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
         return;
     };
     let url = format!("{}/api/v1/auth/send-code", app.base);
-    let raw = |body: &'static str, ct: &'static str| {
-        app.http
-            .post(&url)
-            .header("content-type", ct)
-            .body(body)
-            .send()
+    let raw = async |body: String, ct: &str| {
+        let req = app.http.post(&url).header("content-type", ct).body(body);
+        req.send().await.unwrap()
     };
-    error(
-        raw("{\"phone_number\": ", "application/json")
-            .await
-            .unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
-    let b = error(
-        raw("{}", "application/json").await.unwrap(),
-        422,
-        "validation_error",
-    )
-    .await;
-    assert_eq!(b["field"], "phone_number");
-    let b = error(
-        raw("{\"phone_number\": 5}", "application/json")
-            .await
-            .unwrap(),
-        422,
-        "validation_error",
-    )
-    .await;
-    assert_eq!(b["field"], "phone_number");
-    error(
-        raw("phone_number=1", "application/x-www-form-urlencoded")
-            .await
-            .unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
+    let json = "application/json";
+    let form = "application/x-www-form-urlencoded";
+    for (body, ct, status, code, field) in [
+        ("{\"phone_number\": ", json, 400, "invalid_json", None),
+        ("{}", json, 422, "validation_error", Some("phone_number")),
+        (
+            "{\"phone_number\": 5}",
+            json,
+            422,
+            "validation_error",
+            Some("phone_number"),
+        ),
+        ("phone_number=1", form, 415, "unsupported_media_type", None),
+    ] {
+        let b = error(raw(body.to_owned(), ct).await, status, code).await;
+        if let Some(field) = field {
+            assert_eq!(b["field"], field);
+        }
+    }
     let big = format!("{{\"phone_number\": \"{}\"}}", "1".repeat(17 * 1024));
-    let res = app
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    error(res, 413, "payload_too_large").await;
+    error(raw(big, json).await, 413, "payload_too_large").await;
 
     let cases = [
         ("+996 505 325 31a", "invalid_phone"),
@@ -91,21 +68,21 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
     // Puerto Rico is in the US market.
     assert_eq!(app.send_code("+1 787 555 0123").await.status(), 200);
 
-    let with_market = |m: &'static str, phone: &'static str| {
-        app.http
-            .post(&url)
-            .header("X-Market", m)
-            .json(&json!({ "phone_number": phone }))
+    let with_market = async |m: &str, phone: &str| {
+        let req = app.http.post(&url).header("X-Market", m);
+        req.json(&json!({ "phone_number": phone }))
             .send()
+            .await
+            .unwrap()
     };
     error(
-        with_market("fr", "+996505325311").await.unwrap(),
+        with_market("fr", "+996505325311").await,
         400,
         "unknown_market",
     )
     .await;
     let b = error(
-        with_market("kg", "+12125550100").await.unwrap(),
+        with_market("kg", "+12125550100").await,
         422,
         "market_mismatch",
     )
@@ -114,32 +91,17 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
         !b["message"].as_str().unwrap().is_ascii(),
         "KG errors are in Russian"
     );
-    assert_eq!(
-        with_market("KG", "0505 325 311").await.unwrap().status(),
-        200
-    );
+    assert_eq!(with_market("KG", "0505 325 311").await.status(), 200);
 
     let verify = format!("{}/api/v1/auth/verify-code", app.base);
-    let res = app
-        .http
-        .post(&verify)
-        .json(&json!({"phone_number": "+996505325311", "verification_code": "12a456"}))
-        .send()
-        .await
-        .unwrap();
-    let b = error(res, 422, "validation_error").await;
-    assert_eq!(b["field"], "verification_code");
-    let res = app
-        .http
-        .post(&verify)
-        .json(&json!({"phone_number": "+996505325311"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        error(res, 422, "validation_error").await["field"],
-        "verification_code"
-    );
+    for body in [
+        json!({"phone_number": "+996505325311", "verification_code": "12a456"}),
+        json!({"phone_number": "+996505325311"}),
+    ] {
+        let res = app.http.post(&verify).json(&body).send().await.unwrap();
+        let b = error(res, 422, "validation_error").await;
+        assert_eq!(b["field"], "verification_code", "{body}");
+    }
     error(
         app.verify("+996700000001", "123456").await,
         400,
@@ -147,21 +109,11 @@ async fn bad_input_gets_clear_errors_and_writes_nothing(backend: Backend) {
     )
     .await;
 
-    let res = app
-        .http
-        .get(format!("{}/api/v1/nope", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app_get(&app, "/api/v1/nope").await;
     error(res, 404, "not_found").await;
     let res = app.http.get(&url).send().await.unwrap();
     error(res, 405, "method_not_allowed").await;
-    let res = app
-        .http
-        .get(format!("{}/api/v1/auth/profile", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app_get(&app, "/api/v1/auth/profile").await;
     error(res, 401, "invalid_token").await;
     let res = app.get_auth("/api/v1/auth/profile", "a.b.c").await;
     error(res, 401, "invalid_token").await;

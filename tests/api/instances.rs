@@ -11,6 +11,7 @@ use marque_testkit::{TestDatabase, postgres_admin_url};
 use marque_verify::Verifier;
 use serde_json::{Value, json};
 
+use crate::calls::{app_get, app_get_json};
 use crate::helpers::{Backend, TestApp};
 
 /// A `marque` process, killed on drop.
@@ -95,6 +96,12 @@ async fn login(http: &reqwest::Client, base: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// `POST /api/v1/auth/refresh` of the instance at `base` with `refresh_token`.
+async fn refresh(http: &reqwest::Client, base: &str, refresh_token: &str) -> reqwest::Response {
+    let body = json!({ "refresh_token": refresh_token });
+    post(http, format!("{base}/api/v1/auth/refresh"), None, body).await
+}
+
 async fn status(http: &reqwest::Client, url: String, token: &str) -> u16 {
     http.get(url)
         .bearer_auth(token)
@@ -154,34 +161,13 @@ async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
     // A refresh rotated on A is reuse on B, which revokes the session for both.
     let second = login(&http, &a.base).await;
     let r2 = second["refresh_token"].as_str().unwrap();
-    let rotated: Value = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", a.base),
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rotated: Value = refresh(&http, &a.base, r2).await.json().await.unwrap();
     let r3 = rotated["refresh_token"].as_str().unwrap();
-    let reuse = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", b.base),
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await;
+    let reuse = refresh(&http, &b.base, r2).await;
     assert_eq!(reuse.status(), 401);
     let err: Value = reuse.json().await.unwrap();
     assert_eq!(err["error"], "refresh_token_reused");
-    let after = post(
-        &http,
-        format!("{}/api/v1/auth/refresh", a.base),
-        None,
-        json!({"refresh_token": r3}),
-    )
-    .await;
+    let after = refresh(&http, &a.base, r3).await;
     assert_eq!(after.status(), 401);
     let t3 = rotated["access_token"].as_str().unwrap();
     assert_eq!(
@@ -229,12 +215,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
     .unwrap();
     let login = old.login("+12125550100", "+12125550100").await;
     let token = login["access_token"].as_str().unwrap().to_owned();
-    let jwks = old
-        .http
-        .get(format!("{}/.well-known/jwks.json", old.base))
-        .send()
-        .await
-        .unwrap();
+    let jwks = app_get(&old, "/.well-known/jwks.json").await;
     assert_eq!(jwks.status(), 200);
     let jwks = jwks.text().await.unwrap();
     assert!(jwks.contains("\"kid\":\"2026-01\""), "{jwks}");
@@ -268,15 +249,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
             .status(),
         200
     );
-    let jwks: Value = new
-        .http
-        .get(format!("{}/.well-known/jwks.json", new.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app_get_json(&new, "/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -287,15 +260,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks_across_key_rotation() {
     // An instance without a key file signs with the key derived from its SECRET_KEY, publishes
     // only that one, and refuses the file keys' tokens.
     let derived = TestApp::spawn(Backend::Sqlite, &[]).await.unwrap();
-    let own: Value = derived
-        .http
-        .get(format!("{}/.well-known/jwks.json", derived.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let own: Value = app_get_json(&derived, "/.well-known/jwks.json").await;
     let own = own["keys"].as_array().unwrap();
     assert_eq!(own.len(), 1);
     assert!(!["2026-01", "2026-02"].contains(&own[0]["kid"].as_str().unwrap()));

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod account;
+mod calls;
 mod cli;
 mod codes;
 mod data;

@@ -5,31 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use marque_api::{ApiState, HttpSettings};
 mod common;
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use common::{Logs, capture_logs};
 
 /// Starts the server with `trusted` proxies; returns its address.
 fn start(trusted: &[&str]) -> String {
@@ -92,14 +75,7 @@ async fn access_line(logs: &Logs, tag: &str) -> String {
 
 #[actix_web::test]
 async fn the_access_log_records_the_client_ip_the_limits_use() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = capture_logs(tracing::Level::INFO);
 
     // No trusted proxy: the socket peer, whatever the client writes.
     let direct = start(&[]);

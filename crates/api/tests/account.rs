@@ -2,12 +2,11 @@
 //! numbers never leave the request, and malformed ids, queries and tokens get JSON errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use actix_web::{App, test, web};
 use chrono::{TimeZone, Utc};
 mod common;
+
+use common::{answer, capture_logs};
 
 use marque_api::{ApiState, configure, routes};
 use marque_testkit::Services;
@@ -19,35 +18,6 @@ const KG_PHONE: &str = "+996555000001";
 const PAN: &str = "4111111111111111";
 /// An American Express test number (not offered in Kyrgyzstan).
 const AMEX: &str = "378282246310005";
-
-/// Everything logged by this test binary.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Logs {
-    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
-}
 
 fn state() -> (Services, web::Data<ApiState>) {
     common::state(
@@ -95,7 +65,7 @@ fn leaks(text: &str, number: &str) -> bool {
 
 #[actix_web::test]
 async fn card_numbers_never_reach_responses_or_logs() {
-    let logs = capture_logs();
+    let logs = capture_logs(tracing::Level::TRACE);
     let (_services, app) = app!();
     let auth = login!(app);
     let bad_luhn = format!("{}2", &PAN[..15]);
@@ -139,7 +109,7 @@ async fn card_numbers_never_reach_responses_or_logs() {
     let text = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(text.contains("\"card_number_masked\":\"1111\""), "{text}");
     assert!(!leaks(&text, PAN), "{text}");
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("validation_error") || logged.contains("422"),
         "nothing logged?"
@@ -161,10 +131,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .insert_header(("Authorization", "Bearer not-a-token"))
             .set_json(json!({}))
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 401, "{method} {uri}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "invalid_token");
+        let body = answer(&app, req, 401).await;
+        assert_eq!(body["error"], "invalid_token", "{method} {uri}");
     }
     let auth = login!(app);
     for uri in [
@@ -178,10 +146,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .uri(uri)
             .insert_header(auth.clone())
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 404, "{uri}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "not_found");
+        let body = answer(&app, req, 404).await;
+        assert_eq!(body["error"], "not_found", "{uri}");
         assert_eq!(body["message"], "Ресурс не найден");
     }
     for (query, field) in [
@@ -195,10 +161,8 @@ async fn malformed_tokens_ids_and_queries_get_json_errors() {
             .uri(&format!("/api/v1/profile/notifications?{query}"))
             .insert_header(auth.clone())
             .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 422, "{query}");
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"], "validation_error");
+        let body = answer(&app, req, 422).await;
+        assert_eq!(body["error"], "validation_error", "{query}");
         assert_eq!(body["field"], field);
     }
     let req = test::TestRequest::get()

@@ -5,12 +5,25 @@ use actix_web::{App, test, web};
 use chrono::Utc;
 mod common;
 
+use common::answer;
+
 use marque_api::{ApiState, configure, routes};
 use marque_testkit::Services;
 use serde_json::{Value, json};
 
 fn state() -> (Services, web::Data<ApiState>) {
     common::state(Utc::now(), "+996555000001")
+}
+
+/// `GET /api/v1/auth/profile` with `Authorization: Bearer token`, and `X-Market` when given.
+fn profile(token: &str, market: Option<&str>) -> test::TestRequest {
+    let mut req = test::TestRequest::get()
+        .uri("/api/v1/auth/profile")
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    if let Some(market) = market {
+        req = req.insert_header(("X-Market", market));
+    }
+    req
 }
 
 macro_rules! app {
@@ -32,9 +45,8 @@ async fn health_is_503_when_a_market_database_is_down() {
     let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
     assert_eq!(res.status(), 200);
     services.kg.set_down(true);
-    let res = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
-    assert_eq!(res.status(), 503);
-    let body: Value = test::read_body_json(res).await;
+    let health = test::TestRequest::get().uri("/health").to_request();
+    let body = answer(&app, health, 503).await;
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["markets"][0]["status"], "down");
     assert_eq!(body["markets"][1]["status"], "up");
@@ -49,9 +61,7 @@ async fn outage_during_login_is_503_in_the_market_language() {
         .uri("/api/v1/auth/send-code")
         .set_json(json!({"phone_number": "+996505325311"}))
         .to_request();
-    let res = test::call_service(&app, req).await;
-    assert_eq!(res.status(), 503);
-    let body: Value = test::read_body_json(res).await;
+    let body = answer(&app, req, 503).await;
     assert_eq!(body["error"], "service_unavailable");
     assert!(!body["message"].as_str().unwrap().is_ascii());
 }
@@ -82,9 +92,7 @@ async fn test_number_login_then_logout() {
     let again = test::TestRequest::get()
         .uri("/api/v1/auth/verify-token")
         .insert_header(auth);
-    let res = test::call_service(&app, again.to_request()).await;
-    assert_eq!(res.status(), 401);
-    let body: Value = test::read_body_json(res).await;
+    let body = answer(&app, again.to_request(), 401).await;
     assert_eq!(body["error"], "invalid_token");
     assert_eq!(services.kg.user_count(), 1);
 }
@@ -103,26 +111,17 @@ async fn token_errors_speak_the_token_market_language_once_the_token_is_authenti
         )
         .unwrap();
     // Authentic KG token of an ended session: Russian, whatever X-Market says.
-    let req = test::TestRequest::get()
-        .uri("/api/v1/auth/profile")
-        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
-        .insert_header(("X-Market", "us"))
-        .to_request();
-    let res = test::call_service(&app, req).await;
-    assert_eq!(res.status(), 401);
-    let body: Value = test::read_body_json(res).await;
+    let body = answer(
+        &app,
+        profile(&login.access_token, Some("us")).to_request(),
+        401,
+    )
+    .await;
     assert_eq!(body["error"], "invalid_token");
     assert!(!body["message"].as_str().unwrap().is_ascii());
     // A forged token: the X-Market language (English for US, Russian for KG).
     for (market, ascii) in [("us", true), ("kg", false)] {
-        let req = test::TestRequest::get()
-            .uri("/api/v1/auth/profile")
-            .insert_header(("Authorization", "Bearer a.b.c"))
-            .insert_header(("X-Market", market))
-            .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status(), 401);
-        let body: Value = test::read_body_json(res).await;
+        let body = answer(&app, profile("a.b.c", Some(market)).to_request(), 401).await;
         assert_eq!(
             body["message"].as_str().unwrap().is_ascii(),
             ascii,
@@ -132,13 +131,7 @@ async fn token_errors_speak_the_token_market_language_once_the_token_is_authenti
     // The signed-in caller's market database down: 503 in its language.
     let (login, _) = services.sign_in("+996555000001", Some("test"));
     services.kg.set_down(true);
-    let req = test::TestRequest::get()
-        .uri("/api/v1/auth/profile")
-        .insert_header(("Authorization", format!("Bearer {}", login.access_token)))
-        .to_request();
-    let res = test::call_service(&app, req).await;
-    assert_eq!(res.status(), 503);
-    let body: Value = test::read_body_json(res).await;
+    let body = answer(&app, profile(&login.access_token, None).to_request(), 503).await;
     assert_eq!(body["error"], "service_unavailable");
     assert!(!body["message"].as_str().unwrap().is_ascii());
 }

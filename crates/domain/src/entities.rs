@@ -72,6 +72,13 @@ pub struct ProfileValueError {
     pub reason: &'static str,
 }
 
+impl ProfileValueError {
+    /// Makes the errors on `field` from their reasons.
+    fn on(field: &'static str) -> impl Fn(&'static str) -> Self {
+        move |reason| Self { field, reason }
+    }
+}
+
 /// A display name: 1–100 characters after trimming, no control characters, and the rules of
 /// text people see ([`marque_markets::check_display_text`]: no card number, no Unicode format
 /// characters such as bidi overrides or zero-width characters, at least one visible character).
@@ -84,10 +91,7 @@ impl FullName {
 
     /// Parses untrusted input; surrounding whitespace is trimmed.
     pub fn parse(input: &str) -> Result<Self, ProfileValueError> {
-        let err = |reason| ProfileValueError {
-            field: "full_name",
-            reason,
-        };
+        let err = ProfileValueError::on("full_name");
         let s = input.trim();
         if s.is_empty() {
             return Err(err("must not be empty"));
@@ -135,10 +139,7 @@ impl ImageUrl {
 
     /// Parses untrusted input with the WHATWG URL parser (`url` crate).
     pub fn parse(input: &str) -> Result<Self, ProfileValueError> {
-        let err = |reason| ProfileValueError {
-            field: "profile_image_url",
-            reason,
-        };
+        let err = ProfileValueError::on("profile_image_url");
         if input.len() > Self::MAX_LEN {
             return Err(err("must be at most 2048 characters"));
         }

@@ -4,10 +4,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AccountError, AddressId, AddressRecord, AddressTitle, AddressUpdate, AuthConfig, NewAddress,
-    NewNotification, NewPaymentMethod, NotificationBody, NotificationKind, NotificationQuery,
-    NotificationTitle, Owner, PageLimit, PaymentMethodId, PaymentMethodInput, PaymentMethodUpdate,
-    UserId,
+    AccountError, Address, AddressId, AddressRecord, AddressTitle, AddressUpdate, AuthConfig,
+    NewAddress, NewNotification, NewPaymentMethod, NotificationKind, NotificationQuery, Owner,
+    PageLimit, PaymentMethodId, PaymentMethodInput, PaymentMethodUpdate, UserId,
 };
 use marque_markets::{AddressInput, Market, MarketAddress, OtpCode};
 use marque_testkit::Services;
@@ -62,6 +61,13 @@ fn kg_address(street: &str, make_default: bool) -> NewAddress {
     }
 }
 
+/// Adds a KG address on `street` for `owner`, which must succeed.
+fn add_kg_address(f: &Fixture, owner: Owner, street: &str, make_default: bool) -> Address {
+    f.account
+        .add_address(owner, kg_address(street, make_default))
+        .unwrap()
+}
+
 fn defaults(f: &Fixture, owner: Owner) -> Vec<bool> {
     f.account
         .addresses(owner)
@@ -75,22 +81,13 @@ fn defaults(f: &Fixture, owner: Owner) -> Vec<bool> {
 fn exactly_one_default_address() {
     let f = fixture();
     let me = f.login(KG_A, None);
-    let first = f
-        .account
-        .add_address(me, kg_address("ул. Первая", false))
-        .unwrap();
+    let first = add_kg_address(&f, me, "ул. Первая", false);
     assert!(first.is_default, "the first address is the default");
     f.clock.advance(Duration::seconds(1));
-    let second = f
-        .account
-        .add_address(me, kg_address("ул. Вторая", false))
-        .unwrap();
+    let second = add_kg_address(&f, me, "ул. Вторая", false);
     assert!(!second.is_default);
     f.clock.advance(Duration::seconds(1));
-    let third = f
-        .account
-        .add_address(me, kg_address("ул. Третья", true))
-        .unwrap();
+    let third = add_kg_address(&f, me, "ул. Третья", true);
     assert!(third.is_default);
     let list = f.account.addresses(me).unwrap();
     assert_eq!(
@@ -154,10 +151,7 @@ fn rows_of_other_users_are_not_found() {
     let f = fixture();
     let me = f.login(KG_A, None);
     let other = f.login(KG_B, None);
-    let mine = f
-        .account
-        .add_address(me, kg_address("ул. Моя", false))
-        .unwrap();
+    let mine = add_kg_address(&f, me, "ул. Моя", false);
     assert!(f.account.addresses(other).unwrap().is_empty());
     assert!(matches!(
         f.account
@@ -198,10 +192,7 @@ fn rows_of_other_users_are_not_found() {
 fn address_updates_merge_and_are_checked_again() {
     let f = fixture();
     let me = f.login(KG_A, None);
-    let a = f
-        .account
-        .add_address(me, kg_address("ул. Юнусалиева", false))
-        .unwrap();
+    let a = add_kg_address(&f, me, "ул. Юнусалиева", false);
     let updated = f
         .account
         .update_address(
@@ -369,12 +360,7 @@ fn payment_methods_check_expiry_and_keep_one_default() {
 }
 
 fn notice(kind: NotificationKind, title: &str) -> NewNotification {
-    NewNotification {
-        kind,
-        title: NotificationTitle::parse(title).unwrap(),
-        message: NotificationBody::parse("Текст").unwrap(),
-        order_id: (kind == NotificationKind::Order).then_some(42),
-    }
+    marque_testkit::notification(kind, title, "Текст")
 }
 
 #[test]

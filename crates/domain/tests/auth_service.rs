@@ -6,8 +6,8 @@ use std::sync::Barrier;
 
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
-    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LogoutScope, OtpPurpose,
-    ProfileUpdate, SessionId,
+    AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LoginSuccess, LogoutScope,
+    OtpPurpose, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_testkit::{Backend, Services};
@@ -18,6 +18,34 @@ fn fixture(config: AuthConfig) -> Services {
 
 fn phone(s: &str) -> PhoneNumber {
     PhoneNumber::parse(s, None).unwrap()
+}
+
+/// Sends a code to `p` (which must be accepted) and returns it as delivered.
+fn send_and_read_code(f: &Services, p: &PhoneNumber) -> OtpCode {
+    f.auth.send_code(p, &client()).unwrap();
+    f.delivered_code(p)
+}
+
+/// A fresh fixture (default settings) that sent a code to `e164`: the fixture, the number and
+/// the code delivered.
+fn code_sent(e164: &str) -> (Services, PhoneNumber, OtpCode) {
+    let f = fixture(AuthConfig::default());
+    let p = phone(e164);
+    let code = send_and_read_code(&f, &p);
+    (f, p, code)
+}
+
+/// Verifies `code` for `p` from [`client`].
+fn verify(f: &Services, p: &PhoneNumber, code: &OtpCode) -> Result<LoginSuccess, AuthError> {
+    f.auth.verify_code(p, code, &client())
+}
+
+/// Why verifying `code` for `p` is refused (it must be, as `invalid_code`).
+fn code_refusal(f: &Services, p: &PhoneNumber, code: &OtpCode) -> CodeRefusal {
+    match verify(f, p, code) {
+        Err(AuthError::InvalidCode(why)) => why,
+        other => panic!("expected invalid_code, got {other:?}"),
+    }
 }
 
 fn client() -> ClientInfo {
@@ -34,7 +62,7 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
     let sent = f.auth.send_code(&p, &client()).unwrap();
     assert_eq!(sent.expires_in_minutes, 10);
     let code = f.delivered_code(&p);
-    let login = f.auth.verify_code(&p, &code, &client()).unwrap();
+    let login = verify(&f, &p, &code).unwrap();
     assert!(login.is_new_user);
     assert_eq!(login.expires_in, 1800);
     assert_eq!((f.kg.user_count(), f.us.user_count()), (1, 0));
@@ -58,9 +86,8 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
 
     // Second login: same user, not new.
     f.clock.advance(Duration::seconds(61));
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
-    let again = f.auth.verify_code(&p, &code, &client()).unwrap();
+    let code = send_and_read_code(&f, &p);
+    let again = verify(&f, &p, &code).unwrap();
     assert!(!again.is_new_user);
     assert_eq!(again.user.id, login.user.id);
 }
@@ -73,19 +100,13 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
     let body = f.us.pending_bodies(p.e164()).pop().unwrap();
     let code = f.delivered_code(&p);
     assert!(!body.windows(6).any(|w| w == code.as_str().as_bytes()));
-    f.auth.verify_code(&p, &code, &client()).unwrap();
-    assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::InvalidCode(CodeRefusal::NoActiveCode))
-    ));
+    verify(&f, &p, &code).unwrap();
+    assert_eq!(code_refusal(&f, &p, &code), CodeRefusal::NoActiveCode);
 }
 
 #[test]
 fn fourth_try_is_refused_even_with_the_right_code() {
-    let f = fixture(AuthConfig::default());
-    let p = phone("+996505325311");
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
+    let (f, p, code) = code_sent("+996505325311");
     let wrong = OtpCode::parse(if code.as_str() == "000000" {
         "111111"
     } else {
@@ -93,7 +114,7 @@ fn fourth_try_is_refused_even_with_the_right_code() {
     })
     .unwrap();
     for left in [2, 1, 0] {
-        match f.auth.verify_code(&p, &wrong, &client()) {
+        match verify(&f, &p, &wrong) {
             // Issue 12, item 9: the answer no longer tells how many tries are left.
             Err(AuthError::InvalidCode(CodeRefusal::Wrong)) => {
                 let _ = left;
@@ -101,23 +122,14 @@ fn fourth_try_is_refused_even_with_the_right_code() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::InvalidCode(CodeRefusal::AttemptsExceeded))
-    ));
+    assert_eq!(code_refusal(&f, &p, &code), CodeRefusal::AttemptsExceeded);
 }
 
 #[test]
 fn expired_code_is_refused() {
-    let f = fixture(AuthConfig::default());
-    let p = phone("+996505325311");
-    f.auth.send_code(&p, &client()).unwrap();
-    let code = f.delivered_code(&p);
+    let (f, p, code) = code_sent("+996505325311");
     f.clock.advance(Duration::minutes(10));
-    assert!(matches!(
-        f.auth.verify_code(&p, &code, &client()),
-        Err(AuthError::InvalidCode(CodeRefusal::Expired))
-    ));
+    assert_eq!(code_refusal(&f, &p, &code), CodeRefusal::Expired);
 }
 
 #[test]
@@ -261,17 +273,12 @@ fn refresh_replay_is_bound_to_the_rotating_client() {
         ip: Some(ip.into()),
         user_agent: Some(ua.into()),
     };
+    let refresh_from = |token: &str, ip: &str, ua: &str| f.auth.refresh(token, &client_at(ip, ua));
     // Same /24 and agent: the retry gets the same successor.
     let first = login(&f, "+996505325311");
     f.clock.advance(Duration::seconds(60));
-    let second = f
-        .auth
-        .refresh(&first.refresh_token, &client_at("203.0.113.7", "app/1"))
-        .unwrap();
-    let retry = f
-        .auth
-        .refresh(&first.refresh_token, &client_at("203.0.113.99", "app/1"))
-        .unwrap();
+    let second = refresh_from(&first.refresh_token, "203.0.113.7", "app/1").unwrap();
+    let retry = refresh_from(&first.refresh_token, "203.0.113.99", "app/1").unwrap();
     assert_eq!(retry.refresh_token, second.refresh_token);
     // Another agent, or another network, inside the window: reuse, the session ends.
     for other in [
@@ -281,17 +288,13 @@ fn refresh_replay_is_bound_to_the_rotating_client() {
         f.clock.advance(Duration::seconds(61));
         let a = login(&f, "+996505325311");
         f.clock.advance(Duration::seconds(1));
-        let b = f
-            .auth
-            .refresh(&a.refresh_token, &client_at("203.0.113.7", "app/1"))
-            .unwrap();
+        let b = refresh_from(&a.refresh_token, "203.0.113.7", "app/1").unwrap();
         assert!(matches!(
             f.auth.refresh(&a.refresh_token, &other),
             Err(AuthError::RefreshTokenReused)
         ));
         assert!(matches!(
-            f.auth
-                .refresh(&b.refresh_token, &client_at("203.0.113.7", "app/1")),
+            refresh_from(&b.refresh_token, "203.0.113.7", "app/1"),
             Err(AuthError::InvalidRefreshToken)
         ));
         assert!(f.auth.authenticate(&b.access_token).is_err());

@@ -48,19 +48,11 @@ pub struct AddressInput {
 }
 
 impl AddressInput {
-    /// Field names, in the order they are listed and checked.
-    const NAMES: [&'static str; 10] = [
-        "street",
-        "building",
-        "apartment",
-        "city",
-        "region",
-        "postal_code",
-        "street_address",
-        "address_line2",
-        "state",
-        "zip_code",
-    ];
+    /// Field names of both markets (each once), in the order they are listed and checked.
+    fn names() -> impl Iterator<Item = &'static str> {
+        let us_only = US_FIELDS.into_iter().filter(|f| !KG_FIELDS.contains(f));
+        KG_FIELDS.into_iter().chain(us_only)
+    }
 
     fn field(&self, name: &str) -> &InputField {
         match name {
@@ -343,14 +335,13 @@ impl KgPostalCode {
     /// [`FieldError`] on `postal_code`.
     pub fn parse(input: &str) -> Result<KgPostalCode, FieldError> {
         let s = input.trim();
-        if s.len() == 6 && s.starts_with('7') && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(KgPostalCode(s.to_owned()))
-        } else {
-            Err(FieldError::new(
+        let ok = s.len() == 6 && s.starts_with('7') && s.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| KgPostalCode(s.to_owned())).ok_or_else(|| {
+            FieldError::new(
                 "postal_code",
                 "must be 6 digits starting with 7, e.g. 720000",
-            ))
-        }
+            )
+        })
     }
 
     /// The six digits.
@@ -492,14 +483,12 @@ impl UsZipCode {
             None => digits(s, 5),
             Some((zip, plus4)) => digits(zip, 5) && digits(plus4, 4),
         };
-        if ok {
-            Ok(UsZipCode(s.to_owned()))
-        } else {
-            Err(FieldError::new(
+        ok.then(|| UsZipCode(s.to_owned())).ok_or_else(|| {
+            FieldError::new(
                 "zip_code",
                 "must be 5 digits or ZIP+4, e.g. 10001 or 10001-1234",
-            ))
-        }
+            )
+        })
     }
 
     /// The code as given (`10001` or `10001-1234`).
@@ -588,24 +577,30 @@ pub enum MarketAddress {
     Us(UsAddress),
 }
 
+/// The field names of KG addresses, in the order they are checked.
+const KG_FIELDS: [&str; 6] = [
+    "street",
+    "building",
+    "apartment",
+    "city",
+    "region",
+    "postal_code",
+];
+
+/// The field names of US addresses, in the order they are checked.
+const US_FIELDS: [&str; 5] = [
+    "street_address",
+    "address_line2",
+    "city",
+    "state",
+    "zip_code",
+];
+
 /// The field names of `market`'s addresses, in the order they are checked.
 pub fn address_fields(market: Market) -> &'static [&'static str] {
     match market {
-        Market::Kg => &[
-            "street",
-            "building",
-            "apartment",
-            "city",
-            "region",
-            "postal_code",
-        ],
-        Market::Us => &[
-            "street_address",
-            "address_line2",
-            "city",
-            "state",
-            "zip_code",
-        ],
+        Market::Kg => &KG_FIELDS,
+        Market::Us => &US_FIELDS,
     }
 }
 
@@ -628,9 +623,8 @@ impl MarketAddress {
     /// The [`FieldError`] of the first field that breaks a rule.
     pub fn parse(market: Market, input: &AddressInput) -> Result<MarketAddress, FieldError> {
         let own = address_fields(market);
-        if let Some(foreign) = AddressInput::NAMES
-            .into_iter()
-            .find(|f| !own.contains(f) && input.value(f).is_some())
+        if let Some(foreign) =
+            AddressInput::names().find(|f| !own.contains(f) && input.value(f).is_some())
         {
             return Err(FieldError::new(
                 foreign,
@@ -709,7 +703,7 @@ impl MarketAddress {
     /// another market "is not an address field in this market".
     pub fn patched(&self, patch: &AddressInput) -> Result<MarketAddress, FieldError> {
         let mut merged = self.to_input();
-        for name in AddressInput::NAMES {
+        for name in AddressInput::names() {
             if let Some(v) = patch.field(name) {
                 *merged.field_mut(name) = Some(v.clone());
             }

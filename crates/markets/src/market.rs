@@ -314,71 +314,66 @@ mod tests {
         // serde_json is not a dependency; check via the serde data model names instead.
         use serde::de::IntoDeserializer;
         use serde::de::value::{Error, StrDeserializer};
-        let de: StrDeserializer<'_, Error> = "kg".into_deserializer();
-        assert_eq!(
-            <Market as serde::Deserialize>::deserialize(de),
-            Ok(Market::Kg)
-        );
-        let de: StrDeserializer<'_, Error> = "us".into_deserializer();
-        assert_eq!(
-            <Market as serde::Deserialize>::deserialize(de),
-            Ok(Market::Us)
-        );
-        let de: StrDeserializer<'_, Error> = "US".into_deserializer();
-        assert!(<Market as serde::Deserialize>::deserialize(de).is_err());
-        let de: StrDeserializer<'_, Error> = "ru".into_deserializer();
-        assert_eq!(
-            <Language as serde::Deserialize>::deserialize(de),
-            Ok(Language::Ru)
-        );
-        let de: StrDeserializer<'_, Error> = "en".into_deserializer();
-        assert_eq!(
-            <Language as serde::Deserialize>::deserialize(de),
-            Ok(Language::En)
-        );
+        fn de<'a, T: serde::Deserialize<'a>>(input: &'a str) -> Result<T, Error> {
+            let de: StrDeserializer<'a, Error> = input.into_deserializer();
+            T::deserialize(de)
+        }
+        assert_eq!(de::<Market>("kg"), Ok(Market::Kg));
+        assert_eq!(de::<Market>("us"), Ok(Market::Us));
+        assert!(de::<Market>("US").is_err());
+        assert_eq!(de::<Language>("ru"), Ok(Language::Ru));
+        assert_eq!(de::<Language>("en"), Ok(Language::En));
     }
 
     #[test]
     fn profiles() {
-        let kg = Market::Kg.profile();
-        assert_eq!(kg.market, Market::Kg);
-        assert_eq!(kg.country, "Kyrgyzstan");
-        assert_eq!(kg.country_code, "KG");
-        assert_eq!(
-            kg.currency,
-            Currency {
-                code: "KGS",
-                symbol: "сом",
-                minor_units: 2
-            }
-        );
-        assert_eq!(kg.language, Language::Ru);
-        assert_eq!(kg.phone_prefix, "+996");
-        assert_eq!(kg.phone_format, "+996 XXX XXX XXX");
-        assert_eq!(kg.tax_rate_basis_points, 1200);
-        assert_eq!(kg.timezone, "Asia/Bishkek");
-        assert_eq!(kg.date_format, "DD.MM.YYYY");
-        assert_eq!(kg.default_otp_expiry_minutes, 10);
-
-        let us = Market::Us.profile();
-        assert_eq!(us.market, Market::Us);
-        assert_eq!(us.country, "United States");
-        assert_eq!(us.country_code, "US");
-        assert_eq!(
-            us.currency,
-            Currency {
-                code: "USD",
-                symbol: "$",
-                minor_units: 2
-            }
-        );
-        assert_eq!(us.language, Language::En);
-        assert_eq!(us.phone_prefix, "+1");
-        assert_eq!(us.phone_format, "+1 (XXX) XXX-XXXX");
-        assert_eq!(us.tax_rate_basis_points, 800);
-        assert_eq!(us.timezone, "America/New_York");
-        assert_eq!(us.date_format, "MM/DD/YYYY");
-        assert_eq!(us.default_otp_expiry_minutes, 10);
+        // market, country, code, currency, language, phone prefix and format, tax (bp), zone,
+        // date format
+        for (market, country, country_code, currency, language, phone, tax, timezone, date) in [
+            (
+                Market::Kg,
+                "Kyrgyzstan",
+                "KG",
+                ("KGS", "сом"),
+                Language::Ru,
+                ("+996", "+996 XXX XXX XXX"),
+                1200,
+                "Asia/Bishkek",
+                "DD.MM.YYYY",
+            ),
+            (
+                Market::Us,
+                "United States",
+                "US",
+                ("USD", "$"),
+                Language::En,
+                ("+1", "+1 (XXX) XXX-XXXX"),
+                800,
+                "America/New_York",
+                "MM/DD/YYYY",
+            ),
+        ] {
+            let p = market.profile();
+            assert_eq!(p.market, market);
+            assert_eq!(p.country, country);
+            assert_eq!(p.country_code, country_code);
+            let (code, symbol) = currency;
+            let minor_units = 2;
+            assert_eq!(
+                p.currency,
+                Currency {
+                    code,
+                    symbol,
+                    minor_units
+                }
+            );
+            assert_eq!(p.language, language);
+            assert_eq!((p.phone_prefix, p.phone_format), phone);
+            assert_eq!(p.tax_rate_basis_points, tax);
+            assert_eq!(p.timezone, timezone);
+            assert_eq!(p.date_format, date);
+            assert_eq!(p.default_otp_expiry_minutes, 10);
+        }
 
         for m in Market::ALL {
             assert_eq!(m.profile().market, m);

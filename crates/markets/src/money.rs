@@ -80,15 +80,11 @@ impl Money {
         self.currency
     }
 
-    fn same_currency(&self, other: &Money) -> Result<(), MoneyError> {
-        if self.currency.code == other.currency.code {
-            Ok(())
-        } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency.code,
-                right: other.currency.code,
-            })
-        }
+    /// `op` on the amounts of `self` and `other`, which must be in one currency.
+    fn combine(self, other: Money, op: fn(i64, i64) -> Option<i64>) -> Result<Money, MoneyError> {
+        same_currency(self.currency, other.currency)?;
+        let minor = op(self.minor, other.minor).ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(minor, self.currency))
     }
 
     /// `self + other`.
@@ -97,12 +93,7 @@ impl Money {
     ///
     /// [`MoneyError::CurrencyMismatch`] for different currencies, [`MoneyError::Overflow`].
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
-        self.same_currency(&other)?;
-        let minor = self
-            .minor
-            .checked_add(other.minor)
-            .ok_or(MoneyError::Overflow)?;
-        Ok(Money::new(minor, self.currency))
+        self.combine(other, i64::checked_add)
     }
 
     /// `self - other`.
@@ -111,12 +102,7 @@ impl Money {
     ///
     /// [`MoneyError::CurrencyMismatch`] for different currencies, [`MoneyError::Overflow`].
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
-        self.same_currency(&other)?;
-        let minor = self
-            .minor
-            .checked_sub(other.minor)
-            .ok_or(MoneyError::Overflow)?;
-        Ok(Money::new(minor, self.currency))
+        self.combine(other, i64::checked_sub)
     }
 
     /// `self × quantity` (a line total).
@@ -173,7 +159,7 @@ impl Money {
     /// [`MoneyError::CurrencyMismatch`] when the amount is not in the market's currency.
     pub fn format_for(&self, market: Market) -> Result<String, MoneyError> {
         let profile = market.profile();
-        self.check_market(profile)?;
+        same_currency(self.currency, profile.currency)?;
         let f = profile.price_format;
         let scale = 10u64.pow(u32::from(self.currency.minor_units));
         let magnitude = self.minor.unsigned_abs();
@@ -244,17 +230,6 @@ impl Money {
         let minor = i64::try_from(signed).map_err(|_| MoneyError::Overflow)?;
         Ok(Money::new(minor, currency))
     }
-
-    fn check_market(&self, profile: &MarketProfile) -> Result<(), MoneyError> {
-        if self.currency.code == profile.currency.code {
-            Ok(())
-        } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency.code,
-                right: profile.currency.code,
-            })
-        }
-    }
 }
 
 impl fmt::Debug for Money {
@@ -273,7 +248,7 @@ impl MarketProfile {
     /// [`MoneyError::CurrencyMismatch`] when `subtotal` is not in the market's currency, and
     /// those of [`Money::with_tax`].
     pub fn apply_tax(&self, subtotal: Money) -> Result<TaxBreakdown, MoneyError> {
-        subtotal.check_market(self)?;
+        same_currency(subtotal.currency, self.currency)?;
         subtotal.with_tax(self.tax_rate_basis_points)
     }
 }
@@ -320,6 +295,18 @@ fn parse_grouped(s: &str, sep: char) -> Result<u128, MoneyError> {
         .map_err(|_| MoneyError::InvalidFormat)
 }
 
+/// Refuses amounts of two different currencies.
+fn same_currency(left: Currency, right: Currency) -> Result<(), MoneyError> {
+    if left.code == right.code {
+        Ok(())
+    } else {
+        Err(MoneyError::CurrencyMismatch {
+            left: left.code,
+            right: right.code,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -336,22 +323,26 @@ mod tests {
 
     #[test]
     fn formats_like_each_market() {
-        let kg = |minor| kgs(minor).format_for(Market::Kg).unwrap();
-        assert_eq!(kg(299_900), "2999 сом");
-        assert_eq!(kg(1_299_900), "12 999 сом");
-        assert_eq!(kg(12_345_678_900), "123 456 789 сом");
-        assert_eq!(kg(299_950), "2999,50 сом");
-        assert_eq!(kg(5), "0,05 сом");
-        assert_eq!(kg(0), "0 сом");
-        assert_eq!(kg(-15_000), "-150 сом");
-        let us = |minor| usd(minor).format_for(Market::Us).unwrap();
-        assert_eq!(us(2999), "$29.99");
-        assert_eq!(us(129_900), "$1,299.00");
-        assert_eq!(us(123_456_789), "$1,234,567.89");
-        assert_eq!(us(5), "$0.05");
-        assert_eq!(us(0), "$0.00");
-        assert_eq!(us(-500), "-$5.00");
-        assert_eq!(us(i64::MIN), "-$92,233,720,368,547,758.08");
+        use Market::{Kg, Us};
+        for (market, minor, shown) in [
+            (Kg, 299_900, "2999 сом"),
+            (Kg, 1_299_900, "12 999 сом"),
+            (Kg, 12_345_678_900, "123 456 789 сом"),
+            (Kg, 299_950, "2999,50 сом"),
+            (Kg, 5, "0,05 сом"),
+            (Kg, 0, "0 сом"),
+            (Kg, -15_000, "-150 сом"),
+            (Us, 2999, "$29.99"),
+            (Us, 129_900, "$1,299.00"),
+            (Us, 123_456_789, "$1,234,567.89"),
+            (Us, 5, "$0.05"),
+            (Us, 0, "$0.00"),
+            (Us, -500, "-$5.00"),
+            (Us, i64::MIN, "-$92,233,720,368,547,758.08"),
+        ] {
+            let money = Money::in_market(minor, market);
+            assert_eq!(money.format_for(market).unwrap(), shown, "{minor}");
+        }
     }
 
     #[test]
@@ -384,7 +375,7 @@ mod tests {
         assert_eq!(Money::parse_for("$1299.00", Market::Us), Ok(usd(129_900)));
         assert_eq!(Money::parse_for("$29", Market::Us), Ok(usd(2900)));
         assert_eq!(Money::parse_for("-$5.00", Market::Us), Ok(usd(-500)));
-        for bad in [
+        let kg: &[&str] = &[
             "",
             "сом",
             "2999",
@@ -398,14 +389,8 @@ mod tests {
             "02 сом",
             "2999.50 сом",
             "--1 сом",
-        ] {
-            assert_eq!(
-                Money::parse_for(bad, Market::Kg),
-                Err(MoneyError::InvalidFormat),
-                "{bad:?}"
-            );
-        }
-        for bad in [
+        ];
+        let us: &[&str] = &[
             "29.99",
             "$29.9",
             "$1,29.00",
@@ -413,12 +398,15 @@ mod tests {
             "2999 сом",
             "$ 29.99",
             "$1.299,00",
-        ] {
-            assert_eq!(
-                Money::parse_for(bad, Market::Us),
-                Err(MoneyError::InvalidFormat),
-                "{bad:?}"
-            );
+        ];
+        for (market, bads) in [(Market::Kg, kg), (Market::Us, us)] {
+            for bad in bads {
+                assert_eq!(
+                    Money::parse_for(bad, market),
+                    Err(MoneyError::InvalidFormat),
+                    "{bad:?}"
+                );
+            }
         }
         assert_eq!(
             Money::parse_for("$92,233,720,368,547,758.08", Market::Us),

@@ -1,8 +1,8 @@
 //! Rows of the account tables and their conversion to and from domain values.
 //!
-//! The address table is the one place where the markets' schemas differ: [`AddressRow`] and the
-//! three `*_address*` functions below are the only code that knows which postal columns each
-//! market has. Everything else goes through [`crate::schema::user_addresses`], the columns all
+//! The address table is the one place where the markets' schemas differ: [`AddressRow`], the
+//! `*AddressColumns` structs and the `*_address*` functions below are the only code that knows
+//! which postal columns each market has. Everything else goes through [`crate::schema::user_addresses`], the columns all
 //! markets share.
 
 use chrono::NaiveDateTime;
@@ -13,8 +13,8 @@ use marque_domain::{
     PaymentMethodRecord,
 };
 use marque_markets::{
-    AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, Market, MarketAddress,
-    PaymentMethodKind, PaymentType, ProviderToken, clean_display_text,
+    AddressInput, CardBrand, CardExpiry, CardLast4, HolderName, KgAddress, Market, MarketAddress,
+    PaymentMethodKind, PaymentType, ProviderToken, UsAddress, clean_display_text,
 };
 
 use crate::DbError;
@@ -161,6 +161,80 @@ pub(crate) fn load_addresses(
     })
 }
 
+/// The title and postal columns of a `kg::user_addresses` row.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = kg::user_addresses, treat_none_as_null = true)]
+struct KgAddressColumns<'a> {
+    title: Option<&'a str>,
+    street: &'a str,
+    building: &'a str,
+    apartment: Option<&'a str>,
+    city: &'a str,
+    region_code: &'a str,
+    postal_code: Option<&'a str>,
+}
+
+impl<'a> KgAddressColumns<'a> {
+    fn of(title: Option<&'a str>, a: &'a KgAddress) -> Self {
+        Self {
+            title,
+            street: a.street(),
+            building: a.building(),
+            apartment: a.apartment(),
+            city: a.city(),
+            region_code: a.region().code(),
+            postal_code: a.postal_code().map(|p| p.as_str()),
+        }
+    }
+}
+
+/// The title and postal columns of a `us::user_addresses` row.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = us::user_addresses, treat_none_as_null = true)]
+struct UsAddressColumns<'a> {
+    title: Option<&'a str>,
+    street_address: &'a str,
+    address_line2: Option<&'a str>,
+    city: &'a str,
+    state: &'a str,
+    zip_code: &'a str,
+}
+
+impl<'a> UsAddressColumns<'a> {
+    fn of(title: Option<&'a str>, a: &'a UsAddress) -> Self {
+        Self {
+            title,
+            street_address: a.street_address(),
+            address_line2: a.address_line2(),
+            city: a.city(),
+            state: a.state().code(),
+            zip_code: a.zip_code().as_str(),
+        }
+    }
+}
+
+/// Evaluates `$body` with `$t` the address table of `$record`'s market and `$columns` the
+/// record's title and postal columns for it. A macro, not a function: each market's table is
+/// its own type.
+macro_rules! with_address_columns {
+    ($record:expr, |$t:ident, $columns:ident| $body:expr) => {{
+        let record: &AddressRecord = $record;
+        let title = record.title.as_ref().map(AddressTitle::as_str);
+        match &record.postal {
+            MarketAddress::Kg(a) => {
+                use kg::user_addresses as $t;
+                let $columns = KgAddressColumns::of(title, a);
+                $body
+            }
+            MarketAddress::Us(a) => {
+                use us::user_addresses as $t;
+                let $columns = UsAddressColumns::of(title, a);
+                $body
+            }
+        }
+    }};
+}
+
 /// Inserts an address row in the table of the address's market; returns its id.
 pub(crate) fn insert_address(
     conn: &mut DbConnection,
@@ -169,46 +243,18 @@ pub(crate) fn insert_address(
     is_default: bool,
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
-    let title = record.title.as_ref().map(AddressTitle::as_str);
-    match &record.postal {
-        MarketAddress::Kg(a) => {
-            use kg::user_addresses as t;
-            diesel::insert_into(t::table)
-                .values((
-                    t::user_id.eq(user),
-                    t::title.eq(title),
-                    t::street.eq(a.street()),
-                    t::building.eq(a.building()),
-                    t::apartment.eq(a.apartment()),
-                    t::city.eq(a.city()),
-                    t::region_code.eq(a.region().code()),
-                    t::postal_code.eq(a.postal_code().map(|p| p.as_str())),
-                    t::is_default.eq(is_default),
-                    t::created_at.eq(now),
-                    t::updated_at.eq(now),
-                ))
-                .returning(t::id)
-                .get_result(conn)
-        }
-        MarketAddress::Us(a) => {
-            use us::user_addresses as t;
-            diesel::insert_into(t::table)
-                .values((
-                    t::user_id.eq(user),
-                    t::title.eq(title),
-                    t::street_address.eq(a.street_address()),
-                    t::address_line2.eq(a.address_line2()),
-                    t::city.eq(a.city()),
-                    t::state.eq(a.state().code()),
-                    t::zip_code.eq(a.zip_code().as_str()),
-                    t::is_default.eq(is_default),
-                    t::created_at.eq(now),
-                    t::updated_at.eq(now),
-                ))
-                .returning(t::id)
-                .get_result(conn)
-        }
-    }
+    with_address_columns!(record, |t, columns| {
+        diesel::insert_into(t::table)
+            .values((
+                columns,
+                t::user_id.eq(user),
+                t::is_default.eq(is_default),
+                t::created_at.eq(now),
+                t::updated_at.eq(now),
+            ))
+            .returning(t::id)
+            .get_result(conn)
+    })
 }
 
 /// Writes title and postal fields of an address row of the user.
@@ -219,38 +265,11 @@ pub(crate) fn write_address(
     record: &AddressRecord,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let title = record.title.as_ref().map(AddressTitle::as_str);
-    match &record.postal {
-        MarketAddress::Kg(a) => {
-            use kg::user_addresses as t;
-            diesel::update(t::table.find(id).filter(t::user_id.eq(user)))
-                .set((
-                    t::title.eq(title),
-                    t::street.eq(a.street()),
-                    t::building.eq(a.building()),
-                    t::apartment.eq(a.apartment()),
-                    t::city.eq(a.city()),
-                    t::region_code.eq(a.region().code()),
-                    t::postal_code.eq(a.postal_code().map(|p| p.as_str())),
-                    t::updated_at.eq(now),
-                ))
-                .execute(conn)
-        }
-        MarketAddress::Us(a) => {
-            use us::user_addresses as t;
-            diesel::update(t::table.find(id).filter(t::user_id.eq(user)))
-                .set((
-                    t::title.eq(title),
-                    t::street_address.eq(a.street_address()),
-                    t::address_line2.eq(a.address_line2()),
-                    t::city.eq(a.city()),
-                    t::state.eq(a.state().code()),
-                    t::zip_code.eq(a.zip_code().as_str()),
-                    t::updated_at.eq(now),
-                ))
-                .execute(conn)
-        }
-    }
+    with_address_columns!(record, |t, columns| {
+        diesel::update(t::table.find(id).filter(t::user_id.eq(user)))
+            .set((columns, t::updated_at.eq(now)))
+            .execute(conn)
+    })
 }
 
 /// A `user_payment_methods` row.

@@ -22,27 +22,28 @@ pub(crate) fn from_db(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
-/// Columns of [`UserRow`], in field order (for `RETURNING`, which cannot use
-/// `as_returning()` through the multi-backend connection).
-pub(crate) const USER_COLUMNS: (
-    users::id,
-    users::phone_number,
-    users::full_name,
-    users::profile_image_url,
-    users::is_verified,
-    users::last_login,
-    users::created_at,
-    users::updated_at,
-) = (
-    users::id,
-    users::phone_number,
-    users::full_name,
-    users::profile_image_url,
-    users::is_verified,
-    users::last_login,
-    users::created_at,
-    users::updated_at,
-);
+/// A constant tuple of a table's columns: its type and its value name the same columns, so they
+/// are written once.
+macro_rules! columns {
+    ($(#[$meta:meta])* $name:ident = $table:ident: $($column:ident),+ $(,)?) => {
+        $(#[$meta])*
+        pub(crate) const $name: ($($table::$column,)+) = ($($table::$column,)+);
+    };
+}
+
+columns! {
+    /// Columns of [`UserRow`], in field order (for `RETURNING`, which cannot use
+    /// `as_returning()` through the multi-backend connection).
+    USER_COLUMNS = users:
+        id,
+        phone_number,
+        full_name,
+        profile_image_url,
+        is_verified,
+        last_login,
+        created_at,
+        updated_at,
+}
 
 /// A `users` row (the columns the domain needs).
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -151,22 +152,16 @@ impl BucketRow {
     }
 }
 
-/// Columns of [`OutboxRow`], in field order.
-pub(crate) const OUTBOX_COLUMNS: (
-    outbox::id,
-    outbox::channel,
-    outbox::recipient,
-    outbox::payload,
-    outbox::attempts,
-    outbox::expires_at,
-) = (
-    outbox::id,
-    outbox::channel,
-    outbox::recipient,
-    outbox::payload,
-    outbox::attempts,
-    outbox::expires_at,
-);
+columns! {
+    /// Columns of [`OutboxRow`], in field order.
+    OUTBOX_COLUMNS = outbox:
+        id,
+        channel,
+        recipient,
+        payload,
+        attempts,
+        expires_at,
+}
 
 /// An `outbox` row as a worker needs it.
 #[derive(Debug, Clone, Queryable)]

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use marque_domain::{
     AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, NewSession,
-    NotificationBody, NotificationKind, NotificationQuery, NotificationTitle, PageLimit,
-    PaymentMethodInput, RepoError, SessionId, UserId, VerifyChallenge, VerifyOutcome,
+    NotificationKind, NotificationQuery, PageLimit, PaymentMethodInput, RepoError, SessionId,
+    UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
@@ -130,6 +130,11 @@ fn created<T: std::fmt::Debug>(i: Insert<T>) -> T {
     }
 }
 
+/// The row a repository call found (`Ok(Some(_))`).
+fn found<T>(r: Result<Option<T>, RepoError>) -> T {
+    r.unwrap().expect("the row exists")
+}
+
 fn default_count(ctx: &Ctx, table: &str) -> i64 {
     ctx.sql(&format!(
         "SELECT COUNT(*) AS v FROM {table} WHERE is_default"
@@ -186,10 +191,7 @@ fn addresses_keep_one_default_and_their_owner(ctx: &Ctx) {
     // Update: fields replaced, default moved, updated_at bumped.
     let mut record = kg_record("ул. Новая");
     record.title = None;
-    let updated = s
-        .update_address(me, a.id, &record, true, at(5))
-        .unwrap()
-        .unwrap();
+    let updated = found(s.update_address(me, a.id, &record, true, at(5)));
     assert!(updated.is_default);
     assert_eq!(updated.title, None);
     assert_eq!(updated.updated_at, at(5));
@@ -403,10 +405,7 @@ fn payment_methods_round_trip_without_card_numbers(ctx: &Ctx) {
     // Update: holder cleared, default moved back.
     let mut record = stored.record.clone();
     record.card.as_mut().unwrap().holder_name = None;
-    let updated = s
-        .update_payment_method(me, stored.id, &record, true, at(4))
-        .unwrap()
-        .unwrap();
+    let updated = found(s.update_payment_method(me, stored.id, &record, true, at(4)));
     assert!(updated.is_default);
     assert_eq!(updated.record, record);
     assert_eq!(
@@ -434,12 +433,7 @@ fn payment_methods_round_trip_without_card_numbers(ctx: &Ctx) {
 }
 
 fn notice(kind: NotificationKind, title: &str) -> NewNotification {
-    NewNotification {
-        kind,
-        title: NotificationTitle::parse(title).unwrap(),
-        message: NotificationBody::parse("Заказ №42 отправлен\nОжидайте курьера").unwrap(),
-        order_id: (kind == NotificationKind::Order).then_some(42),
-    }
+    marque_testkit::notification(kind, title, "Заказ №42 отправлен\nОжидайте курьера")
 }
 
 fn notifications_page_count_and_read(ctx: &Ctx) {
@@ -455,10 +449,8 @@ fn notifications_page_count_and_read(ctx: &Ctx) {
                 .unwrap(),
         );
     }
-    let theirs = s
-        .insert_notification(other, &notice(NotificationKind::System, "theirs"), at(9))
-        .unwrap()
-        .unwrap();
+    let theirs =
+        found(s.insert_notification(other, &notice(NotificationKind::System, "theirs"), at(9)));
     assert_eq!(
         s.insert_notification(UserId(999), &notice(NotificationKind::System, "x"), at(9))
             .unwrap(),
@@ -475,16 +467,10 @@ fn notifications_page_count_and_read(ctx: &Ctx) {
     let titles: Vec<&str> = all.items.iter().map(|n| n.title.as_str()).collect();
     assert_eq!(titles, ["n4", "n3", "n2", "n1", "n0"]);
 
-    let read = s
-        .mark_notification_read(me, mine[4].id, at(20))
-        .unwrap()
-        .unwrap();
+    let read = found(s.mark_notification_read(me, mine[4].id, at(20)));
     assert!(read.is_read);
     assert_eq!(read.read_at, Some(at(20)));
-    let again = s
-        .mark_notification_read(me, mine[4].id, at(30))
-        .unwrap()
-        .unwrap();
+    let again = found(s.mark_notification_read(me, mine[4].id, at(30)));
     assert_eq!(again.read_at, Some(at(20)));
     assert_eq!(
         s.mark_notification_read(me, theirs.id, at(30)).unwrap(),

@@ -126,6 +126,23 @@ fn issue_deletion(
 }
 
 /// Issues a code with the phone's default limit.
+/// [`issue`] for [`KG_PHONE`], `secs` after [`t0`].
+fn issue_kg(store: &MarketStore, hash: &[u8], secs: i64) -> IssueOutcome {
+    issue(store, KG_PHONE, hash, at(secs))
+}
+
+/// [`verify`] for [`KG_PHONE`], `secs` after [`t0`].
+fn verify_kg(store: &MarketStore, presented: &[u8], secs: i64) -> VerifyOutcome {
+    verify(store, KG_PHONE, presented, at(secs))
+}
+
+/// The number of verification rows in `status`.
+fn codes_in(ctx: &Ctx, status: &str) -> i64 {
+    ctx.sql(&format!(
+        "SELECT COUNT(*) AS v FROM phone_verifications WHERE status = '{status}'"
+    ))
+}
+
 fn issue(store: &MarketStore, e164: &str, hash: &[u8], now: DateTime<Utc>) -> IssueOutcome {
     store
         .issue_challenge(issue_cmd(e164, hash, now, phone_limit(e164)))
@@ -231,14 +248,8 @@ fn login_creates_the_user_then_finds_it(ctx: &Ctx) {
 fn codes_are_single_use(ctx: &Ctx) {
     let store = &ctx.store;
     login(store, KG_PHONE, t0());
-    assert_eq!(
-        verify(store, KG_PHONE, b"right", at(10)),
-        VerifyOutcome::NoActiveCode
-    );
-    assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'consumed'"),
-        1
-    );
+    assert_eq!(verify_kg(store, b"right", 10), VerifyOutcome::NoActiveCode);
+    assert_eq!(codes_in(ctx, "consumed"), 1);
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 1);
     // A number that never got a code.
     assert_eq!(
@@ -252,28 +263,25 @@ fn three_wrong_codes_kill_the_code(ctx: &Ctx) {
     assert_eq!(issue(store, KG_PHONE, b"right", t0()), IssueOutcome::Issued);
     for left in [2, 1, 0] {
         assert_eq!(
-            verify(store, KG_PHONE, b"wrong", at(10)),
+            verify_kg(store, b"wrong", 10),
             VerifyOutcome::WrongCode {
                 attempts_left: left
             }
         );
     }
     assert_eq!(
-        verify(store, KG_PHONE, b"right", at(11)),
+        verify_kg(store, b"right", 11),
         VerifyOutcome::AttemptsExceeded
     );
     assert_eq!(
-        verify(store, KG_PHONE, b"wrong", at(12)),
+        verify_kg(store, b"wrong", 12),
         VerifyOutcome::AttemptsExceeded
     );
     assert_eq!(
         ctx.sql("SELECT CAST(attempts AS BIGINT) AS v FROM phone_verifications"),
         3
     );
-    assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'dead'"),
-        1
-    );
+    assert_eq!(codes_in(ctx, "dead"), 1);
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
 }
 
@@ -281,27 +289,15 @@ fn expired_codes_are_refused(ctx: &Ctx) {
     let store = &ctx.store;
     assert_eq!(issue(store, KG_PHONE, b"right", t0()), IssueOutcome::Issued);
     // Expiry is exclusive: at exactly `expires_at` the code is dead.
-    assert_eq!(
-        verify(store, KG_PHONE, b"right", at(600)),
-        VerifyOutcome::Expired
-    );
-    assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'expired'"),
-        1
-    );
-    assert_eq!(
-        verify(store, KG_PHONE, b"right", at(601)),
-        VerifyOutcome::Expired
-    );
+    assert_eq!(verify_kg(store, b"right", 600), VerifyOutcome::Expired);
+    assert_eq!(codes_in(ctx, "expired"), 1);
+    assert_eq!(verify_kg(store, b"right", 601), VerifyOutcome::Expired);
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM users"), 0);
 
     // One second before expiry it would have worked.
-    assert_eq!(
-        issue(store, KG_PHONE, b"fresh", at(700)),
-        IssueOutcome::Issued
-    );
+    assert_eq!(issue_kg(store, b"fresh", 700), IssueOutcome::Issued);
     assert!(matches!(
-        verify(store, KG_PHONE, b"fresh", at(1299)),
+        verify_kg(store, b"fresh", 1299),
         VerifyOutcome::Verified { .. }
     ));
 }
@@ -311,29 +307,20 @@ fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
     assert_eq!(issue(store, KG_PHONE, b"first", t0()), IssueOutcome::Issued);
     // Inside the 60 s cooldown.
     assert_eq!(
-        issue(store, KG_PHONE, b"early", at(30)),
+        issue_kg(store, b"early", 30),
         IssueOutcome::RateLimited(RetryAfter(30))
     );
-    assert_eq!(
-        issue(store, KG_PHONE, b"second", at(60)),
-        IssueOutcome::Issued
-    );
+    assert_eq!(issue_kg(store, b"second", 60), IssueOutcome::Issued);
     // The first code no longer works: the newest challenge is "second".
     assert_eq!(
-        verify(store, KG_PHONE, b"first", at(61)),
+        verify_kg(store, b"first", 61),
         VerifyOutcome::WrongCode { attempts_left: 2 }
     );
-    assert_eq!(
-        issue(store, KG_PHONE, b"third", at(120)),
-        IssueOutcome::Issued
-    );
-    assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'superseded'"),
-        2
-    );
+    assert_eq!(issue_kg(store, b"third", 120), IssueOutcome::Issued);
+    assert_eq!(codes_in(ctx, "superseded"), 2);
     // Fourth code inside the 15-minute window that opened at t0: wait until t0 + 15 min.
     assert_eq!(
-        issue(store, KG_PHONE, b"fourth", at(180)),
+        issue_kg(store, b"fourth", 180),
         IssueOutcome::RateLimited(RetryAfter(12 * 60))
     );
     // Nothing was written by the refusals.
@@ -344,17 +331,14 @@ fn new_code_supersedes_old_and_limit_writes_nothing(ctx: &Ctx) {
         3
     );
     assert!(matches!(
-        verify(store, KG_PHONE, b"third", at(181)),
+        verify_kg(store, b"third", 181),
         VerifyOutcome::Verified {
             is_new_user: true,
             ..
         }
     ));
     // The window has passed: a new one opens.
-    assert_eq!(
-        issue(store, KG_PHONE, b"fifth", at(900)),
-        IssueOutcome::Issued
-    );
+    assert_eq!(issue_kg(store, b"fifth", 900), IssueOutcome::Issued);
     assert_eq!(
         ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits"),
         1
@@ -684,10 +668,7 @@ fn concurrent_issues_admit_exactly_the_limit(ctx: &Ctx) {
         IssueOutcome::Issued | IssueOutcome::RateLimited(RetryAfter(900))
     )));
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications"), 3);
-    assert_eq!(
-        ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications WHERE status = 'active'"),
-        1
-    );
+    assert_eq!(codes_in(ctx, "active"), 1);
     assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 3);
     assert_eq!(
         ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"),
@@ -777,13 +758,9 @@ fn migrations_are_idempotent(ctx: &Ctx) {
 
 #[test]
 fn connect_errors_never_show_the_password() {
-    let err = MarketStore::connect(
-        Market::Kg,
-        "postgres://postgres:topsecret@127.0.0.1:1/x",
-        2,
-        StdDuration::from_secs(2),
-    )
-    .unwrap_err();
+    let refused =
+        |market, url| MarketStore::connect(market, url, 2, StdDuration::from_secs(2)).unwrap_err();
+    let err = refused(Market::Kg, "postgres://postgres:topsecret@127.0.0.1:1/x");
     let text = err.to_string();
     assert!(!text.contains("topsecret"), "{text}");
     assert!(!format!("{err:?}").contains("topsecret"), "{err:?}");
@@ -793,23 +770,11 @@ fn connect_errors_never_show_the_password() {
     );
 
     // A URL libpq refuses to parse (it echoes URLs in such messages).
-    let err = MarketStore::connect(
-        Market::Us,
-        "postgres://u:topsecret@[::1/x",
-        2,
-        StdDuration::from_secs(2),
-    )
-    .unwrap_err();
+    let err = refused(Market::Us, "postgres://u:topsecret@[::1/x");
     assert!(!err.to_string().contains("topsecret"), "{err}");
     assert!(!format!("{err:?}").contains("topsecret"), "{err:?}");
 
-    let err = MarketStore::connect(
-        Market::Kg,
-        "mysql://root:topsecret@db/x",
-        2,
-        StdDuration::from_secs(2),
-    )
-    .unwrap_err();
+    let err = refused(Market::Kg, "mysql://root:topsecret@db/x");
     assert!(!err.to_string().contains("topsecret"), "{err}");
 }
 

@@ -14,12 +14,14 @@
 
 mod clock;
 mod db;
+mod notifications;
 mod services;
 mod store;
 
 pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
 pub use marque_store::Backend;
+pub use notifications::notification;
 pub use services::{Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 

@@ -125,24 +125,44 @@ impl AccountService {
         self.limits
     }
 
-    fn repo(&self, market: Market) -> Result<&dyn AccountRepository, AccountError> {
-        self.repos
-            .get(&market)
-            .map(|r| r.as_ref())
-            .ok_or(AccountError::Unavailable {
-                market,
-                source: None,
-            })
-    }
-
-    /// Maps a storage failure in `market`, keeping it as the cause.
-    fn storage(market: Market) -> impl Fn(RepoError) -> AccountError {
-        move |e| match e {
+    /// Runs `op` on `market`'s repository; a storage failure becomes [`AccountError::Unavailable`]
+    /// (the database is not reachable) or [`AccountError::Internal`], keeping it as the cause.
+    fn in_market<T>(
+        &self,
+        market: Market,
+        op: impl FnOnce(&dyn AccountRepository) -> Result<T, RepoError>,
+    ) -> Result<T, AccountError> {
+        let repo = self.repos.get(&market).ok_or(AccountError::Unavailable {
+            market,
+            source: None,
+        })?;
+        op(repo.as_ref()).map_err(|e| match e {
             RepoError::Unavailable(..) => AccountError::Unavailable {
                 market,
                 source: Some(e),
             },
             other => AccountError::Internal(other),
+        })
+    }
+
+    /// Runs `op` on the owner's repository, with `max` and the time; a row that does not exist
+    /// ([`Insert::NoSuchUser`]) is [`AccountError::NotFound`], a full list
+    /// [`AccountError::LimitReached`].
+    fn insert_bounded<T>(
+        &self,
+        owner: Owner,
+        max: u32,
+        op: impl FnOnce(
+            &dyn AccountRepository,
+            u32,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<Insert<T>, RepoError>,
+    ) -> Result<T, AccountError> {
+        let now = self.clock.now();
+        match self.in_market(owner.market, |repo| op(repo, max, now))? {
+            Insert::Created(row) => Ok(row),
+            Insert::LimitReached => Err(AccountError::LimitReached(max)),
+            Insert::NoSuchUser => Err(AccountError::NotFound),
         }
     }
 
@@ -159,9 +179,7 @@ impl AccountService {
 
     /// The owner's addresses, default first, then newest first.
     pub fn addresses(&self, owner: Owner) -> Result<Vec<Address>, AccountError> {
-        self.repo(owner.market)?
-            .addresses(owner.user)
-            .map_err(Self::storage(owner.market))
+        self.in_market(owner.market, |repo| repo.addresses(owner.user))
     }
 
     /// Adds an address (in the owner's market's shape). The first address becomes the default.
@@ -170,16 +188,9 @@ impl AccountService {
     /// [`AccountError::Invalid`] for an address of another market's shape, storage errors.
     pub fn add_address(&self, owner: Owner, new: NewAddress) -> Result<Address, AccountError> {
         Self::same_market(owner, new.record.postal.market())?;
-        let max = self.limits.max_addresses;
-        match self
-            .repo(owner.market)?
-            .insert_address(owner.user, &new, max, self.clock.now())
-            .map_err(Self::storage(owner.market))?
-        {
-            Insert::Created(a) => Ok(a),
-            Insert::LimitReached => Err(AccountError::LimitReached(max)),
-            Insert::NoSuchUser => Err(AccountError::NotFound),
-        }
+        self.insert_bounded(owner, self.limits.max_addresses, |repo, max, now| {
+            repo.insert_address(owner.user, &new, max, now)
+        })
     }
 
     /// Changes an address of the owner: the postal fields of `update` are merged into the stored
@@ -192,24 +203,17 @@ impl AccountService {
         id: AddressId,
         update: AddressUpdate,
     ) -> Result<Address, AccountError> {
-        let repo = self.repo(owner.market)?;
-        let storage = Self::storage(owner.market);
-        let current = repo
-            .address(owner.user, id)
-            .map_err(&storage)?
+        let current = self
+            .in_market(owner.market, |repo| repo.address(owner.user, id))?
             .ok_or(AccountError::NotFound)?;
         let record = AddressRecord {
             title: update.title.unwrap_or(current.title),
             postal: current.postal.patched(&update.postal)?,
         };
-        repo.update_address(
-            owner.user,
-            id,
-            &record,
-            update.make_default,
-            self.clock.now(),
-        )
-        .map_err(&storage)?
+        let now = self.clock.now();
+        self.in_market(owner.market, |repo| {
+            repo.update_address(owner.user, id, &record, update.make_default, now)
+        })?
         .ok_or(AccountError::NotFound)
     }
 
@@ -218,18 +222,13 @@ impl AccountService {
     ///
     /// Errors: [`AccountError::NotFound`], storage errors.
     pub fn delete_address(&self, owner: Owner, id: AddressId) -> Result<(), AccountError> {
-        let deleted = self
-            .repo(owner.market)?
-            .delete_address(owner.user, id)
-            .map_err(Self::storage(owner.market))?;
+        let deleted = self.in_market(owner.market, |repo| repo.delete_address(owner.user, id))?;
         deleted.then_some(()).ok_or(AccountError::NotFound)
     }
 
     /// The owner's payment methods, default first, then newest first.
     pub fn payment_methods(&self, owner: Owner) -> Result<Vec<PaymentMethod>, AccountError> {
-        self.repo(owner.market)?
-            .payment_methods(owner.user)
-            .map_err(Self::storage(owner.market))
+        self.in_market(owner.market, |repo| repo.payment_methods(owner.user))
     }
 
     /// Refuses an expiry whose month is over ([`AccountError::CardExpired`]) or that lies more
@@ -266,16 +265,9 @@ impl AccountService {
             return Err(AccountError::PaymentMethodNotAvailable);
         }
         self.check_expiry(&new.record)?;
-        let max = self.limits.max_payment_methods;
-        match self
-            .repo(owner.market)?
-            .insert_payment_method(owner.user, &new, max, self.clock.now())
-            .map_err(Self::storage(owner.market))?
-        {
-            Insert::Created(p) => Ok(p),
-            Insert::LimitReached => Err(AccountError::LimitReached(max)),
-            Insert::NoSuchUser => Err(AccountError::NotFound),
-        }
+        self.insert_bounded(owner, self.limits.max_payment_methods, |repo, max, now| {
+            repo.insert_payment_method(owner.user, &new, max, now)
+        })
     }
 
     /// Changes the holder name or expiry (cards only) or the default flag of a payment method.
@@ -288,11 +280,8 @@ impl AccountService {
         id: PaymentMethodId,
         update: PaymentMethodUpdate,
     ) -> Result<PaymentMethod, AccountError> {
-        let repo = self.repo(owner.market)?;
-        let storage = Self::storage(owner.market);
-        let mut record = repo
-            .payment_method(owner.user, id)
-            .map_err(&storage)?
+        let mut record = self
+            .in_market(owner.market, |repo| repo.payment_method(owner.user, id))?
             .ok_or(AccountError::NotFound)?
             .record;
         match record.card.as_mut() {
@@ -315,14 +304,10 @@ impl AccountService {
         if update.expiry.is_some() {
             self.check_expiry(&record)?;
         }
-        repo.update_payment_method(
-            owner.user,
-            id,
-            &record,
-            update.make_default,
-            self.clock.now(),
-        )
-        .map_err(&storage)?
+        let now = self.clock.now();
+        self.in_market(owner.market, |repo| {
+            repo.update_payment_method(owner.user, id, &record, update.make_default, now)
+        })?
         .ok_or(AccountError::NotFound)
     }
 
@@ -335,10 +320,9 @@ impl AccountService {
         owner: Owner,
         id: PaymentMethodId,
     ) -> Result<(), AccountError> {
-        let deleted = self
-            .repo(owner.market)?
-            .delete_payment_method(owner.user, id)
-            .map_err(Self::storage(owner.market))?;
+        let deleted = self.in_market(owner.market, |repo| {
+            repo.delete_payment_method(owner.user, id)
+        })?;
         deleted.then_some(()).ok_or(AccountError::NotFound)
     }
 
@@ -348,9 +332,7 @@ impl AccountService {
         owner: Owner,
         query: NotificationQuery,
     ) -> Result<NotificationPage, AccountError> {
-        self.repo(owner.market)?
-            .notifications(owner.user, &query)
-            .map_err(Self::storage(owner.market))
+        self.in_market(owner.market, |repo| repo.notifications(owner.user, &query))
     }
 
     /// Marks a notification of the owner read.
@@ -361,17 +343,19 @@ impl AccountService {
         owner: Owner,
         id: NotificationId,
     ) -> Result<Notification, AccountError> {
-        self.repo(owner.market)?
-            .mark_notification_read(owner.user, id, self.clock.now())
-            .map_err(Self::storage(owner.market))?
-            .ok_or(AccountError::NotFound)
+        let now = self.clock.now();
+        self.in_market(owner.market, |repo| {
+            repo.mark_notification_read(owner.user, id, now)
+        })?
+        .ok_or(AccountError::NotFound)
     }
 
     /// Marks every notification of the owner read; returns how many were unread.
     pub fn mark_all_notifications_read(&self, owner: Owner) -> Result<u64, AccountError> {
-        self.repo(owner.market)?
-            .mark_all_notifications_read(owner.user, self.clock.now())
-            .map_err(Self::storage(owner.market))
+        let now = self.clock.now();
+        self.in_market(owner.market, |repo| {
+            repo.mark_all_notifications_read(owner.user, now)
+        })
     }
 
     /// Creates a notification for a user — the entry point for other services (orders,
@@ -384,17 +368,35 @@ impl AccountService {
         owner: Owner,
         notification: NewNotification,
     ) -> Result<Notification, AccountError> {
-        self.repo(owner.market)?
-            .insert_notification(owner.user, &notification, self.clock.now())
-            .map_err(Self::storage(owner.market))?
-            .ok_or(AccountError::NotFound)
+        let now = self.clock.now();
+        self.in_market(owner.market, |repo| {
+            repo.insert_notification(owner.user, &notification, now)
+        })?
+        .ok_or(AccountError::NotFound)
+    }
+}
+
+/// A `security` notification with `title` and `text` (the `what` notice, for the log); `None`,
+/// logged, when they do not fit a notification.
+fn security_notice(what: &str, title: &str, text: &str) -> Option<NewNotification> {
+    match (
+        NotificationTitle::parse(title),
+        NotificationBody::parse(text),
+    ) {
+        (Ok(title), Ok(message)) => Some(NewNotification {
+            kind: NotificationKind::Security,
+            title,
+            message,
+            order_id: None,
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "{what} notice does not fit a notification");
+            None
+        }
     }
 }
 
 impl SignInObserver for AccountService {
-    /// A returning user signing in from a `User-Agent` none of their earlier sessions had gets a
-    /// `security` notification in the market's language ("Вход в аккаунт с нового
-    /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
     /// A signed-up user whose number was locked after too many wrong codes gets a `security`
     /// notification in the market's language ("Вход заблокирован" / "Sign-in locked"), so they
     /// learn that someone is guessing their codes. Failures are logged, never raised.
@@ -403,20 +405,8 @@ impl SignInObserver for AccountService {
         let minutes = (event.until - event.at).num_minutes().max(1);
         let hours = (minutes + 59) / 60;
         let (title, text) = marque_markets::phone_locked_notice(event.market.language(), hours);
-        let notice = match (
-            NotificationTitle::parse(&title),
-            NotificationBody::parse(&text),
-        ) {
-            (Ok(title), Ok(message)) => NewNotification {
-                kind: NotificationKind::Security,
-                title,
-                message,
-                order_id: None,
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "lock notice does not fit a notification");
-                return;
-            }
+        let Some(notice) = security_notice("lock", &title, &text) else {
+            return;
         };
         let owner = Owner {
             market: event.market,
@@ -427,6 +417,9 @@ impl SignInObserver for AccountService {
         }
     }
 
+    /// A returning user signing in from a `User-Agent` none of their earlier sessions had gets a
+    /// `security` notification in the market's language ("Вход в аккаунт с нового
+    /// устройства" / "New sign-in to your account"). Failures are logged, never raised.
     fn signed_in(&self, event: &SignInEvent) {
         // Known devices need no notice; for the rest, `notify_unknown_device` re-checks under a
         // lock so that simultaneous first sign-ins from one device produce one notice.
@@ -435,22 +428,10 @@ impl SignInObserver for AccountService {
         }
         let (title, text) =
             new_sign_in_notice(event.market.language(), event.user_agent.as_deref());
-        let notice = match (
-            NotificationTitle::parse(&title),
-            NotificationBody::parse(&text),
-        ) {
-            (Ok(title), Ok(message)) => NewNotification {
-                kind: NotificationKind::Security,
-                title,
-                message,
-                order_id: None,
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "sign-in notice does not fit a notification");
-                return;
-            }
+        let Some(notice) = security_notice("sign-in", &title, &text) else {
+            return;
         };
-        let result = self.repo(event.market).and_then(|repo| {
+        let result = self.in_market(event.market, |repo| {
             repo.notify_unknown_device(
                 event.user,
                 &event.session,
@@ -458,7 +439,6 @@ impl SignInObserver for AccountService {
                 &notice,
                 event.at,
             )
-            .map_err(Self::storage(event.market))
         });
         if let Err(e) = result {
             tracing::warn!(market = %event.market, user = %event.user, error = %e, "new-device notification failed");

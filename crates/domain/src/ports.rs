@@ -32,6 +32,40 @@ pub enum RepoError {
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A market's database is not configured (`source` is `None`) or not reachable: the
+/// `Unavailable` failure of every service (503).
+#[derive(Debug, thiserror::Error)]
+#[error("market {market} unavailable")]
+pub struct MarketUnavailable {
+    /// The market.
+    pub market: Market,
+    /// The storage failure, when the database was tried.
+    #[source]
+    pub source: Option<RepoError>,
+}
+
+impl MarketUnavailable {
+    /// `market` has no database here.
+    pub fn not_served(market: Market) -> Self {
+        Self {
+            market,
+            source: None,
+        }
+    }
+
+    /// Sorts a storage failure in `market`: the database not reachable is `Ok` (answered 503),
+    /// any other failure comes back as `Err` (answered 500).
+    pub fn sort(market: Market, e: RepoError) -> Result<Self, RepoError> {
+        match e {
+            RepoError::Unavailable(..) => Ok(Self {
+                market,
+                source: Some(e),
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// One rate-limit bucket to hit when issuing a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitCheck {

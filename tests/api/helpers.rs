@@ -160,6 +160,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// [`get_auth`](Self::get_auth), its body read as JSON.
+    pub async fn get_auth_json(&self, path: &str, token: &str) -> Value {
+        self.get_auth(path, token).await.json().await.unwrap()
+    }
+
     /// Waits for the delivery worker to hand the newest message for `e164` to the provider and
     /// returns the code in it.
     pub async fn code_for(&self, e164: &str, nth: usize) -> String {

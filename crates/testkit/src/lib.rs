@@ -25,6 +25,16 @@ pub use notifications::notification;
 pub use services::{Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 
+/// A code other than `code` (so certainly wrong).
+pub fn wrong_code(code: &marque_markets::OtpCode) -> marque_markets::OtpCode {
+    marque_markets::OtpCode::parse(if code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap()
+}
+
 /// Environment variable naming a PostgreSQL admin URL for throwaway databases, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
 pub const POSTGRES_URL_VAR: &str = "MARQUE_TEST_POSTGRES_URL";

@@ -16,7 +16,7 @@ use crate::refresh::{self, session_deadline};
 use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AttemptGuard, AuditEvent, AuditRecord, AuthRepository, Channel, Clock,
+    AccessClaims, AttemptGuard, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, CodeCheck,
     DeleteAccount, IssueChallenge, IssueOutcome, MarketUnavailable, NewOutboxMessage,
     NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate, RandomSource,
     RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope, RotateOutcome,
@@ -555,6 +555,25 @@ impl AuthService {
 
     /// The per-IP and failure limits of a verification attempt on `phone`: none for a test
     /// number while test numbers are exempt.
+    /// The code `matches` checks, presented for `phone` by `client` at `now`.
+    fn code_check<'a>(
+        &self,
+        phone: &'a PhoneNumber,
+        now: DateTime<Utc>,
+        matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+        challenge_id: Option<&'a str>,
+        client: &ClientInfo,
+    ) -> CodeCheck<'a> {
+        CodeCheck {
+            phone,
+            now,
+            max_attempts: self.config.max_attempts,
+            matches,
+            challenge_id,
+            guard: self.attempt_guard(phone, client, now),
+        }
+    }
+
     fn attempt_guard(
         &self,
         phone: &PhoneNumber,
@@ -704,12 +723,7 @@ impl AuthService {
         let sid = session.id.clone();
         let user_agent = session.user_agent.clone();
         let cmd = VerifyChallenge {
-            phone,
-            now,
-            max_attempts: self.config.max_attempts,
-            matches: &matches,
-            challenge_id,
-            guard: self.attempt_guard(phone, client, now),
+            check: self.code_check(phone, now, &matches, challenge_id, client),
             session,
             refresh: NewRefreshToken {
                 token_hash: refresh_hash,
@@ -994,12 +1008,7 @@ impl AuthService {
         };
         let cmd = DeleteAccount {
             user: user.id,
-            phone: &user.phone,
-            now,
-            max_attempts: self.config.max_attempts,
-            matches: &matches,
-            challenge_id,
-            guard: self.attempt_guard(&user.phone, client, now),
+            check: self.code_check(&user.phone, now, &matches, challenge_id, client),
             client,
         };
         match self

@@ -51,7 +51,7 @@ pub use keys::KeyRing;
 pub use marque_markets::OtpPurpose;
 pub use otp::OtpHasher;
 pub use ports::{
-    AttemptGuard, AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge,
+    AttemptGuard, AuthRepository, Channel, CodeCheck, DeleteAccount, DeliveryError, IssueChallenge,
     IssueOutcome, MarketUnavailable, MessageSender, NewOutboxMessage, NewRefreshToken,
     OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope,
     RotateOutcome, RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,

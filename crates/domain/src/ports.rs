@@ -181,9 +181,9 @@ pub struct AttemptGuard {
     pub failures: Option<FailurePolicy>,
 }
 
-/// Input of `AuthRepository::verify_challenge`.
-pub struct VerifyChallenge<'a> {
-    /// The number being verified.
+/// A presented code to judge, as [`VerifyChallenge`] and [`DeleteAccount`] carry it.
+pub struct CodeCheck<'a> {
+    /// The number the code is for.
     pub phone: &'a PhoneNumber,
     /// Attempt time.
     pub now: DateTime<Utc>,
@@ -196,6 +196,12 @@ pub struct VerifyChallenge<'a> {
     pub challenge_id: Option<&'a str>,
     /// Per-IP and failure limits.
     pub guard: AttemptGuard,
+}
+
+/// Input of `AuthRepository::verify_challenge`.
+pub struct VerifyChallenge<'a> {
+    /// The code presented for the number being verified (sign-in challenges only).
+    pub check: CodeCheck<'a>,
     /// The session to create when the code is right.
     pub session: NewSession,
     /// The session's first refresh token.
@@ -294,20 +300,10 @@ pub struct SessionInfo {
 pub struct DeleteAccount<'a> {
     /// The account.
     pub user: UserId,
-    /// Its phone number (the code must be for it).
-    pub phone: &'a PhoneNumber,
-    /// Attempt time.
-    pub now: DateTime<Utc>,
-    /// Wrong tries allowed per code.
-    pub max_attempts: u32,
-    /// Compares the presented code with a stored hash, in constant time.
-    pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// The code presented for the account's phone number (`delete_account` challenges only).
+    pub check: CodeCheck<'a>,
     /// The client asking (for the audit row of the deletion).
     pub client: &'a ClientInfo,
-    /// As in [`VerifyChallenge`]; only `delete_account` challenges are considered.
-    pub challenge_id: Option<&'a str>,
-    /// Per-IP and failure limits.
-    pub guard: AttemptGuard,
 }
 
 /// Result of `AuthRepository::verify_challenge`.

@@ -9,7 +9,7 @@ use marque_domain::challenge::{self, ChallengeStatus, FailureState, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
-    AttemptGuard, AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount,
+    AttemptGuard, AuditEvent, AuthRepository, BucketState, ClientInfo, CodeCheck, DeleteAccount,
     IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose, ProfileUpdate,
     RateLimitCheck, RateLimitPolicy, RepoError, RetryAfter, RevokeScope, RotateOutcome,
     RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
@@ -152,16 +152,8 @@ impl AuthRepository for MarketStore {
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
-        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt {
-            phone,
-            purpose: OtpPurpose::Login,
-            challenge_id: cmd.challenge_id,
-            now: cmd.now,
-            max_attempts: cmd.max_attempts,
-            matches: cmd.matches,
-            guard: &cmd.guard,
-        };
+        let attempt = CodeAttempt::new(OtpPurpose::Login, &cmd.check);
+        let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
             // Told only after a right code (the code is consumed), so a stranger learns nothing.
             if is_disabled(conn, phone)? {
@@ -180,7 +172,7 @@ impl AuthRepository for MarketStore {
                 session: cmd.session.id.clone(),
                 new_user: is_new_user,
             };
-            insert_audit(conn, cmd.now, Some(UserId(user.id)), &client, &event)?;
+            insert_audit(conn, attempt.now, Some(UserId(user.id)), &client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user,
@@ -441,16 +433,8 @@ impl AuthRepository for MarketStore {
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = cmd.user.0))]
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
-        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt {
-            phone,
-            purpose: OtpPurpose::DeleteAccount,
-            challenge_id: cmd.challenge_id,
-            now: cmd.now,
-            max_attempts: cmd.max_attempts,
-            matches: cmd.matches,
-            guard: &cmd.guard,
-        };
+        let attempt = CodeAttempt::new(OtpPurpose::DeleteAccount, &cmd.check);
+        let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
             let user = users::table
                 .find(cmd.user.0)
@@ -477,7 +461,7 @@ impl AuthRepository for MarketStore {
                 ))
                 .execute(conn)?;
             let event = AuditEvent::AccountDeleted;
-            insert_audit(conn, cmd.now, Some(cmd.user), cmd.client, &event)?;
+            insert_audit(conn, attempt.now, Some(cmd.user), cmd.client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user: false,
@@ -504,6 +488,21 @@ struct CodeAttempt<'a> {
     matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
     /// Per-IP limit and failure lock.
     guard: &'a AttemptGuard,
+}
+
+impl<'a> CodeAttempt<'a> {
+    /// An attempt at a code of `purpose`, as `check` presents it.
+    fn new(purpose: OtpPurpose, check: &'a CodeCheck<'_>) -> Self {
+        Self {
+            phone: check.phone.e164(),
+            purpose,
+            challenge_id: check.challenge_id,
+            now: check.now,
+            max_attempts: check.max_attempts,
+            matches: check.matches,
+            guard: &check.guard,
+        }
+    }
 }
 
 impl MarketStore {

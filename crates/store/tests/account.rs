@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use marque_domain::{
-    AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, Insert,
+    AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, CodeCheck, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, NewSession,
     NotificationKind, NotificationQuery, PageLimit, PaymentMethodInput, RepoError, SessionId,
     UserId, VerifyChallenge, VerifyOutcome,
@@ -77,12 +77,14 @@ fn sign_in(
     let matches = |_: &[u8]| true;
     match store
         .verify_challenge(VerifyChallenge {
-            phone: &phone,
-            now,
-            max_attempts: 3,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
+            check: CodeCheck {
+                phone: &phone,
+                now,
+                max_attempts: 3,
+                matches: &matches,
+                challenge_id: None,
+                guard: marque_domain::AttemptGuard::default(),
+            },
             refresh: marque_domain::NewRefreshToken {
                 token_hash: sid.0.as_bytes().to_vec(),
                 expires_at: now + Duration::days(1),

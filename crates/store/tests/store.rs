@@ -17,7 +17,9 @@ use marque_domain::{
     NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
     RetryAfter, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
 };
-use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh};
+use marque_domain::{
+    CodeCheck, DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh,
+};
 use marque_markets::{Market, PhoneNumber};
 use marque_store::{Backend, MarketStore};
 
@@ -171,12 +173,14 @@ fn verify_with(
     let matches = |stored: &[u8]| stored == presented;
     store
         .verify_challenge(VerifyChallenge {
-            phone: &phone,
-            now,
-            max_attempts,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
+            check: CodeCheck {
+                phone: &phone,
+                now,
+                max_attempts,
+                matches: &matches,
+                challenge_id: None,
+                guard: marque_domain::AttemptGuard::default(),
+            },
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -899,12 +903,14 @@ fn pool_timeout_is_unavailable() {
             );
             holder
                 .verify_challenge(VerifyChallenge {
-                    phone: &phone,
-                    now: at(1),
-                    max_attempts: 3,
-                    matches: &matches,
-                    challenge_id: None,
-                    guard: marque_domain::AttemptGuard::default(),
+                    check: CodeCheck {
+                        phone: &phone,
+                        now: at(1),
+                        max_attempts: 3,
+                        matches: &matches,
+                        challenge_id: None,
+                        guard: marque_domain::AttemptGuard::default(),
+                    },
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -1145,13 +1151,15 @@ fn delete(
     let matches = |stored: &[u8]| stored == presented;
     store
         .delete_account(DeleteAccount {
+            check: CodeCheck {
+                phone: &p,
+                now,
+                max_attempts: 3,
+                matches: &matches,
+                challenge_id: None,
+                guard: marque_domain::AttemptGuard::default(),
+            },
             user,
-            phone: &p,
-            now,
-            max_attempts: 3,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
             client: &test_client(),
         })
         .unwrap()

@@ -179,6 +179,12 @@ impl TestApp {
         panic!("no message number {nth} delivered to {e164}");
     }
 
+    /// Sends a code to `e164` (whatever the answer) and returns message number `nth` to it.
+    pub async fn send_and_read_code(&self, e164: &str, nth: usize) -> String {
+        self.send_code(e164).await;
+        self.code_for(e164, nth).await
+    }
+
     pub fn messages_to(&self, e164: &str) -> Vec<OutgoingMessage> {
         self.sent.to(e164)
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use marque_domain::{
-    AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, CodeCheck, Insert,
+    AccountRepository, AddressId, AddressRecord, AddressTitle, AuthRepository, Insert,
     IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, NewSession,
     NotificationKind, NotificationQuery, PageLimit, PaymentMethodInput, RepoError, SessionId,
     UserId, VerifyChallenge, VerifyOutcome,
@@ -16,7 +16,7 @@ use marque_domain::{
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
 
-use marque_testkit::{TestStore as Ctx, on_both_backends};
+use marque_testkit::{TestStore as Ctx, code_check, on_both_backends};
 
 on_both_backends!(
     addresses_keep_one_default_and_their_owner,
@@ -77,14 +77,7 @@ fn sign_in(
     let matches = |_: &[u8]| true;
     match store
         .verify_challenge(VerifyChallenge {
-            check: CodeCheck {
-                phone: &phone,
-                now,
-                max_attempts: 3,
-                matches: &matches,
-                challenge_id: None,
-                guard: marque_domain::AttemptGuard::default(),
-            },
+            check: code_check(&phone, now, 3, &matches),
             refresh: marque_domain::NewRefreshToken {
                 token_hash: sid.0.as_bytes().to_vec(),
                 expires_at: now + Duration::days(1),

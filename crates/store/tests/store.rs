@@ -17,13 +17,13 @@ use marque_domain::{
     NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
     RetryAfter, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
 };
-use marque_domain::{
-    CodeCheck, DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh,
-};
+use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh};
 use marque_markets::{Market, PhoneNumber};
 use marque_store::{Backend, MarketStore};
 
-use marque_testkit::{TestDatabase, TestStore as Ctx, on_both_backends, postgres_admin_url};
+use marque_testkit::{
+    TestDatabase, TestStore as Ctx, code_check, on_both_backends, postgres_admin_url,
+};
 
 const KG_PHONE: &str = "+996505325311";
 const KG_PHONE_2: &str = "+996555123456";
@@ -173,14 +173,7 @@ fn verify_with(
     let matches = |stored: &[u8]| stored == presented;
     store
         .verify_challenge(VerifyChallenge {
-            check: CodeCheck {
-                phone: &phone,
-                now,
-                max_attempts,
-                matches: &matches,
-                challenge_id: None,
-                guard: marque_domain::AttemptGuard::default(),
-            },
+            check: code_check(&phone, now, max_attempts, &matches),
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -903,14 +896,7 @@ fn pool_timeout_is_unavailable() {
             );
             holder
                 .verify_challenge(VerifyChallenge {
-                    check: CodeCheck {
-                        phone: &phone,
-                        now: at(1),
-                        max_attempts: 3,
-                        matches: &matches,
-                        challenge_id: None,
-                        guard: marque_domain::AttemptGuard::default(),
-                    },
+                    check: code_check(&phone, at(1), 3, &matches),
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -1151,14 +1137,7 @@ fn delete(
     let matches = |stored: &[u8]| stored == presented;
     store
         .delete_account(DeleteAccount {
-            check: CodeCheck {
-                phone: &p,
-                now,
-                max_attempts: 3,
-                matches: &matches,
-                challenge_id: None,
-                guard: marque_domain::AttemptGuard::default(),
-            },
+            check: code_check(&p, now, 3, &matches),
             user,
             client: &test_client(),
         })

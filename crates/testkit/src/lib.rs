@@ -35,6 +35,24 @@ pub fn wrong_code(code: &marque_markets::OtpCode) -> marque_markets::OtpCode {
     .unwrap()
 }
 
+/// A code for `phone` at `now` that `matches` checks: the newest challenge (no `challenge_id`),
+/// no per-IP or failure limits.
+pub fn code_check<'a>(
+    phone: &'a marque_markets::PhoneNumber,
+    now: chrono::DateTime<chrono::Utc>,
+    max_attempts: u32,
+    matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+) -> marque_domain::CodeCheck<'a> {
+    marque_domain::CodeCheck {
+        phone,
+        now,
+        max_attempts,
+        matches,
+        challenge_id: None,
+        guard: marque_domain::AttemptGuard::default(),
+    }
+}
+
 /// Environment variable naming a PostgreSQL admin URL for throwaway databases, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
 pub const POSTGRES_URL_VAR: &str = "MARQUE_TEST_POSTGRES_URL";

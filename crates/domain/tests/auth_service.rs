@@ -10,14 +10,10 @@ use marque_domain::{
     MarketUnavailable, OtpPurpose, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services, wrong_code};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 fn fixture(config: AuthConfig) -> Services {
     Services::sqlite(config, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap())
-}
-
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
 }
 
 /// Sends a code to `p` (which must be accepted) and returns it as delivered.
@@ -49,10 +45,7 @@ fn code_refusal(f: &Services, p: &PhoneNumber, code: &OtpCode) -> CodeRefusal {
 }
 
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("203.0.113.9".into()),
-        user_agent: Some("test".into()),
-    }
+    client_info("203.0.113.9", "test")
 }
 
 #[test]

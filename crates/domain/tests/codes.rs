@@ -9,7 +9,7 @@ use marque_domain::{
     OtpPurpose, Owner,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services, wrong_code};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
@@ -19,22 +19,12 @@ fn fixture(config: AuthConfig) -> Services {
     Services::sqlite(config, start())
 }
 
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
-}
-
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("203.0.113.9".into()),
-        user_agent: Some("test".into()),
-    }
+    client_info("203.0.113.9", "test")
 }
 
 fn other_client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("198.51.100.77".into()),
-        user_agent: Some("stranger".into()),
-    }
+    client_info("198.51.100.77", "stranger")
 }
 
 fn locked(config_max: u32) -> AuthConfig {

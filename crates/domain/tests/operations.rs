@@ -9,8 +9,8 @@ use marque_domain::{
     AuditRepository, AuthConfig, AuthError, ClientInfo, LogoutScope, RetentionPolicy,
     RetentionRepository, RetentionService, StoredAudit,
 };
-use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services, wrong_code};
+use marque_markets::{Market, OtpCode};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 const KG: &str = "+996505325311";
 
@@ -18,15 +18,8 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
 }
 
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
-}
-
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("198.51.100.23".into()),
-        user_agent: Some("ShopApp/7.1 (iPhone)".into()),
-    }
+    client_info("198.51.100.23", "ShopApp/7.1 (iPhone)")
 }
 
 /// Declares `$name_sqlite` and `$name_postgres` running `$name(backend)`.

@@ -25,6 +25,19 @@ pub use notifications::notification;
 pub use services::{Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 
+/// A phone number that must parse (E.164, or a form that names its market).
+pub fn phone(number: &str) -> marque_markets::PhoneNumber {
+    marque_markets::PhoneNumber::parse(number, None).unwrap()
+}
+
+/// A client at `ip` with `user_agent`.
+pub fn client_info(ip: &str, user_agent: &str) -> marque_domain::ClientInfo {
+    marque_domain::ClientInfo {
+        ip: Some(ip.into()),
+        user_agent: Some(user_agent.into()),
+    }
+}
+
 /// A code other than `code` (so certainly wrong).
 pub fn wrong_code(code: &marque_markets::OtpCode) -> marque_markets::OtpCode {
     marque_markets::OtpCode::parse(if code.as_str() == "000000" {

@@ -126,10 +126,7 @@ async fn delete(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
 async fn ask(app: &TestApp, token: Option<&str>, phone: &str) -> reqwest::Response {
     let body = json!({"phone_number": phone, "purpose": "delete_account"});
     match token {
-        Some(t) => {
-            app.send_auth(Method::POST, "/api/v1/auth/send-code", t, Some(body))
-                .await
-        }
+        Some(t) => app.post_auth("/api/v1/auth/send-code", t, body).await,
         None => app.post("/api/v1/auth/send-code", body).await,
     }
 }

@@ -212,6 +212,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST` of the JSON `body` with a bearer token.
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.send_auth(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
     /// `POST` with a bearer token and optional JSON body.
     pub async fn send_auth(
         &self,

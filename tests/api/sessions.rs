@@ -161,22 +161,12 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let address =
         json!({"street": "ул. Юнусалиева", "building": "34", "city": "Бишкек", "region": "Бишкек"});
     let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/profile/addresses",
-            &token,
-            Some(address),
-        )
+        .post_auth("/api/v1/profile/addresses", &token, address)
         .await;
     assert_eq!(res.status(), 201);
     let cash = json!({"payment_type": "cash_on_delivery"});
     let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/profile/payment-methods",
-            &token,
-            Some(cash),
-        )
+        .post_auth("/api/v1/profile/payment-methods", &token, cash)
         .await;
     assert_eq!(res.status(), 201);
 
@@ -214,11 +204,10 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let (code, challenge_id) = {
         let before = app.messages_to(KG).len();
         let res = app
-            .send_auth(
-                Method::POST,
+            .post_auth(
                 "/api/v1/auth/send-code",
                 &token,
-                Some(json!({"phone_number": KG, "purpose": "delete_account"})),
+                json!({"phone_number": KG, "purpose": "delete_account"}),
             )
             .await;
         assert_eq!(res.status(), 200);

@@ -29,6 +29,14 @@ async fn send_from(app: &TestApp, phone: &str, ip: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The app behind a trusted proxy at 127.0.0.1 (so `X-Forwarded-For` names the client), with
+/// `vars` set.
+async fn spawn_behind_proxy(backend: Backend, vars: &[(&str, &str)]) -> Option<TestApp> {
+    let mut vars = vars.to_vec();
+    vars.push(("TRUSTED_PROXIES", "127.0.0.1"));
+    TestApp::spawn(backend, &vars).await
+}
+
 /// KG mobile number number `i` (Megacom range 555).
 fn kg(i: u32) -> String {
     format!("+996555{:06}", 100_000 + i)
@@ -113,12 +121,7 @@ fn clear_ip_buckets(url: &str) {
 /// Item 11: one IPv4 address gets `IP_SEND_LIMIT` codes in all markets together (it got the
 /// limit in each market before), and `::ffff:a.b.c.d` is the same address.
 async fn one_ip_budget_covers_both_markets(backend: Backend) {
-    let Some(app) = TestApp::spawn(
-        backend,
-        &[("IP_SEND_LIMIT", "4"), ("TRUSTED_PROXIES", "127.0.0.1")],
-    )
-    .await
-    else {
+    let Some(app) = spawn_behind_proxy(backend, &[("IP_SEND_LIMIT", "4")]).await else {
         return;
     };
     let ip = "203.0.113.7";
@@ -145,13 +148,9 @@ async fn one_ip_budget_covers_both_markets(backend: Backend) {
 /// Item 11: every address of an IPv6 /64 shares one budget (each was a new bucket before), and
 /// the /64s of one /48 share a looser one.
 async fn ipv6_is_counted_per_64_and_48(backend: Backend) {
-    let Some(app) = TestApp::spawn(
+    let Some(app) = spawn_behind_proxy(
         backend,
-        &[
-            ("IP_SEND_LIMIT", "2"),
-            ("IPV6_48_SEND_LIMIT", "3"),
-            ("TRUSTED_PROXIES", "127.0.0.1"),
-        ],
+        &[("IP_SEND_LIMIT", "2"), ("IPV6_48_SEND_LIMIT", "3")],
     )
     .await
     else {
@@ -181,13 +180,9 @@ async fn ipv6_is_counted_per_64_and_48(backend: Backend) {
 /// Item 14: a market's daily SMS budget and the total over markets; a tripped guard answers
 /// 429 `sms_budget_exceeded` and nothing is stored or sent.
 async fn daily_sms_budgets_per_market_and_in_total(backend: Backend) {
-    let Some(app) = TestApp::spawn(
+    let Some(app) = spawn_behind_proxy(
         backend,
-        &[
-            ("SMS_DAILY_LIMIT_KG", "2"),
-            ("SMS_DAILY_LIMIT", "3"),
-            ("TRUSTED_PROXIES", "127.0.0.1"),
-        ],
+        &[("SMS_DAILY_LIMIT_KG", "2"), ("SMS_DAILY_LIMIT", "3")],
     )
     .await
     else {
@@ -223,15 +218,7 @@ async fn daily_sms_budgets_per_market_and_in_total(backend: Backend) {
 /// Item 14: at most `SMS_PREFIX_HOURLY_LIMIT` messages per hour to one number prefix (country
 /// code + 3 national digits); other prefixes are not affected.
 async fn prefix_hourly_limit_refuses_and_sends_nothing(backend: Backend) {
-    let Some(app) = TestApp::spawn(
-        backend,
-        &[
-            ("SMS_PREFIX_HOURLY_LIMIT", "2"),
-            ("TRUSTED_PROXIES", "127.0.0.1"),
-        ],
-    )
-    .await
-    else {
+    let Some(app) = spawn_behind_proxy(backend, &[("SMS_PREFIX_HOURLY_LIMIT", "2")]).await else {
         return;
     };
     assert_eq!(send_from(&app, &kg(1), "198.51.100.1").await.status(), 200);

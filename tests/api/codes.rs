@@ -53,21 +53,18 @@ async fn every_refused_code_gets_the_same_answer(backend: Backend) {
     // No code was ever sent.
     answers.push(answer(app.verify(KG, "123456").await).await);
     // A wrong code.
-    app.send_code(KG).await;
-    let code = app.code_for(KG, 0).await;
+    let code = app.send_and_read_code(KG, 0).await;
     answers.push(answer(app.verify(KG, not(&code)).await).await);
     // A used code.
     assert_eq!(app.verify(KG, &code).await.status(), 200);
     answers.push(answer(app.verify(KG, &code).await).await);
     // An expired code.
     app.clock.advance(Duration::seconds(61));
-    app.send_code(KG).await;
-    let code = app.code_for(KG, 1).await;
+    let code = app.send_and_read_code(KG, 1).await;
     app.clock.advance(Duration::minutes(10));
     answers.push(answer(app.verify(KG, &code).await).await);
     // A code dead after three wrong tries, tried with the right digits.
-    app.send_code(KG).await;
-    let code = app.code_for(KG, 2).await;
+    let code = app.send_and_read_code(KG, 2).await;
     for _ in 0..3 {
         app.verify(KG, not(&code)).await;
     }
@@ -129,10 +126,7 @@ async fn delete(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
 async fn ask(app: &TestApp, token: Option<&str>, phone: &str) -> reqwest::Response {
     let body = json!({"phone_number": phone, "purpose": "delete_account"});
     match token {
-        Some(t) => {
-            app.send_auth(Method::POST, "/api/v1/auth/send-code", t, Some(body))
-                .await
-        }
+        Some(t) => app.post_auth("/api/v1/auth/send-code", t, body).await,
         None => app.post("/api/v1/auth/send-code", body).await,
     }
 }
@@ -146,8 +140,7 @@ async fn codes_work_only_for_their_purpose(backend: Backend) {
 
     // A sign-in code does not delete the account.
     app.clock.advance(Duration::seconds(61));
-    app.send_code(KG).await;
-    let login_code = app.code_for(KG, 1).await;
+    let login_code = app.send_and_read_code(KG, 1).await;
     assert_eq!(
         delete(&app, token, json!({"verification_code": login_code}))
             .await
@@ -201,14 +194,12 @@ async fn wrong_codes_across_codes_lock_the_number(backend: Backend) {
     let login = app.login(KG, KG).await;
     let token = login["access_token"].as_str().unwrap().to_owned();
     app.clock.advance(Duration::seconds(61));
-    app.send_code(KG).await;
-    let code = app.code_for(KG, 1).await;
+    let code = app.send_and_read_code(KG, 1).await;
     for _ in 0..3 {
         assert_eq!(app.verify(KG, not(&code)).await.status(), 400);
     }
     app.clock.advance(Duration::seconds(61));
-    app.send_code(KG).await;
-    let code = app.code_for(KG, 2).await;
+    let code = app.send_and_read_code(KG, 2).await;
     let res = app.verify(KG, not(&code)).await;
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "86400");

@@ -160,6 +160,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// [`get_auth`](Self::get_auth), its body read as JSON.
+    pub async fn get_auth_json(&self, path: &str, token: &str) -> Value {
+        self.get_auth(path, token).await.json().await.unwrap()
+    }
+
     /// Waits for the delivery worker to hand the newest message for `e164` to the provider and
     /// returns the code in it.
     pub async fn code_for(&self, e164: &str, nth: usize) -> String {
@@ -172,6 +177,12 @@ impl TestApp {
             tokio::time::sleep(StdDuration::from_millis(5)).await;
         }
         panic!("no message number {nth} delivered to {e164}");
+    }
+
+    /// Sends a code to `e164` (whatever the answer) and returns message number `nth` to it.
+    pub async fn send_and_read_code(&self, e164: &str, nth: usize) -> String {
+        self.send_code(e164).await;
+        self.code_for(e164, nth).await
     }
 
     pub fn messages_to(&self, e164: &str) -> Vec<OutgoingMessage> {
@@ -199,6 +210,12 @@ impl TestApp {
         tokio::task::spawn_blocking(move || count_rows(&url, table))
             .await
             .unwrap()
+    }
+
+    /// `POST` of the JSON `body` with a bearer token.
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.send_auth(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     /// `POST` with a bearer token and optional JSON body.

@@ -18,8 +18,7 @@ async fn fourth_wrong_try_is_refused(backend: Backend) {
         return;
     };
     let phone = "+996505325311";
-    app.send_code(phone).await;
-    let code = app.code_for(phone, 0).await;
+    let code = app.send_and_read_code(phone, 0).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     // Issue 12, item 9: the answers no longer tell how many tries are left, nor that the code
     // died: every refusal is the same `invalid_code`.
@@ -61,11 +60,9 @@ async fn code_is_single_use_and_superseded(backend: Backend) {
         return;
     };
     let phone = "+996555123456";
-    app.send_code(phone).await;
-    let old = app.code_for(phone, 0).await;
+    let old = app.send_and_read_code(phone, 0).await;
     app.clock.advance(Duration::seconds(60));
-    app.send_code(phone).await;
-    let new = app.code_for(phone, 1).await;
+    let new = app.send_and_read_code(phone, 1).await;
     if old != new {
         let res = app.verify(phone, &old).await;
         assert_eq!(res.status(), 400, "a superseded code must not work");

@@ -1,4 +1,5 @@
 use marque_markets::Market;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -9,6 +10,11 @@ both_backends!(
     us_login_with_national_format,
     relogin_is_same_user
 );
+
+async fn put_profile(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.send_auth(Method::PUT, "/api/v1/auth/profile", token, Some(body))
+        .await
+}
 
 async fn kg_login_profile_logout(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &[]).await else {
@@ -60,12 +66,7 @@ async fn kg_login_profile_logout(backend: Backend) {
     assert_eq!(app.count(Market::Us, "phone_verifications").await, 0);
     assert_eq!(app.count(Market::Us, "sessions").await, 0);
 
-    let profile: Value = app
-        .get_auth("/api/v1/auth/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_auth_json("/api/v1/auth/profile", &token).await;
     assert_eq!(profile["id"], login["user_id"]);
     assert_eq!(profile["phone_number"], "+996505325311");
     assert_eq!(profile["formatted_phone"], "+996 505 325 311");
@@ -76,28 +77,19 @@ async fn kg_login_profile_logout(backend: Backend) {
     assert_eq!(profile["is_verified"], true);
     assert_eq!(profile["full_name"], Value::Null);
 
-    let res = app
-        .http
-        .put(format!("{}/api/v1/auth/profile", app.base))
-        .bearer_auth(&token)
-        .json(&json!({"full_name": "Анна Ахматова", "profile_image_url": "https://example.com/a.jpg"}))
-        .send()
-        .await
-        .unwrap();
+    let res = put_profile(
+        &app,
+        &token,
+        json!({"full_name": "Анна Ахматова", "profile_image_url": "https://example.com/a.jpg"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["full_name"], "Анна Ахматова");
     assert_eq!(updated["profile_image_url"], "https://example.com/a.jpg");
 
     // A bad name is refused in Russian and changes nothing.
-    let res = app
-        .http
-        .put(format!("{}/api/v1/auth/profile", app.base))
-        .bearer_auth(&token)
-        .json(&json!({"full_name": "x".repeat(101)}))
-        .send()
-        .await
-        .unwrap();
+    let res = put_profile(&app, &token, json!({"full_name": "x".repeat(101)})).await;
     assert_eq!(res.status(), 422);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "validation_error");
@@ -109,31 +101,17 @@ async fn kg_login_profile_logout(backend: Backend) {
             .chars()
             .any(|c| ('а'..='я').contains(&c))
     );
-    let profile: Value = app
-        .get_auth("/api/v1/auth/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_auth_json("/api/v1/auth/profile", &token).await;
     assert_eq!(profile["full_name"], "Анна Ахматова");
 
-    let vt: Value = app
-        .get_auth("/api/v1/auth/verify-token", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let vt = app.get_auth_json("/api/v1/auth/verify-token", &token).await;
     assert_eq!(vt["valid"], true);
     assert_eq!(vt["market"], "kg");
     assert_eq!(vt["user_id"], login["user_id"]);
 
     let res = app
-        .http
-        .post(format!("{}/api/v1/auth/logout", app.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .send_auth(Method::POST, "/api/v1/auth/logout", &token, None)
+        .await;
     assert_eq!(res.status(), 200);
     for path in ["/api/v1/auth/profile", "/api/v1/auth/verify-token"] {
         let res = app.get_auth(path, &token).await;
@@ -176,12 +154,7 @@ async fn us_login_with_national_format(backend: Backend) {
         .unwrap();
     assert_eq!(login["market"], "us");
     let token = login["access_token"].as_str().unwrap();
-    let profile: Value = app
-        .get_auth("/api/v1/auth/profile", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_auth_json("/api/v1/auth/profile", token).await;
     assert_eq!(profile["currency"], "$");
     assert_eq!(profile["currency_code"], "USD");
     assert_eq!(profile["formatted_phone"], "+1 (212) 555-0100");

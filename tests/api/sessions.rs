@@ -111,12 +111,7 @@ async fn logout_scopes_and_session_list(backend: Backend) {
         tokens.push(login["access_token"].as_str().unwrap().to_owned());
         app.clock.advance(Duration::seconds(61));
     }
-    let list: Value = app
-        .get_auth("/api/v1/auth/sessions", &tokens[2])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_auth_json("/api/v1/auth/sessions", &tokens[2]).await;
     let sessions = list["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 3);
     assert_eq!(sessions[0]["current"], true);
@@ -126,110 +121,33 @@ async fn logout_scopes_and_session_list(backend: Backend) {
 
     // End one other session by id.
     let victim = sessions[2]["id"].as_str().unwrap();
-    let res = app
-        .send_auth(
-            Method::DELETE,
-            &format!("/api/v1/auth/sessions/{victim}"),
-            &tokens[2],
-            None,
-        )
-        .await;
+    let res = end_session(&app, victim, &tokens[2]).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", &tokens[0])
-            .await
-            .status(),
-        401
-    );
-    let res = app
-        .send_auth(
-            Method::DELETE,
-            "/api/v1/auth/sessions/nope",
-            &tokens[2],
-            None,
-        )
-        .await;
+    assert_eq!(token_status(&app, &tokens[0]).await, 401);
+    let res = end_session(&app, "nope", &tokens[2]).await;
     assert_eq!(res.status(), 404);
 
-    let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/auth/logout?scope=everything",
-            &tokens[2],
-            None,
-        )
-        .await;
+    let res = logout(&app, "everything", &tokens[2]).await;
     assert_eq!(res.status(), 422);
-    let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/auth/logout?scope=others",
-            &tokens[2],
-            None,
-        )
-        .await;
+    let res = logout(&app, "others", &tokens[2]).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["sessions_ended"], 1);
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", &tokens[1])
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", &tokens[2])
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(token_status(&app, &tokens[1]).await, 401);
+    assert_eq!(token_status(&app, &tokens[2]).await, 200);
 
     // Another user's session id is out of reach.
     let other = app.login("+996700123456", "+996700123456").await;
     let other_token = other["access_token"].as_str().unwrap();
-    let mine: Value = app
-        .get_auth("/api/v1/auth/sessions", &tokens[2])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = app.get_auth_json("/api/v1/auth/sessions", &tokens[2]).await;
     let my_id = mine["sessions"][0]["id"].as_str().unwrap();
-    let res = app
-        .send_auth(
-            Method::DELETE,
-            &format!("/api/v1/auth/sessions/{my_id}"),
-            other_token,
-            None,
-        )
-        .await;
+    let res = end_session(&app, my_id, other_token).await;
     assert_eq!(res.status(), 404);
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", &tokens[2])
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(token_status(&app, &tokens[2]).await, 200);
 
-    let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/auth/logout?scope=global",
-            &tokens[2],
-            None,
-        )
-        .await;
+    let res = logout(&app, "global", &tokens[2]).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", &tokens[2])
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        app.get_auth("/api/v1/auth/verify-token", other_token)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(token_status(&app, &tokens[2]).await, 401);
+    assert_eq!(token_status(&app, other_token).await, 200);
 }
 
 async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
@@ -243,22 +161,12 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let address =
         json!({"street": "ул. Юнусалиева", "building": "34", "city": "Бишкек", "region": "Бишкек"});
     let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/profile/addresses",
-            &token,
-            Some(address),
-        )
+        .post_auth("/api/v1/profile/addresses", &token, address)
         .await;
     assert_eq!(res.status(), 201);
     let cash = json!({"payment_type": "cash_on_delivery"});
     let res = app
-        .send_auth(
-            Method::POST,
-            "/api/v1/profile/payment-methods",
-            &token,
-            Some(cash),
-        )
+        .post_auth("/api/v1/profile/payment-methods", &token, cash)
         .await;
     assert_eq!(res.status(), 201);
 
@@ -296,11 +204,10 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let (code, challenge_id) = {
         let before = app.messages_to(KG).len();
         let res = app
-            .send_auth(
-                Method::POST,
+            .post_auth(
                 "/api/v1/auth/send-code",
                 &token,
-                Some(json!({"phone_number": KG, "purpose": "delete_account"})),
+                json!({"phone_number": KG, "purpose": "delete_account"}),
             )
             .await;
         assert_eq!(res.status(), 200);
@@ -359,4 +266,23 @@ async fn account_deletion_leaves_no_row_and_frees_the_number(backend: Backend) {
     let again = app.login(KG, KG).await;
     assert_eq!(again["is_new_user"], true);
     assert_ne!(again["user_id"].as_i64().unwrap(), uid);
+}
+
+/// The status `verify-token` answers for `token` (200: valid, 401: not).
+async fn token_status(app: &TestApp, token: &str) -> reqwest::StatusCode {
+    app.get_auth("/api/v1/auth/verify-token", token)
+        .await
+        .status()
+}
+
+/// Ends session `id` with the bearer `token`.
+async fn end_session(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
+    let path = format!("/api/v1/auth/sessions/{id}");
+    app.send_auth(Method::DELETE, &path, token, None).await
+}
+
+/// Signs out with `scope` and the bearer `token`.
+async fn logout(app: &TestApp, scope: &str, token: &str) -> reqwest::Response {
+    let path = format!("/api/v1/auth/logout?scope={scope}");
+    app.send_auth(Method::POST, &path, token, None).await
 }

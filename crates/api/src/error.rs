@@ -244,7 +244,7 @@ impl ApiError {
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
             AuthError::NotFound => ErrorKind::NotFound,
-            AuthError::Unavailable { .. } => ErrorKind::Unavailable,
+            AuthError::Unavailable(_) => ErrorKind::Unavailable,
             AuthError::Internal(_) => ErrorKind::Internal,
         };
         Self::caused_by(kind, lang, e).logged()
@@ -265,7 +265,7 @@ impl ApiError {
             },
             AccountError::PaymentMethodNotAvailable => ErrorKind::PaymentMethodNotAvailable,
             AccountError::CardExpired => ErrorKind::CardExpired,
-            AccountError::Unavailable { .. } => ErrorKind::Unavailable,
+            AccountError::Unavailable(_) => ErrorKind::Unavailable,
             AccountError::Internal(_) => ErrorKind::Internal,
         };
         Self::caused_by(kind, lang, e).logged()

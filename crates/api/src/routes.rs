@@ -39,14 +39,33 @@ async fn blocking<T: Send + 'static>(
     run_blocking(lang, move || f().map_err(|e| ApiError::from_auth(e, lang))).await
 }
 
-/// Parses the phone number of a request, honouring `X-Market`.
-fn parse_phone(req: &HttpRequest, input: &str) -> Result<PhoneNumber, ApiError> {
+/// Parses the phone number of a request, honouring `X-Market`; with its market and that market's
+/// language (the language of the answer).
+fn parse_phone(
+    req: &HttpRequest,
+    input: &str,
+) -> Result<(PhoneNumber, Market, Language), ApiError> {
     let hint = header_market(req)?;
     let lang = hint.map_or(Language::En, Market::language);
-    PhoneNumber::parse(input, hint).map_err(|e| {
+    let phone = PhoneNumber::parse(input, hint).map_err(|e| {
         // A mismatch names a market; answer in the requested market's language.
         ApiError::new(ErrorKind::Phone(e), lang)
-    })
+    })?;
+    let market = phone.market();
+    Ok((phone, market, market.language()))
+}
+
+/// The code and `challenge_id` of a request that proves a code (sign-in, account deletion).
+fn code_and_challenge(
+    state: &ApiState,
+    code: &str,
+    id: Option<String>,
+    lang: Language,
+) -> Result<(OtpCode, Option<String>), ApiError> {
+    let code = OtpCode::parse(code)
+        .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
+    let id = challenge_id(id, state.auth.config().require_challenge_id, lang)?;
+    Ok((code, id))
 }
 
 /// A `challenge_id` as sent by the client: at most 64 characters (ours are 22); anything else
@@ -99,9 +118,7 @@ pub async fn send_code(
     state: web::Data<ApiState>,
     body: JsonBody<SendCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let phone = parse_phone(&req, &body.0.phone_number)?;
-    let market = phone.market();
-    let lang = market.language();
+    let (phone, market, lang) = parse_phone(&req, &body.0.phone_number)?;
     let purpose = match body.0.purpose.as_deref() {
         None => OtpPurpose::Login,
         Some(p) => OtpPurpose::parse(p).ok_or_else(|| {
@@ -163,16 +180,9 @@ pub async fn verify_code(
     state: web::Data<ApiState>,
     body: JsonBody<VerifyCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let phone = parse_phone(&req, &body.0.phone_number)?;
-    let market = phone.market();
-    let lang = market.language();
-    let code = OtpCode::parse(&body.0.verification_code)
-        .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
-    let id = challenge_id(
-        body.0.challenge_id,
-        state.auth.config().require_challenge_id,
-        lang,
-    )?;
+    let (phone, market, lang) = parse_phone(&req, &body.0.phone_number)?;
+    let (code, id) =
+        code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
     let auth = state.auth.clone();
     let login = blocking(lang, move || {
@@ -418,13 +428,8 @@ pub async fn delete_account(
     body: JsonBody<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let lang = caller.language();
-    let code = OtpCode::parse(&body.0.verification_code)
-        .map_err(|e| ApiError::validation("verification_code", e.to_string(), lang))?;
-    let id = challenge_id(
-        body.0.challenge_id,
-        state.auth.config().require_challenge_id,
-        lang,
-    )?;
+    let (code, id) =
+        code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
     let auth = state.auth.clone();
     blocking(lang, move || {

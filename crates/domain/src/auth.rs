@@ -16,11 +16,12 @@ use crate::refresh::{self, session_deadline};
 use crate::sms_guard::{self, BudgetTrip, PrefixCheck, SmsGuardConfig, SmsGuards};
 use crate::tokens::ClaimsExt;
 use crate::{
-    AccessClaims, AttemptGuard, AuditEvent, AuditRecord, AuthRepository, Channel, Clock,
-    DeleteAccount, IssueChallenge, IssueOutcome, NewOutboxMessage, NewRefreshToken, NewSession,
-    OtpHasher, Owner, PayloadSealer, ProfileUpdate, RandomSource, RateLimitCheck, RateLimitPolicy,
-    RefreshKeys, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo,
-    TokenService, User, UserId, VerifyChallenge, VerifyOutcome,
+    AccessClaims, AttemptGuard, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, CodeCheck,
+    DeleteAccount, IssueChallenge, IssueOutcome, MarketUnavailable, NewOutboxMessage,
+    NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate, RandomSource,
+    RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope, RotateOutcome,
+    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
+    VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -335,15 +336,9 @@ pub enum AuthError {
     /// The named resource (a session) does not exist for this user.
     #[error("not found")]
     NotFound,
-    /// The market's database is not configured (`source` is `None`) or not reachable.
-    #[error("market {market} unavailable")]
-    Unavailable {
-        /// The market.
-        market: Market,
-        /// The storage failure, when the database was tried.
-        #[source]
-        source: Option<RepoError>,
-    },
+    /// The market's database is not configured or not reachable.
+    #[error(transparent)]
+    Unavailable(#[from] MarketUnavailable),
     /// An unexpected failure (storage, a sealed value that does not open); logged with its
     /// cause, answered as 500.
     #[error("internal error")]
@@ -426,20 +421,14 @@ impl AuthService {
         self.repos
             .get(&market)
             .map(|r| r.as_ref())
-            .ok_or(AuthError::Unavailable {
-                market,
-                source: None,
-            })
+            .ok_or_else(|| MarketUnavailable::not_served(market).into())
     }
 
     /// Maps a storage failure in `market`, keeping it as the cause.
     fn storage(market: Market) -> impl Fn(RepoError) -> AuthError {
-        move |e| match e {
-            RepoError::Unavailable(..) => AuthError::Unavailable {
-                market,
-                source: Some(e),
-            },
-            other => AuthError::Internal(Box::new(other)),
+        move |e| match MarketUnavailable::sort(market, e) {
+            Ok(down) => AuthError::Unavailable(down),
+            Err(other) => AuthError::Internal(Box::new(other)),
         }
     }
 
@@ -566,6 +555,25 @@ impl AuthService {
 
     /// The per-IP and failure limits of a verification attempt on `phone`: none for a test
     /// number while test numbers are exempt.
+    /// The code `matches` checks, presented for `phone` by `client` at `now`.
+    fn code_check<'a>(
+        &self,
+        phone: &'a PhoneNumber,
+        now: DateTime<Utc>,
+        matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+        challenge_id: Option<&'a str>,
+        client: &ClientInfo,
+    ) -> CodeCheck<'a> {
+        CodeCheck {
+            phone,
+            now,
+            max_attempts: self.config.max_attempts,
+            matches,
+            challenge_id,
+            guard: self.attempt_guard(phone, client, now),
+        }
+    }
+
     fn attempt_guard(
         &self,
         phone: &PhoneNumber,
@@ -715,12 +723,7 @@ impl AuthService {
         let sid = session.id.clone();
         let user_agent = session.user_agent.clone();
         let cmd = VerifyChallenge {
-            phone,
-            now,
-            max_attempts: self.config.max_attempts,
-            matches: &matches,
-            challenge_id,
-            guard: self.attempt_guard(phone, client, now),
+            check: self.code_check(phone, now, &matches, challenge_id, client),
             session,
             refresh: NewRefreshToken {
                 token_hash: refresh_hash,
@@ -849,10 +852,20 @@ impl AuthService {
             .repo(who.market)?
             .revoke_sessions(who.user.id, &scope, now)
             .map_err(Self::storage(who.market))?;
-        let event = AuditEvent::SignOut {
-            scope: name,
-            sessions: ended,
-        };
+        self.audit_sign_out(who, now, client, name, ended);
+        Ok(ended)
+    }
+
+    /// Audits the end of `sessions` sessions of the caller, of `scope`.
+    fn audit_sign_out(
+        &self,
+        who: &SignedIn,
+        now: DateTime<Utc>,
+        client: &ClientInfo,
+        scope: &'static str,
+        sessions: u64,
+    ) {
+        let event = AuditEvent::SignOut { scope, sessions };
         self.audit(AuditRecord::new(
             who.market,
             now,
@@ -860,7 +873,6 @@ impl AuthService {
             client,
             event,
         ));
-        Ok(ended)
     }
 
     /// Appends `record` to the audit log of its market's database (a plain insert). A failure is
@@ -903,17 +915,7 @@ impl AuthService {
         {
             0 => Err(AuthError::NotFound),
             ended => {
-                let event = AuditEvent::SignOut {
-                    scope: "session",
-                    sessions: ended,
-                };
-                self.audit(AuditRecord::new(
-                    who.market,
-                    now,
-                    Some(who.user.id),
-                    client,
-                    event,
-                ));
+                self.audit_sign_out(who, now, client, "session", ended);
                 Ok(())
             }
         }
@@ -1006,12 +1008,7 @@ impl AuthService {
         };
         let cmd = DeleteAccount {
             user: user.id,
-            phone: &user.phone,
-            now,
-            max_attempts: self.config.max_attempts,
-            matches: &matches,
-            challenge_id,
-            guard: self.attempt_guard(&user.phone, client, now),
+            check: self.code_check(&user.phone, now, &matches, challenge_id, client),
             client,
         };
         match self

@@ -51,10 +51,10 @@ pub use keys::KeyRing;
 pub use marque_markets::OtpPurpose;
 pub use otp::OtpHasher;
 pub use ports::{
-    AttemptGuard, AuthRepository, Channel, DeleteAccount, DeliveryError, IssueChallenge,
-    IssueOutcome, MessageSender, NewOutboxMessage, NewRefreshToken, OutboxMessage,
-    OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuthRepository, Channel, CodeCheck, DeleteAccount, DeliveryError, IssueChallenge,
+    IssueOutcome, MarketUnavailable, MessageSender, NewOutboxMessage, NewRefreshToken,
+    OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{OsRandom, RandomSource};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};

@@ -32,6 +32,40 @@ pub enum RepoError {
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A market's database is not configured (`source` is `None`) or not reachable: the
+/// `Unavailable` failure of every service (503).
+#[derive(Debug, thiserror::Error)]
+#[error("market {market} unavailable")]
+pub struct MarketUnavailable {
+    /// The market.
+    pub market: Market,
+    /// The storage failure, when the database was tried.
+    #[source]
+    pub source: Option<RepoError>,
+}
+
+impl MarketUnavailable {
+    /// `market` has no database here.
+    pub fn not_served(market: Market) -> Self {
+        Self {
+            market,
+            source: None,
+        }
+    }
+
+    /// Sorts a storage failure in `market`: the database not reachable is `Ok` (answered 503),
+    /// any other failure comes back as `Err` (answered 500).
+    pub fn sort(market: Market, e: RepoError) -> Result<Self, RepoError> {
+        match e {
+            RepoError::Unavailable(..) => Ok(Self {
+                market,
+                source: Some(e),
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// One rate-limit bucket to hit when issuing a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitCheck {
@@ -147,9 +181,9 @@ pub struct AttemptGuard {
     pub failures: Option<FailurePolicy>,
 }
 
-/// Input of `AuthRepository::verify_challenge`.
-pub struct VerifyChallenge<'a> {
-    /// The number being verified.
+/// A presented code to judge, as [`VerifyChallenge`] and [`DeleteAccount`] carry it.
+pub struct CodeCheck<'a> {
+    /// The number the code is for.
     pub phone: &'a PhoneNumber,
     /// Attempt time.
     pub now: DateTime<Utc>,
@@ -162,6 +196,12 @@ pub struct VerifyChallenge<'a> {
     pub challenge_id: Option<&'a str>,
     /// Per-IP and failure limits.
     pub guard: AttemptGuard,
+}
+
+/// Input of `AuthRepository::verify_challenge`.
+pub struct VerifyChallenge<'a> {
+    /// The code presented for the number being verified (sign-in challenges only).
+    pub check: CodeCheck<'a>,
     /// The session to create when the code is right.
     pub session: NewSession,
     /// The session's first refresh token.
@@ -260,20 +300,10 @@ pub struct SessionInfo {
 pub struct DeleteAccount<'a> {
     /// The account.
     pub user: UserId,
-    /// Its phone number (the code must be for it).
-    pub phone: &'a PhoneNumber,
-    /// Attempt time.
-    pub now: DateTime<Utc>,
-    /// Wrong tries allowed per code.
-    pub max_attempts: u32,
-    /// Compares the presented code with a stored hash, in constant time.
-    pub matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    /// The code presented for the account's phone number (`delete_account` challenges only).
+    pub check: CodeCheck<'a>,
     /// The client asking (for the audit row of the deletion).
     pub client: &'a ClientInfo,
-    /// As in [`VerifyChallenge`]; only `delete_account` challenges are considered.
-    pub challenge_id: Option<&'a str>,
-    /// Per-IP and failure limits.
-    pub guard: AttemptGuard,
 }
 
 /// Result of `AuthRepository::verify_challenge`.

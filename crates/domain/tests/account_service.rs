@@ -5,8 +5,9 @@
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
     AccountError, Address, AddressId, AddressRecord, AddressTitle, AddressUpdate, AuthConfig,
-    NewAddress, NewNotification, NewPaymentMethod, NotificationKind, NotificationQuery, Owner,
-    PageLimit, PaymentMethodId, PaymentMethodInput, PaymentMethodUpdate, UserId,
+    MarketUnavailable, NewAddress, NewNotification, NewPaymentMethod, NotificationKind,
+    NotificationQuery, Owner, PageLimit, PaymentMethodId, PaymentMethodInput, PaymentMethodUpdate,
+    UserId,
 };
 use marque_markets::{AddressInput, Market, MarketAddress, OtpCode};
 use marque_testkit::Services;
@@ -511,17 +512,17 @@ fn outages_are_unavailable() {
     f.kg.set_down(true);
     assert!(matches!(
         f.account.addresses(me),
-        Err(AccountError::Unavailable {
+        Err(AccountError::Unavailable(MarketUnavailable {
             market: Market::Kg,
             source: Some(_)
-        })
+        }))
     ));
     assert!(matches!(
         f.account
             .update_address(me, AddressId(1), AddressUpdate::default()),
-        Err(AccountError::Unavailable {
+        Err(AccountError::Unavailable(MarketUnavailable {
             market: Market::Kg,
             source: Some(_)
-        })
+        }))
     ));
 }

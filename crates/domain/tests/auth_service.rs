@@ -7,17 +7,13 @@ use std::sync::Barrier;
 use chrono::{Duration, TimeZone, Utc};
 use marque_domain::{
     AuthConfig, AuthError, ClientInfo, CodeRefusal, FullName, LoginSuccess, LogoutScope,
-    OtpPurpose, ProfileUpdate, SessionId,
+    MarketUnavailable, OtpPurpose, ProfileUpdate, SessionId,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 fn fixture(config: AuthConfig) -> Services {
     Services::sqlite(config, Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap())
-}
-
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
 }
 
 /// Sends a code to `p` (which must be accepted) and returns it as delivered.
@@ -49,10 +45,7 @@ fn code_refusal(f: &Services, p: &PhoneNumber, code: &OtpCode) -> CodeRefusal {
 }
 
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("203.0.113.9".into()),
-        user_agent: Some("test".into()),
-    }
+    client_info("203.0.113.9", "test")
 }
 
 #[test]
@@ -107,12 +100,7 @@ fn code_is_single_use_and_outbox_body_is_sealed() {
 #[test]
 fn fourth_try_is_refused_even_with_the_right_code() {
     let (f, p, code) = code_sent("+996505325311");
-    let wrong = OtpCode::parse(if code.as_str() == "000000" {
-        "111111"
-    } else {
-        "000000"
-    })
-    .unwrap();
+    let wrong = wrong_code(&code);
     for left in [2, 1, 0] {
         match verify(&f, &p, &wrong) {
             // Issue 12, item 9: the answer no longer tells how many tries are left.
@@ -203,10 +191,10 @@ fn outage_maps_to_unavailable_and_tokens_of_one_market_do_not_reach_the_other() 
     f.kg.set_down(true);
     assert!(matches!(
         f.auth.send_code(&phone("+996505325311"), &client()),
-        Err(AuthError::Unavailable {
+        Err(AuthError::Unavailable(MarketUnavailable {
             market: Market::Kg,
             source: Some(_)
-        })
+        }))
     ));
     let health = f.auth.health();
     assert!(

@@ -9,7 +9,7 @@ use marque_domain::{
     OtpPurpose, Owner,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
@@ -19,32 +19,12 @@ fn fixture(config: AuthConfig) -> Services {
     Services::sqlite(config, start())
 }
 
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
-}
-
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("203.0.113.9".into()),
-        user_agent: Some("test".into()),
-    }
+    client_info("203.0.113.9", "test")
 }
 
 fn other_client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("198.51.100.77".into()),
-        user_agent: Some("stranger".into()),
-    }
-}
-
-/// A code that is not `code`.
-fn wrong(code: &OtpCode) -> OtpCode {
-    OtpCode::parse(if code.as_str() == "000000" {
-        "111111"
-    } else {
-        "000000"
-    })
-    .unwrap()
+    client_info("198.51.100.77", "stranger")
 }
 
 fn locked(config_max: u32) -> AuthConfig {
@@ -85,7 +65,7 @@ fn a_stranger_with_a_wrong_challenge_id_cannot_burn_the_code() {
         assert!(matches!(
             f.auth.verify_code_with(
                 &p,
-                &wrong(&code),
+                &wrong_code(&code),
                 Some("AAAAAAAAAAAAAAAAAAAAAA"),
                 &other_client()
             ),
@@ -128,7 +108,7 @@ fn wrong_used_expired_and_missing_codes_are_one_refusal() {
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
     assert!(matches!(
-        f.auth.verify_code(&p, &wrong(&code), &client()),
+        f.auth.verify_code(&p, &wrong_code(&code), &client()),
         Err(AuthError::InvalidCode(CodeRefusal::Wrong))
     ));
     f.auth.verify_code(&p, &code, &client()).unwrap();
@@ -191,7 +171,11 @@ fn wrong_tries(f: &Services, p: &PhoneNumber, n: usize) -> Vec<Result<(), AuthEr
     f.auth.send_code(p, &client()).unwrap();
     let code = f.delivered_code(p);
     (0..n)
-        .map(|_| f.auth.verify_code(p, &wrong(&code), &client()).map(|_| ()))
+        .map(|_| {
+            f.auth
+                .verify_code(p, &wrong_code(&code), &client())
+                .map(|_| ())
+        })
         .collect()
 }
 
@@ -216,11 +200,11 @@ fn consecutive_wrong_codes_across_codes_lock_the_number_and_notify_the_user() {
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
     assert!(matches!(
-        f.auth.verify_code(&p, &wrong(&code), &client()),
+        f.auth.verify_code(&p, &wrong_code(&code), &client()),
         Err(AuthError::InvalidCode(_))
     ));
     assert!(matches!(
-        f.auth.verify_code(&p, &wrong(&code), &client()),
+        f.auth.verify_code(&p, &wrong_code(&code), &client()),
         Err(AuthError::PhoneLocked(86_400))
     ));
     // Locked: the right code, another code, from anywhere.
@@ -307,7 +291,7 @@ fn the_lock_is_decided_under_row_locks_on_postgres() {
     f.clock.advance(Duration::seconds(61));
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
-    let bad = wrong(&code);
+    let bad = wrong_code(&code);
     let barrier = std::sync::Barrier::new(8);
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)

@@ -9,8 +9,8 @@ use marque_domain::{
     AuditRepository, AuthConfig, AuthError, ClientInfo, LogoutScope, RetentionPolicy,
     RetentionRepository, RetentionService, StoredAudit,
 };
-use marque_markets::{Market, OtpCode, PhoneNumber};
-use marque_testkit::{Backend, Services};
+use marque_markets::{Market, OtpCode};
+use marque_testkit::{Backend, Services, client_info, phone, wrong_code};
 
 const KG: &str = "+996505325311";
 
@@ -18,15 +18,8 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
 }
 
-fn phone(s: &str) -> PhoneNumber {
-    PhoneNumber::parse(s, None).unwrap()
-}
-
 fn client() -> ClientInfo {
-    ClientInfo {
-        ip: Some("198.51.100.23".into()),
-        user_agent: Some("ShopApp/7.1 (iPhone)".into()),
-    }
+    client_info("198.51.100.23", "ShopApp/7.1 (iPhone)")
 }
 
 /// Declares `$name_sqlite` and `$name_postgres` running `$name(backend)`.
@@ -59,6 +52,11 @@ fn audit(f: &Services, market: Market) -> Vec<StoredAudit> {
     rows
 }
 
+/// The event kinds of `rows`, in order.
+fn kinds(rows: &[StoredAudit]) -> Vec<&str> {
+    rows.iter().map(|r| r.event.as_str()).collect()
+}
+
 fn a_disabled_account_cannot_sign_in_refresh_or_use_its_token(backend: Backend) {
     let Some(f) = services(backend) else { return };
     let p = phone(KG);
@@ -85,14 +83,8 @@ fn a_disabled_account_cannot_sign_in_refresh_or_use_its_token(backend: Backend) 
     f.clock.advance(Duration::seconds(61));
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
-    let wrong = if code.as_str() == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
     assert!(matches!(
-        f.auth
-            .verify_code(&p, &OtpCode::parse(wrong).unwrap(), &client()),
+        f.auth.verify_code(&p, &wrong_code(&code), &client()),
         Err(AuthError::InvalidCode { .. })
     ));
     // The right code: refused as disabled, no session opened, the code is spent.
@@ -153,9 +145,8 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
         .unwrap();
 
     let rows = audit(&f, Market::Kg);
-    let kinds: Vec<&str> = rows.iter().map(|r| r.event.as_str()).collect();
     assert_eq!(
-        kinds,
+        kinds(&rows),
         [
             "sign_in",
             "refresh_reuse",
@@ -233,13 +224,7 @@ fn retention_deletes_what_is_past_its_period_and_keeps_the_rest(backend: Backend
         let p = phone(e164);
         f.auth.send_code(&p, &client()).unwrap();
         let code = f.delivered_code(&p);
-        let bad = if code.as_str() == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
-        f.auth
-            .verify_code(&p, &OtpCode::parse(bad).unwrap(), &client())
+        f.auth.verify_code(&p, &wrong_code(&code), &client())
     };
     assert!(wrong("+996555777777").is_err());
     assert!(wrong("+996555999999").is_err());
@@ -352,12 +337,7 @@ fn a_lock_and_test_number_use_are_audited(backend: Backend) {
     let p = phone(KG);
     f.auth.send_code(&p, &client()).unwrap();
     let code = f.delivered_code(&p);
-    let wrong = if code.as_str() == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
-    let wrong = OtpCode::parse(wrong).unwrap();
+    let wrong = wrong_code(&code);
     let _ = f.auth.verify_code(&p, &wrong, &client());
     let locked = f.auth.verify_code(&p, &wrong, &client());
     assert!(
@@ -367,9 +347,8 @@ fn a_lock_and_test_number_use_are_audited(backend: Backend) {
     // A test number signs in.
     let (login, _) = f.sign_in("+996555000001", Some("review"));
     let rows = audit(&f, Market::Kg);
-    let kinds: Vec<&str> = rows.iter().map(|r| r.event.as_str()).collect();
     assert_eq!(
-        kinds,
+        kinds(&rows),
         [
             "phone_locked",
             "test_number_used",

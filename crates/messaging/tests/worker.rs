@@ -33,6 +33,17 @@ impl MessageSender for Scripted {
 }
 
 impl Fixture {
+    /// Runs the worker once: the message must end as `status` after `attempts` failed tries,
+    /// scrubbed, and never reach the sender.
+    async fn run_once_unsent(&self, status: &str, attempts: i32) {
+        self.worker.run_once().await;
+        assert_eq!(
+            self.outbox_statuses(),
+            vec![(status.to_owned(), attempts, true)]
+        );
+        assert!(self.sender.sent.lock().unwrap().is_empty());
+    }
+
     /// Status, failed attempts and whether the body is scrubbed, of every message.
     fn outbox_statuses(&self) -> Vec<(String, i32, bool)> {
         self.store
@@ -126,18 +137,14 @@ async fn transient_failures_back_off_then_succeed() {
 #[tokio::test]
 async fn permanent_failure_gives_up_and_scrubs() {
     let f = fixture(vec![DeliveryError::Permanent("bad number".into())]);
-    f.worker.run_once().await;
-    assert_eq!(f.outbox_statuses(), vec![("failed".to_owned(), 1, true)]);
-    assert!(f.sender.sent.lock().unwrap().is_empty());
+    f.run_once_unsent("failed", 1).await;
 }
 
 #[tokio::test]
 async fn expired_messages_are_dropped_unsent() {
     let f = fixture(vec![]);
     f.clock.advance(Duration::minutes(10));
-    f.worker.run_once().await;
-    assert_eq!(f.outbox_statuses(), vec![("expired".to_owned(), 0, true)]);
-    assert!(f.sender.sent.lock().unwrap().is_empty());
+    f.run_once_unsent("expired", 0).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! [`AccountRepository`] on a market database.
 //!
 //! Every write that decides on the user's other rows (limits, the default flag) runs in one
-//! [`write_tx`] after [`lock_user`], so the writes of one user serialize on both backends.
+//! [`write_tx`](crate::connection::write_tx) after [`lock_user`], so the writes of one user serialize on both backends.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -17,7 +17,7 @@ use crate::account_rows::{
     NotificationRow, PaymentMethodColumns, PaymentMethodRow, insert_address, load_addresses,
     write_address,
 };
-use crate::connection::{DbConnection, lock_user, write_tx};
+use crate::connection::{DbConnection, lock_user};
 use crate::models::to_db;
 use crate::schema::{sessions, user_addresses, user_notifications, user_payment_methods};
 use crate::store::TxError;
@@ -233,22 +233,23 @@ impl MarketStore {
         user: UserId,
         make_default: bool,
         max: u32,
-        insert: impl FnOnce(&mut DbConnection, bool) -> QueryResult<i64>,
+        now: DateTime<Utc>,
+        insert: impl FnOnce(&mut DbConnection, bool, NaiveDateTime) -> QueryResult<i64>,
     ) -> Result<Insert<R::Item>, RepoError> {
         let market = MarketStore::market(self);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                Ok(
-                    match insert_owned::<R>(conn, user.0, make_default, max, insert)? {
-                        Insert::Created(id) => Insert::Created(
-                            R::load(conn, market, user.0, id)?
-                                .ok_or_else(|| vanished(market, R::WHAT, id))?,
-                        ),
-                        Insert::LimitReached => Insert::LimitReached,
-                        Insert::NoSuchUser => Insert::NoSuchUser,
-                    },
-                )
-            })
+        let now = to_db(now);
+        let insert = |conn: &mut DbConnection, is_default| insert(conn, is_default, now);
+        self.write(|conn| {
+            Ok(
+                match insert_owned::<R>(conn, user.0, make_default, max, insert)? {
+                    Insert::Created(id) => Insert::Created(
+                        R::load(conn, market, user.0, id)?
+                            .ok_or_else(|| vanished(market, R::WHAT, id))?,
+                    ),
+                    Insert::LimitReached => Insert::LimitReached,
+                    Insert::NoSuchUser => Insert::NoSuchUser,
+                },
+            )
         })
     }
 
@@ -258,22 +259,23 @@ impl MarketStore {
         user: UserId,
         id: i64,
         make_default: bool,
-        write: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
+        now: DateTime<Utc>,
+        write: impl FnOnce(&mut DbConnection, NaiveDateTime) -> QueryResult<usize>,
     ) -> Result<Option<R::Item>, RepoError> {
         let market = MarketStore::market(self);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                if !update_owned::<R>(conn, user.0, id, make_default, write)? {
-                    return Ok(None);
-                }
-                R::load(conn, market, user.0, id)
-            })
+        let now = to_db(now);
+        let write = |conn: &mut DbConnection| write(conn, now);
+        self.write(|conn| {
+            if !update_owned::<R>(conn, user.0, id, make_default, write)? {
+                return Ok(None);
+            }
+            R::load(conn, market, user.0, id)
         })
     }
 
     /// [`delete_owned`] in a write transaction.
     fn delete_row<R: OwnedRows>(&self, user: UserId, id: i64) -> Result<bool, RepoError> {
-        self.with_conn(|conn| write_tx(conn, |conn| Ok(delete_owned::<R>(conn, user.0, id)?)))
+        self.write(|conn| Ok(delete_owned::<R>(conn, user.0, id)?))
     }
 
     /// The address in the shape of this store's market, or a data error.
@@ -380,8 +382,7 @@ impl AccountRepository for MarketStore {
         now: DateTime<Utc>,
     ) -> Result<Insert<Address>, RepoError> {
         self.check_shape(&new.record)?;
-        let now = to_db(now);
-        self.insert_row::<Addresses>(user, new.make_default, max, |conn, is_default| {
+        self.insert_row::<Addresses>(user, new.make_default, max, now, |conn, is_default, now| {
             insert_address(conn, user.0, &new.record, is_default, now)
         })
     }
@@ -396,8 +397,7 @@ impl AccountRepository for MarketStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Address>, RepoError> {
         self.check_shape(record)?;
-        let now = to_db(now);
-        self.update_row::<Addresses>(user, id.0, make_default, |conn| {
+        self.update_row::<Addresses>(user, id.0, make_default, now, |conn, now| {
             write_address(conn, user.0, id.0, record, now)
         })
     }
@@ -444,19 +444,24 @@ impl AccountRepository for MarketStore {
         max: u32,
         now: DateTime<Utc>,
     ) -> Result<Insert<PaymentMethod>, RepoError> {
-        let now = to_db(now);
-        self.insert_row::<PaymentMethods>(user, new.make_default, max, |conn, is_default| {
-            diesel::insert_into(user_payment_methods::table)
-                .values((
-                    PaymentMethodColumns::of(&new.record),
-                    user_payment_methods::user_id.eq(user.0),
-                    user_payment_methods::is_default.eq(is_default),
-                    user_payment_methods::created_at.eq(now),
-                    user_payment_methods::updated_at.eq(now),
-                ))
-                .returning(user_payment_methods::id)
-                .get_result(conn)
-        })
+        self.insert_row::<PaymentMethods>(
+            user,
+            new.make_default,
+            max,
+            now,
+            |conn, is_default, now| {
+                diesel::insert_into(user_payment_methods::table)
+                    .values((
+                        PaymentMethodColumns::of(&new.record),
+                        user_payment_methods::user_id.eq(user.0),
+                        user_payment_methods::is_default.eq(is_default),
+                        user_payment_methods::created_at.eq(now),
+                        user_payment_methods::updated_at.eq(now),
+                    ))
+                    .returning(user_payment_methods::id)
+                    .get_result(conn)
+            },
+        )
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0, id = id.0))]
@@ -468,8 +473,7 @@ impl AccountRepository for MarketStore {
         make_default: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<PaymentMethod>, RepoError> {
-        let now = to_db(now);
-        self.update_row::<PaymentMethods>(user, id.0, make_default, |conn| {
+        self.update_row::<PaymentMethods>(user, id.0, make_default, now, |conn, now| {
             diesel::update(
                 user_payment_methods::table
                     .find(id.0)
@@ -544,13 +548,11 @@ impl AccountRepository for MarketStore {
     ) -> Result<Option<Notification>, RepoError> {
         let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                if !lock_user(conn, user.0)? {
-                    return Ok(None);
-                }
-                add_notification(conn, market, user.0, new, now).map(Some)
-            })
+        self.write(|conn| {
+            if !lock_user(conn, user.0)? {
+                return Ok(None);
+            }
+            add_notification(conn, market, user.0, new, now).map(Some)
         })
     }
 
@@ -563,21 +565,19 @@ impl AccountRepository for MarketStore {
     ) -> Result<Option<Notification>, RepoError> {
         let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                diesel::update(
-                    user_notifications::table
-                        .find(id.0)
-                        .filter(user_notifications::user_id.eq(user.0))
-                        .filter(user_notifications::is_read.eq(false)),
-                )
-                .set((
-                    user_notifications::is_read.eq(true),
-                    user_notifications::read_at.eq(now),
-                ))
-                .execute(conn)?;
-                Self::load_notification(conn, market, user.0, id.0)
-            })
+        self.write(|conn| {
+            diesel::update(
+                user_notifications::table
+                    .find(id.0)
+                    .filter(user_notifications::user_id.eq(user.0))
+                    .filter(user_notifications::is_read.eq(false)),
+            )
+            .set((
+                user_notifications::is_read.eq(true),
+                user_notifications::read_at.eq(now),
+            ))
+            .execute(conn)?;
+            Self::load_notification(conn, market, user.0, id.0)
         })
     }
 
@@ -618,35 +618,33 @@ impl AccountRepository for MarketStore {
     ) -> Result<bool, RepoError> {
         let market = MarketStore::market(self);
         let now = to_db(now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                if !lock_user(conn, user.0)? {
-                    return Ok(false);
-                }
-                let current: Option<NaiveDateTime> = sessions::table
-                    .find(session.0.as_str())
-                    .select(sessions::created_at)
-                    .first(conn)
-                    .optional()?;
-                let mine = sessions::table
-                    .filter(sessions::user_id.eq(user.0))
-                    .select((sessions::created_at, sessions::id));
-                let same_device: Vec<(NaiveDateTime, String)> = match user_agent {
-                    Some(ua) => mine.filter(sessions::user_agent.eq(ua)).load(conn)?,
-                    None => mine.filter(sessions::user_agent.is_null()).load(conn)?,
-                };
-                // Earlier = created before the current session; equal times are ordered by id so
-                // that of two simultaneous first sign-ins exactly one finds no earlier session.
-                let known = same_device.iter().any(|(created, id)| match current {
-                    Some(at) => (*created, id.as_str()) < (at, session.0.as_str()),
-                    None => true,
-                });
-                if known {
-                    return Ok(false);
-                }
-                add_notification(conn, market, user.0, notice, now)?;
-                Ok(true)
-            })
+        self.write(|conn| {
+            if !lock_user(conn, user.0)? {
+                return Ok(false);
+            }
+            let current: Option<NaiveDateTime> = sessions::table
+                .find(session.0.as_str())
+                .select(sessions::created_at)
+                .first(conn)
+                .optional()?;
+            let mine = sessions::table
+                .filter(sessions::user_id.eq(user.0))
+                .select((sessions::created_at, sessions::id));
+            let same_device: Vec<(NaiveDateTime, String)> = match user_agent {
+                Some(ua) => mine.filter(sessions::user_agent.eq(ua)).load(conn)?,
+                None => mine.filter(sessions::user_agent.is_null()).load(conn)?,
+            };
+            // Earlier = created before the current session; equal times are ordered by id so
+            // that of two simultaneous first sign-ins exactly one finds no earlier session.
+            let known = same_device.iter().any(|(created, id)| match current {
+                Some(at) => (*created, id.as_str()) < (at, session.0.as_str()),
+                None => true,
+            });
+            if known {
+                return Ok(false);
+            }
+            add_notification(conn, market, user.0, notice, now)?;
+            Ok(true)
         })
     }
 }

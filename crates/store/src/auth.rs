@@ -9,7 +9,7 @@ use marque_domain::challenge::{self, ChallengeStatus, FailureState, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
-    AttemptGuard, AuditEvent, AuthRepository, BucketState, ClientInfo, DeleteAccount,
+    AttemptGuard, AuditEvent, AuthRepository, BucketState, ClientInfo, CodeCheck, DeleteAccount,
     IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose, ProfileUpdate,
     RateLimitCheck, RateLimitPolicy, RepoError, RetryAfter, RevokeScope, RotateOutcome,
     RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
@@ -152,16 +152,8 @@ impl AuthRepository for MarketStore {
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn verify_challenge(&self, cmd: VerifyChallenge<'_>) -> Result<VerifyOutcome, RepoError> {
-        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt {
-            phone,
-            purpose: OtpPurpose::Login,
-            challenge_id: cmd.challenge_id,
-            now: cmd.now,
-            max_attempts: cmd.max_attempts,
-            matches: cmd.matches,
-            guard: &cmd.guard,
-        };
+        let attempt = CodeAttempt::new(OtpPurpose::Login, &cmd.check);
+        let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
             // Told only after a right code (the code is consumed), so a stranger learns nothing.
             if is_disabled(conn, phone)? {
@@ -180,7 +172,7 @@ impl AuthRepository for MarketStore {
                 session: cmd.session.id.clone(),
                 new_user: is_new_user,
             };
-            insert_audit(conn, cmd.now, Some(UserId(user.id)), &client, &event)?;
+            insert_audit(conn, attempt.now, Some(UserId(user.id)), &client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user,
@@ -340,120 +332,109 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> Result<RotateOutcome, RepoError> {
         let now = to_db(cmd.now);
-        self.with_conn(|conn| {
-            write_tx(conn, |conn| {
-                let Some(token) = lock_refresh(conn, cmd.token_hash)? else {
-                    return Ok(RotateOutcome::Invalid);
-                };
-                let session = sessions::table
-                    .find(token.session_id.as_str())
-                    .select(SessionRow::as_select())
-                    .first::<SessionRow>(conn)
-                    .optional()?;
-                let Some(session) = session else {
-                    return Ok(RotateOutcome::Invalid);
-                };
-                let successor = match token.successor_id {
-                    Some(id) => refresh_tokens::table
-                        .find(id)
-                        .select((refresh_tokens::rotated_at, refresh_tokens::expires_at))
-                        .first::<(Option<NaiveDateTime>, NaiveDateTime)>(conn)
-                        .optional()?,
-                    None => None,
-                };
-                let state = RefreshState {
-                    expires_at: from_db(token.expires_at),
-                    rotated_at: token.rotated_at.map(from_db),
-                    successor_replayable: successor.is_some_and(|(rotated, _)| rotated.is_none()),
-                    same_client: token
-                        .rotated_client
-                        .as_deref()
-                        .is_some_and(|c| c == cmd.client_binding.as_slice()),
-                };
-                let live = SessionState {
-                    revoked: session.revoked_at.is_some(),
-                    expires_at: from_db(session.expires_at),
-                };
-                let sid = SessionId(session.id.clone());
-                let user = UserId(session.user_id);
-                // A disabled account refreshes nothing (item 17).
-                let active = users::table
-                    .find(session.user_id)
-                    .select(users::is_active)
-                    .first::<bool>(conn)
-                    .optional()?;
-                if active != Some(true) {
-                    return Ok(RotateOutcome::Invalid);
-                }
-                Ok(
-                    match refresh::judge(Some(&state), Some(&live), cmd.now, cmd.grace) {
-                        RefreshJudgement::Invalid => RotateOutcome::Invalid,
-                        RefreshJudgement::Reuse => {
-                            diesel::update(sessions::table.find(session.id.as_str()))
-                                .filter(sessions::revoked_at.is_null())
-                                .set(sessions::revoked_at.eq(now))
-                                .execute(conn)?;
-                            let event = AuditEvent::RefreshReuse { session: sid };
-                            insert_audit(conn, cmd.now, Some(user), cmd.client, &event)?;
-                            RotateOutcome::Reused
-                        }
-                        RefreshJudgement::Replay => RotateOutcome::Replayed {
+        self.write(|conn| {
+            let Some(token) = lock_refresh(conn, cmd.token_hash)? else {
+                return Ok(RotateOutcome::Invalid);
+            };
+            let session = sessions::table
+                .find(token.session_id.as_str())
+                .select(SessionRow::as_select())
+                .first::<SessionRow>(conn)
+                .optional()?;
+            let Some(session) = session else {
+                return Ok(RotateOutcome::Invalid);
+            };
+            let successor = match token.successor_id {
+                Some(id) => refresh_tokens::table
+                    .find(id)
+                    .select((refresh_tokens::rotated_at, refresh_tokens::expires_at))
+                    .first::<(Option<NaiveDateTime>, NaiveDateTime)>(conn)
+                    .optional()?,
+                None => None,
+            };
+            let state = RefreshState {
+                expires_at: from_db(token.expires_at),
+                rotated_at: token.rotated_at.map(from_db),
+                successor_replayable: successor.is_some_and(|(rotated, _)| rotated.is_none()),
+                same_client: token
+                    .rotated_client
+                    .as_deref()
+                    .is_some_and(|c| c == cmd.client_binding.as_slice()),
+            };
+            let live = SessionState {
+                revoked: session.revoked_at.is_some(),
+                expires_at: from_db(session.expires_at),
+            };
+            let sid = SessionId(session.id.clone());
+            let user = UserId(session.user_id);
+            // A disabled account refreshes nothing (item 17).
+            let active = users::table
+                .find(session.user_id)
+                .select(users::is_active)
+                .first::<bool>(conn)
+                .optional()?;
+            if active != Some(true) {
+                return Ok(RotateOutcome::Invalid);
+            }
+            Ok(
+                match refresh::judge(Some(&state), Some(&live), cmd.now, cmd.grace) {
+                    RefreshJudgement::Invalid => RotateOutcome::Invalid,
+                    RefreshJudgement::Reuse => {
+                        diesel::update(sessions::table.find(session.id.as_str()))
+                            .filter(sessions::revoked_at.is_null())
+                            .set(sessions::revoked_at.eq(now))
+                            .execute(conn)?;
+                        let event = AuditEvent::RefreshReuse { session: sid };
+                        insert_audit(conn, cmd.now, Some(user), cmd.client, &event)?;
+                        RotateOutcome::Reused
+                    }
+                    RefreshJudgement::Replay => RotateOutcome::Replayed {
+                        session: sid,
+                        user,
+                        refresh_expires_at: from_db(
+                            successor.map_or(token.expires_at, |(_, expires)| expires),
+                        ),
+                    },
+                    RefreshJudgement::Rotate => {
+                        let deadline = refresh::session_deadline(
+                            from_db(session.created_at),
+                            cmd.now,
+                            cmd.idle,
+                            cmd.max_lifetime,
+                        );
+                        let next = NewRefreshToken {
+                            token_hash: cmd.successor_hash.clone(),
+                            expires_at: deadline,
+                        };
+                        let next_id = insert_refresh(conn, &sid, &next, now)?;
+                        diesel::update(refresh_tokens::table.find(token.id))
+                            .set((
+                                refresh_tokens::rotated_at.eq(now),
+                                refresh_tokens::successor_id.eq(next_id),
+                                refresh_tokens::rotated_client.eq(cmd.client_binding.as_slice()),
+                            ))
+                            .execute(conn)?;
+                        diesel::update(sessions::table.find(session.id.as_str()))
+                            .set((
+                                sessions::expires_at.eq(to_db(deadline)),
+                                sessions::last_seen_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        RotateOutcome::Rotated {
                             session: sid,
                             user,
-                            refresh_expires_at: from_db(
-                                successor.map_or(token.expires_at, |(_, expires)| expires),
-                            ),
-                        },
-                        RefreshJudgement::Rotate => {
-                            let deadline = refresh::session_deadline(
-                                from_db(session.created_at),
-                                cmd.now,
-                                cmd.idle,
-                                cmd.max_lifetime,
-                            );
-                            let next = NewRefreshToken {
-                                token_hash: cmd.successor_hash.clone(),
-                                expires_at: deadline,
-                            };
-                            let next_id = insert_refresh(conn, &sid, &next, now)?;
-                            diesel::update(refresh_tokens::table.find(token.id))
-                                .set((
-                                    refresh_tokens::rotated_at.eq(now),
-                                    refresh_tokens::successor_id.eq(next_id),
-                                    refresh_tokens::rotated_client
-                                        .eq(cmd.client_binding.as_slice()),
-                                ))
-                                .execute(conn)?;
-                            diesel::update(sessions::table.find(session.id.as_str()))
-                                .set((
-                                    sessions::expires_at.eq(to_db(deadline)),
-                                    sessions::last_seen_at.eq(now),
-                                ))
-                                .execute(conn)?;
-                            RotateOutcome::Rotated {
-                                session: sid,
-                                user,
-                                refresh_expires_at: deadline,
-                            }
+                            refresh_expires_at: deadline,
                         }
-                    },
-                )
-            })
+                    }
+                },
+            )
         })
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = cmd.user.0))]
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError> {
-        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
-        let attempt = CodeAttempt {
-            phone,
-            purpose: OtpPurpose::DeleteAccount,
-            challenge_id: cmd.challenge_id,
-            now: cmd.now,
-            max_attempts: cmd.max_attempts,
-            matches: cmd.matches,
-            guard: &cmd.guard,
-        };
+        let attempt = CodeAttempt::new(OtpPurpose::DeleteAccount, &cmd.check);
+        let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
             let user = users::table
                 .find(cmd.user.0)
@@ -480,7 +461,7 @@ impl AuthRepository for MarketStore {
                 ))
                 .execute(conn)?;
             let event = AuditEvent::AccountDeleted;
-            insert_audit(conn, cmd.now, Some(cmd.user), cmd.client, &event)?;
+            insert_audit(conn, attempt.now, Some(cmd.user), cmd.client, &event)?;
             Ok(VerifyOutcome::Verified {
                 user: user.into_user(market)?,
                 is_new_user: false,
@@ -507,6 +488,21 @@ struct CodeAttempt<'a> {
     matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
     /// Per-IP limit and failure lock.
     guard: &'a AttemptGuard,
+}
+
+impl<'a> CodeAttempt<'a> {
+    /// An attempt at a code of `purpose`, as `check` presents it.
+    fn new(purpose: OtpPurpose, check: &'a CodeCheck<'_>) -> Self {
+        Self {
+            phone: check.phone.e164(),
+            purpose,
+            challenge_id: check.challenge_id,
+            now: check.now,
+            max_attempts: check.max_attempts,
+            matches: check.matches,
+            guard: &check.guard,
+        }
+    }
 }
 
 impl MarketStore {
@@ -578,6 +574,22 @@ impl MarketStore {
     }
 }
 
+/// Updates the row of `$table` whose key column `$key` is `$id` with `$values` (a tuple of
+/// `column.eq(value)`), or inserts it with that key when there is none.
+macro_rules! upsert {
+    ($conn:expr, $table:ident, $key:ident = $id:expr, $values:expr) => {{
+        let values = $values;
+        let updated = diesel::update($table::table.find($id))
+            .set(values)
+            .execute($conn)?;
+        if updated == 0 {
+            diesel::insert_into($table::table)
+                .values(($table::$key.eq($id), values))
+                .execute($conn)?;
+        }
+    }};
+}
+
 /// Writes the wrong-code record of `phone`.
 fn store_failures(
     conn: &mut DbConnection,
@@ -585,25 +597,16 @@ fn store_failures(
     state: &FailureState,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let consecutive = to_i32(state.consecutive);
-    let locked_until = state.locked_until.map(to_db);
-    let updated = diesel::update(phone_failures::table.find(phone))
-        .set((
-            phone_failures::consecutive.eq(consecutive),
-            phone_failures::locked_until.eq(locked_until),
+    upsert!(
+        conn,
+        phone_failures,
+        phone_number = phone,
+        (
+            phone_failures::consecutive.eq(to_i32(state.consecutive)),
+            phone_failures::locked_until.eq(state.locked_until.map(to_db)),
             phone_failures::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(phone_failures::table)
-            .values((
-                phone_failures::phone_number.eq(phone),
-                phone_failures::consecutive.eq(consecutive),
-                phone_failures::locked_until.eq(locked_until),
-                phone_failures::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+        )
+    );
     Ok(())
 }
 
@@ -681,19 +684,16 @@ fn hit_sms_guards(
             retry_after,
         })
     })?;
-    let values = (
-        sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
-        sms_prefix_stats::sent.eq(to_i32(next.sent)),
-        sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
+    upsert!(
+        conn,
+        sms_prefix_stats,
+        prefix = prefix.prefix.as_str(),
+        (
+            sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
+            sms_prefix_stats::sent.eq(to_i32(next.sent)),
+            sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
+        )
     );
-    let updated = diesel::update(sms_prefix_stats::table.find(prefix.prefix.as_str()))
-        .set(values)
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(sms_prefix_stats::table)
-            .values((sms_prefix_stats::prefix.eq(prefix.prefix.as_str()), values))
-            .execute(conn)?;
-    }
     Ok(alarm)
 }
 
@@ -704,26 +704,16 @@ fn baseline_to_db(baseline: f64) -> i64 {
 }
 
 fn store_bucket(conn: &mut DbConnection, bucket: &str, state: &BucketState) -> QueryResult<()> {
-    let window_started_at = to_db(state.window_started_at);
-    let hits = to_i32(state.hits);
-    let last_hit_at = to_db(state.last_hit_at);
-    let updated = diesel::update(rate_limits::table.find(bucket))
-        .set((
-            rate_limits::window_started_at.eq(window_started_at),
-            rate_limits::hits.eq(hits),
-            rate_limits::last_hit_at.eq(last_hit_at),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(rate_limits::table)
-            .values((
-                rate_limits::bucket.eq(bucket),
-                rate_limits::window_started_at.eq(window_started_at),
-                rate_limits::hits.eq(hits),
-                rate_limits::last_hit_at.eq(last_hit_at),
-            ))
-            .execute(conn)?;
-    }
+    upsert!(
+        conn,
+        rate_limits,
+        bucket = bucket,
+        (
+            rate_limits::window_started_at.eq(to_db(state.window_started_at)),
+            rate_limits::hits.eq(to_i32(state.hits)),
+            rate_limits::last_hit_at.eq(to_db(state.last_hit_at)),
+        )
+    );
     Ok(())
 }
 

@@ -21,8 +21,11 @@ use crate::schema::{
 };
 
 /// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching
-/// `$cond`; evaluates to the number deleted.
+/// `$cond`, or whose column `$col` is before `$cutoff`; evaluates to the number deleted.
 macro_rules! purge_batches {
+    ($conn:expr, $batch:expr, $table:ident, $key:ident : $ty:ty, $col:ident < $cutoff:expr) => {
+        purge_batches!($conn, $batch, $table, $key: $ty, $table::$col.lt($cutoff))
+    };
     ($conn:expr, $batch:expr, $table:ident, $key:ident : $ty:ty, $cond:expr) => {{
         let conn: &mut DbConnection = $conn;
         let batch: i64 = $batch;
@@ -68,11 +71,7 @@ impl RetentionRepository for MarketStore {
         self.with_conn(|conn| {
             let mut p = Purged {
                 challenges: purge_batches!(
-                    conn,
-                    batch,
-                    phone_verifications,
-                    id: i64,
-                    phone_verifications::expires_at.lt(challenges)
+                    conn, batch, phone_verifications, id: i64, expires_at < challenges
                 ),
                 rate_limits: purge_batches!(
                     conn,
@@ -110,36 +109,13 @@ impl RetentionRepository for MarketStore {
             };
             // Expired sessions, then revoked ones: one indexed column each. Their refresh
             // tokens go with them (ON DELETE CASCADE).
-            p.sessions = purge_batches!(
-                conn,
-                batch,
-                sessions,
-                id: String,
-                sessions::expires_at.lt(ended)
-            );
-            p.sessions += purge_batches!(
-                conn,
-                batch,
-                sessions,
-                id: String,
-                sessions::revoked_at.lt(ended)
-            );
+            p.sessions = purge_batches!(conn, batch, sessions, id: String, expires_at < ended);
+            p.sessions += purge_batches!(conn, batch, sessions, id: String, revoked_at < ended);
             // Expired generations of sessions still kept (a presented expired token is refused
             // whatever its row says, so reuse detection loses nothing).
-            p.refresh_tokens = purge_batches!(
-                conn,
-                batch,
-                refresh_tokens,
-                id: i64,
-                refresh_tokens::expires_at.lt(ended)
-            );
-            p.audit = purge_batches!(
-                conn,
-                batch,
-                audit_log,
-                id: i64,
-                audit_log::occurred_at.lt(audit)
-            );
+            p.refresh_tokens =
+                purge_batches!(conn, batch, refresh_tokens, id: i64, expires_at < ended);
+            p.audit = purge_batches!(conn, batch, audit_log, id: i64, occurred_at < audit);
             Ok(p)
         })
     }

@@ -7,7 +7,7 @@ use diesel::r2d2::{Pool, PooledConnection};
 use marque_domain::{RepoError, RetryAfter};
 use marque_markets::Market;
 
-use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss};
+use crate::connection::{DbConnection, LogErrors, Manager, is_connection_loss, write_tx};
 use crate::db_url::Target;
 use crate::{DbError, StoreError, migrations};
 
@@ -192,6 +192,14 @@ impl MarketStore {
         f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
     ) -> Result<T, RepoError> {
         self.attempt(f).map_err(|(e, _)| e)
+    }
+
+    /// [`Self::with_conn`] with `f` in one write transaction ([`write_tx`]).
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, TxError>,
+    ) -> Result<T, RepoError> {
+        self.with_conn(|conn| write_tx(conn, f))
     }
 
     /// [`Self::with_conn`] for read-only work, retried once on a fresh connection when the

@@ -16,7 +16,7 @@ use marque_domain::{
 use marque_markets::{AddressInput, Market, MarketAddress, PhoneNumber};
 use marque_store::MarketStore;
 
-use marque_testkit::{TestStore as Ctx, on_both_backends};
+use marque_testkit::{TestStore as Ctx, code_check, on_both_backends};
 
 on_both_backends!(
     addresses_keep_one_default_and_their_owner,
@@ -77,12 +77,7 @@ fn sign_in(
     let matches = |_: &[u8]| true;
     match store
         .verify_challenge(VerifyChallenge {
-            phone: &phone,
-            now,
-            max_attempts: 3,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
+            check: code_check(&phone, now, 3, &matches),
             refresh: marque_domain::NewRefreshToken {
                 token_hash: sid.0.as_bytes().to_vec(),
                 expires_at: now + Duration::days(1),

@@ -21,7 +21,9 @@ use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, 
 use marque_markets::{Market, PhoneNumber};
 use marque_store::{Backend, MarketStore};
 
-use marque_testkit::{TestDatabase, TestStore as Ctx, on_both_backends, postgres_admin_url};
+use marque_testkit::{
+    TestDatabase, TestStore as Ctx, code_check, on_both_backends, postgres_admin_url,
+};
 
 const KG_PHONE: &str = "+996505325311";
 const KG_PHONE_2: &str = "+996555123456";
@@ -171,12 +173,7 @@ fn verify_with(
     let matches = |stored: &[u8]| stored == presented;
     store
         .verify_challenge(VerifyChallenge {
-            phone: &phone,
-            now,
-            max_attempts,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
+            check: code_check(&phone, now, max_attempts, &matches),
             refresh: refresh_for(&session.id, session.expires_at),
             session,
         })
@@ -899,12 +896,7 @@ fn pool_timeout_is_unavailable() {
             );
             holder
                 .verify_challenge(VerifyChallenge {
-                    phone: &phone,
-                    now: at(1),
-                    max_attempts: 3,
-                    matches: &matches,
-                    challenge_id: None,
-                    guard: marque_domain::AttemptGuard::default(),
+                    check: code_check(&phone, at(1), 3, &matches),
                     refresh: NewRefreshToken {
                         token_hash: b"never".to_vec(),
                         expires_at: at(100),
@@ -1145,13 +1137,8 @@ fn delete(
     let matches = |stored: &[u8]| stored == presented;
     store
         .delete_account(DeleteAccount {
+            check: code_check(&p, now, 3, &matches),
             user,
-            phone: &p,
-            now,
-            max_attempts: 3,
-            matches: &matches,
-            challenge_id: None,
-            guard: marque_domain::AttemptGuard::default(),
             client: &test_client(),
         })
         .unwrap()

@@ -25,6 +25,47 @@ pub use notifications::notification;
 pub use services::{Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 
+/// A phone number that must parse (E.164, or a form that names its market).
+pub fn phone(number: &str) -> marque_markets::PhoneNumber {
+    marque_markets::PhoneNumber::parse(number, None).unwrap()
+}
+
+/// A client at `ip` with `user_agent`.
+pub fn client_info(ip: &str, user_agent: &str) -> marque_domain::ClientInfo {
+    marque_domain::ClientInfo {
+        ip: Some(ip.into()),
+        user_agent: Some(user_agent.into()),
+    }
+}
+
+/// A code other than `code` (so certainly wrong).
+pub fn wrong_code(code: &marque_markets::OtpCode) -> marque_markets::OtpCode {
+    marque_markets::OtpCode::parse(if code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap()
+}
+
+/// A code for `phone` at `now` that `matches` checks: the newest challenge (no `challenge_id`),
+/// no per-IP or failure limits.
+pub fn code_check<'a>(
+    phone: &'a marque_markets::PhoneNumber,
+    now: chrono::DateTime<chrono::Utc>,
+    max_attempts: u32,
+    matches: &'a (dyn Fn(&[u8]) -> bool + Sync),
+) -> marque_domain::CodeCheck<'a> {
+    marque_domain::CodeCheck {
+        phone,
+        now,
+        max_attempts,
+        matches,
+        challenge_id: None,
+        guard: marque_domain::AttemptGuard::default(),
+    }
+}
+
 /// Environment variable naming a PostgreSQL admin URL for throwaway databases, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
 pub const POSTGRES_URL_VAR: &str = "MARQUE_TEST_POSTGRES_URL";

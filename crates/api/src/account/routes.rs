@@ -68,6 +68,27 @@ fn message(key: MessageKey, lang: Language) -> String {
     text(key, lang).to_owned()
 }
 
+/// Deletes the caller's row named by `path` (its id made by `id`) with `delete`; answers `done`.
+async fn delete_row<I: Send + 'static>(
+    id: fn(i64) -> I,
+    delete: fn(&AccountService, Owner, I) -> Result<(), AccountError>,
+    done: MessageKey,
+    state: &ApiState,
+    caller: &Authenticated,
+    path: &str,
+) -> Result<HttpResponse, ApiError> {
+    let lang = caller.language();
+    let id = id(row_id(path, lang)?);
+    as_owner(state, caller, move |account, owner| {
+        delete(account, owner, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(SuccessResponse {
+        success: true,
+        message: message(done, lang),
+    }))
+}
+
 /// The signed-in user's delivery addresses, default first, then newest first.
 #[utoipa::path(
     get, path = "/api/v1/profile/addresses", tag = "addresses",
@@ -179,16 +200,12 @@ pub async fn delete_address(
     caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = caller.language();
-    let id = AddressId(row_id(&path, lang)?);
-    as_owner(&state, &caller, move |account, owner| {
-        account.delete_address(owner, id)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(SuccessResponse {
-        success: true,
-        message: message(MessageKey::AddressDeleted, lang),
-    }))
+    let (id, delete, done) = (
+        AddressId,
+        AccountService::delete_address,
+        MessageKey::AddressDeleted,
+    );
+    delete_row(id, delete, done, &state, &caller, &path).await
 }
 
 /// The user's saved payment methods, default first, then newest first. Cards show brand and last
@@ -313,16 +330,12 @@ pub async fn delete_payment_method(
     caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lang = caller.language();
-    let id = PaymentMethodId(row_id(&path, lang)?);
-    as_owner(&state, &caller, move |account, owner| {
-        account.delete_payment_method(owner, id)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(SuccessResponse {
-        success: true,
-        message: message(MessageKey::PaymentMethodDeleted, lang),
-    }))
+    let (id, delete, done) = (
+        PaymentMethodId,
+        AccountService::delete_payment_method,
+        MessageKey::PaymentMethodDeleted,
+    );
+    delete_row(id, delete, done, &state, &caller, &path).await
 }
 
 /// Reads `unread_only` (`true`/`false`/`1`/`0`), `limit` (1–100, default 50) and `offset` (≥ 0)

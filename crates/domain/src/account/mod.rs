@@ -23,7 +23,9 @@ pub use entities::{
 pub use payment::PaymentMethodInput;
 pub use repository::{AccountRepository, Insert};
 
-use crate::{Clock, PhoneLockedEvent, RepoError, SignInEvent, SignInObserver, UserId};
+use crate::{
+    Clock, MarketUnavailable, PhoneLockedEvent, RepoError, SignInEvent, SignInObserver, UserId,
+};
 
 /// Whose account data a call is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,15 +77,9 @@ pub enum AccountError {
     /// The card's expiry month is over.
     #[error("card expired")]
     CardExpired,
-    /// The market's database is not configured (`source` is `None`) or not reachable.
-    #[error("market {market} unavailable")]
-    Unavailable {
-        /// The market.
-        market: Market,
-        /// The storage failure, when the database was tried.
-        #[source]
-        source: Option<RepoError>,
-    },
+    /// The market's database is not configured or not reachable.
+    #[error(transparent)]
+    Unavailable(#[from] MarketUnavailable),
     /// An unexpected storage failure (logged with its cause, answered as 500).
     #[error("internal error")]
     Internal(#[source] RepoError),
@@ -132,16 +128,13 @@ impl AccountService {
         market: Market,
         op: impl FnOnce(&dyn AccountRepository) -> Result<T, RepoError>,
     ) -> Result<T, AccountError> {
-        let repo = self.repos.get(&market).ok_or(AccountError::Unavailable {
-            market,
-            source: None,
-        })?;
-        op(repo.as_ref()).map_err(|e| match e {
-            RepoError::Unavailable(..) => AccountError::Unavailable {
-                market,
-                source: Some(e),
-            },
-            other => AccountError::Internal(other),
+        let repo = self
+            .repos
+            .get(&market)
+            .ok_or_else(|| MarketUnavailable::not_served(market))?;
+        op(repo.as_ref()).map_err(|e| match MarketUnavailable::sort(market, e) {
+            Ok(down) => AccountError::Unavailable(down),
+            Err(other) => AccountError::Internal(other),
         })
     }
 

@@ -8,8 +8,8 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    ExposeSecret, KeyRing, MessageSender, OsRandom, OutboxRepository, RetentionRepository,
-    RetentionService, SystemClock, TokenService,
+    ExposeSecret, KeyRing, MessageSender, OutboxRepository, RetentionRepository, RetentionService,
+    SystemClock, ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{ConsoleSender, OutboxWorker, SiteVerify, WorkerConfig};
@@ -153,7 +153,7 @@ impl Application {
             AuthDeps {
                 repos: auth_repos,
                 clock: clock.clone(),
-                rng: Arc::new(OsRandom),
+                rng: Arc::new(ThreadCsprng),
                 hasher: keys.otp_hasher(),
                 outbox_sealer: sealer.clone(),
                 refresh_keys: keys.refresh_keys(),

@@ -958,7 +958,7 @@ fn auth_config(settings: &Settings) -> AuthConfig {
 fn random_secret() -> String {
     use marque_domain::RandomSource;
     let mut b = [0u8; 32];
-    marque_domain::OsRandom.fill_bytes(&mut b);
+    marque_domain::ThreadCsprng.fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -113,6 +113,7 @@ fn challenge_id(
         (status = 503, description = "`service_unavailable`: the market database is down or the CAPTCHA provider cannot be asked"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn send_code(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -175,6 +176,7 @@ pub async fn send_code(
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify_code(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -212,6 +214,7 @@ pub async fn verify_code(
         (status = 401, description = "`invalid_token`: missing, invalid, expired or revoked"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_profile(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(ProfileResponse::from(&caller.user))
 }
@@ -226,6 +229,7 @@ pub async fn get_profile(caller: Authenticated) -> HttpResponse {
         (status = 422, description = "`validation_error` (full_name: 1–100 characters without control characters; profile_image_url: https, at most 2048 characters)"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_profile(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -259,6 +263,7 @@ pub async fn update_profile(
         (status = 200, description = "Valid", body = VerifyTokenResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify_token(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(VerifyTokenResponse {
         valid: true,
@@ -279,6 +284,7 @@ pub async fn verify_token(caller: Authenticated) -> HttpResponse {
         (status = 422, description = "`validation_error`: unknown scope"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -322,6 +328,7 @@ pub async fn logout(
         (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session was revoked)"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -354,6 +361,7 @@ pub async fn refresh(
         (status = 200, description = "Sessions", body = SessionsResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn sessions(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -388,6 +396,7 @@ pub async fn sessions(
         (status = 404, description = "`not_found`"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn end_session(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -421,6 +430,7 @@ pub async fn end_session(
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_account(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -448,6 +458,7 @@ pub async fn delete_account(
     get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "JSON Web Key Set", body = JwksDocument))
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn jwks(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
@@ -462,6 +473,7 @@ pub async fn jwks(state: web::Data<ApiState>) -> HttpResponse {
     get, path = "/api/v1/auth/markets", tag = "markets",
     responses((status = 200, description = "Markets", body = MarketsResponse))
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn markets(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok().json(MarketsResponse {
         supported_markets: state.auth.markets().map(MarketInfo::from).collect(),
@@ -477,6 +489,7 @@ pub async fn markets(state: web::Data<ApiState>) -> HttpResponse {
         (status = 503, description = "A market database is down", body = HealthResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn health(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -513,6 +526,7 @@ pub async fn health(
         (status = 503, description = "A market database is down", body = HealthResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn auth_health(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -521,6 +535,7 @@ pub async fn auth_health(
 }
 
 /// 404 for unknown routes.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::new(
         ErrorKind::NotFound,
@@ -529,6 +544,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// 405 for a known route with another method.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let e = ApiError::new(ErrorKind::MethodNotAllowed, fallback_lang(&req));
     actix_web::ResponseError::error_response(&e)

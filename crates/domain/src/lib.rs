@@ -56,7 +56,7 @@ pub use ports::{
     OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope,
     RotateOutcome, RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
 };
-pub use random::{OsRandom, RandomSource};
+pub use random::{RandomSource, ThreadCsprng};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};
 pub use refresh::RefreshKeys;
 pub use retention::{Purged, RetentionPolicy, RetentionRepository, RetentionService};

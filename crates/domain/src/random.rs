@@ -3,7 +3,7 @@
 use marque_markets::OtpCode;
 use rand::RngCore;
 
-/// A source of cryptographically secure random bytes. Production uses [`OsRandom`]; tests may
+/// A source of cryptographically secure random bytes. Production uses [`ThreadCsprng`]; tests may
 /// inject a deterministic source.
 pub trait RandomSource: Send + Sync {
     /// Fills `buf` with random bytes.
@@ -13,9 +13,9 @@ pub trait RandomSource: Send + Sync {
 /// The thread-local CSPRNG of the `rand` crate (ChaCha12, seeded and periodically reseeded from
 /// the operating system).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct OsRandom;
+pub struct ThreadCsprng;
 
-impl RandomSource for OsRandom {
+impl RandomSource for ThreadCsprng {
     fn fill_bytes(&self, buf: &mut [u8]) {
         rand::rng().fill_bytes(buf);
     }
@@ -65,8 +65,8 @@ mod tests {
 
     #[test]
     fn uuids_are_v4_and_distinct() {
-        let a = new_uuid(&OsRandom);
-        let b = new_uuid(&OsRandom);
+        let a = new_uuid(&ThreadCsprng);
+        let b = new_uuid(&ThreadCsprng);
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.as_bytes()[14], b'4');

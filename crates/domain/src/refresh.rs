@@ -212,7 +212,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::OsRandom;
+    use crate::ThreadCsprng;
 
     fn t(s: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(s)
@@ -220,8 +220,8 @@ mod tests {
 
     #[test]
     fn tokens_carry_256_bits_and_their_market() {
-        let (a, ha) = generate(Market::Kg, &OsRandom);
-        let (b, _) = generate(Market::Kg, &OsRandom);
+        let (a, ha) = generate(Market::Kg, &ThreadCsprng);
+        let (b, _) = generate(Market::Kg, &ThreadCsprng);
         assert_ne!(a, b);
         assert!(a.starts_with("mrt_kg_"));
         assert_eq!(market_of(&a), Some(Market::Kg));
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn successor_is_a_keyed_function_of_the_presented_token() {
         let k = RefreshKeys::from_key([1; 32]);
-        let (a, _) = generate(Market::Kg, &OsRandom);
+        let (a, _) = generate(Market::Kg, &ThreadCsprng);
         let (s1, h1) = k.successor(Market::Kg, &a);
         let (s2, _) = k.successor(Market::Kg, &a);
         assert_eq!(s1, s2);

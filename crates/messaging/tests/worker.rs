@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{Duration, Utc};
 use marque_domain::{
     AuthRepository, Channel, DeliveryError, IssueChallenge, MessageSender, NewOutboxMessage,
-    OsRandom, OutboxRepository, OutgoingMessage, PayloadSealer,
+    OutboxRepository, OutgoingMessage, PayloadSealer, ThreadCsprng,
 };
 use marque_markets::{Market, PhoneNumber};
 use marque_messaging::{OutboxWorker, WorkerConfig};
@@ -85,7 +85,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
             outbox: Some(NewOutboxMessage {
                 channel: Channel::Sms,
                 recipient: "+996505325311".into(),
-                sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &OsRandom),
+                sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &ThreadCsprng),
                 expires_at: now + Duration::minutes(10),
             }),
             sms: None,

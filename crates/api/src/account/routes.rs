@@ -97,6 +97,7 @@ async fn delete_row<I: Send + 'static>(
         (status = 200, description = "Addresses", body = AddressListResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_addresses(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -122,6 +123,7 @@ pub async fn list_addresses(
         (status = 422, description = "`validation_error` naming the field (a field of the other market, an unknown region or state, a malformed postal or ZIP code, a line over its length)"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_address(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -159,6 +161,7 @@ pub async fn create_address(
         (status = 404, description = "`not_found`: no such address of this user"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_address(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -195,6 +198,7 @@ pub async fn update_address(
         (status = 404, description = "`not_found`: no such address of this user"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_address(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -217,6 +221,7 @@ pub async fn delete_address(
         (status = 200, description = "Payment methods", body = PaymentMethodListResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_payment_methods(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -246,6 +251,7 @@ pub async fn list_payment_methods(
         (status = 422, description = "`validation_error` naming the field; `payment_method_not_available` (a type or card brand of another market); `card_expired`"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_payment_method(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -280,6 +286,7 @@ pub async fn create_payment_method(
         (status = 422, description = "`validation_error` naming the field; `card_expired`"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_payment_method(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -325,6 +332,7 @@ pub async fn update_payment_method(
         (status = 404, description = "`not_found`: no such payment method of this user"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_payment_method(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -390,6 +398,7 @@ fn notification_query(req: &HttpRequest, lang: Language) -> Result<NotificationQ
         (status = 422, description = "`validation_error`: unread_only, limit or offset out of range"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_notifications(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -419,6 +428,7 @@ pub async fn list_notifications(
         (status = 404, description = "`not_found`: no such notification of this user"),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_notification_read(
     state: web::Data<ApiState>,
     caller: Authenticated,
@@ -445,6 +455,7 @@ pub async fn mark_notification_read(
         (status = 200, description = "All read", body = ReadAllResponse),
     )
 )]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_all_notifications_read(
     state: web::Data<ApiState>,
     caller: Authenticated,

@@ -18,6 +18,11 @@ async fn openapi_lists_every_route_and_the_bearer_scheme() {
         ("/api/v1/auth/markets", "get"),
         ("/api/v1/auth/health", "get"),
         ("/health", "get"),
+        ("/health", "head"),
+        ("/health/live", "get"),
+        ("/health/live", "head"),
+        ("/health/ready", "get"),
+        ("/health/ready", "head"),
         ("/api/v1/auth/refresh", "post"),
         ("/api/v1/auth/sessions", "get"),
         ("/api/v1/auth/sessions/{id}", "delete"),
@@ -82,5 +87,24 @@ async fn markets_health_and_security_headers() {
         let h: Value = res.json().await.unwrap();
         assert_eq!(h["status"], "healthy");
         assert_eq!(h["markets"][0]["status"], "up");
+    }
+    let res = app_get(&app, "/health/live").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "ok");
+    let res = app_get(&app, "/health/ready").await;
+    assert_eq!(res.status(), 200);
+    let h: Value = res.json().await.unwrap();
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["markets"][1]["status"], "up");
+    // HEAD answers like GET, without a body (it was 405).
+    for path in ["/health", "/health/live", "/health/ready"] {
+        let res = app
+            .http
+            .head(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "HEAD {path}");
+        assert!(res.bytes().await.unwrap().is_empty(), "HEAD {path}");
     }
 }

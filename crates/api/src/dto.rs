@@ -415,3 +415,13 @@ pub struct HealthResponse {
     /// Per-market database state.
     pub markets: Vec<MarketHealthDto>,
 }
+
+/// `GET /health/live`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LiveResponse {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Service version.
+    pub version: String,
+}

@@ -69,6 +69,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     use routes as r;
     let mut list = vec![
         Endpoint::of::<r::__path_health>().to(r::health),
+        Endpoint::of::<r::__path_health_live>().to(r::health_live),
+        Endpoint::of::<r::__path_health_ready>().to(r::health_ready),
         Endpoint::of::<r::__path_jwks>().to(r::jwks),
         Endpoint::of::<r::__path_send_code>().to(r::send_code),
         Endpoint::of::<r::__path_verify_code>().to(r::verify_code),

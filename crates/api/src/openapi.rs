@@ -261,16 +261,33 @@ impl Modify for FromRouter {
         let mut schemas = vec![(ErrorBody::name().into_owned(), ErrorBody::schema())];
         ErrorBody::schemas(&mut schemas);
         for endpoint in crate::endpoints() {
-            openapi.paths.add_path_operation(
-                &endpoint.path,
-                endpoint.methods.clone(),
-                endpoint.operation.clone(),
-            );
+            for method in &endpoint.methods {
+                let operation = if *method == HttpMethod::Head {
+                    head_operation(endpoint.operation.clone())
+                } else {
+                    endpoint.operation.clone()
+                };
+                openapi
+                    .paths
+                    .add_path_operation(&endpoint.path, vec![method.clone()], operation);
+            }
             schemas.extend(endpoint.schemas);
         }
         components.schemas.extend(schemas);
         components.responses.extend(error_responses());
     }
+}
+
+/// The HEAD twin of a GET operation: its own operation id (ids are unique in a document) and
+/// the same statuses without bodies.
+fn head_operation(mut operation: Operation) -> Operation {
+    operation.operation_id = operation.operation_id.map(|id| format!("{id}_head"));
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(r) = response {
+            r.content.clear();
+        }
+    }
+    operation
 }
 
 /// Adds the `bearer` security scheme (JWT access tokens).

@@ -7,7 +7,7 @@ use marque_markets::{Language, Market, MessageKey, OtpCode, OtpPurpose, PhoneNum
 
 use crate::ApiState;
 use crate::dto::{
-    DeleteAccountRequest, HealthResponse, JwksDocument, LogoutQuery, LogoutResponse,
+    DeleteAccountRequest, HealthResponse, JwksDocument, LiveResponse, LogoutQuery, LogoutResponse,
     MarketHealthDto, MarketInfo, MarketsResponse, ProfileResponse, RefreshRequest, RefreshResponse,
     SendCodeRequest, SendCodeResponse, SessionDto, SessionsResponse, SuccessResponse,
     UpdateProfileRequest, VerifyCodeRequest, VerifyCodeResponse, VerifyTokenResponse, timestamp,
@@ -483,7 +483,7 @@ pub async fn markets(state: web::Data<ApiState>) -> HttpResponse {
 
 /// Health of the service and of each market database (503 when one is down).
 #[utoipa::path(
-    get, path = "/health", tag = "health",
+    method(get, head), path = "/health", tag = "health",
     responses(
         (status = 200, description = "Every market database answers", body = HealthResponse),
         (status = 503, description = "A market database is down", body = HealthResponse),
@@ -516,6 +516,80 @@ pub async fn health(
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     })
+}
+
+/// Liveness: the process answers (no database is asked).
+#[utoipa::path(
+    method(get, head), path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process is up", body = LiveResponse))
+)]
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn health_live() -> HttpResponse {
+    HttpResponse::Ok().json(LiveResponse {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// How long `/health/ready` waits for the market databases, pinged in parallel; a database that
+/// has not answered by then counts as down.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Readiness: each market database answers a ping within 800 ms (503 when one does not).
+#[utoipa::path(
+    method(get, head), path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Every market database answers", body = HealthResponse),
+        (status = 503, description = "A market database is down or too slow", body = HealthResponse),
+    )
+)]
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn health_ready(state: web::Data<ApiState>) -> HttpResponse {
+    let deadline = actix_web::rt::time::Instant::now() + READY_TIMEOUT;
+    let span = tracing::Span::current();
+    let pings: Vec<_> = state
+        .auth
+        .markets()
+        .map(|market| {
+            let auth = state.auth.clone();
+            let span = span.clone();
+            let task = web::block(move || span.in_scope(|| auth.health_of(market)));
+            (market, task)
+        })
+        .collect();
+    let mut markets = Vec::with_capacity(pings.len());
+    let mut healthy = true;
+    for (market, task) in pings {
+        let error = match actix_web::rt::time::timeout(
+            deadline.saturating_duration_since(actix_web::rt::time::Instant::now()),
+            task,
+        )
+        .await
+        {
+            Ok(Ok(Some(h))) => h.error,
+            Ok(Ok(None)) => Some("market not served".to_owned()),
+            Ok(Err(e)) => Some(format!("blocking task failed: {e}")),
+            Err(_) => Some(format!("no answer within {READY_TIMEOUT:?}")),
+        };
+        if let Some(error) = &error {
+            healthy = false;
+            tracing::warn!(%market, error, "readiness check failed");
+        }
+        markets.push(MarketHealthDto {
+            market,
+            status: if error.is_none() { "up" } else { "down" }.to_owned(),
+        });
+    }
+    let body = HealthResponse {
+        status: if healthy { "healthy" } else { "unhealthy" }.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        markets,
+    };
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// Same as `/health`, under the auth prefix.

@@ -52,6 +52,40 @@ async fn health_is_503_when_a_market_database_is_down() {
     assert_eq!(body["markets"][1]["status"], "up");
 }
 
+/// `/health/live` never asks a database; `/health/ready` is 503 naming the market that is down,
+/// quickly; HEAD answers like GET without a body.
+#[actix_web::test]
+async fn live_and_ready_when_a_market_database_is_down() {
+    let (services, state) = state();
+    let app = app!(state);
+    let ready = || test::TestRequest::get().uri("/health/ready").to_request();
+    let body = answer(&app, ready(), 200).await;
+    assert_eq!(body["status"], "healthy");
+    services.kg.set_down(true);
+    let started = std::time::Instant::now();
+    let body = answer(&app, ready(), 503).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["markets"][0]["market"], "kg");
+    assert_eq!(body["markets"][0]["status"], "down");
+    assert_eq!(body["markets"][1]["status"], "up");
+    let live = test::TestRequest::get().uri("/health/live").to_request();
+    let body = answer(&app, live, 200).await;
+    assert_eq!(body["status"], "ok");
+    for (uri, status) in [
+        ("/health/live", 200),
+        ("/health/ready", 503),
+        ("/health", 503),
+    ] {
+        let head = test::TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri(uri)
+            .to_request();
+        let res = test::call_service(&app, head).await;
+        assert_eq!(res.status(), status, "HEAD {uri}");
+    }
+}
+
 #[actix_web::test]
 async fn outage_during_login_is_503_in_the_market_language() {
     let (services, state) = state();

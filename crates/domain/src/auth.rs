@@ -1035,6 +1035,14 @@ impl AuthService {
             })
             .collect()
     }
+
+    /// Health of one market's database (`None` when the market is not served).
+    pub fn health_of(&self, market: Market) -> Option<MarketHealth> {
+        self.repos.get(&market).map(|r| MarketHealth {
+            market,
+            error: r.ping().err().map(|e| e.to_string()),
+        })
+    }
 }
 
 /// Send limits shared across markets and the SMS-pumping guards (issue 12, items 11 and 14).

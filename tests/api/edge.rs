@@ -148,6 +148,9 @@ fn closing_error(ex: &Exchange, status: u16, code: &str, what: &str) -> Value {
     let body = res.json();
     assert_eq!(body["success"], false);
     assert_eq!(body["error"], code);
+    // The edge guard's errors carry the request id too.
+    let id = res.header("x-request-id").expect("x-request-id");
+    assert_eq!(body["request_id"], id, "{ex:?}");
     body
 }
 

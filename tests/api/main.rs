@@ -16,5 +16,6 @@ mod instances;
 mod limits;
 mod login;
 mod operations;
+mod request_id;
 mod sessions;
 mod tokens;

@@ -7,10 +7,10 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{Error, HttpMessage, web};
+use actix_web::{Error, web};
 use tracing::Span;
 use tracing::field::Empty;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
 use crate::ApiState;
 use crate::extract::client_ip;
@@ -36,11 +36,7 @@ impl RootSpanBuilder for AccessLog {
                 .unwrap_or("")
                 .to_owned()
         };
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let request_id = crate::request_id::assign(request);
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         tracing::info_span!(
             "HTTP request",

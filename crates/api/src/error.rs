@@ -30,6 +30,11 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 60)]
     pub retry_after: Option<u64>,
+    /// The request's id, as in the `X-Request-Id` response header: quote it when reporting a
+    /// problem. Filled in by the server's request-id middleware.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "3f2c1d9e-8b7a-4c5d-9e0f-1a2b3c4d5e6f")]
+    pub request_id: Option<String>,
 }
 
 /// The error table: every error the API answers with, one row each — its [`ErrorKind`] variant
@@ -311,6 +316,7 @@ impl ApiError {
                 | ErrorKind::PhoneLocked(s) => Some(s),
                 _ => None,
             },
+            request_id: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod request_id;
 pub mod routes;
 
 use std::net::TcpListener;
@@ -143,7 +144,7 @@ fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
         .allowed_headers(["authorization", "content-type", "x-market"])
-        .expose_headers(["retry-after"])
+        .expose_headers(["retry-after", "x-request-id"])
         .max_age(3600);
     for o in origins {
         cors = if o == "*" {
@@ -196,6 +197,7 @@ pub fn server(
                 edge::guard(req, next, body_timeout)
             }))
             .wrap(security_headers())
+            .wrap(from_fn(request_id::middleware))
             .wrap(TracingLogger::<access_log::AccessLog>::new())
     })
     .shutdown_timeout(settings.shutdown_timeout_secs.unwrap_or(30))

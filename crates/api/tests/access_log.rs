@@ -34,10 +34,15 @@ fn start(trusted: &[&str]) -> String {
 
 /// Sends one GET with `X-Forwarded-For: xff` and marks it with `tag` (in the target).
 async fn get(addr: &str, xff: &str, tag: &str) {
+    get_with(addr, &format!("X-Forwarded-For: {xff}"), tag).await;
+}
+
+/// Sends one GET with the header line `header` and marks it with `tag` (in the target).
+async fn get_with(addr: &str, header: &str, tag: &str) {
     let (addr, req) = (
         addr.to_owned(),
         format!(
-            "GET /api/v1/auth/markets?{tag} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\n\
+            "GET /api/v1/auth/markets?{tag} HTTP/1.1\r\nHost: x\r\n{header}\r\n\
              Connection: close\r\n\r\n"
         ),
     );
@@ -95,4 +100,14 @@ async fn the_access_log_records_the_client_ip_the_limits_use() {
     get(&proxied, "6.6.6.6, unknown", "unreadable").await;
     let line = access_line(&logs, "unreadable").await;
     assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+
+    // The request id (issue 11): the incoming one when sane, else a new one, in the request's
+    // span, so on every line logged while it runs.
+    get_with(&direct, "X-Request-Id: ticket-4711", "with-id").await;
+    let line = access_line(&logs, "with-id").await;
+    assert!(line.contains("request_id=ticket-4711"), "{line}");
+    get_with(&direct, "X-Request-Id: no good", "bad-id").await;
+    let line = access_line(&logs, "bad-id").await;
+    assert!(line.contains("request_id="), "{line}");
+    assert!(!line.contains("no good"), "{line}");
 }

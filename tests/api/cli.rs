@@ -299,3 +299,30 @@ fn production_refuses_a_weak_secret_key() {
     let out = finish(cmd);
     assert!(!stderr(&out).contains("SECRET_KEY"), "{}", stderr(&out));
 }
+
+/// Logs to a pipe or a file carry no ANSI colour codes (issue 11); `LOG_FORMAT=json` is JSON.
+#[test]
+fn logs_into_a_pipe_have_no_colour_codes() {
+    let (kg, us) = (
+        marque_testkit::TestDatabase::sqlite(),
+        marque_testkit::TestDatabase::sqlite(),
+    );
+    for format in ["text", "json"] {
+        let mut cmd = marque();
+        cmd.arg("migrate")
+            .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", format)
+            .env("DATABASE_URL_MARQUE_KG", kg.url())
+            .env("DATABASE_URL_MARQUE_US", us.url());
+        let out = finish(cmd);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{format}: {err}");
+        assert!(err.contains("migrations applied"), "{format}: {err}");
+        assert!(!err.contains('\u{1b}'), "{format}: {err:?}");
+        if format == "json" {
+            for line in err.lines() {
+                serde_json::from_str::<serde_json::Value>(line).unwrap();
+            }
+        }
+    }
+}

@@ -6,13 +6,14 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{Error, web};
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
 use crate::ApiState;
+use crate::error::ApiError;
 use crate::extract::client_ip;
 
 /// Root span builder for `TracingLogger::<AccessLog>::new()`.
@@ -55,6 +56,26 @@ impl RootSpanBuilder for AccessLog {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let error = match outcome {
+            Ok(res) => res.response().error().map(|e| (e, res.status())),
+            Err(e) => Some((e, e.as_response_error().status_code())),
+        };
+        if let Some((error, status)) = error {
+            span.in_scope(|| log_error(error, status));
+        }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// One line for an error answer: client errors (4xx) at DEBUG, they are the client's; server
+/// errors at ERROR with what they wrap, unless an [`ApiError`] logged its cause already.
+fn log_error(error: &Error, status: StatusCode) {
+    if status.is_server_error() {
+        if error.as_error::<ApiError>().is_none() {
+            // actix's errors are not `std::error::Error`s; their `Debug` shows what they wrap.
+            tracing::error!(%status, %error, cause = ?error, "server error");
+        }
+    } else {
+        tracing::debug!(%status, %error, "client error");
     }
 }

@@ -188,12 +188,12 @@ pub async fn guard<B: MessageBody + 'static>(
             return Ok(abort(req).await);
         }
         if c.0.over_limit {
-            tracing::warn!("connection refused: too many connections from this address");
+            tracing::info!("connection refused: too many connections from this address");
             return Ok(refuse(req, ErrorKind::TooManyConnections, conn.as_ref()));
         }
     }
     if req.headers().contains_key(header::TRANSFER_ENCODING) {
-        tracing::warn!("request with Transfer-Encoding refused; closing the connection");
+        tracing::info!("request with Transfer-Encoding refused; closing the connection");
         return Ok(refuse(
             req,
             ErrorKind::UnsupportedTransferEncoding,
@@ -226,7 +226,7 @@ pub async fn guard<B: MessageBody + 'static>(
     if !timed_out.get() {
         return Ok(res.map_into_left_body());
     }
-    tracing::warn!(
+    tracing::info!(
         timeout_secs = body_read_timeout.as_secs_f64(),
         "request body not received in time; closing the connection"
     );
@@ -262,7 +262,7 @@ fn refuse<B>(
 /// a smuggled one): it gets no response. We let the dispatcher write out what it holds (the
 /// refusal), then fail the response body, which makes actix drop the connection.
 async fn abort<B>(req: ServiceRequest) -> ServiceResponse<EitherBody<B>> {
-    tracing::warn!("request after a refused request on the same connection: aborting it");
+    tracing::info!("request after a refused request on the same connection: aborting it");
     yield_once().await;
     req.into_response(HttpResponse::Ok().body(BoxBody::new(Abort)))
         .map_into_right_body()

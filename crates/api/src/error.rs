@@ -276,12 +276,17 @@ impl ApiError {
         Self::caused_by(kind, lang, e).logged()
     }
 
-    /// Logs server-side failures (5xx) with their cause; client errors are the client's.
+    /// Logs server-side failures (5xx) at ERROR with their cause chain; client errors are the
+    /// client's (the access log notes them at DEBUG).
     fn logged(self) -> Self {
         if let Some(cause) = &self.source {
             match self.kind {
-                ErrorKind::Unavailable => tracing::warn!(error = %cause, "market unavailable"),
-                ErrorKind::Internal => tracing::error!(error = %cause, "internal error"),
+                ErrorKind::Unavailable => {
+                    tracing::error!(error = %cause_chain(cause.as_ref()), "market unavailable");
+                }
+                ErrorKind::Internal => {
+                    tracing::error!(error = %cause_chain(cause.as_ref()), "internal error");
+                }
                 _ => {}
             }
         }
@@ -344,4 +349,16 @@ impl ResponseError for ApiError {
         }
         res.json(self.body())
     }
+}
+
+/// `error: its source: the source's source…`, the whole chain on one line.
+pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }

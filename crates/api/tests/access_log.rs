@@ -111,3 +111,56 @@ async fn the_access_log_records_the_client_ip_the_limits_use() {
     assert!(line.contains("request_id="), "{line}");
     assert!(!line.contains("no good"), "{line}");
 }
+
+/// Client errors are the client's: no WARN (or ERROR) line for a 404, 405 or a bad body; the
+/// access line notes the status.
+#[actix_web::test]
+async fn client_errors_are_not_warnings() {
+    let logs = capture_logs(tracing::Level::INFO);
+    let addr = start(&[]);
+    for (request, tag) in [
+        ("GET /api/v1/nope?{tag} HTTP/1.1\r\nHost: x\r\n", "e404"),
+        ("PATCH /health?{tag} HTTP/1.1\r\nHost: x\r\n", "e405"),
+        (
+            "POST /api/v1/auth/send-code?{tag} HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: 1\r\n\r\n{",
+            "e400",
+        ),
+    ] {
+        let request = request.replace("{tag}", tag);
+        let request = if request.ends_with('{') {
+            request.replace("\r\n\r\n{", "\r\nConnection: close\r\n\r\n{")
+        } else {
+            format!("{request}Connection: close\r\n\r\n")
+        };
+        raw(&addr, request).await;
+        let line = access_line(&logs, tag).await;
+        assert!(line.contains(" INFO "), "{line}");
+        let text = logs.text();
+        let noisy: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("?{tag}")))
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .collect();
+        assert!(noisy.is_empty(), "{noisy:?}");
+    }
+}
+
+/// Sends `request` as it is and reads the answer.
+async fn raw(addr: &str, request: String) {
+    let addr = addr.to_owned();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert!(
+            out.starts_with(b"HTTP/1.1 4"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    })
+    .await
+    .unwrap();
+}

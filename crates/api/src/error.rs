@@ -9,7 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Body of every error response: `{"success": false, "error": "<code>", "message": "<text>"}`,
-/// plus `field` for validation errors and `retry_after` (seconds) for rate limits and locks.
+/// plus `field` for validation errors and `retry_after` (seconds) for rate limits and locks, and
+/// `request_id` (the response's `X-Request-Id`) in every error the application answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `false`.
@@ -361,4 +362,19 @@ pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
         next = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("pool timed out")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_cause_chain_names_every_source() {
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(cause_chain(&e), "pool timed out: connection refused");
+    }
 }

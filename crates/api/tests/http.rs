@@ -86,6 +86,24 @@ async fn live_and_ready_when_a_market_database_is_down() {
     }
 }
 
+/// A database that hangs does not hold `/health/ready` past its deadline: 503 within 1 s, the
+/// hanging market `down`, the other `up`.
+#[actix_web::test]
+async fn ready_answers_within_a_second_when_a_database_hangs() {
+    let (services, state) = state();
+    let app = app!(state);
+    services.us.set_stall(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let ready = test::TestRequest::get().uri("/health/ready").to_request();
+    let body = answer(&app, ready, 503).await;
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    assert_eq!(body["markets"][0]["status"], "up");
+    assert_eq!(body["markets"][1]["market"], "us");
+    assert_eq!(body["markets"][1]["status"], "down");
+    services.us.set_stall(std::time::Duration::ZERO);
+}
+
 #[actix_web::test]
 async fn outage_during_login_is_503_in_the_market_language() {
     let (services, state) = state();

@@ -1,7 +1,7 @@
 //! A migrated store on a throwaway database, and a switch that takes it down.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -110,6 +110,12 @@ impl TestStore {
         self.switch.set_down(down);
     }
 
+    /// Makes every call through [`TestStore::repo`] wait `stall` first, like a database that
+    /// hangs (zero: no wait).
+    pub fn set_stall(&self, stall: std::time::Duration) {
+        self.switch.set_stall(stall);
+    }
+
     /// Runs `sql` on a connection of its own; returns the `BIGINT` column `v` of the first row,
     /// or the number of rows changed when `sql` is not a query.
     pub fn sql(&self, sql: &str) -> i64 {
@@ -194,6 +200,8 @@ impl OutboxRow {
 pub struct Switch {
     inner: MarketStore,
     down: AtomicBool,
+    /// Milliseconds every call waits first, as a database that hangs would make it.
+    stall_ms: AtomicU64,
 }
 
 impl Switch {
@@ -202,7 +210,14 @@ impl Switch {
         Self {
             inner,
             down: AtomicBool::new(false),
+            stall_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Makes every call wait `stall` first (zero: no wait), like a database that does not answer.
+    pub fn set_stall(&self, stall: std::time::Duration) {
+        let ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
+        self.stall_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Switches the store off (`true`) or on.
@@ -211,6 +226,10 @@ impl Switch {
     }
 
     fn gate(&self) -> Result<(), RepoError> {
+        let stall = self.stall_ms.load(Ordering::SeqCst);
+        if stall > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(stall));
+        }
         if self.down.load(Ordering::SeqCst) {
             Err(RepoError::Unavailable("test store switched off".into()))
         } else {

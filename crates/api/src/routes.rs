@@ -496,26 +496,35 @@ pub async fn health(
 ) -> Result<HttpResponse, ApiError> {
     let auth = state.auth.clone();
     let report = blocking(fallback_lang(&req), move || Ok(auth.health())).await?;
-    let healthy = report.iter().all(|h| h.error.is_none());
     for h in report.iter().filter(|h| h.error.is_some()) {
         tracing::warn!(market = %h.market, error = ?h.error, "health check failed");
     }
+    Ok(health_response(
+        report.into_iter().map(|h| (h.market, h.error.is_none())),
+    ))
+}
+
+/// The health body for `(market, database answered)` pairs: 200 `healthy` when every market is
+/// up, else 503 `unhealthy`.
+fn health_response(markets: impl IntoIterator<Item = (Market, bool)>) -> HttpResponse {
+    let markets: Vec<MarketHealthDto> = markets
+        .into_iter()
+        .map(|(market, up)| MarketHealthDto {
+            market,
+            status: if up { "up" } else { "down" }.to_owned(),
+        })
+        .collect();
+    let healthy = markets.iter().all(|m| m.status == "up");
     let body = HealthResponse {
         status: if healthy { "healthy" } else { "unhealthy" }.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        markets: report
-            .into_iter()
-            .map(|h| MarketHealthDto {
-                market: h.market,
-                status: if h.error.is_none() { "up" } else { "down" }.to_owned(),
-            })
-            .collect(),
+        markets,
     };
-    Ok(if healthy {
+    if healthy {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
-    })
+    }
 }
 
 /// Liveness: the process answers (no database is asked).
@@ -558,7 +567,6 @@ pub async fn health_ready(state: web::Data<ApiState>) -> HttpResponse {
         })
         .collect();
     let mut markets = Vec::with_capacity(pings.len());
-    let mut healthy = true;
     for (market, task) in pings {
         let error = match actix_web::rt::time::timeout(
             deadline.saturating_duration_since(actix_web::rt::time::Instant::now()),
@@ -572,24 +580,11 @@ pub async fn health_ready(state: web::Data<ApiState>) -> HttpResponse {
             Err(_) => Some(format!("no answer within {READY_TIMEOUT:?}")),
         };
         if let Some(error) = &error {
-            healthy = false;
             tracing::warn!(%market, error, "readiness check failed");
         }
-        markets.push(MarketHealthDto {
-            market,
-            status: if error.is_none() { "up" } else { "down" }.to_owned(),
-        });
+        markets.push((market, error.is_none()));
     }
-    let body = HealthResponse {
-        status: if healthy { "healthy" } else { "unhealthy" }.to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        markets,
-    };
-    if healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    health_response(markets)
 }
 
 /// Same as `/health`, under the auth prefix.

@@ -507,22 +507,7 @@ impl AuthService {
         };
         let outcome = repo.issue_challenge(cmd).map_err(Self::storage(market))?;
         if test_code.is_some() {
-            // Audit (issue 12, items 7 and 18): the log line and the market's audit log.
-            tracing::info!(
-                target: "audit",
-                event = "test_number_used",
-                step = "send_code",
-                %market,
-                purpose = purpose.as_str(),
-                outcome = ?outcome,
-                client_ip = client.ip.as_deref(),
-                user_agent = client.user_agent.as_deref(),
-            );
-            let event = AuditEvent::TestNumberUsed {
-                phone: phone.clone(),
-                action: "send_code",
-            };
-            self.audit(AuditRecord::new(market, now, None, client, event));
+            self.audit_test_number(phone, client, "send_code", None, &outcome);
         }
         match outcome {
             IssueOutcome::Issued => Ok(CodeSent {
@@ -607,21 +592,7 @@ impl AuthService {
     ) -> AuthError {
         let market = phone.market();
         if self.config.test_code(phone, self.clock.now()).is_some() {
-            tracing::info!(
-                target: "audit",
-                event = "test_number_used",
-                step,
-                %market,
-                outcome = ?outcome,
-                client_ip = client.ip.as_deref(),
-                user_agent = client.user_agent.as_deref(),
-            );
-            let event = AuditEvent::TestNumberUsed {
-                phone: phone.clone(),
-                action: step,
-            };
-            let now = self.clock.now();
-            self.audit(AuditRecord::new(market, now, None, client, event));
+            self.audit_test_number(phone, client, step, None, &outcome);
         }
         match outcome {
             VerifyOutcome::Verified { .. } | VerifyOutcome::NoActiveCode => {
@@ -737,21 +708,13 @@ impl AuthService {
                 known_device,
             } => {
                 if self.config.test_code(phone, now).is_some() {
-                    tracing::info!(
-                        target: "audit",
-                        event = "test_number_used",
-                        step = "verify_code",
-                        %market,
-                        user = user.id.0,
-                        outcome = "verified",
-                        client_ip = client.ip.as_deref(),
-                        user_agent = client.user_agent.as_deref(),
+                    self.audit_test_number(
+                        phone,
+                        client,
+                        "verify_code",
+                        Some(user.id),
+                        &"verified",
                     );
-                    let event = AuditEvent::TestNumberUsed {
-                        phone: phone.clone(),
-                        action: "verify_code",
-                    };
-                    self.audit(AuditRecord::new(market, now, Some(user.id), client, event));
                 }
                 let jti = new_uuid(self.rng.as_ref());
                 let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
@@ -870,6 +833,41 @@ impl AuthService {
             who.market,
             now,
             Some(who.user.id),
+            client,
+            event,
+        ));
+    }
+
+    /// Records a use of a test number (issue 12, items 7 and 18): a `target: "audit"` log line
+    /// with the outcome, and a `test_number_used` row in the market's audit log (`step` is
+    /// `send_code`, `verify_code` or `delete_account`; never the code).
+    fn audit_test_number(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        step: &'static str,
+        user: Option<UserId>,
+        outcome: &dyn std::fmt::Debug,
+    ) {
+        let market = phone.market();
+        tracing::info!(
+            target: "audit",
+            event = "test_number_used",
+            step,
+            %market,
+            user = user.map(|u| u.0),
+            outcome = ?outcome,
+            client_ip = client.ip.as_deref(),
+            user_agent = client.user_agent.as_deref(),
+        );
+        let event = AuditEvent::TestNumberUsed {
+            phone: phone.clone(),
+            action: step,
+        };
+        self.audit(AuditRecord::new(
+            market,
+            self.clock.now(),
+            user,
             client,
             event,
         ));

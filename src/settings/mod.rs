@@ -144,6 +144,7 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
+        let edge = marque_api::edge::EdgeSettings::default();
         Self {
             host: Text::fixed("127.0.0.1"),
             port: Port::clamped(8000),
@@ -151,8 +152,9 @@ impl Default for ServerSettings {
             blocking_threads: None,
             allowed_origins: List::default(),
             trusted_proxies: List::default(),
-            body_read_timeout_seconds: PositiveSeconds::clamped(30),
-            max_connections_per_ip: ConnectionCap::clamped(64),
+            // The edge's defaults are written once, in `EdgeSettings::default()`.
+            body_read_timeout_seconds: PositiveSeconds::clamped(edge.body_read_timeout.as_secs()),
+            max_connections_per_ip: ConnectionCap::clamped(edge.max_connections_per_ip as u64),
             default_market: Market::Kg,
         }
     }

@@ -74,7 +74,9 @@ async fn every_refused_code_gets_the_same_answer(backend: Backend) {
         app.verify(KG, not(&code)).await;
     }
     answers.push(answer(app.verify(KG, &code).await).await);
-    // An unknown challenge id.
+    // An unknown challenge id, with the right digits of a live code (so only the id refuses it).
+    app.clock.advance(Duration::minutes(16));
+    let code = app.send_and_read_code(KG, 3).await;
     answers.push(answer(verify_with(&app, KG, &code, Some("nope")).await).await);
 
     let first = &answers[0];

@@ -190,13 +190,14 @@ async fn refresh_replay_is_honoured_only_for_the_same_client(backend: Backend) {
     let retry: Value = retry.json().await.unwrap();
     assert_eq!(retry["refresh_token"].as_str(), Some(second));
     // Nothing on the rotated row holds the successor, sealed or not.
-    for blob in app
+    let blobs = app
         .blobs(
             Market::Kg,
             "SELECT rotated_client AS b FROM refresh_tokens WHERE rotated_client IS NOT NULL",
         )
-        .await
-    {
+        .await;
+    assert_eq!(blobs.len(), 1, "the rotated row records its client");
+    for blob in blobs {
         assert_eq!(blob.len(), 32);
         assert!(
             !blob

@@ -299,6 +299,17 @@ impl ApiError {
         self.kind.row().1
     }
 
+    /// Seconds to wait before retrying (body `retry_after` and the `Retry-After` header, RFC 9110
+    /// §10.2.3), for the refusals that carry it.
+    fn retry_after(&self) -> Option<u64> {
+        match self.kind {
+            ErrorKind::RateLimited(s)
+            | ErrorKind::SmsBudgetExceeded(s)
+            | ErrorKind::PhoneLocked(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
         let base = text(self.kind.row().2, self.lang);
@@ -316,12 +327,7 @@ impl ApiError {
             error: self.code(),
             message,
             field,
-            retry_after: match self.kind {
-                ErrorKind::RateLimited(s)
-                | ErrorKind::SmsBudgetExceeded(s)
-                | ErrorKind::PhoneLocked(s) => Some(s),
-                _ => None,
-            },
+            retry_after: self.retry_after(),
             request_id: None,
         }
     }
@@ -334,12 +340,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
+        if let Some(s) = self.retry_after() {
+            res.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
         match self.kind {
-            ErrorKind::RateLimited(s)
-            | ErrorKind::SmsBudgetExceeded(s)
-            | ErrorKind::PhoneLocked(s) => {
-                res.insert_header((header::RETRY_AFTER, s.to_string()));
-            }
             ErrorKind::InvalidToken => {
                 res.insert_header((
                     header::WWW_AUTHENTICATE,

@@ -165,6 +165,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// serde's data-error text without the value it quotes (`invalid type: string "5555 …",
+/// expected a boolean` → `invalid type: expected a boolean`): a refused value may be a card
+/// number or a secret and is never echoed (PCI DSS 3.3, OWASP ASVS V7.1).
+fn without_value(msg: &str) -> String {
+    match (msg.split_once(": "), msg.rsplit_once(", expected ")) {
+        (Some((kind, _)), Some((_, expected))) => format!("{kind}: expected {expected}"),
+        _ => msg.to_owned(),
+    }
+}
+
 /// Parses `bytes` as `T`, classifying failures as [`JsonBody`] documents.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorKind> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -175,7 +185,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorKind> {
             return ErrorKind::InvalidJson;
         }
         let msg = inner.to_string();
-        let detail = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+        let detail = without_value(msg.split(" at line ").next().unwrap_or(&msg));
         let field = if path == "." {
             missing_field(&msg)
         } else {
@@ -199,6 +209,20 @@ fn missing_field(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refused_values_are_not_echoed() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            is_default: bool,
+        }
+        let err =
+            super::parse_json::<Body>(br#"{"is_default": "5555 5555 5555 4444"}"#).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(!text.contains("5555"), "{text}");
+        assert!(text.contains("expected a boolean"), "{text}");
+    }
+
     use actix_web::test::TestRequest;
 
     use super::*;

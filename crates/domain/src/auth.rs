@@ -467,7 +467,7 @@ impl AuthService {
         let mut limits = Vec::new();
         if test_code.is_none() {
             limits.push(RateLimitCheck {
-                bucket: format!("send:phone:{}", phone.e164()),
+                bucket: crate::rate_limit::phone_send_bucket(phone),
                 policy: self.config.phone_send_limit,
                 elsewhere: Elsewhere::default(),
             });

@@ -35,10 +35,7 @@ pub struct IpBucket {
 
 /// The address as counted: IPv4-mapped IPv6 becomes IPv4; anything else unchanged.
 pub fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
+    ip.to_canonical()
 }
 
 /// `v6` with all but its first `bits` bits zeroed.

@@ -3,6 +3,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+/// The key of a number's send-code bucket (`send:phone:<E.164>`): the one place it is spelled, so
+/// the service that hits it and the store that deletes it with the account agree.
+pub fn phone_send_bucket(phone: &marque_markets::PhoneNumber) -> String {
+    format!("send:phone:{}", phone.e164())
+}
+
 /// A limit: at most `max_hits` in a window of `window` that opens at the first hit, and at least
 /// `cooldown` between two hits (zero for none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,8 +26,8 @@ use crate::models::{
     BucketRow, FailureRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32,
 };
 use crate::schema::{
-    account_deletions, outbox, phone_failures, phone_verifications, rate_limits, refresh_tokens,
-    sessions, sms_prefix_stats, users,
+    account_deletions, audit_log, outbox, phone_failures, phone_verifications, rate_limits,
+    refresh_tokens, sessions, sms_prefix_stats, users,
 };
 use crate::store::TxError;
 
@@ -452,7 +452,14 @@ impl AuthRepository for MarketStore {
             )
             .execute(conn)?;
             diesel::delete(outbox::table.filter(outbox::recipient.eq(phone))).execute(conn)?;
-            diesel::delete(rate_limits::table.find(format!("send:phone:{phone}"))).execute(conn)?;
+            let bucket = marque_domain::rate_limit::phone_send_bucket(cmd.check.phone);
+            diesel::delete(rate_limits::table.find(bucket)).execute(conn)?;
+            // Audit rows keep who did what, but not the number of a deleted account.
+            diesel::update(
+                audit_log::table.filter(audit_log::detail.like(format!("%phone={phone}%"))),
+            )
+            .set(audit_log::detail.eq(None::<String>))
+            .execute(conn)?;
             diesel::delete(phone_failures::table.find(phone)).execute(conn)?;
             diesel::insert_into(account_deletions::table)
                 .values((

@@ -343,14 +343,11 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after() {
             res.insert_header((header::RETRY_AFTER, s.to_string()));
         }
-        match self.kind {
-            ErrorKind::InvalidToken => {
-                res.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                ));
-            }
-            _ => {}
+        if matches!(self.kind, ErrorKind::InvalidToken) {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            ));
         }
         res.json(self.body())
     }

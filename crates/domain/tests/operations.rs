@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use marque_domain::Clock;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use marque_domain::{
     AuditRepository, AuthConfig, AuthError, ClientInfo, LogoutScope, RetentionPolicy,
@@ -140,6 +142,17 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
         .send_code_for(&p, marque_markets::OtpPurpose::DeleteAccount, &client())
         .unwrap();
     let deletion_code = f.delivered_code(&p);
+    // A row naming the number (as a lock does): the deletion must not leave the number behind.
+    f.auth.audit(marque_domain::AuditRecord::new(
+        Market::Kg,
+        f.clock.now(),
+        Some(user),
+        &client(),
+        marque_domain::AuditEvent::PhoneLocked {
+            phone: p.clone(),
+            until: f.clock.now() + Duration::days(1),
+        },
+    ));
     f.auth
         .delete_account_with(&who, &deletion_code, None, &client())
         .unwrap();
@@ -154,8 +167,17 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
             "sign_out",
             "sign_out",
             "sign_in",
+            "phone_locked",
             "account_deleted"
         ]
+    );
+    assert_eq!(
+        rows[6].detail, None,
+        "the deleted account's number stays nowhere"
+    );
+    assert!(
+        rows.iter().all(|r| !format!("{r:?}").contains(p.e164())),
+        "{rows:?}"
     );
     assert!(rows.iter().all(|r| r.user == Some(user)), "{rows:?}");
     let sign_in = &rows[0];
@@ -170,7 +192,7 @@ fn the_audit_log_records_who_did_what_from_where_without_secrets(backend: Backen
     assert_eq!(rows[3].detail.as_deref(), Some("scope=session sessions=1"));
     // The global sign-out found no session left to end: still recorded.
     assert_eq!(rows[4].detail.as_deref(), Some("scope=global sessions=0"));
-    assert_eq!(rows[6].client_ip.as_deref(), Some("198.51.100.23"));
+    assert_eq!(rows[7].client_ip.as_deref(), Some("198.51.100.23"));
     // Nothing secret in any column of any row.
     let secrets = [
         code.as_str().to_owned(),

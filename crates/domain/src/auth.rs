@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use marque_markets::{Language, Market, OtpCode, OtpPurpose, PhoneNumber, otp_message_for};
+use marque_markets::{Language, Market, OtpCode, OtpPurpose, PhoneNumber};
 
 use crate::challenge::FailurePolicy;
 use crate::ip_budget::{self, IpScope};
@@ -18,10 +18,10 @@ use crate::tokens::ClaimsExt;
 use crate::{
     AccessClaims, AttemptGuard, AuditEvent, AuditRecord, AuthRepository, Channel, Clock, CodeCheck,
     DeleteAccount, IssueChallenge, IssueOutcome, MarketUnavailable, NewOutboxMessage,
-    NewRefreshToken, NewSession, OtpHasher, Owner, PayloadSealer, ProfileUpdate, RandomSource,
-    RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    NewRefreshToken, NewSession, OtpHasher, OtpPayload, Owner, PayloadSealer, ProfileUpdate,
+    RandomSource, RateLimitCheck, RateLimitPolicy, RefreshKeys, RepoError, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, TokenService, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 
 /// Tunables of [`AuthService`]. Defaults follow NIST SP 800-63B §5.1.3 and the product's
@@ -70,6 +70,10 @@ pub struct AuthConfig {
     /// Whether verify-code and account deletion require the `challenge_id` of send-code
     /// (`REQUIRE_CHALLENGE_ID`, default `false` so the original clients keep working).
     pub require_challenge_id: bool,
+    /// The channels a market's codes may go out on, in fallback order; the first is the default
+    /// (`CHANNELS_KG`, `CHANNELS_US`, narrowed to the channels whose provider is configured).
+    /// Default: SMS only.
+    pub channels: BTreeMap<Market, Vec<Channel>>,
 }
 
 impl Default for AuthConfig {
@@ -121,6 +125,10 @@ impl Default for AuthConfig {
                 lock: Duration::minutes(1440),
             },
             require_challenge_id: false,
+            channels: Market::ALL
+                .iter()
+                .map(|m| (*m, vec![Channel::Sms]))
+                .collect(),
         }
     }
 }
@@ -146,6 +154,11 @@ impl AuthConfig {
             Some(until) if now >= until => None,
             _ => Some(code),
         }
+    }
+
+    /// The channels of `market` in fallback order (empty when none is configured).
+    pub fn channels(&self, market: Market) -> &[Channel] {
+        self.channels.get(&market).map_or(&[], Vec::as_slice)
     }
 
     /// Code lifetime in `market`.
@@ -175,6 +188,8 @@ pub struct CodeSent {
     pub challenge_id: String,
     /// What the code is for.
     pub purpose: OtpPurpose,
+    /// The channel the code goes out on first.
+    pub channel: Channel,
 }
 
 /// Why a code was refused. Clients get one answer for all of them (`invalid_code`), so a probe
@@ -305,6 +320,9 @@ pub enum AuthError {
     /// after this many seconds.
     #[error("sms budget exceeded, retry after {0} s")]
     SmsBudgetExceeded(u64),
+    /// The asked-for channel is not in the market's list or has no configured provider.
+    #[error("channel {0} not available")]
+    ChannelNotAvailable(Channel),
     /// A CAPTCHA is configured and the request carries no token.
     #[error("captcha required")]
     CaptchaRequired,
@@ -457,7 +475,31 @@ impl AuthService {
         purpose: OtpPurpose,
         client: &ClientInfo,
     ) -> Result<CodeSent, AuthError> {
+        self.send_code_via(phone, purpose, None, client)
+    }
+
+    /// [`AuthService::send_code_for`] on `channel` (`None`: the market's first channel). The
+    /// other channels of the market's list, in order, are the message's fallbacks.
+    ///
+    /// Errors: [`AuthError::ChannelNotAvailable`] when `channel` is not in the market's list (or
+    /// the list is empty), then those of [`AuthService::send_code_for`].
+    pub fn send_code_via(
+        &self,
+        phone: &PhoneNumber,
+        purpose: OtpPurpose,
+        channel: Option<Channel>,
+        client: &ClientInfo,
+    ) -> Result<CodeSent, AuthError> {
         let market = phone.market();
+        let channels = self.config.channels(market);
+        let channel = match channel {
+            Some(c) if channels.contains(&c) => c,
+            Some(c) => return Err(AuthError::ChannelNotAvailable(c)),
+            None => *channels
+                .first()
+                .ok_or(AuthError::ChannelNotAvailable(Channel::Sms))?,
+        };
+        let fallback: Vec<Channel> = channels.iter().copied().filter(|c| *c != channel).collect();
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let ttl = self.config.otp_ttl(market);
@@ -479,11 +521,16 @@ impl AuthService {
             Some(code) => (code.clone(), None),
             None => {
                 let code = generate_otp(self.rng.as_ref());
-                let body = otp_message_for(market.language(), purpose, &code);
+                let payload = OtpPayload {
+                    code: code.clone(),
+                    purpose,
+                    ttl_minutes: u32::try_from(ttl.num_minutes()).unwrap_or(u32::MAX),
+                };
                 let outbox = NewOutboxMessage {
-                    channel: Channel::Sms,
+                    channel,
+                    fallback,
                     recipient: phone.e164().to_owned(),
-                    sealed_body: self.sealer.seal(body.as_bytes(), self.rng.as_ref()),
+                    sealed_body: self.sealer.seal(&payload.encode(), self.rng.as_ref()),
                     expires_at,
                 };
                 (code, Some(outbox))
@@ -497,6 +544,7 @@ impl AuthService {
             code_hash: self.hasher.hash(phone, purpose, &code),
             purpose,
             challenge_id: challenge_id.clone(),
+            channel,
             check_lock: !exempt,
             now,
             expires_at,
@@ -514,6 +562,7 @@ impl AuthService {
                 expires_in_minutes: ttl.num_minutes(),
                 challenge_id,
                 purpose,
+                channel,
             }),
             IssueOutcome::IssuedWithAlarm(alarm) => {
                 self.guard_metrics.alarm(market, &alarm);
@@ -521,6 +570,7 @@ impl AuthService {
                     expires_in_minutes: ttl.num_minutes(),
                     challenge_id,
                     purpose,
+                    channel,
                 })
             }
             IssueOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),

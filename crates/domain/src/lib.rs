@@ -13,6 +13,7 @@ pub mod auth;
 pub mod captcha;
 pub mod challenge;
 pub mod clock;
+pub mod delivery;
 pub mod entities;
 pub mod events;
 pub mod ip_budget;
@@ -43,6 +44,11 @@ pub use auth::{
 pub use captcha::{CaptchaUnavailable, CaptchaVerifier};
 pub use challenge::{ChallengeState, ChallengeStatus, FailurePolicy, FailureState, Judgement};
 pub use clock::{Clock, SystemClock};
+pub use delivery::{
+    Accepted, CallbackError, CallbackRequest, ChallengeDelivery, Channel, DeliveryCallback,
+    DeliveryError, DeliveryReport, DeliveryState, DeliveryTracker, MessageSender, OtpPayload,
+    OutgoingMessage, ReportedStatus, RetryPolicy,
+};
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,
 };
@@ -51,10 +57,10 @@ pub use keys::KeyRing;
 pub use marque_markets::OtpPurpose;
 pub use otp::OtpHasher;
 pub use ports::{
-    AttemptGuard, AuthRepository, Channel, CodeCheck, DeleteAccount, DeliveryError, IssueChallenge,
-    IssueOutcome, MarketUnavailable, MessageSender, NewOutboxMessage, NewRefreshToken,
-    OutboxMessage, OutboxRepository, OutgoingMessage, RateLimitCheck, RepoError, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionInfo, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuthRepository, CodeCheck, DeleteAccount, IssueChallenge, IssueOutcome,
+    MarketUnavailable, NewOutboxMessage, NewRefreshToken, OutboxMessage, OutboxRepository,
+    RateLimitCheck, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SentReceipt, SessionInfo,
+    VerifyChallenge, VerifyOutcome,
 };
 pub use random::{RandomSource, ThreadCsprng};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use marque_markets::{Market, OtpPurpose, PhoneNumber};
 
 use crate::challenge::FailurePolicy;
+use crate::delivery::{ChallengeDelivery, Channel, DeliveryReport};
 use crate::rate_limit::Elsewhere;
 use crate::sms_guard::{BudgetTrip, PrefixAlarm, SmsGuards};
 use crate::{
@@ -78,46 +79,17 @@ pub struct RateLimitCheck {
     pub elsewhere: Elsewhere,
 }
 
-/// Delivery channel of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// Text message.
-    Sms,
-    /// WhatsApp Cloud API.
-    WhatsApp,
-    /// Telegram Bot API.
-    Telegram,
-}
-
-impl Channel {
-    /// Storage and API text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sms => "sms",
-            Self::WhatsApp => "whatsapp",
-            Self::Telegram => "telegram",
-        }
-    }
-
-    /// Parses the storage text.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "sms" => Self::Sms,
-            "whatsapp" => Self::WhatsApp,
-            "telegram" => Self::Telegram,
-            _ => return None,
-        })
-    }
-}
-
 /// A message to write to the outbox in the same transaction as its challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutboxMessage {
-    /// Channel to deliver on.
+    /// Channel to deliver on first.
     pub channel: Channel,
+    /// The channels to fall back to, in order, when `channel` fails permanently (each tried
+    /// once).
+    pub fallback: Vec<Channel>,
     /// Recipient, E.164.
     pub recipient: String,
-    /// Body sealed with [`crate::PayloadSealer`].
+    /// An [`crate::OtpPayload`] sealed with [`crate::PayloadSealer`].
     pub sealed_body: Vec<u8>,
     /// After this instant the message is pointless (its code expired) and is dropped.
     pub expires_at: DateTime<Utc>,
@@ -136,6 +108,9 @@ pub struct IssueChallenge {
     /// The unguessable id returned to the client (22 base64url characters, 128 random bits); a
     /// verification that carries it is judged on this challenge only.
     pub challenge_id: String,
+    /// The channel the code goes out on first (recorded with the challenge, also for test
+    /// numbers, which send nothing).
+    pub channel: Channel,
     /// Whether a failure lock of the number refuses the code ([`IssueOutcome::Locked`]); `false`
     /// only for test numbers outside production.
     pub check_lock: bool,
@@ -432,16 +407,32 @@ pub trait AuthRepository: AuditRepository + Send + Sync {
 pub struct OutboxMessage {
     /// Row id.
     pub id: i64,
-    /// Channel.
+    /// Channel to deliver on now.
     pub channel: Channel,
+    /// Channels still to fall back to, in order.
+    pub fallback: Vec<Channel>,
+    /// The channel first tried, once the message has fallen back.
+    pub fallback_from: Option<Channel>,
     /// Recipient, E.164.
     pub recipient: String,
-    /// Sealed body.
+    /// Sealed [`crate::OtpPayload`].
     pub sealed_body: Vec<u8>,
-    /// Delivery attempts made before this one.
+    /// Delivery attempts made on the current channel before this one.
     pub attempts: u32,
     /// When the message becomes pointless.
     pub expires_at: DateTime<Utc>,
+}
+
+/// What a provider answered for a delivered message, recorded with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentReceipt<'a> {
+    /// Provider name (`twilio`, `sns`…).
+    pub provider: &'a str,
+    /// The provider's message id, which its delivery reports name.
+    pub provider_message_id: Option<&'a str>,
+    /// SMS segments billed (GSM-7: 160 characters, or 153 each when split; UCS-2: 70, or 67);
+    /// `None` on messenger channels.
+    pub segments: Option<u32>,
 }
 
 /// The delivery outbox of one market database.
@@ -458,8 +449,42 @@ pub trait OutboxRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, RepoError>;
 
-    /// Marks a message delivered and scrubs its body.
-    fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError>;
+    /// Marks a message handed to its provider, records the provider's receipt and scrubs the
+    /// body (no code or text is kept once sent).
+    fn mark_sent(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        receipt: SentReceipt<'_>,
+    ) -> Result<(), RepoError>;
+
+    /// Moves a message that failed permanently on its channel to `next`: the same sealed code,
+    /// attempts reset, due at `now`; `remaining` are the channels still left after `next`.
+    /// `fallback_from` keeps the first channel tried.
+    fn fall_back(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        next: Channel,
+        remaining: &[Channel],
+        error: &str,
+    ) -> Result<(), RepoError>;
+
+    /// Applies a provider's delivery report to the message it names (by provider and provider
+    /// message id). Returns whether a message of this database was found.
+    fn record_report(
+        &self,
+        provider: &str,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// The delivery of the message of challenge `challenge_id`, if the challenge is in this
+    /// database.
+    fn challenge_delivery(
+        &self,
+        challenge_id: &str,
+    ) -> Result<Option<ChallengeDelivery>, RepoError>;
 
     /// Records a failed attempt: retried at `retry_at`, or given up (body scrubbed) when `None`.
     fn mark_failed(
@@ -472,49 +497,4 @@ pub trait OutboxRepository: Send + Sync {
 
     /// Marks a message that expired before delivery and scrubs its body.
     fn mark_expired(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError>;
-}
-
-/// A message ready for a provider.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    /// Channel.
-    pub channel: Channel,
-    /// Market of the recipient (picks sender ids, templates).
-    pub market: Market,
-    /// Recipient, E.164.
-    pub recipient: String,
-    /// Text to deliver; contains a one-time code, so `Debug` hides it.
-    pub body: String,
-}
-
-impl std::fmt::Debug for OutgoingMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutgoingMessage")
-            .field("channel", &self.channel)
-            .field("market", &self.market)
-            .field("recipient", &self.recipient)
-            .field("body", &"[REDACTED]")
-            .finish()
-    }
-}
-
-/// A provider's refusal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    /// Worth retrying (timeouts, 5xx, throttling).
-    #[error("transient delivery failure: {0}")]
-    Transient(String),
-    /// Retrying will not help (invalid number, rejected credentials).
-    #[error("permanent delivery failure: {0}")]
-    Permanent(String),
-}
-
-/// A delivery provider (console, Twilio, WhatsApp…).
-#[async_trait::async_trait]
-pub trait MessageSender: Send + Sync {
-    /// Provider name for logs and metrics (`console`, `twilio`…).
-    fn name(&self) -> &'static str;
-
-    /// Delivers one message.
-    async fn send(&self, message: &OutgoingMessage) -> Result<(), DeliveryError>;
 }

@@ -25,9 +25,7 @@ pub use address::{
     MAX_UNIT_CHARS, MarketAddress, UsAddress, UsState, UsZipCode, address_fields,
 };
 pub use field::FieldError;
-pub use locale::{
-    MessageKey, new_sign_in_notice, otp_message, otp_message_for, phone_locked_notice, text,
-};
+pub use locale::{MessageKey, new_sign_in_notice, otp_template, phone_locked_notice, text};
 pub use market::{
     Currency, Language, Market, MarketProfile, PriceFormat, SymbolPosition, UnknownMarket,
 };

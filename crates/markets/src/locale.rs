@@ -1,7 +1,7 @@
 //! The catalog of user-facing texts, in Russian (Kyrgyzstan) and English (United States).
 
 use crate::market::Language;
-use crate::otp::{OtpCode, OtpPurpose};
+use crate::otp::OtpPurpose;
 
 /// Identifies one user-facing message. Every key has a Russian and an English text; see
 /// [`text`].
@@ -390,37 +390,28 @@ pub fn new_sign_in_notice(lang: Language, device: Option<&str>) -> (String, Stri
     }
 }
 
-/// The SMS/WhatsApp/Telegram body carrying a code.
+/// The default template of a message carrying a code, with the placeholders `{app}` (the shop's
+/// name), `{code}` and `{minutes}` (the code's lifetime); operators may override it per market
+/// (`SMS_TEMPLATE_{MARKET}`, `SMS_DELETE_ACCOUNT_TEMPLATE_{MARKET}`).
 ///
-/// ru: `"Marque: ваш код 123456. Никому его не сообщайте."`,
-/// en: `"Marque: your code is 123456. Do not share it with anyone."` — always starting with
-/// the exact prefix `"Marque: ваш код <code>"` / `"Marque: your code is <code>"`.
-///
-/// The Russian body is 47 characters, so it fits one UCS-2 SMS segment (70 characters,
-/// 3GPP TS 23.038); the English one fits one GSM-7 segment (160 characters).
-pub fn otp_message(lang: Language, code: &OtpCode) -> String {
-    otp_message_for(lang, OtpPurpose::Login, code)
-}
-
-/// The body carrying a code for `purpose`: [`otp_message`] for [`OtpPurpose::Login`]; for
-/// [`OtpPurpose::DeleteAccount`] it says what the code does, so nobody reads a deletion code out
-/// to a caller believing it signs them in — ru: `"Marque: код для удаления аккаунта 123456.
-/// Никому его не сообщайте."` (66 characters, one UCS-2 segment), en: `"Marque: code to delete
-/// your account: 123456. Do not share it with anyone."`.
-pub fn otp_message_for(lang: Language, purpose: OtpPurpose, code: &OtpCode) -> String {
-    let code = code.as_str();
+/// ru login: `"{app}: ваш код {code}. Действует {minutes} мин. Никому не сообщайте."` — 62
+/// characters with `Marque` and 10 minutes, so it fits one UCS-2 SMS segment (70 characters,
+/// 3GPP TS 23.038); en login: `"{app}: your code is {code}. It expires in {minutes} min. Do not
+/// share it."` fits one GSM-7 segment (160). The deletion templates say what the code does, so
+/// nobody reads a deletion code out to a caller believing it signs them in.
+pub fn otp_template(lang: Language, purpose: OtpPurpose) -> &'static str {
     match (purpose, lang) {
         (OtpPurpose::Login, Language::Ru) => {
-            format!("Marque: ваш код {code}. Никому его не сообщайте.")
+            "{app}: ваш код {code}. Действует {minutes} мин. Никому не сообщайте."
         }
         (OtpPurpose::Login, Language::En) => {
-            format!("Marque: your code is {code}. Do not share it with anyone.")
+            "{app}: your code is {code}. It expires in {minutes} min. Do not share it."
         }
         (OtpPurpose::DeleteAccount, Language::Ru) => {
-            format!("Marque: код для удаления аккаунта {code}. Никому его не сообщайте.")
+            "{app}: код для удаления аккаунта {code}. Никому не сообщайте."
         }
         (OtpPurpose::DeleteAccount, Language::En) => {
-            format!("Marque: code to delete your account: {code}. Do not share it with anyone.")
+            "{app}: code to delete your account: {code}. Do not share it with anyone."
         }
     }
 }
@@ -545,45 +536,21 @@ mod tests {
     }
 
     #[test]
-    fn deletion_codes_say_what_they_do() {
-        let code = OtpCode::parse("123456").unwrap();
-        let ru = otp_message_for(Language::Ru, OtpPurpose::DeleteAccount, &code);
-        let en = otp_message_for(Language::En, OtpPurpose::DeleteAccount, &code);
+    fn code_templates_carry_every_placeholder_they_need() {
+        for lang in [Language::Ru, Language::En] {
+            for purpose in [OtpPurpose::Login, OtpPurpose::DeleteAccount] {
+                let t = otp_template(lang, purpose);
+                assert!(t.starts_with("{app}: ") && t.contains("{code}"), "{t}");
+            }
+            assert!(otp_template(lang, OtpPurpose::Login).contains("{minutes}"));
+        }
         assert!(
-            ru.contains("удаления аккаунта") && ru.contains("123456"),
-            "{ru}"
+            otp_template(Language::Ru, OtpPurpose::DeleteAccount).contains("удаления аккаунта")
         );
-        assert!(ru.chars().count() <= 70, "{ru}");
         assert!(
-            en.contains("delete your account") && en.contains("123456"),
-            "{en}"
-        );
-        assert_eq!(
-            otp_message_for(Language::En, OtpPurpose::Login, &code),
-            otp_message(Language::En, &code)
+            otp_template(Language::En, OtpPurpose::DeleteAccount).contains("delete your account")
         );
         let (title, body) = phone_locked_notice(Language::Ru, 24);
         assert!(!title.is_empty() && body.contains("24"));
-    }
-
-    #[test]
-    fn otp_messages() {
-        let code = OtpCode::parse("123456").unwrap();
-        let ru = otp_message(Language::Ru, &code);
-        let en = otp_message(Language::En, &code);
-        assert!(ru.starts_with("Marque: ваш код 123456"), "{ru}");
-        assert!(en.starts_with("Marque: your code is 123456"), "{en}");
-        assert_eq!(ru, "Marque: ваш код 123456. Никому его не сообщайте.");
-        assert_eq!(
-            en,
-            "Marque: your code is 123456. Do not share it with anyone."
-        );
-        assert!(ru.chars().count() <= 70);
-        assert!(en.chars().count() <= 160);
-        let padded = otp_message(Language::En, &OtpCode::from_index(42));
-        assert!(
-            padded.starts_with("Marque: your code is 000042."),
-            "{padded}"
-        );
     }
 }

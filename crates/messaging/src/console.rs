@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use marque_domain::{DeliveryError, MessageSender, OutgoingMessage};
+use marque_domain::{Accepted, DeliveryError, MessageSender, OutgoingMessage};
 
 /// Development provider: writes each message as one line,
 /// `[console sms] to=+996505325311 market=kg text=Marque: ваш код 123456…`, to stdout (or any
@@ -37,9 +37,9 @@ impl MessageSender for ConsoleSender {
         "console"
     }
 
-    async fn send(&self, m: &OutgoingMessage) -> Result<(), DeliveryError> {
+    async fn send(&self, m: &OutgoingMessage) -> Result<Accepted, DeliveryError> {
         // Keep the message on one line whatever its text holds.
-        let text = m.body.replace(['\n', '\r'], " ");
+        let text = m.text.replace(['\n', '\r'], " ");
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         writeln!(
             out,
@@ -50,7 +50,8 @@ impl MessageSender for ConsoleSender {
             text
         )
         .and_then(|()| out.flush())
-        .map_err(|e| DeliveryError::Transient(format!("stdout: {e}")))
+        .map_err(|e| DeliveryError::Transient(format!("stdout: {e}")))?;
+        Ok(Accepted::default())
     }
 }
 
@@ -59,7 +60,7 @@ mod tests {
     use std::sync::Arc;
 
     use marque_domain::Channel;
-    use marque_markets::Market;
+    use marque_markets::{Market, OtpCode, OtpPurpose};
 
     use super::*;
 
@@ -79,10 +80,15 @@ mod tests {
         let buf = Shared::default();
         let s = ConsoleSender::to_writer(Box::new(buf.clone()));
         let m = OutgoingMessage {
+            id: "kg-1".into(),
             channel: Channel::Sms,
             market: Market::Kg,
+            language: Market::Kg.language(),
             recipient: "+996505325311".into(),
-            body: "Marque: ваш код 123456.\nНикому".into(),
+            code: OtpCode::parse("123456").unwrap(),
+            purpose: OtpPurpose::Login,
+            text: "Marque: ваш код 123456.\nНикому".into(),
+            expires_at: chrono::DateTime::UNIX_EPOCH,
         };
         s.send(&m).await.unwrap();
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

@@ -1,12 +1,16 @@
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use marque_domain::{
-    Clock, DeliveryError, MessageSender, OutboxMessage, OutboxRepository, OutgoingMessage,
-    PayloadSealer, RepoError,
+    Channel, Clock, DeliveryError, MessageSender, OtpPayload, OutboxMessage, OutboxRepository,
+    OutgoingMessage, PayloadSealer, RandomSource, RepoError, RetryPolicy, SentReceipt,
 };
+use marque_markets::Market;
 use tokio_util::sync::CancellationToken;
+
+use crate::MessageTemplates;
 
 /// Tunables of the [`OutboxWorker`].
 #[derive(Debug, Clone)]
@@ -18,10 +22,9 @@ pub struct WorkerConfig {
     /// How long a claimed message is reserved for this worker (default 30 s); after that another
     /// instance may take it.
     pub lease: Duration,
-    /// Delivery attempts before a message is given up (default 5).
-    pub max_attempts: u32,
-    /// Backoff before the first retry (default 2 s), doubled per attempt.
-    pub backoff_base: Duration,
+    /// Retries of transient failures on one channel: exponential backoff with jitter, then the
+    /// next channel or a dead letter.
+    pub retry: RetryPolicy,
 }
 
 impl Default for WorkerConfig {
@@ -30,25 +33,80 @@ impl Default for WorkerConfig {
             poll_interval: StdDuration::from_millis(200),
             batch_size: 32,
             lease: Duration::seconds(30),
-            max_attempts: 5,
-            backoff_base: Duration::seconds(2),
+            retry: RetryPolicy::default(),
         }
     }
 }
 
-/// Delivers outbox messages of every market through one provider.
+/// The provider of each market and channel. A channel is available in a market when it has a
+/// provider here.
+#[derive(Clone, Default)]
+pub struct Senders {
+    by: BTreeMap<(Market, Channel), Arc<dyn MessageSender>>,
+}
+
+impl std::fmt::Debug for Senders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.by
+                    .iter()
+                    .map(|((m, c), s)| (format!("{}/{}", m.code(), c.as_str()), s.name())),
+            )
+            .finish()
+    }
+}
+
+impl Senders {
+    /// `sender` delivers `channel` in `market`.
+    #[must_use]
+    pub fn with(
+        mut self,
+        market: Market,
+        channel: Channel,
+        sender: Arc<dyn MessageSender>,
+    ) -> Self {
+        self.by.insert((market, channel), sender);
+        self
+    }
+
+    /// `sender` delivers every channel in every market (development console, tests).
+    pub fn everywhere(sender: Arc<dyn MessageSender>) -> Self {
+        let mut s = Self::default();
+        for m in Market::ALL {
+            for c in Channel::ALL {
+                s = s.with(m, c, Arc::clone(&sender));
+            }
+        }
+        s
+    }
+
+    /// The provider of `channel` in `market`.
+    pub fn get(&self, market: Market, channel: Channel) -> Option<&Arc<dyn MessageSender>> {
+        self.by.get(&(market, channel))
+    }
+
+    /// Whether `channel` has a provider in `market`.
+    pub fn has(&self, market: Market, channel: Channel) -> bool {
+        self.by.contains_key(&(market, channel))
+    }
+}
+
+/// Delivers outbox messages of every market through the providers of their channels.
 pub struct OutboxWorker {
     repos: Vec<Arc<dyn OutboxRepository>>,
-    sender: Arc<dyn MessageSender>,
+    senders: Senders,
+    templates: MessageTemplates,
     sealer: PayloadSealer,
     clock: Arc<dyn Clock>,
+    rng: Arc<dyn RandomSource>,
     config: WorkerConfig,
 }
 
 impl std::fmt::Debug for OutboxWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxWorker")
-            .field("provider", &self.sender.name())
+            .field("senders", &self.senders)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -56,28 +114,46 @@ impl std::fmt::Debug for OutboxWorker {
 
 /// What became of one claimed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
+pub enum Fate {
+    /// Handed to its provider.
     Sent,
+    /// Failed transiently; due again later on the same channel.
     Retry,
+    /// Failed on its channel; due now on the next one.
+    FellBack(Channel),
+    /// Dead letter: no channel left, or its payload does not open.
     GivenUp,
+    /// Its code expired before delivery.
     Expired,
 }
 
+/// What the worker needs besides its repositories and providers.
+pub struct WorkerDeps {
+    /// Message text per market.
+    pub templates: MessageTemplates,
+    /// Keyed like the sealer of the payloads.
+    pub sealer: PayloadSealer,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Jitter of the backoff.
+    pub rng: Arc<dyn RandomSource>,
+}
+
 impl OutboxWorker {
-    /// A worker over `repos` (one per market) delivering through `sender`. `sealer` must be keyed
-    /// like the one that sealed the payloads.
+    /// A worker over `repos` (one per market) delivering through `senders`.
     pub fn new(
         repos: Vec<Arc<dyn OutboxRepository>>,
-        sender: Arc<dyn MessageSender>,
-        sealer: PayloadSealer,
-        clock: Arc<dyn Clock>,
+        senders: Senders,
+        deps: WorkerDeps,
         config: WorkerConfig,
     ) -> Self {
         Self {
             repos,
-            sender,
-            sealer,
-            clock,
+            senders,
+            templates: deps.templates,
+            sealer: deps.sealer,
+            clock: deps.clock,
+            rng: deps.rng,
             config,
         }
     }
@@ -85,13 +161,13 @@ impl OutboxWorker {
     /// Polls until `shutdown` is cancelled. A batch in flight is finished before returning, so
     /// no claimed message is left half-done.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(provider = self.sender.name(), "outbox worker started");
+        tracing::info!(senders = ?self.senders, "outbox worker started");
         loop {
             let done = self.run_once().await;
             if shutdown.is_cancelled() {
                 break;
             }
-            if done == 0 {
+            if done.is_empty() {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(self.config.poll_interval) => {}
@@ -101,9 +177,10 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// Claims and processes one batch per market; returns how many messages were handled.
-    pub async fn run_once(&self) -> usize {
-        let mut handled = 0;
+    /// Claims and processes one batch per market; returns each handled message's market, row id
+    /// and fate.
+    pub async fn run_once(&self) -> Vec<(Market, i64, Fate)> {
+        let mut handled = Vec::new();
         for repo in &self.repos {
             let now = self.clock.now();
             let lease_until = now + self.config.lease;
@@ -121,7 +198,7 @@ impl OutboxWorker {
                 let id = m.id;
                 let fate = self.deliver(repo, m).await;
                 tracing::debug!(market = %repo.market(), id, ?fate, "outbox message processed");
-                handled += 1;
+                handled.push((repo.market(), id, fate));
             }
         }
         handled
@@ -136,50 +213,111 @@ impl OutboxWorker {
             log_repo(blocking(move || r.mark_expired(id, now)).await);
             return Fate::Expired;
         }
-        let body = match self.sealer.open(&m.sealed_body).map(String::from_utf8) {
-            Ok(Ok(body)) => body,
-            _ => {
-                tracing::error!(%market, id, "outbox payload does not open (SECRET_KEY changed?)");
-                log_repo(
-                    blocking(move || r.mark_failed(id, now, None, "payload does not open")).await,
-                );
-                return Fate::GivenUp;
-            }
+        let payload = match self.sealer.open(&m.sealed_body) {
+            Ok(bytes) => OtpPayload::decode(&bytes),
+            Err(_) => None,
+        };
+        let Some(payload) = payload else {
+            tracing::error!(%market, id, "outbox payload does not open (SECRET_KEY changed?)");
+            log_repo(blocking(move || r.mark_failed(id, now, None, "payload does not open")).await);
+            return Fate::GivenUp;
+        };
+        let Some(sender) = self.senders.get(market, m.channel) else {
+            let err = DeliveryError::Permanent(format!("no provider for {}", m.channel));
+            return self.failed(repo, &m, "none", err).await;
+        };
+        let (text, segments) = if m.channel == Channel::Sms {
+            let sms = self.templates.render_sms(
+                market,
+                payload.purpose,
+                &payload.code,
+                payload.ttl_minutes,
+            );
+            (sms.text, Some(sms.segments))
+        } else {
+            let text =
+                self.templates
+                    .render(market, payload.purpose, &payload.code, payload.ttl_minutes);
+            (text, None)
         };
         let msg = OutgoingMessage {
+            id: format!("{}-{id}", market.code()),
             channel: m.channel,
             market,
-            recipient: m.recipient,
-            body,
+            language: market.language(),
+            recipient: m.recipient.clone(),
+            code: payload.code,
+            purpose: payload.purpose,
+            text,
+            expires_at: m.expires_at,
         };
-        let result = self.sender.send(&msg).await;
-        let now = self.clock.now();
-        match result {
-            Ok(()) => {
-                log_repo(blocking(move || r.mark_sent(id, now)).await);
+        let provider = sender.name();
+        match sender.send(&msg).await {
+            Ok(accepted) => {
+                let now = self.clock.now();
+                log_repo(
+                    blocking(move || {
+                        let receipt = SentReceipt {
+                            provider,
+                            provider_message_id: accepted.provider_message_id.as_deref(),
+                            segments,
+                        };
+                        r.mark_sent(id, now, receipt)
+                    })
+                    .await,
+                );
                 Fate::Sent
             }
-            Err(e) => {
-                let attempts = m.attempts + 1;
-                let retry_at = match e {
-                    DeliveryError::Transient(_) if attempts < self.config.max_attempts => {
-                        let factor = 1i32 << attempts.saturating_sub(1).min(16);
-                        Some(now + self.config.backoff_base * factor)
-                    }
-                    _ => None,
-                };
-                tracing::warn!(%market, id, attempts, provider = self.sender.name(), error = %e,
-                    retry = retry_at.is_some(), "delivery failed");
-                let err = e.to_string();
-                let fate = if retry_at.is_some() {
-                    Fate::Retry
-                } else {
-                    Fate::GivenUp
-                };
-                log_repo(blocking(move || r.mark_failed(id, now, retry_at, &err)).await);
-                fate
-            }
+            Err(e) => self.failed(repo, &m, provider, e).await,
         }
+    }
+
+    /// A failed attempt: a transient failure is retried with backoff while attempts remain; a
+    /// permanent one, or the last attempt, moves the message to the next channel with a provider
+    /// (each channel once); with none left it is a dead letter.
+    async fn failed(
+        &self,
+        repo: &Arc<dyn OutboxRepository>,
+        m: &OutboxMessage,
+        provider: &'static str,
+        e: DeliveryError,
+    ) -> Fate {
+        let market = repo.market();
+        let now = self.clock.now();
+        let id = m.id;
+        let attempts = m.attempts + 1;
+        let retry_at = match e {
+            DeliveryError::Transient(_) => {
+                let mut jitter = [0u8; 4];
+                self.rng.fill_bytes(&mut jitter);
+                self.config
+                    .retry
+                    .retry_at(now, attempts, u32::from_le_bytes(jitter))
+            }
+            DeliveryError::Permanent(_) => None,
+        };
+        let err = e.to_string();
+        let r = Arc::clone(repo);
+        if let Some(at) = retry_at {
+            tracing::info!(%market, id, attempts, provider, error = %e, "delivery failed; will retry");
+            log_repo(blocking(move || r.mark_failed(id, now, Some(at), &err)).await);
+            return Fate::Retry;
+        }
+        let mut rest = m
+            .fallback
+            .iter()
+            .copied()
+            .skip_while(|c| !self.senders.has(market, *c));
+        if let Some(next) = rest.next() {
+            let remaining: Vec<Channel> = rest.collect();
+            tracing::info!(%market, id, provider, error = %e, from = %m.channel, to = %next,
+                "delivery failed; falling back to the next channel");
+            log_repo(blocking(move || r.fall_back(id, now, next, &remaining, &err)).await);
+            return Fate::FellBack(next);
+        }
+        tracing::warn!(%market, id, attempts, provider, error = %e, "delivery given up");
+        log_repo(blocking(move || r.mark_failed(id, now, None, &err)).await);
+        Fate::GivenUp
     }
 }
 

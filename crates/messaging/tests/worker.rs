@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use marque_domain::{
-    AuthRepository, Channel, DeliveryError, IssueChallenge, MessageSender, NewOutboxMessage,
-    OutboxRepository, OutgoingMessage, PayloadSealer, ThreadCsprng,
+    Accepted, AuthRepository, Channel, DeliveryError, IssueChallenge, MessageSender,
+    NewOutboxMessage, OtpPayload, OutboxRepository, OutgoingMessage, PayloadSealer, ThreadCsprng,
 };
-use marque_markets::{Market, PhoneNumber};
-use marque_messaging::{OutboxWorker, WorkerConfig};
-use marque_testkit::{ManualClock, TestStore};
+use marque_markets::{Market, OtpCode, OtpPurpose, PhoneNumber};
+use marque_messaging::{Fate, MessageTemplates, OutboxWorker, Senders, WorkerConfig, WorkerDeps};
+use marque_testkit::{FixedRandom, ManualClock, TestStore};
 
 /// Fails with the scripted errors first, then succeeds.
 struct Scripted {
@@ -23,12 +23,14 @@ impl MessageSender for Scripted {
     fn name(&self) -> &'static str {
         "scripted"
     }
-    async fn send(&self, m: &OutgoingMessage) -> Result<(), DeliveryError> {
+    async fn send(&self, m: &OutgoingMessage) -> Result<Accepted, DeliveryError> {
         if let Some(e) = self.failures.lock().unwrap().pop() {
             return Err(e);
         }
         self.sent.lock().unwrap().push(m.clone());
-        Ok(())
+        Ok(Accepted {
+            provider_message_id: Some("SM1".into()),
+        })
     }
 }
 
@@ -61,6 +63,15 @@ struct Fixture {
     worker: OutboxWorker,
 }
 
+fn payload() -> Vec<u8> {
+    OtpPayload {
+        code: OtpCode::parse("123456").unwrap(),
+        purpose: OtpPurpose::Login,
+        ttl_minutes: 10,
+    }
+    .encode()
+}
+
 fn fixture(failures: Vec<DeliveryError>) -> Fixture {
     let sealer = PayloadSealer::from_secret(b"k");
     let store = TestStore::sqlite(Market::Kg);
@@ -77,6 +88,7 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
             code_hash: vec![1],
             purpose: marque_domain::OtpPurpose::Login,
             challenge_id: "c1".to_owned(),
+            channel: Channel::Sms,
             check_lock: true,
             now,
             expires_at: now + Duration::minutes(10),
@@ -84,8 +96,9 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
             limits: vec![],
             outbox: Some(NewOutboxMessage {
                 channel: Channel::Sms,
+                fallback: vec![],
                 recipient: "+996505325311".into(),
-                sealed_body: sealer.seal("Marque: ваш код 123456".as_bytes(), &ThreadCsprng),
+                sealed_body: sealer.seal(&payload(), &ThreadCsprng),
                 expires_at: now + Duration::minutes(10),
             }),
             sms: None,
@@ -94,9 +107,13 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
     let repos: Vec<Arc<dyn OutboxRepository>> = vec![store.repo()];
     let worker = OutboxWorker::new(
         repos,
-        sender.clone(),
-        sealer,
-        clock.clone(),
+        Senders::everywhere(sender.clone()),
+        WorkerDeps {
+            templates: MessageTemplates::default(),
+            sealer,
+            clock: clock.clone(),
+            rng: Arc::new(FixedRandom::new(1)),
+        },
         WorkerConfig::default(),
     );
     Fixture {
@@ -110,15 +127,23 @@ fn fixture(failures: Vec<DeliveryError>) -> Fixture {
 #[tokio::test]
 async fn delivers_opens_and_scrubs() {
     let f = fixture(vec![]);
-    assert_eq!(f.worker.run_once().await, 1);
+    assert_eq!(f.worker.run_once().await.len(), 1);
     let sent = f.sender.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].body, "Marque: ваш код 123456");
+    assert_eq!(
+        sent[0].text,
+        "Marque: ваш код 123456. Действует 10 мин. Никому не сообщайте."
+    );
+    assert_eq!(sent[0].code.as_str(), "123456");
+    assert_eq!(sent[0].id, "kg-1");
     assert_eq!(sent[0].market, Market::Kg);
     assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 0, true)]);
-    assert_eq!(
-        f.worker.run_once().await,
-        0,
+    let row = &f.store.outbox()[0];
+    assert_eq!(row.provider.as_deref(), Some("scripted"));
+    assert_eq!(row.provider_message_id.as_deref(), Some("SM1"));
+    assert_eq!(row.segments, Some(1));
+    assert!(
+        f.worker.run_once().await.is_empty(),
         "a sent message is not sent again"
     );
 }
@@ -128,9 +153,12 @@ async fn transient_failures_back_off_then_succeed() {
     let f = fixture(vec![DeliveryError::Transient("503".into())]);
     f.worker.run_once().await;
     assert_eq!(f.outbox_statuses(), vec![("pending".to_owned(), 1, false)]);
-    assert_eq!(f.worker.run_once().await, 0, "not due before the backoff");
+    assert!(
+        f.worker.run_once().await.is_empty(),
+        "not due before the backoff"
+    );
     f.clock.advance(Duration::seconds(2));
-    assert_eq!(f.worker.run_once().await, 1);
+    assert_eq!(f.worker.run_once().await, vec![(Market::Kg, 1, Fate::Sent)]);
     assert_eq!(f.outbox_statuses(), vec![("sent".to_owned(), 1, true)]);
 }
 

@@ -9,10 +9,11 @@ use marque_domain::challenge::{self, ChallengeStatus, FailureState, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
 use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
 use marque_domain::{
-    AttemptGuard, AuditEvent, AuthRepository, BucketState, ClientInfo, CodeCheck, DeleteAccount,
-    IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose, ProfileUpdate,
-    RateLimitCheck, RateLimitPolicy, RepoError, RetryAfter, RevokeScope, RotateOutcome,
-    RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge, VerifyOutcome,
+    AttemptGuard, AuditEvent, AuthRepository, BucketState, Channel, ClientInfo, CodeCheck,
+    DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose,
+    ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError, RetryAfter, RevokeScope,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
+    VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;
@@ -102,12 +103,15 @@ impl AuthRepository for MarketStore {
                         phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
                         phone_verifications::purpose.eq(purpose),
                         phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
+                        phone_verifications::channel.eq(cmd.channel.as_str()),
                     ))
                     .execute(conn)?;
                 if let Some(message) = &cmd.outbox {
                     diesel::insert_into(outbox::table)
                         .values((
                             outbox::channel.eq(message.channel.as_str()),
+                            outbox::fallback_channels.eq(Channel::join(&message.fallback)),
+                            outbox::challenge_id.eq(cmd.challenge_id.as_str()),
                             outbox::recipient.eq(message.recipient.as_str()),
                             outbox::payload.eq(message.sealed_body.as_slice()),
                             outbox::status.eq(OUTBOX_PENDING),

@@ -161,6 +161,8 @@ columns! {
         payload,
         attempts,
         expires_at,
+        fallback_channels,
+        fallback_from,
 }
 
 /// An `outbox` row as a worker needs it.
@@ -172,16 +174,26 @@ pub(crate) struct OutboxRow {
     pub(crate) payload: Vec<u8>,
     pub(crate) attempts: i32,
     pub(crate) expires_at: NaiveDateTime,
+    pub(crate) fallback_channels: String,
+    pub(crate) fallback_from: Option<String>,
 }
 
 impl OutboxRow {
     /// The message to deliver.
     pub(crate) fn into_message(self, market: Market) -> Result<OutboxMessage, DbError> {
-        let channel = Channel::parse(&self.channel)
-            .ok_or_else(|| DbError::corrupt(market, "outbox", self.id, "channel"))?;
+        let corrupt = |column| DbError::corrupt(market, "outbox", self.id, column);
+        let channel = Channel::parse(&self.channel).ok_or_else(|| corrupt("channel"))?;
+        let fallback = Channel::parse_list(&self.fallback_channels)
+            .map_err(|_| corrupt("fallback_channels"))?;
+        let fallback_from = match &self.fallback_from {
+            Some(c) => Some(Channel::parse(c).ok_or_else(|| corrupt("fallback_from"))?),
+            None => None,
+        };
         Ok(OutboxMessage {
             id: self.id,
             channel,
+            fallback,
+            fallback_from,
             recipient: self.recipient,
             sealed_body: self.payload,
             attempts: u32::try_from(self.attempts).unwrap_or(0),

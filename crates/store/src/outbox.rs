@@ -2,13 +2,16 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use marque_domain::{OutboxMessage, OutboxRepository, RepoError};
+use marque_domain::{
+    ChallengeDelivery, Channel, DeliveryReport, DeliveryState, OutboxMessage, OutboxRepository,
+    RepoError, ReportedStatus, SentReceipt,
+};
 use marque_markets::Market;
 use tracing::instrument;
 
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
-use crate::schema::outbox;
+use crate::schema::{outbox, phone_verifications};
 use crate::{DbError, MarketStore};
 
 /// Longest `last_error` kept, in characters.
@@ -74,8 +77,14 @@ impl OutboxRepository for MarketStore {
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
-    fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), RepoError> {
+    fn mark_sent(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        receipt: SentReceipt<'_>,
+    ) -> Result<(), RepoError> {
         let now = to_db(now);
+        let segments = receipt.segments.map(crate::models::to_i32);
         self.finish(id, |conn| {
             diesel::update(outbox::table.find(id))
                 .set((
@@ -83,9 +92,139 @@ impl OutboxRepository for MarketStore {
                     outbox::sent_at.eq(now),
                     outbox::payload.eq(Vec::<u8>::new()),
                     outbox::locked_until.eq(None::<NaiveDateTime>),
+                    outbox::provider.eq(receipt.provider),
+                    outbox::provider_message_id.eq(receipt.provider_message_id),
+                    outbox::segments.eq(segments),
                 ))
                 .execute(conn)
         })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id, next = %next))]
+    fn fall_back(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        next: Channel,
+        remaining: &[Channel],
+        error: &str,
+    ) -> Result<(), RepoError> {
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let now = to_db(now);
+        self.finish(id, |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((
+                    // The first channel tried stays the one reported.
+                    outbox::fallback_from.eq(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
+                    >(
+                        "COALESCE(fallback_from, channel)"
+                    )),
+                    outbox::channel.eq(next.as_str()),
+                    outbox::fallback_channels.eq(Channel::join(remaining)),
+                    outbox::attempts.eq(0),
+                    outbox::next_attempt_at.eq(now),
+                    outbox::locked_until.eq(None::<NaiveDateTime>),
+                    outbox::last_error.eq(error.as_str()),
+                ))
+                .execute(conn)
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), provider = provider))]
+    fn record_report(
+        &self,
+        provider: &str,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let now = to_db(now);
+        let status = match report.status {
+            // Nothing to record, but say whether the message is ours.
+            ReportedStatus::InProgress => None,
+            ReportedStatus::Delivered => Some("delivered"),
+            ReportedStatus::Failed => Some("undelivered"),
+        };
+        let error: Option<String> = report
+            .error
+            .as_deref()
+            .map(|e| e.chars().take(MAX_ERROR_CHARS).collect());
+        let found = self.with_conn(|conn| {
+            let this = outbox::table
+                .filter(outbox::provider.eq(provider))
+                .filter(outbox::provider_message_id.eq(report.provider_message_id.as_str()));
+            let n = match status {
+                None => this.count().get_result::<i64>(conn)? as usize,
+                // A `delivered` report is final: a late `undelivered` does not overwrite it.
+                Some(s) => diesel::update(
+                    this.filter(
+                        outbox::delivery_status
+                            .is_null()
+                            .or(outbox::delivery_status.ne("delivered")),
+                    ),
+                )
+                .set((
+                    outbox::delivery_status.eq(s),
+                    outbox::delivered_at.eq((s == "delivered").then_some(now)),
+                    outbox::last_error.eq(error.as_deref()),
+                ))
+                .execute(conn)?,
+            };
+            Ok(n > 0)
+        })?;
+        Ok(found)
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    fn challenge_delivery(
+        &self,
+        challenge_id: &str,
+    ) -> Result<Option<ChallengeDelivery>, RepoError> {
+        let market = MarketStore::market(self);
+        type Row = (String, String, Option<String>, Option<String>);
+        let found = self.with_conn(|conn| {
+            let message = outbox::table
+                .filter(outbox::challenge_id.eq(challenge_id))
+                .select((
+                    outbox::channel,
+                    outbox::status,
+                    outbox::fallback_from,
+                    outbox::delivery_status,
+                ))
+                .first::<Row>(conn)
+                .optional()?;
+            if message.is_some() {
+                return Ok(message.map(|m| (m, true)));
+            }
+            // A test number's challenge has no message: nothing to send counts as sent.
+            let challenge = phone_verifications::table
+                .filter(phone_verifications::challenge_id.eq(challenge_id))
+                .select(phone_verifications::channel)
+                .first::<String>(conn)
+                .optional()?;
+            Ok(challenge.map(|c| ((c, "sent".to_owned(), None, None), false)))
+        })?;
+        let Some(((channel, status, fallback_from, reported), _)) = found else {
+            return Ok(None);
+        };
+        let corrupt = |column| DbError::corrupt(market, "outbox", 0, column);
+        let channel = Channel::parse(&channel).ok_or_else(|| corrupt("channel"))?;
+        let fallback_from = match fallback_from {
+            Some(c) => Some(Channel::parse(&c).ok_or_else(|| corrupt("fallback_from"))?),
+            None => None,
+        };
+        let status = match (status.as_str(), reported.as_deref()) {
+            ("pending", _) => DeliveryState::Queued,
+            ("sent", Some("delivered")) => DeliveryState::Delivered,
+            ("sent", Some(_)) => DeliveryState::Failed,
+            ("sent", None) => DeliveryState::Sent,
+            _ => DeliveryState::Failed,
+        };
+        Ok(Some(ChallengeDelivery {
+            channel,
+            status,
+            fallback_from,
+        }))
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]

@@ -55,6 +55,8 @@ diesel::table! {
         purpose -> Text,
         /// The challenge's unguessable id (base64url, 128 bits); `NULL` on rows older than it.
         challenge_id -> Nullable<Text>,
+        /// `Channel::as_str` of the first channel tried.
+        channel -> Text,
     }
 }
 
@@ -135,6 +137,22 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         /// Last provider error (truncated).
         last_error -> Nullable<Text>,
+        /// The challenge whose code this is.
+        challenge_id -> Nullable<Text>,
+        /// Channels still to fall back to, comma-separated, in order.
+        fallback_channels -> Text,
+        /// The first channel tried, once fallen back.
+        fallback_from -> Nullable<Text>,
+        /// Provider that took it (`twilio`…).
+        provider -> Nullable<Text>,
+        /// The provider's id of the message.
+        provider_message_id -> Nullable<Text>,
+        /// `delivered` or `undelivered`, from the provider's report.
+        delivery_status -> Nullable<Text>,
+        /// When the provider reported it delivered (UTC).
+        delivered_at -> Nullable<Timestamp>,
+        /// SMS segments billed.
+        segments -> Nullable<Integer>,
     }
 }
 

@@ -4,8 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
-    AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo, DeliveryError,
-    KeyRing, LoginSuccess, MessageSender, OutgoingMessage, SignedIn, TokenService,
+    Accepted, AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo,
+    DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload, OutgoingMessage, SignedIn,
+    TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;
@@ -95,10 +96,11 @@ impl Services {
             .pending_bodies(phone.e164())
             .pop()
             .expect("a pending message");
-        let text = String::from_utf8(KeyRing::derive(SECRET).outbox_sealer().open(&body).unwrap())
-            .expect("a UTF-8 message");
-        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-        OtpCode::parse(&digits[..6]).expect("a code in the message")
+        let opened = KeyRing::derive(SECRET)
+            .outbox_sealer()
+            .open(&body)
+            .expect("a sealed payload");
+        OtpPayload::decode(&opened).expect("a code payload").code
     }
 
     /// Signs `e164` in from `user_agent` (a test number's fixed code, or the delivered one) and
@@ -150,11 +152,11 @@ impl MessageSender for Capture {
         "capture"
     }
 
-    async fn send(&self, message: &OutgoingMessage) -> Result<(), DeliveryError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message.clone());
-        Ok(())
+    async fn send(&self, message: &OutgoingMessage) -> Result<Accepted, DeliveryError> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.push(message.clone());
+        Ok(Accepted {
+            provider_message_id: Some(format!("capture-{}", all.len())),
+        })
     }
 }

@@ -6,15 +6,15 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Integer, Text};
+use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text};
 use marque_domain::{
     AccountRepository, Address, AddressId, AddressRecord, AuditRecord, AuditRepository,
-    AuthRepository, BucketState, DeleteAccount, Insert, IssueChallenge, IssueOutcome, NewAddress,
-    NewNotification, NewPaymentMethod, Notification, NotificationId, NotificationPage,
-    NotificationQuery, OutboxMessage, OutboxRepository, PaymentMethod, PaymentMethodId,
-    PaymentMethodRecord, ProfileUpdate, Purged, RepoError, RetentionPolicy, RetentionRepository,
-    RevokeScope, RotateOutcome, RotateRefresh, SessionId, SessionInfo, StoredAudit, User, UserId,
-    VerifyChallenge, VerifyOutcome,
+    AuthRepository, BucketState, ChallengeDelivery, Channel, DeleteAccount, DeliveryReport, Insert,
+    IssueChallenge, IssueOutcome, NewAddress, NewNotification, NewPaymentMethod, Notification,
+    NotificationId, NotificationPage, NotificationQuery, OutboxMessage, OutboxRepository,
+    PaymentMethod, PaymentMethodId, PaymentMethodRecord, ProfileUpdate, Purged, RepoError,
+    RetentionPolicy, RetentionRepository, RevokeScope, RotateOutcome, RotateRefresh, SentReceipt,
+    SessionId, SessionInfo, StoredAudit, User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use marque_store::{Backend, MarketStore};
@@ -151,8 +151,23 @@ impl TestStore {
             recipient: String,
             #[diesel(sql_type = Binary)]
             payload: Vec<u8>,
+            #[diesel(sql_type = Text)]
+            channel: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            fallback_from: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            provider: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            provider_message_id: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            delivery_status: Option<String>,
+            #[diesel(sql_type = Nullable<Integer>)]
+            segments: Option<i32>,
+            #[diesel(sql_type = Nullable<Text>)]
+            last_error: Option<String>,
         }
-        let sql = "SELECT status, attempts, recipient, payload FROM outbox ORDER BY id";
+        let sql = "SELECT status, attempts, recipient, payload, channel, fallback_from, provider, \
+                   provider_message_id, delivery_status, segments, last_error FROM outbox ORDER BY id";
         let rows: Vec<Row> = on_connection!(self, sql, |c| diesel::sql_query(sql).load(c));
         rows.into_iter()
             .map(|r| OutboxRow {
@@ -160,6 +175,13 @@ impl TestStore {
                 attempts: r.attempts,
                 recipient: r.recipient,
                 payload: r.payload,
+                channel: r.channel,
+                fallback_from: r.fallback_from,
+                provider: r.provider,
+                provider_message_id: r.provider_message_id,
+                delivery_status: r.delivery_status,
+                segments: r.segments,
+                last_error: r.last_error,
             })
             .collect()
     }
@@ -185,6 +207,20 @@ pub struct OutboxRow {
     pub recipient: String,
     /// Sealed body; empty once scrubbed.
     pub payload: Vec<u8>,
+    /// Current channel.
+    pub channel: String,
+    /// First channel tried, once fallen back.
+    pub fallback_from: Option<String>,
+    /// Provider that took it.
+    pub provider: Option<String>,
+    /// The provider's message id.
+    pub provider_message_id: Option<String>,
+    /// `delivered` / `undelivered` from a report.
+    pub delivery_status: Option<String>,
+    /// SMS segments.
+    pub segments: Option<i32>,
+    /// Last provider error.
+    pub last_error: Option<String>,
 }
 
 impl OutboxRow {
@@ -306,7 +342,10 @@ gated!(AccountRepository {
 
 gated!(OutboxRepository {
     fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Vec<OutboxMessage>;
-    fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> ();
+    fn mark_sent(&self, id: i64, now: DateTime<Utc>, receipt: SentReceipt<'_>) -> ();
+    fn fall_back(&self, id: i64, now: DateTime<Utc>, next: Channel, remaining: &[Channel], error: &str) -> ();
+    fn record_report(&self, provider: &str, report: &DeliveryReport, now: DateTime<Utc>) -> bool;
+    fn challenge_delivery(&self, challenge_id: &str) -> Option<ChallengeDelivery>;
     fn mark_failed(&self, id: i64, now: DateTime<Utc>, retry_at: Option<DateTime<Utc>>, error: &str) -> ();
     fn mark_expired(&self, id: i64, now: DateTime<Utc>) -> ();
 });

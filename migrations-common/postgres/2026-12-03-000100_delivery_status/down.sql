@@ -1,0 +1,11 @@
+DROP INDEX outbox_provider_message_idx;
+DROP INDEX outbox_challenge_id_idx;
+ALTER TABLE outbox DROP COLUMN segments;
+ALTER TABLE outbox DROP COLUMN delivered_at;
+ALTER TABLE outbox DROP COLUMN delivery_status;
+ALTER TABLE outbox DROP COLUMN provider_message_id;
+ALTER TABLE outbox DROP COLUMN provider;
+ALTER TABLE outbox DROP COLUMN fallback_from;
+ALTER TABLE outbox DROP COLUMN fallback_channels;
+ALTER TABLE outbox DROP COLUMN challenge_id;
+ALTER TABLE phone_verifications DROP COLUMN channel;

@@ -3,6 +3,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod delivery;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

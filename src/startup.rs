@@ -8,11 +8,11 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    ExposeSecret, KeyRing, MessageSender, OutboxRepository, RetentionRepository, RetentionService,
-    SystemClock, ThreadCsprng, TokenService,
+    DeliveryTracker, ExposeSecret, KeyRing, MessageSender, OutboxRepository, RetentionRepository,
+    RetentionService, SystemClock, ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
-use marque_messaging::{ConsoleSender, OutboxWorker, SiteVerify, WorkerConfig};
+use marque_messaging::{OutboxWorker, Senders, SiteVerify, WorkerConfig, WorkerDeps};
 use marque_store::MarketStore;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ use crate::settings::{Config, Environment, JwtKeys};
 pub struct Overrides {
     /// Clock (default: system clock).
     pub clock: Option<Arc<dyn Clock>>,
-    /// Delivery provider (default: from `SMS_PROVIDER`).
+    /// One provider for every market and channel (default: from the delivery settings).
     pub sender: Option<Arc<dyn MessageSender>>,
 }
 
@@ -176,18 +176,29 @@ impl Application {
             }
             None => auth,
         };
-        let sender = overrides
-            .sender
-            .unwrap_or_else(|| Arc::new(ConsoleSender::default()));
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let senders = match overrides.sender {
+            Some(sender) => Senders::everywhere(sender),
+            None => crate::delivery::senders(&config, &crate::delivery::http_client()?)?,
+        };
+        let tracker = Arc::new(DeliveryTracker::new(outbox_repos.clone(), clock.clone()));
+        let mut worker_config = WorkerConfig {
+            poll_interval: config.outbox_poll_interval(),
+            ..WorkerConfig::default()
+        };
+        worker_config.retry.max_attempts = settings.delivery.outbox_max_attempts.as_u32();
         let worker = OutboxWorker::new(
             outbox_repos,
-            sender,
-            sealer,
-            clock,
-            WorkerConfig {
-                poll_interval: config.outbox_poll_interval(),
-                ..WorkerConfig::default()
+            senders,
+            WorkerDeps {
+                templates: crate::delivery::templates(&config),
+                sealer,
+                clock,
+                rng: Arc::new(ThreadCsprng),
             },
+            worker_config,
         );
         let host = settings.server.host.as_str();
         let listener = TcpListener::bind((host, config.listen_port))
@@ -198,6 +209,15 @@ impl Application {
             account,
             default_market: settings.server.default_market,
             trusted_proxies: config.trusted_proxies(),
+            delivery: marque_api::delivery::DeliveryState {
+                tracker: Some(tracker),
+                callbacks: crate::delivery::callbacks(&config),
+                public_base_url: settings
+                    .delivery
+                    .public_base_url
+                    .as_ref()
+                    .map(|u| u.as_str().to_owned()),
+            },
         };
         let settings = HttpSettings {
             allowed_origins: config.allowed_origins(),

@@ -80,7 +80,7 @@ use std::path::Path;
 use chrono::Duration;
 use figment::Figment;
 use marque_domain::{
-    AuthConfig, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
+    AuthConfig, Channel, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
 };
 use marque_markets::Market;
 use marque_messaging::WorkerConfig;
@@ -89,9 +89,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    CaptchaProviderName, CaptchaSecret, ConnectionCap, Count, DatabaseUrl, Days, Environment,
-    FailureLimit, Hours, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin,
-    Port, PositiveSeconds, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    CaptchaProviderName, ChannelName, ConnectionCap, Count, DatabaseUrl, Days, Environment,
+    FailureLimit, Hours, HttpUrl, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
+    Origin, Port, PositiveSeconds, ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider,
+    TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -297,23 +298,114 @@ impl Default for OtpSettings {
     }
 }
 
-/// Delivery of codes: `SMS_PROVIDER`, `OUTBOX_POLL_INTERVAL_MS`.
+/// Delivery of codes (issue 8): the SMS provider and every provider's credentials, the public
+/// base URL providers call back, message text options and the outbox's pace. Per-market choices
+/// (`SMS_PROVIDER_KG`, `CHANNELS_KG`, templates) are in [`MarketSettings`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeliverySettings {
-    /// `SMS_PROVIDER`: `console` (default; prints codes).
+    /// `SMS_PROVIDER`: `console` (default; prints codes), `twilio`, `sns` or `webhook`, for
+    /// markets without their own `SMS_PROVIDER_{MARKET}`.
     pub sms_provider: SmsProvider,
+    /// `PUBLIC_BASE_URL`: where providers reach this service (`https://auth.shop.example`); the
+    /// status-callback URLs given to Twilio and the Telegram Gateway are built from it, and their
+    /// signatures cover it (default: unset, no callbacks requested).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<HttpUrl>,
+    /// `APP_NAME`: the `{app}` of message templates (default `Marque`).
+    pub app_name: Text,
+    /// `OTP_AUTOFILL_DOMAIN`: when set (`shop.example`), SMS end with `@shop.example #123456`
+    /// for WebOTP and iOS security-code autofill (default: unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otp_autofill_domain: Option<Text>,
+    /// `TWILIO_BASE_URL` (default `https://api.twilio.com`).
+    pub twilio_base_url: HttpUrl,
+    /// `TWILIO_ACCOUNT_SID` (`AC…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_account_sid: Option<Text>,
+    /// `TWILIO_AUTH_TOKEN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_auth_token: Option<ProviderSecret>,
+    /// `TWILIO_FROM`: sender number or alphanumeric sender id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_from: Option<Text>,
+    /// `TWILIO_MESSAGING_SERVICE_SID` (`MG…`), instead of `TWILIO_FROM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_messaging_service_sid: Option<Text>,
+    /// `AWS_REGION` of SNS (e.g. `us-east-1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_region: Option<Text>,
+    /// `AWS_ACCESS_KEY_ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_access_key_id: Option<Text>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_secret_access_key: Option<ProviderSecret>,
+    /// `SNS_ENDPOINT_URL` (default: `https://sns.{AWS_REGION}.amazonaws.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sns_endpoint_url: Option<HttpUrl>,
+    /// `SNS_SENDER_ID`: the `AWS.SNS.SMS.SenderID` of every SMS (default: unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sns_sender_id: Option<Text>,
+    /// `SMS_WEBHOOK_URL`: the gateway's endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_webhook_url: Option<HttpUrl>,
+    /// `SMS_WEBHOOK_SECRET`: `whsec_` + base64, the Standard Webhooks signing secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_webhook_secret: Option<ProviderSecret>,
+    /// `WHATSAPP_API_BASE_URL` (default `https://graph.facebook.com/v21.0`).
+    pub whatsapp_api_base_url: HttpUrl,
+    /// `WHATSAPP_PHONE_NUMBER_ID`: the business number's id in the Cloud API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_phone_number_id: Option<Text>,
+    /// `WHATSAPP_ACCESS_TOKEN`: setting it turns the WhatsApp channel on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_access_token: Option<ProviderSecret>,
+    /// `WHATSAPP_TEMPLATE_NAME`: the approved authentication template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template_name: Option<Text>,
+    /// `TELEGRAM_GATEWAY_BASE_URL` (default `https://gatewayapi.telegram.org`).
+    pub telegram_gateway_base_url: HttpUrl,
+    /// `TELEGRAM_GATEWAY_TOKEN`: setting it turns the Telegram channel on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_gateway_token: Option<ProviderSecret>,
     /// `OUTBOX_POLL_INTERVAL_MS`: milliseconds the delivery worker waits when the outbox is
     /// empty (default: [`WorkerConfig::default`]'s).
     pub outbox_poll_interval_ms: Millis,
+    /// `OUTBOX_MAX_ATTEMPTS`: tries per channel before the next channel or a dead letter
+    /// (default: [`WorkerConfig::default`]'s, 8; backoff 2 s doubling to 60 s, with jitter).
+    pub outbox_max_attempts: Count,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
-        let poll = WorkerConfig::default().poll_interval.as_millis();
+        let worker = WorkerConfig::default();
+        let poll = worker.poll_interval.as_millis();
         Self {
             sms_provider: SmsProvider::Console,
+            public_base_url: None,
+            app_name: Text::fixed("Marque"),
+            otp_autofill_domain: None,
+            twilio_base_url: HttpUrl::fixed(marque_messaging::TWILIO_BASE_URL),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_messaging_service_sid: None,
+            aws_region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            sns_endpoint_url: None,
+            sns_sender_id: None,
+            sms_webhook_url: None,
+            sms_webhook_secret: None,
+            whatsapp_api_base_url: HttpUrl::fixed(marque_messaging::WHATSAPP_API_BASE_URL),
+            whatsapp_phone_number_id: None,
+            whatsapp_access_token: None,
+            whatsapp_template_name: None,
+            telegram_gateway_base_url: HttpUrl::fixed(marque_messaging::TELEGRAM_GATEWAY_BASE_URL),
+            telegram_gateway_token: None,
             outbox_poll_interval_ms: Millis::clamped(u64::try_from(poll).unwrap_or(u64::MAX)),
+            outbox_max_attempts: Count::clamped(worker.retry.max_attempts.into()),
         }
     }
 }
@@ -376,7 +468,7 @@ pub struct SmsGuardSettings {
     pub captcha_provider: Option<CaptchaProviderName>,
     /// `CAPTCHA_SECRET`: the site's secret at the provider.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub captcha_secret: Option<CaptchaSecret>,
+    pub captcha_secret: Option<ProviderSecret>,
     /// `CAPTCHA_VERIFY_URL`: the siteverify URL (default: the provider's public one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captcha_verify_url: Option<Text>,
@@ -416,6 +508,27 @@ pub struct MarketSettings {
     /// 10,000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms_daily_limit: Option<Count>,
+    /// `SMS_PROVIDER_KG`: the market's SMS provider (default: `SMS_PROVIDER`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_provider: Option<SmsProvider>,
+    /// `CHANNELS_KG`: the channels the market's codes may go out on, in fallback order, the
+    /// first the default, e.g. `telegram,whatsapp,sms` (default `sms`). A channel whose provider
+    /// is not configured is left out (with a warning at start-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<List<ChannelName>>,
+    /// `WHATSAPP_TEMPLATE_LANGUAGE_KG`: the template's language code (default `ru` for KG,
+    /// `en_US` for US).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template_language: Option<Text>,
+    /// `SMS_TEMPLATE_KG`: the sign-in message, with `{code}`, `{minutes}`, `{app}` (default: the
+    /// market language's, e.g. `{app}: ваш код {code}. Действует {minutes} мин. Никому не
+    /// сообщайте.`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_template: Option<Text>,
+    /// `SMS_DELETE_ACCOUNT_TEMPLATE_KG`: the account-deletion code's message, same
+    /// placeholders (default: the market language's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_delete_account_template: Option<Text>,
 }
 
 /// Everything `marque` reads at start-up, one struct per concern. In the file (and in
@@ -538,6 +651,19 @@ impl Settings {
             sms_daily_limit: given
                 .sms_daily_limit
                 .or_else(|| Some(Count::clamped(auth.sms_daily_limit(market).into()))),
+            sms_provider: given.sms_provider.or(Some(self.delivery.sms_provider)),
+            channels: given.channels.or_else(|| {
+                let default = auth.channels(market).iter().map(|c| ChannelName(*c));
+                Some(default.collect())
+            }),
+            whatsapp_template_language: given.whatsapp_template_language.or_else(|| {
+                Some(Text::fixed(match market {
+                    Market::Kg => "ru",
+                    Market::Us => "en_US",
+                }))
+            }),
+            sms_template: given.sms_template,
+            sms_delete_account_template: given.sms_delete_account_template,
         }
     }
 
@@ -619,8 +745,10 @@ pub struct Config {
     pub secret_generated: bool,
     /// Signing algorithm and keys.
     pub jwt_keys: JwtKeys,
-    /// OTP rules, limits and session lifetimes for the domain.
+    /// OTP rules, limits, session lifetimes and each market's delivery channels for the domain.
     pub auth: AuthConfig,
+    /// What start-up should warn about (a listed channel without a provider).
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -716,7 +844,22 @@ impl Config {
                 ));
             }
         };
-        let auth = auth_config(&settings);
+        let mut auth = auth_config(&settings);
+        let (channels, warnings) = delivery_channels(&settings, &error)?;
+        if settings.service.marque_env == Environment::Production {
+            for (market, list) in &channels {
+                if list.contains(&Channel::Sms)
+                    && settings.market(*market).sms_provider == Some(SmsProvider::Console)
+                {
+                    return Err(error(
+                        &sms_provider_key(&settings, *market),
+                        "`console` prints every code and is refused when MARQUE_ENV is production"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        auth.channels = channels;
         let listen_port = u16::try_from(settings.server.port.get()).unwrap_or(u16::MAX);
         Ok(Self {
             settings,
@@ -725,6 +868,7 @@ impl Config {
             secret_generated,
             jwt_keys,
             auth,
+            warnings,
         })
     }
 
@@ -897,13 +1041,124 @@ fn check_production(
             Some(_) => {}
         }
     }
-    if settings.delivery.sms_provider == SmsProvider::Console {
-        return Err(error(
-            "sms_provider",
-            "`console` prints every code and is refused when MARQUE_ENV is production".to_owned(),
-        ));
-    }
     Ok(())
+}
+
+/// The key that chose `market`'s SMS provider: its own `SMS_PROVIDER_{MARKET}`, else
+/// `SMS_PROVIDER`.
+fn sms_provider_key(settings: &Settings, market: Market) -> String {
+    match settings.markets.get(&market).and_then(|m| m.sms_provider) {
+        Some(_) => format!("markets.{}.sms_provider", market.code()),
+        None => "sms_provider".to_owned(),
+    }
+}
+
+/// Each market's channels in fallback order: its `CHANNELS_{MARKET}` narrowed to the channels
+/// whose provider is configured (a channel is on when its credential is set: the SMS provider's,
+/// `WHATSAPP_ACCESS_TOKEN`, `TELEGRAM_GATEWAY_TOKEN`), and the warnings for those left out.
+/// A provider in use with a credential but not the rest of its settings, or a market left with
+/// no channel, is an error naming the key.
+fn delivery_channels(
+    settings: &Settings,
+    error: &impl Fn(&str, String) -> SettingsError,
+) -> Result<(BTreeMap<Market, Vec<Channel>>, Vec<String>), SettingsError> {
+    let d = &settings.delivery;
+    let required = |key: &str, present: bool, why: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err(error(key, format!("required {why}")))
+        }
+    };
+    if d.whatsapp_access_token.is_some() {
+        let why = "with WHATSAPP_ACCESS_TOKEN";
+        required(
+            "whatsapp_phone_number_id",
+            d.whatsapp_phone_number_id.is_some(),
+            why,
+        )?;
+        required(
+            "whatsapp_template_name",
+            d.whatsapp_template_name.is_some(),
+            why,
+        )?;
+    }
+    let mut out = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for market in Market::ALL {
+        let m = settings.market(market);
+        let listed: Vec<Channel> = m
+            .channels
+            .as_ref()
+            .map(|l| l.items().iter().map(|c| c.0).collect())
+            .unwrap_or_default();
+        let mut on = Vec::new();
+        for channel in listed {
+            let configured = match channel {
+                Channel::Sms => {
+                    let key = sms_provider_key(settings, market);
+                    let why = |p: SmsProvider| format!("with {key} = {}", p.as_str());
+                    match m.sms_provider.unwrap_or(SmsProvider::Console) {
+                        SmsProvider::Console => {}
+                        p @ SmsProvider::Twilio => {
+                            required(
+                                "twilio_account_sid",
+                                d.twilio_account_sid.is_some(),
+                                &why(p),
+                            )?;
+                            required("twilio_auth_token", d.twilio_auth_token.is_some(), &why(p))?;
+                            if d.twilio_from.is_some() == d.twilio_messaging_service_sid.is_some() {
+                                return Err(error(
+                                    "twilio_from",
+                                    format!(
+                                        "set exactly one of TWILIO_FROM and \
+                                         TWILIO_MESSAGING_SERVICE_SID {}",
+                                        why(p)
+                                    ),
+                                ));
+                            }
+                        }
+                        p @ SmsProvider::Sns => {
+                            required("aws_region", d.aws_region.is_some(), &why(p))?;
+                            required("aws_access_key_id", d.aws_access_key_id.is_some(), &why(p))?;
+                            required(
+                                "aws_secret_access_key",
+                                d.aws_secret_access_key.is_some(),
+                                &why(p),
+                            )?;
+                        }
+                        p @ SmsProvider::Webhook => {
+                            required("sms_webhook_url", d.sms_webhook_url.is_some(), &why(p))?;
+                            required(
+                                "sms_webhook_secret",
+                                d.sms_webhook_secret.is_some(),
+                                &why(p),
+                            )?;
+                        }
+                    }
+                    true
+                }
+                Channel::WhatsApp => d.whatsapp_access_token.is_some(),
+                Channel::Telegram => d.telegram_gateway_token.is_some(),
+            };
+            if configured {
+                on.push(channel);
+            } else {
+                warnings.push(format!(
+                    "{}: channel `{channel}` is listed but its provider is not configured; left out",
+                    market.code()
+                ));
+            }
+        }
+        if on.is_empty() {
+            return Err(error(
+                &format!("markets.{}.channels", market.code()),
+                "no channel of the list has a configured provider".to_owned(),
+            ));
+        }
+        out.insert(market, on);
+    }
+    Ok((out, warnings))
 }
 
 /// How far ahead `TEST_PHONE_NUMBERS_VALID_UNTIL` may be in production.

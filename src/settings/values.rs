@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use marque_domain::{ExposeSecret, SecretString};
+use marque_domain::{Channel, ExposeSecret, SecretString};
 use marque_markets::{OtpCode, PhoneNumber};
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -261,8 +261,14 @@ choice! {
 choice! {
     /// Delivery provider (`SMS_PROVIDER`).
     pub enum SmsProvider {
-        /// Prints codes on the console (development only).
+        /// Prints codes on the console (development only; refused in production).
         Console = "console",
+        /// Twilio Programmable Messaging (`TWILIO_*`).
+        Twilio = "twilio",
+        /// AWS SNS `Publish` (`AWS_*`, `SNS_*`).
+        Sns = "sns",
+        /// Any regional gateway by a Standard Webhooks–signed POST (`SMS_WEBHOOK_*`).
+        Webhook = "webhook",
     }
 }
 
@@ -276,32 +282,34 @@ choice! {
     }
 }
 
-/// `CAPTCHA_SECRET`: the site's secret at the CAPTCHA provider. Redacted like [`SecretKey`].
+/// A provider credential (`CAPTCHA_SECRET`, `TWILIO_AUTH_TOKEN`, `AWS_SECRET_ACCESS_KEY`,
+/// `SMS_WEBHOOK_SECRET`, `WHATSAPP_ACCESS_TOKEN`, `TELEGRAM_GATEWAY_TOKEN`): non-empty, redacted
+/// like [`SecretKey`] in `Debug` and `marque config`, never quoted in errors.
 #[derive(Clone)]
-pub struct CaptchaSecret(SecretString);
+pub struct ProviderSecret(SecretString);
 
-impl CaptchaSecret {
+impl ProviderSecret {
     /// The secret.
     pub fn secret(&self) -> &SecretString {
         &self.0
     }
 }
 
-impl fmt::Debug for CaptchaSecret {
+impl fmt::Debug for ProviderSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CaptchaSecret([REDACTED])")
+        f.write_str("ProviderSecret([REDACTED])")
     }
 }
 
-impl Serialize for CaptchaSecret {
+impl Serialize for ProviderSecret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str("[REDACTED]")
     }
 }
 
-impl<'de> Deserialize<'de> for CaptchaSecret {
+impl<'de> Deserialize<'de> for ProviderSecret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = deserialize_secret_text(d, "the secret key of the CAPTCHA site")?;
+        let text = deserialize_secret_text(d, "a provider secret")?;
         if text.expose_secret().trim().is_empty() {
             return Err(de::Error::custom("expected a non-empty secret"));
         }
@@ -703,6 +711,61 @@ impl ListItem for TestNumber {
             e164: phone.e164().to_owned(),
             code,
         })
+    }
+}
+
+/// A delivery channel in a `CHANNELS_{MARKET}` list: `sms`, `whatsapp` or `telegram`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelName(pub Channel);
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl ListItem for ChannelName {
+    const EXPECTED: &'static str = "channels `sms`, `whatsapp`, `telegram` in fallback order";
+    fn parse(entry: &str) -> Result<Self, String> {
+        Channel::parse(&entry.to_ascii_lowercase())
+            .map(Self)
+            .ok_or_else(|| "unknown channel".to_owned())
+    }
+}
+
+/// An absolute `http://` or `https://` URL (provider base URLs, `PUBLIC_BASE_URL`), kept
+/// without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    /// A built-in default (written valid in the source).
+    pub fn fixed(value: &'static str) -> Self {
+        Self(value.trim_end_matches('/').to_owned())
+    }
+
+    /// The URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        let url = url::Url::parse(text)
+            .map_err(|e| de::Error::custom(format_args!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(de::Error::custom("expected an http:// or https:// URL"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(de::Error::custom(
+                "credentials do not belong in the URL; use the provider's secret settings",
+            ));
+        }
+        Ok(Self(text.trim_end_matches('/').to_owned()))
     }
 }
 

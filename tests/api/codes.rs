@@ -174,9 +174,9 @@ async fn codes_work_only_for_their_purpose(backend: Backend) {
     let deletion_code = app.code_for(KG, 2).await;
     let message = &app.messages_to(KG)[2];
     assert!(
-        message.body.contains("удаления аккаунта"),
+        message.text.contains("удаления аккаунта"),
         "{}",
-        message.body
+        message.text
     );
 
     // A deletion code does not sign in.

@@ -171,7 +171,7 @@ impl TestApp {
         for _ in 0..4000 {
             let mine = self.sent.to(e164);
             if mine.len() > nth {
-                let body = &mine[nth].body;
+                let body = &mine[nth].text;
                 return body.chars().filter(char::is_ascii_digit).take(6).collect();
             }
             tokio::time::sleep(StdDuration::from_millis(5)).await;

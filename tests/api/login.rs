@@ -32,9 +32,9 @@ async fn kg_login_profile_logout(backend: Backend) {
     let code = app.code_for("+996505325311", 0).await;
     let msg = &app.messages_to("+996505325311")[0];
     assert!(
-        msg.body.starts_with(&format!("Marque: ваш код {code}")),
+        msg.text.starts_with(&format!("Marque: ваш код {code}")),
         "{}",
-        msg.body
+        msg.text
     );
 
     // Neither the stored hash nor the queued message holds the code in clear.
@@ -143,7 +143,7 @@ async fn us_login_with_national_format(backend: Backend) {
     let code = app.code_for("+12125550100", 0).await;
     assert!(
         app.messages_to("+12125550100")[0]
-            .body
+            .text
             .starts_with("Marque: your code is")
     );
     let login: Value = app

@@ -41,6 +41,13 @@ pub struct SendCodeRequest {
     #[serde(default)]
     #[schema(example = "login")]
     pub purpose: Option<String>,
+    /// Where to send the code: `sms`, `whatsapp` or `telegram`. Default: the market's first
+    /// channel (`CHANNELS_{MARKET}`). A channel the market does not offer →
+    /// 422 `channel_not_available`. If the channel fails for good (the number is not on
+    /// Telegram, not a WhatsApp user), the same code goes out on the market's next channel.
+    #[serde(default)]
+    #[schema(example = "sms")]
+    pub channel: Option<String>,
 }
 
 /// A code was sent.
@@ -70,6 +77,52 @@ pub struct SendCodeResponse {
     /// What the code is for (`login`, `delete_account`).
     #[schema(example = "login")]
     pub purpose: String,
+    /// The channel the code goes out on first (`sms`, `whatsapp`, `telegram`);
+    /// `GET /api/v1/auth/challenges/{challenge_id}` tells whether it fell back to another.
+    #[schema(example = "sms")]
+    pub channel: String,
+}
+
+/// Delivery channel as it appears in JSON.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ChannelName {
+    /// Text message.
+    Sms,
+    /// WhatsApp.
+    Whatsapp,
+    /// Telegram.
+    Telegram,
+}
+
+/// Delivery state as it appears in JSON.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum DeliveryStatusName {
+    /// Waiting in the outbox (or being retried).
+    Queued,
+    /// Taken by the provider; no delivery report (yet).
+    Sent,
+    /// The provider reported it delivered to the phone.
+    Delivered,
+    /// Every channel failed, it expired undelivered, or the provider reported it undeliverable.
+    Failed,
+}
+
+/// `GET /api/v1/auth/challenges/{challenge_id}`: how a code's delivery stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChallengeStatusResponse {
+    /// The channel in use now (after any fallback).
+    #[schema(value_type = ChannelName, example = "sms")]
+    pub channel: String,
+    /// `queued`, `sent`, `delivered` or `failed`.
+    #[schema(value_type = DeliveryStatusName, example = "sent")]
+    pub status: String,
+    /// The channel first tried, when the code went out on another one instead ("we sent it by
+    /// SMS instead"); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ChannelName>, example = "telegram")]
+    pub fallback_from: Option<String>,
 }
 
 /// `POST /api/v1/auth/verify-code` body.

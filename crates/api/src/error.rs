@@ -122,6 +122,18 @@ error_table! {
     /// The CAPTCHA provider refused `captcha_token`.
     CaptchaInvalid => (S::BAD_REQUEST, "captcha_invalid", K::CaptchaInvalid),
         examples [Self::CaptchaInvalid];
+    /// The asked-for `channel` is not in the market's list (`CHANNELS_{MARKET}`) or has no
+    /// configured provider.
+    ChannelNotAvailable
+        => (S::UNPROCESSABLE_ENTITY, "channel_not_available", K::ChannelNotAvailable),
+        examples [Self::ChannelNotAvailable];
+    /// A provider callback's signature (`X-Twilio-Signature`, `X-Request-Signature`) is missing,
+    /// stale or wrong; nothing changed.
+    InvalidSignature => (S::UNAUTHORIZED, "invalid_signature", K::InvalidSignature),
+        examples [Self::InvalidSignature];
+    /// A correctly signed provider callback whose body is not understood.
+    InvalidCallback => (S::BAD_REQUEST, "invalid_callback", K::InvalidCallback),
+        examples [Self::InvalidCallback];
     /// The code was not accepted: wrong, used, expired, dead after too many tries, for another
     /// purpose or `challenge_id`, or none issued — one answer for all, so a probe learns nothing.
     InvalidCode => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
@@ -239,6 +251,7 @@ impl ApiError {
         let kind = match &e {
             AuthError::RateLimited(s) => ErrorKind::RateLimited(*s),
             AuthError::SmsBudgetExceeded(s) => ErrorKind::SmsBudgetExceeded(*s),
+            AuthError::ChannelNotAvailable(_) => ErrorKind::ChannelNotAvailable,
             AuthError::CaptchaRequired => ErrorKind::CaptchaRequired,
             AuthError::CaptchaInvalid => ErrorKind::CaptchaInvalid,
             // The provider could not be asked: fail closed, like a database outage.

@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod account;
 pub mod client_ip;
+pub mod delivery;
 pub mod dto;
 pub mod edge;
 pub mod error;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub default_market: Market,
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<IpNet>,
+    /// Delivery status and provider callbacks.
+    pub delivery: delivery::DeliveryState,
 }
 
 /// HTTP-level settings.
@@ -85,6 +88,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::of::<r::__path_delete_account>().to(r::delete_account),
         Endpoint::of::<r::__path_markets>().to(r::markets),
         Endpoint::of::<r::__path_auth_health>().to(r::auth_health),
+        Endpoint::of::<delivery::__path_challenge_status>().to(delivery::challenge_status),
+        Endpoint::of::<delivery::__path_twilio_status>().to(delivery::twilio_status),
+        Endpoint::of::<delivery::__path_telegram_report>().to(delivery::telegram_report),
     ];
     list.extend(account::endpoints());
     list

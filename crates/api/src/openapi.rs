@@ -44,6 +44,7 @@ use crate::error::{ApiError, ErrorBody, ErrorKind};
         (name = "notifications", description = "The signed-in shopper's notifications"),
         (name = "markets", description = "Served markets"),
         (name = "health", description = "Liveness and database state"),
+        (name = "delivery", description = "Delivery reports from SMS and messenger providers (signed callbacks)"),
     )
 )]
 pub struct ApiDoc;

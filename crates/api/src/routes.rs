@@ -2,7 +2,9 @@
 //! pool (diesel is synchronous) and shapes the response.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use marque_domain::{AuthError, FullName, ImageUrl, LogoutScope, ProfileUpdate, SessionId};
+use marque_domain::{
+    AuthError, Channel, FullName, ImageUrl, LogoutScope, ProfileUpdate, SessionId,
+};
 use marque_markets::{Language, Market, MessageKey, OtpCode, OtpPurpose, PhoneNumber, text};
 
 use crate::ApiState;
@@ -108,7 +110,7 @@ fn challenge_id(
         (status = 200, description = "Code sent", body = SendCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `captcha_required`, `captcha_invalid`"),
         (status = 401, description = "`invalid_token`: a deletion code asked for without a valid bearer token"),
-        (status = 422, description = "`validation_error` (e.g. an unknown purpose, or a deletion code for another number than the account's), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
+        (status = 422, description = "`validation_error` (e.g. an unknown purpose, or a deletion code for another number than the account's), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`, `channel_not_available`"),
         (status = 429, description = "`rate_limited`, `sms_budget_exceeded`, `phone_locked`"),
         (status = 503, description = "`service_unavailable`: the market database is down or the CAPTCHA provider cannot be asked"),
     )
@@ -143,8 +145,17 @@ pub async fn send_code(
     auth.check_captcha(body.0.captcha_token.as_deref(), &client)
         .await
         .map_err(|e| ApiError::from_auth(e, lang))?;
+    let channel = match body.0.channel.as_deref() {
+        None => None,
+        Some(c) => Some(
+            Channel::parse(c).ok_or_else(|| ApiError::new(ErrorKind::ChannelNotAvailable, lang))?,
+        ),
+    };
     let p = phone.clone();
-    let sent = blocking(lang, move || auth.send_code_for(&p, purpose, &client)).await?;
+    let sent = blocking(lang, move || {
+        auth.send_code_via(&p, purpose, channel, &client)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(SendCodeResponse {
         success: true,
         message: text(MessageKey::CodeSent, lang).to_owned(),
@@ -154,6 +165,7 @@ pub async fn send_code(
         expires_in_minutes: sent.expires_in_minutes,
         challenge_id: sent.challenge_id,
         purpose: sent.purpose.as_str().to_owned(),
+        channel: sent.channel.as_str().to_owned(),
     }))
 }
 

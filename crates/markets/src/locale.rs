@@ -103,11 +103,17 @@ pub enum MessageKey {
     CaptchaInvalid,
     /// Too many wrong codes for the number: it is locked for a while.
     PhoneLocked,
+    /// The asked-for delivery channel is not offered in the market.
+    ChannelNotAvailable,
+    /// A provider callback's signature is missing or wrong.
+    InvalidSignature,
+    /// A signed provider callback whose body is not understood.
+    InvalidCallback,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 48] = [
+    pub const ALL: [MessageKey; 51] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -156,6 +162,9 @@ impl MessageKey {
         MessageKey::CaptchaRequired,
         MessageKey::CaptchaInvalid,
         MessageKey::PhoneLocked,
+        MessageKey::ChannelNotAvailable,
+        MessageKey::InvalidSignature,
+        MessageKey::InvalidCallback,
     ];
 }
 
@@ -325,6 +334,18 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         MessageKey::CaptchaInvalid => (
             "Проверка CAPTCHA не пройдена, попробуйте ещё раз",
             "The CAPTCHA check failed, please try again",
+        ),
+        MessageKey::ChannelNotAvailable => (
+            "Этот способ доставки кода недоступен, выберите другой",
+            "This delivery channel is not available, please choose another",
+        ),
+        MessageKey::InvalidSignature => (
+            "Подпись запроса неверна",
+            "The request signature is missing or wrong",
+        ),
+        MessageKey::InvalidCallback => (
+            "Содержимое уведомления не распознано",
+            "The callback body is not understood",
         ),
     }
 }

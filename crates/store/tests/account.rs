@@ -56,6 +56,7 @@ fn sign_in(
             code_hash: b"h".to_vec(),
             purpose: marque_domain::OtpPurpose::Login,
             challenge_id: uuid::Uuid::new_v4().to_string(),
+            channel: marque_domain::Channel::Sms,
             check_lock: true,
             now,
             expires_at: now + Duration::minutes(10),

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use marque_domain::{
     AuthRepository, Channel, FullName, ImageUrl, IssueChallenge, IssueOutcome, NewOutboxMessage,
     NewSession, OutboxRepository, ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError,
-    RetryAfter, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
+    RetryAfter, SentReceipt, SessionId, User, UserId, VerifyChallenge, VerifyOutcome,
 };
 use marque_domain::{DeleteAccount, NewRefreshToken, RevokeScope, RotateOutcome, RotateRefresh};
 use marque_markets::{Market, PhoneNumber};
@@ -98,6 +98,7 @@ fn issue_cmd(
         code_hash: hash.to_vec(),
         purpose: marque_domain::OtpPurpose::Login,
         challenge_id: uuid::Uuid::new_v4().to_string(),
+        channel: Channel::Sms,
         check_lock: true,
         now,
         expires_at: now + Duration::minutes(10),
@@ -105,6 +106,7 @@ fn issue_cmd(
         limits,
         outbox: Some(NewOutboxMessage {
             channel: Channel::Sms,
+            fallback: vec![],
             recipient: e164.to_owned(),
             sealed_body: format!("sealed:{}", String::from_utf8_lossy(hash)).into_bytes(),
             expires_at: now + Duration::minutes(10),
@@ -515,7 +517,7 @@ fn outbox_claim_lease_and_delivery(ctx: &Ctx) {
     let again = store.claim_due(at(31), at(61), 10).unwrap();
     assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![m.id]);
 
-    store.mark_sent(m.id, at(32)).unwrap();
+    store.mark_sent(m.id, at(32), RECEIPT).unwrap();
     let sql = |what: &str| format!("SELECT {what} AS v FROM outbox WHERE id = {}", m.id);
     let holds = |cond: &str| {
         ctx.sql(&format!(
@@ -589,11 +591,11 @@ fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
     assert_eq!((due[0].id, due[0].attempts), (retry, 1));
     assert_eq!(due[0].sealed_body, b"sealed:x");
 
-    store.mark_sent(retry, at(71)).unwrap();
+    store.mark_sent(retry, at(71), RECEIPT).unwrap();
     assert!(holds("status = 'sent' AND attempts = 1", retry));
     assert!(store.claim_due(at(5000), at(5030), 10).unwrap().is_empty());
     // Unknown ids are not errors.
-    store.mark_sent(987_654, at(14)).unwrap();
+    store.mark_sent(987_654, at(14), RECEIPT).unwrap();
 }
 
 fn markets_are_separate_databases(ctx: &Ctx) {
@@ -752,6 +754,13 @@ fn migrations_are_idempotent(ctx: &Ctx) {
 // ---------------------------------------------------------------------------------------------
 // Connection handling
 // ---------------------------------------------------------------------------------------------
+
+/// What a provider answered, for tests that do not look at it.
+const RECEIPT: SentReceipt<'static> = SentReceipt {
+    provider: "test",
+    provider_message_id: None,
+    segments: Some(1),
+};
 
 #[test]
 fn connect_errors_never_show_the_password() {

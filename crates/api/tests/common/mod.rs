@@ -28,6 +28,7 @@ pub fn state(start: DateTime<Utc>, test_number: &str) -> (Services, web::Data<Ap
         account: services.account.clone(),
         default_market: Market::Kg,
         trusted_proxies: vec![],
+        delivery: Default::default(),
     });
     (services, state)
 }

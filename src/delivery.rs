@@ -1,0 +1,225 @@
+//! Delivery wiring: the providers of each market's channels, their callback checkers and the
+//! message templates, from the settings (issue 8).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use marque_domain::{Channel, DeliveryCallback, MessageSender, OtpPurpose};
+use marque_markets::Market;
+use marque_messaging::{
+    ConsoleSender, MessageTemplates, Senders, SmsWebhook, Sns, SnsConfig, TelegramGateway,
+    TelegramGatewayConfig, TelegramReportCallback, Twilio, TwilioConfig, TwilioFrom,
+    TwilioStatusCallback, WebhookConfig, WhatsApp, WhatsAppConfig,
+};
+
+use crate::settings::{Config, SmsProvider};
+
+/// Path of Twilio's status callback (`StatusCallback` = `PUBLIC_BASE_URL` + this).
+pub const TWILIO_STATUS_PATH: &str = "/api/v1/delivery/twilio/status";
+/// Path of the Telegram Gateway's delivery reports (`callback_url` = `PUBLIC_BASE_URL` + this).
+pub const TELEGRAM_REPORT_PATH: &str = "/api/v1/delivery/telegram/report";
+
+/// The templates of code messages: `APP_NAME`, `OTP_AUTOFILL_DOMAIN`, and each market's
+/// `SMS_TEMPLATE_{MARKET}` / `SMS_DELETE_ACCOUNT_TEMPLATE_{MARKET}`.
+pub fn templates(config: &Config) -> MessageTemplates {
+    let d = &config.settings.delivery;
+    let mut overrides = BTreeMap::new();
+    for market in Market::ALL {
+        let m = config.settings.market(market);
+        if let Some(t) = m.sms_template {
+            overrides.insert((market, OtpPurpose::Login), t.as_str().to_owned());
+        }
+        if let Some(t) = m.sms_delete_account_template {
+            overrides.insert((market, OtpPurpose::DeleteAccount), t.as_str().to_owned());
+        }
+    }
+    MessageTemplates {
+        app: d.app_name.as_str().to_owned(),
+        overrides,
+        autofill_domain: d
+            .otp_autofill_domain
+            .as_ref()
+            .map(|t| t.as_str().to_owned()),
+    }
+}
+
+fn callback_url(config: &Config, path: &str) -> Option<String> {
+    let base = config.settings.delivery.public_base_url.as_ref()?;
+    Some(format!("{}{path}", base.as_str()))
+}
+
+/// The providers of every market's channels (`AuthConfig::channels`, already narrowed to the
+/// configured ones). One client and one provider instance serve every market that uses it.
+///
+/// Errors: a provider that cannot be built from its settings (a malformed webhook secret).
+pub fn senders(config: &Config, http: &reqwest::Client) -> anyhow::Result<Senders> {
+    let d = &config.settings.delivery;
+    let mut built: BTreeMap<&'static str, Arc<dyn MessageSender>> = BTreeMap::new();
+    let mut senders = Senders::default();
+    for market in Market::ALL {
+        let m = config.settings.market(market);
+        for channel in config.auth.channels(market) {
+            let key: &'static str = match channel {
+                Channel::Sms => m.sms_provider.unwrap_or(SmsProvider::Console).as_str(),
+                Channel::WhatsApp => "whatsapp",
+                Channel::Telegram => "telegram",
+            };
+            let sender = match built.get(key) {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let s = build(config, key, http)?;
+                    built.insert(key, Arc::clone(&s));
+                    s
+                }
+            };
+            senders = senders.with(market, *channel, sender);
+        }
+    }
+    tracing::info!(?senders, public_base_url = ?d.public_base_url.as_ref().map(|u| u.as_str()),
+        "delivery providers");
+    Ok(senders)
+}
+
+/// One provider by its settings name. The settings were checked when read: every credential a
+/// provider in use needs is present.
+fn build(
+    config: &Config,
+    name: &str,
+    http: &reqwest::Client,
+) -> anyhow::Result<Arc<dyn MessageSender>> {
+    let d = &config.settings.delivery;
+    let text = |t: &Option<crate::settings::Text>| t.as_ref().map(|t| t.as_str().to_owned());
+    let missing = |key: &str| anyhow::anyhow!("{key} is required");
+    Ok(match name {
+        "twilio" => {
+            let from = match (text(&d.twilio_from), text(&d.twilio_messaging_service_sid)) {
+                (Some(n), _) => TwilioFrom::Number(n),
+                (None, Some(sid)) => TwilioFrom::MessagingService(sid),
+                (None, None) => return Err(missing("TWILIO_FROM")),
+            };
+            Arc::new(Twilio::new(
+                TwilioConfig {
+                    base_url: d.twilio_base_url.as_str().to_owned(),
+                    account_sid: text(&d.twilio_account_sid)
+                        .ok_or_else(|| missing("TWILIO_ACCOUNT_SID"))?,
+                    auth_token: d
+                        .twilio_auth_token
+                        .as_ref()
+                        .ok_or_else(|| missing("TWILIO_AUTH_TOKEN"))?
+                        .secret()
+                        .clone(),
+                    from,
+                    status_callback: callback_url(config, TWILIO_STATUS_PATH),
+                },
+                http.clone(),
+            ))
+        }
+        "sns" => Arc::new(Sns::new(
+            SnsConfig {
+                region: text(&d.aws_region).ok_or_else(|| missing("AWS_REGION"))?,
+                endpoint_url: d.sns_endpoint_url.as_ref().map(|u| u.as_str().to_owned()),
+                access_key_id: text(&d.aws_access_key_id)
+                    .ok_or_else(|| missing("AWS_ACCESS_KEY_ID"))?,
+                secret_access_key: d
+                    .aws_secret_access_key
+                    .as_ref()
+                    .ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?
+                    .secret()
+                    .clone(),
+                sender_id: text(&d.sns_sender_id),
+            },
+            http.clone(),
+        )),
+        "webhook" => Arc::new(SmsWebhook::new(
+            WebhookConfig {
+                url: d
+                    .sms_webhook_url
+                    .as_ref()
+                    .ok_or_else(|| missing("SMS_WEBHOOK_URL"))?
+                    .as_str()
+                    .to_owned(),
+                secret: d
+                    .sms_webhook_secret
+                    .as_ref()
+                    .ok_or_else(|| missing("SMS_WEBHOOK_SECRET"))?
+                    .secret()
+                    .clone(),
+            },
+            http.clone(),
+        )),
+        "whatsapp" => {
+            let languages = Market::ALL
+                .iter()
+                .filter_map(|m| {
+                    let lang = config.settings.market(*m).whatsapp_template_language?;
+                    Some((*m, lang.as_str().to_owned()))
+                })
+                .collect();
+            Arc::new(WhatsApp::new(
+                WhatsAppConfig {
+                    base_url: d.whatsapp_api_base_url.as_str().to_owned(),
+                    phone_number_id: text(&d.whatsapp_phone_number_id)
+                        .ok_or_else(|| missing("WHATSAPP_PHONE_NUMBER_ID"))?,
+                    access_token: d
+                        .whatsapp_access_token
+                        .as_ref()
+                        .ok_or_else(|| missing("WHATSAPP_ACCESS_TOKEN"))?
+                        .secret()
+                        .clone(),
+                    template_name: text(&d.whatsapp_template_name)
+                        .ok_or_else(|| missing("WHATSAPP_TEMPLATE_NAME"))?,
+                    languages,
+                },
+                http.clone(),
+            ))
+        }
+        "telegram" => Arc::new(TelegramGateway::new(
+            TelegramGatewayConfig {
+                base_url: d.telegram_gateway_base_url.as_str().to_owned(),
+                token: d
+                    .telegram_gateway_token
+                    .as_ref()
+                    .ok_or_else(|| missing("TELEGRAM_GATEWAY_TOKEN"))?
+                    .secret()
+                    .clone(),
+                callback_url: callback_url(config, TELEGRAM_REPORT_PATH),
+            },
+            http.clone(),
+        )),
+        _ => Arc::new(ConsoleSender::default()),
+    })
+}
+
+/// The checkers of the delivery reports of the providers in use (Twilio, the Telegram Gateway).
+pub fn callbacks(config: &Config) -> Vec<Arc<dyn DeliveryCallback>> {
+    let d = &config.settings.delivery;
+    let mut out: Vec<Arc<dyn DeliveryCallback>> = Vec::new();
+    let uses = |provider: SmsProvider| {
+        Market::ALL.iter().any(|m| {
+            config.auth.channels(*m).contains(&Channel::Sms)
+                && config.settings.market(*m).sms_provider == Some(provider)
+        })
+    };
+    if uses(SmsProvider::Twilio)
+        && let Some(token) = &d.twilio_auth_token
+    {
+        out.push(Arc::new(TwilioStatusCallback::new(token.secret().clone())));
+    }
+    let telegram = Market::ALL
+        .iter()
+        .any(|m| config.auth.channels(*m).contains(&Channel::Telegram));
+    if telegram && let Some(token) = &d.telegram_gateway_token {
+        out.push(Arc::new(TelegramReportCallback::new(
+            token.secret().clone(),
+        )));
+    }
+    out
+}
+
+/// The shared HTTP client of the providers.
+///
+/// Errors: the TLS backend cannot start.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    marque_messaging::provider_client().context("building the providers' HTTP client")
+}

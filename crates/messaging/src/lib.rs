@@ -32,6 +32,6 @@ pub use telegram::{
 };
 pub use templates::{MessageTemplates, RenderedSms, sms_segments};
 pub use twilio::{TWILIO_BASE_URL, Twilio, TwilioConfig, TwilioFrom, TwilioStatusCallback};
-pub use webhook::{SmsWebhook, WebhookConfig};
+pub use webhook::{SmsWebhook, WebhookConfig, WebhookConfigError};
 pub use whatsapp::{WHATSAPP_API_BASE_URL, WhatsApp, WhatsAppConfig};
 pub use worker::{Fate, OutboxWorker, Senders, WorkerConfig, WorkerDeps};

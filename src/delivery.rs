@@ -147,7 +147,8 @@ fn build(
                     .clone(),
             },
             http.clone(),
-        )),
+        )
+        .context("SMS_WEBHOOK_URL / SMS_WEBHOOK_SECRET")?),
         "whatsapp" => {
             let languages = Market::ALL
                 .iter()

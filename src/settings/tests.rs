@@ -276,7 +276,7 @@ fn out_of_range_values_name_their_variable() {
         ("JWT_ALGORITHM", "RS256"),
         ("LOG_FORMAT", "xml"),
         ("MARQUE_ENV", "staging"),
-        ("SMS_PROVIDER", "twilio"),
+        ("SMS_PROVIDER", "pigeon"),
         ("HOST", ""),
     ] {
         let e = err(&[(var, value)]);

@@ -326,3 +326,25 @@ fn logs_into_a_pipe_have_no_colour_codes() {
         }
     }
 }
+
+/// Issue 8: with a real SMS provider, production passes its checks (`marque config` applies
+/// them); the provider's token is never printed.
+#[test]
+fn production_accepts_a_real_sms_provider_and_redacts_its_token() {
+    let mut cmd = marque();
+    cmd.arg("config")
+        .env("MARQUE_ENV", "production")
+        .env("SECRET_KEY", "/Psw5IwSfCXydU40JSmwScmD0iQ5aIXU/4WqyjIEE58=")
+        .env("DATABASE_URL_MARQUE_KG", "postgres://db/kg")
+        .env("DATABASE_URL_MARQUE_US", "postgres://db/us")
+        .env("SMS_PROVIDER", "twilio")
+        .env("TWILIO_ACCOUNT_SID", "AC0123")
+        .env("TWILIO_AUTH_TOKEN", "twilio-token-never-printed")
+        .env("TWILIO_FROM", "+15005550006");
+    let out = finish(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sms_provider = \"twilio\""), "{stdout}");
+    assert!(!stdout.contains("twilio-token-never-printed"));
+    assert!(!stderr(&out).contains("twilio-token-never-printed"));
+}

@@ -260,3 +260,96 @@ async fn callbacks_of_providers_not_in_use_are_not_found() {
         assert_eq!(res.status(), 404, "{path}");
     }
 }
+
+/// The Telegram Gateway's signature of a report: hex HMAC-SHA256 of `timestamp + "\n" + body`,
+/// keyed by SHA-256 of the API token (core.telegram.org/gateway/api) — computed here
+/// independently of the service's checker.
+fn telegram_signature(token: &str, timestamp: &str, body: &str) -> String {
+    use sha2::Digest;
+    let key = sha2::Sha256::digest(token.as_bytes());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{timestamp}\n{body}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_delivery_reports_are_signed() {
+    let telegram = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/sendVerificationMessage"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "result": {"request_id": "tg-req-42", "phone_number": "+996505325311", "request_cost": 0.01}
+        })))
+        .mount(&telegram)
+        .await;
+    let tg = telegram.uri();
+    let app = TestApp::spawn_with_providers(
+        Backend::Sqlite,
+        &[
+            ("CHANNELS_KG", "telegram"),
+            ("TELEGRAM_GATEWAY_TOKEN", "gateway-token"),
+            ("TELEGRAM_GATEWAY_BASE_URL", &tg),
+            ("PUBLIC_BASE_URL", PUBLIC),
+        ],
+    )
+    .await
+    .unwrap();
+    let sent: Value = app.send_code("+996505325311").await.json().await.unwrap();
+    let id = sent["challenge_id"].as_str().unwrap().to_owned();
+    challenge_until(&app, &id, |b| b["status"] == "sent").await;
+    let request: Value =
+        serde_json::from_slice(&telegram.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(
+        request["callback_url"],
+        format!("{PUBLIC}/api/v1/delivery/telegram/report")
+    );
+
+    let body = json!({
+        "request_id": "tg-req-42",
+        "phone_number": "+996505325311",
+        "delivery_status": {"status": "delivered", "updated_at": 1_760_000_000}
+    })
+    .to_string();
+    let now = chrono::Utc::now().timestamp().to_string();
+    let post = |timestamp: String, signature: String| {
+        app.http
+            .post(format!("{}/api/v1/delivery/telegram/report", app.base))
+            .header("content-type", "application/json")
+            .header("x-request-timestamp", timestamp)
+            .header("x-request-signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let wrong = post(
+        now.clone(),
+        telegram_signature("another-token", &now, &body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let stale = (chrono::Utc::now().timestamp() - 3600).to_string();
+    let old = post(
+        stale.clone(),
+        telegram_signature("gateway-token", &stale, &body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(old.status(), 401, "a replayed old report");
+    assert_eq!(challenge_until(&app, &id, |_| true).await["status"], "sent");
+    let right = post(
+        now.clone(),
+        telegram_signature("gateway-token", &now, &body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(right.status(), 200);
+    assert_eq!(
+        challenge_until(&app, &id, |_| true).await,
+        json!({"channel": "telegram", "status": "delivered"})
+    );
+}

@@ -608,7 +608,7 @@ impl Settings {
 
     /// Reads defaults ← `file` ← the process environment; the figment tells where each value
     /// came from.
-    pub(crate) fn load(file: Option<&Path>) -> Result<(Self, Figment), SettingsError> {
+    pub fn load(file: Option<&Path>) -> Result<(Self, Figment), SettingsError> {
         let schema = Self::schema();
         let env = EnvSource::process(&schema)?;
         Self::from_sources(&schema, file, env)

@@ -116,24 +116,8 @@ impl OutboxRepository for MarketStore {
         error: &str,
     ) -> Result<(), RepoError> {
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let now = to_db(now);
         self.finish(id, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    // The first channel tried stays the one reported.
-                    outbox::fallback_from.eq(diesel::dsl::sql::<
-                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
-                    >(
-                        "COALESCE(fallback_from, channel)"
-                    )),
-                    outbox::channel.eq(next.as_str()),
-                    outbox::fallback_channels.eq(Channel::join(remaining)),
-                    outbox::attempts.eq(0),
-                    outbox::next_attempt_at.eq(now),
-                    outbox::locked_until.eq(None::<NaiveDateTime>),
-                    outbox::last_error.eq(error.as_str()),
-                ))
-                .execute(conn)
+            move_to_channel(conn, id, next, remaining, to_db(now), Some(&error))
         })
     }
 
@@ -191,24 +175,8 @@ impl OutboxRepository for MarketStore {
                         // while it is still worth sending.
                         Some(next) if sealed && from_db(expires_at) > now => {
                             let remaining: Vec<Channel> = rest.collect();
-                            diesel::update(outbox::table.find(id))
-                                .set((
-                                    outbox::fallback_from.eq(diesel::dsl::sql::<
-                                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
-                                    >(
-                                        "COALESCE(fallback_from, channel)"
-                                    )),
-                                    outbox::channel.eq(next.as_str()),
-                                    outbox::fallback_channels.eq(Channel::join(&remaining)),
-                                    outbox::status.eq(OUTBOX_PENDING),
-                                    outbox::attempts.eq(0),
-                                    outbox::next_attempt_at.eq(now_db),
-                                    outbox::provider.eq(None::<String>),
-                                    outbox::provider_message_id.eq(None::<String>),
-                                    outbox::segments.eq(None::<i32>),
-                                    outbox::last_error.eq(error.as_deref()),
-                                ))
-                                .execute(conn)? as i64
+                            let error = error.as_deref();
+                            move_to_channel(conn, id, next, &remaining, now_db, error)? as i64
                         }
                         _ => diesel::update(outbox::table.find(id))
                             .set((
@@ -320,6 +288,36 @@ impl OutboxRepository for MarketStore {
                 .execute(conn)
         })
     }
+}
+
+/// Puts message `id` back in the queue on channel `next`, with `remaining` still to try: the
+/// same sealed code, attempts reset, due at `now`, the provider's receipt cleared, and
+/// `fallback_from` keeping the first channel tried.
+fn move_to_channel(
+    conn: &mut crate::connection::DbConnection,
+    id: i64,
+    next: Channel,
+    remaining: &[Channel],
+    now: NaiveDateTime,
+    error: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::fallback_from.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Text>,
+            >("COALESCE(fallback_from, channel)")),
+            outbox::channel.eq(next.as_str()),
+            outbox::fallback_channels.eq(Channel::join(remaining)),
+            outbox::status.eq(OUTBOX_PENDING),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::provider.eq(None::<String>),
+            outbox::provider_message_id.eq(None::<String>),
+            outbox::segments.eq(None::<i32>),
+            outbox::last_error.eq(error),
+        ))
+        .execute(conn)
 }
 
 impl MarketStore {

@@ -45,7 +45,7 @@ if [[ $# -ge 1 ]]; then
     e2e=false
 else
     (cd "$root" && cargo build -q --bin marque)
-    bin=$root/target/debug/marque
+    bin=${CARGO_TARGET_DIR:-$root/target}/debug/marque
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # `marque` with only the settings given here: nothing from the caller's environment (a
     # MARQUE_CONFIG or PUBLIC_BASE_URL there) changes the document or the server. `env` execs

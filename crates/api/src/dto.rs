@@ -148,7 +148,7 @@ pub struct VerifyCodeResponse {
     pub success: bool,
     /// Human text in the market's language.
     pub message: String,
-    /// JWT access token (HS256) for `Authorization: Bearer`.
+    /// JWT access token (EdDSA, RFC 9068 `at+jwt`) for `Authorization: Bearer`.
     pub access_token: String,
     /// Always `bearer`.
     #[schema(example = "bearer")]
@@ -273,7 +273,7 @@ pub struct DeleteAccountRequest {
 }
 
 /// A JSON Web Key Set (RFC 7517 §5): `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "…",
-/// "kid": "…", "use": "sig", "alg": "EdDSA"}]}`; empty with HS256.
+/// "kid": "…", "use": "sig", "alg": "EdDSA"}]}`: the current key and any retired ones still accepted.
 #[derive(Debug, ToSchema)]
 pub struct JwksDocument {
     /// Public keys.

@@ -465,7 +465,7 @@ pub async fn delete_account(
 }
 
 /// Public keys that verify access tokens (RFC 7517), for services using `marque-verify` or any
-/// JWT library. Empty when tokens are HS256 (the secret is never published).
+/// JWT library: the current signing key and the retired ones still accepted.
 #[utoipa::path(
     get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "JSON Web Key Set", body = JwksDocument))

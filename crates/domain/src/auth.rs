@@ -413,7 +413,7 @@ impl AuthService {
         }
     }
 
-    /// Public keys for `GET /.well-known/jwks.json` (empty with HS256).
+    /// Public keys for `GET /.well-known/jwks.json`: the current Ed25519 key and the retired ones.
     pub fn jwks(&self) -> &jsonwebtoken::jwk::JwkSet {
         self.tokens.jwks()
     }

@@ -404,7 +404,7 @@ pub struct AdminOutboxResponse {
     responses(
         (status = 200, description = "The users found (possibly none)", body = AdminUsersResponse),
         (status = 401, description = "`admin_unauthorized`: the admin key is missing or wrong"),
-        (status = 404, description = "`not_found`: the admin API is off (`ADMIN_API_KEY` unset)"),
+        (status = 404, description = "`not_found`: the admin API is off (ADMIN_API_KEY unset)"),
         (status = 422, description = "`validation_error`: neither or both of phone and email, or a value that is not one, `invalid_phone`, `unsupported_market`"),
     )
 )]

@@ -8,9 +8,9 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AdminKey, AdminRepository, AdminService,
-    AuthDeps, AuthRepository, AuthService, Clock,
-    DeliveryTracker, ExposeSecret, KeyRing, MessageSender, OutboxRepository, RetentionRepository,
-    RetentionService, SystemClock, ThreadCsprng, TokenService,
+    AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, ExposeSecret, KeyRing,
+    MessageSender, OutboxRepository, RetentionRepository, RetentionService, SystemClock,
+    ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{OutboxWorker, Senders, SiteVerify, WorkerConfig, WorkerDeps};

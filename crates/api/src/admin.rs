@@ -427,7 +427,10 @@ pub async fn admin_find_users(admin: Admin, req: HttpRequest) -> Result<HttpResp
         (None, Some(email)) => {
             let email = email.trim().to_owned();
             if email.len() > 254 || !email.contains('@') {
-                return Err(invalid("email", "an email address of at most 254 characters"));
+                return Err(invalid(
+                    "email",
+                    "an email address of at most 254 characters",
+                ));
             }
             blocking(move || service.find_by_email(&caller, &email)).await?
         }
@@ -480,7 +483,11 @@ pub async fn admin_enable_user(admin: Admin, req: HttpRequest) -> Result<HttpRes
     set_active(admin, &req, true).await
 }
 
-async fn set_active(admin: Admin, req: &HttpRequest, active: bool) -> Result<HttpResponse, ApiError> {
+async fn set_active(
+    admin: Admin,
+    req: &HttpRequest,
+    active: bool,
+) -> Result<HttpResponse, ApiError> {
     let (market, user) = user_path(req)?;
     let Admin { caller, service } = admin;
     let change = blocking(move || {

@@ -68,11 +68,7 @@ impl AdminKey {
             .chain_update(FINGERPRINT_LABEL)
             .chain_update(key)
             .finalize();
-        let fingerprint = digest
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         Self { tag, fingerprint }
     }
 
@@ -385,10 +381,7 @@ impl AdminService {
         let repo = self.repo(market)?;
         let target = format!("phone:{}", phone.e164());
         self.audit_read(&self.record(who, market, None, "find_user", target))?;
-        let Some(user) = repo
-            .user_by_phone(phone)
-            .map_err(Self::storage(market))?
-        else {
+        let Some(user) = repo.user_by_phone(phone).map_err(Self::storage(market))? else {
             return Ok(Vec::new());
         };
         let sessions = repo
@@ -452,7 +445,11 @@ impl AdminService {
         active: bool,
     ) -> Result<ActiveChange, AdminError> {
         let repo = self.repo(market)?;
-        let action = if active { "enable_user" } else { "disable_user" };
+        let action = if active {
+            "enable_user"
+        } else {
+            "disable_user"
+        };
         let record = self.record(who, market, Some(user), action, format!("user:{user}"));
         let change = repo
             .set_user_active(user, active, self.clock.now(), &record)
@@ -473,7 +470,13 @@ impl AdminService {
         user: UserId,
     ) -> Result<u64, AdminError> {
         let repo = self.repo(market)?;
-        let record = self.record(who, market, Some(user), "end_sessions", format!("user:{user}"));
+        let record = self.record(
+            who,
+            market,
+            Some(user),
+            "end_sessions",
+            format!("user:{user}"),
+        );
         let ended = repo
             .end_user_sessions(user, self.clock.now(), &record)
             .map_err(Self::storage(market))?

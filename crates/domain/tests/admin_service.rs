@@ -63,7 +63,12 @@ fn only_the_admin_key_authenticates(backend: Backend) {
     let who = admin(&f);
     assert_eq!(who.fingerprint().len(), 12);
     assert!(!who.fingerprint().contains("testkit"));
-    for wrong in [None, Some(""), Some("testkit-admin-key"), Some(&ADMIN_KEY[1..])] {
+    for wrong in [
+        None,
+        Some(""),
+        Some("testkit-admin-key"),
+        Some(&ADMIN_KEY[1..]),
+    ] {
         assert!(
             matches!(
                 f.admin.authenticate(wrong, client()),
@@ -167,9 +172,14 @@ fn disabling_ends_sessions_and_refuses_sign_in_until_enabled(backend: Backend) {
         Err(AuthError::AccountDisabled)
     ));
     let row = f.kg.repo().recent_audit(10).unwrap();
-    assert!(row.iter().any(|r| r.event == "admin_action"
-        && r.user == Some(id)
-        && r.detail.as_deref().unwrap().contains("action=disable_user target=user:")));
+    assert!(row.iter().any(|r| {
+        r.event == "admin_action"
+            && r.user == Some(id)
+            && r.detail
+                .as_deref()
+                .unwrap()
+                .contains("action=disable_user target=user:")
+    }));
 
     let change = f.admin.enable(&who, Market::Kg, id).unwrap();
     assert!(change.is_active);
@@ -183,12 +193,11 @@ fn disabling_ends_sessions_and_refuses_sign_in_until_enabled(backend: Backend) {
     assert!(!again.is_new_user);
     assert!(
         last_audit(&f, Market::Kg).event == "sign_in"
-            && f.kg
-                .repo()
-                .recent_audit(3)
-                .unwrap()
-                .iter()
-                .any(|r| r.detail.as_deref().unwrap_or("").contains("enable_user"))
+            && f.kg.repo().recent_audit(3).unwrap().iter().any(|r| r
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("enable_user"))
     );
 }
 
@@ -197,13 +206,17 @@ fn ending_sessions_keeps_the_account_enabled(backend: Backend) {
     let (login, user) = f.sign_in(US, None);
     let who = admin(&f);
     assert_eq!(
-        f.admin.end_sessions(&who, Market::Us, user.user.id).unwrap(),
+        f.admin
+            .end_sessions(&who, Market::Us, user.user.id)
+            .unwrap(),
         1
     );
     assert!(f.auth.authenticate(&login.access_token).is_err());
     // Nothing left to end; the account still signs in.
     assert_eq!(
-        f.admin.end_sessions(&who, Market::Us, user.user.id).unwrap(),
+        f.admin
+            .end_sessions(&who, Market::Us, user.user.id)
+            .unwrap(),
         0
     );
     f.clock.advance(Duration::minutes(2));
@@ -212,7 +225,11 @@ fn ending_sessions_keeps_the_account_enabled(backend: Backend) {
     let rows = f.us.repo().recent_audit(10).unwrap();
     assert_eq!(
         rows.iter()
-            .filter(|r| r.detail.as_deref().unwrap_or("").contains("action=end_sessions"))
+            .filter(|r| r
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("action=end_sessions"))
             .count(),
         2
     );
@@ -279,7 +296,11 @@ fn audit_pages_filter_by_user_and_time_newest_first(backend: Backend) {
     };
     let rows = f.admin.audit_log(&who, Market::Kg, recent).unwrap();
     assert!(rows.iter().all(|r| r.at >= start() + Duration::minutes(30)));
-    assert!(!rows.iter().any(|r| r.user == Some(a.user.id) && r.event == "sign_in"));
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.user == Some(a.user.id) && r.event == "sign_in")
+    );
 
     let one = AuditQuery { limit: 1, ..all };
     assert_eq!(f.admin.audit_log(&who, Market::Kg, one).unwrap().len(), 1);

@@ -15,7 +15,10 @@ use crate::schema::{audit_log, outbox, sessions, users};
 use crate::{DbError, MarketStore};
 
 /// Writes `record` on `conn` (inside the caller's transaction).
-fn insert_record(conn: &mut crate::connection::DbConnection, record: &AuditRecord) -> QueryResult<()> {
+fn insert_record(
+    conn: &mut crate::connection::DbConnection,
+    record: &AuditRecord,
+) -> QueryResult<()> {
     let client = ClientInfo {
         ip: record.client_ip.clone(),
         user_agent: record.user_agent.clone(),

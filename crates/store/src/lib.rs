@@ -24,8 +24,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod account;
-mod admin;
 mod account_rows;
+mod admin;
 mod audit;
 mod auth;
 mod connection;

@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
-    Accepted, AccountLimits, AdminKey, AdminService, SecretString, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo,
-    DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload, OutgoingMessage, SignedIn,
-    TokenService,
+    Accepted, AccountLimits, AccountService, AdminKey, AdminService, AuthConfig, AuthDeps,
+    AuthService, ClientInfo, DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload,
+    OutgoingMessage, SecretString, SignedIn, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
-    AccountLimits, AccountRepository, AccountService, AuthDeps, AuthRepository, AuthService, Clock,
-    DeliveryTracker, ExposeSecret, KeyRing, MessageSender, OutboxRepository, RetentionRepository,
-    RetentionService, SystemClock, ThreadCsprng, TokenService,
+    AccountLimits, AccountRepository, AccountService, AdminKey, AdminRepository, AdminService,
+    AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, ExposeSecret, KeyRing,
+    MessageSender, OutboxRepository, RetentionRepository, RetentionService, SystemClock,
+    ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{OutboxWorker, Senders, SiteVerify, WorkerConfig, WorkerDeps};
@@ -196,11 +197,22 @@ impl Application {
             WorkerDeps {
                 templates: crate::delivery::templates(&config),
                 sealer,
-                clock,
+                clock: clock.clone(),
                 rng: Arc::new(ThreadCsprng),
             },
             worker_config,
         );
+        // The admin API exists only with ADMIN_API_KEY (issue 11); the key is never logged, only
+        // its fingerprint, which audit rows carry too.
+        let admin = settings.admin.admin_api_key.as_ref().map(|key| {
+            let key = AdminKey::new(key.secret());
+            tracing::info!(key = key.fingerprint(), "admin API on");
+            let repos: Vec<Arc<dyn AdminRepository>> = stores
+                .iter()
+                .map(|s| Arc::new(s.clone()) as Arc<dyn AdminRepository>)
+                .collect();
+            Arc::new(AdminService::new(repos, clock.clone(), key))
+        });
         let host = settings.server.host.as_str();
         let listener = TcpListener::bind((host, config.listen_port))
             .with_context(|| format!("binding {host}:{}", config.listen_port))?;
@@ -219,6 +231,7 @@ impl Application {
                     .as_ref()
                     .map(|u| u.as_str().to_owned()),
             },
+            admin,
         };
         let settings = HttpSettings {
             allowed_origins: config.allowed_origins(),

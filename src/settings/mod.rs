@@ -33,6 +33,7 @@
 //! | `JWT_ALGORITHM` | `EdDSA` | the only algorithm (HS256 was removed): Ed25519, public keys at `/.well-known/jwks.json` |
 //! | `JWT_SIGNING_KEY_FILE`, `JWT_SIGNING_KEY_ID` | unset | PKCS#8 PEM private key and its `kid`; unset: a key derived from `SECRET_KEY` |
 //! | `JWT_VERIFICATION_KEYS` | empty | retired public keys still accepted, `kid=public.pem,…` |
+//! | `ADMIN_API_KEY` | unset | bearer key of the admin API (`/api/v1/admin/*`), ≥ 32 bytes; unset: the admin API answers 404; production: ≥ 32 random bytes as base64 or hex, not `SECRET_KEY` |
 //! | `DATABASE_POOL_SIZE` | `16` | connections per market, ≥ 1 |
 //! | `DATABASE_CONNECT_TIMEOUT_SECONDS` | `5` | connect / pool checkout timeout, 1–3600 s |
 //! | `MAX_VERIFICATION_ATTEMPTS` | `3` | wrong tries per code, ≥ 1 |
@@ -223,6 +224,16 @@ impl Default for TokenSettings {
             jwt_verification_keys: List::default(),
         }
     }
+}
+
+/// The admin API (issue 11): `ADMIN_API_KEY`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminSettings {
+    /// `ADMIN_API_KEY`: the bearer key of `/api/v1/admin/*`, ≥ 32 bytes (default: unset, the
+    /// admin API is off and answers 404). In production it must be ≥ 32 random bytes as base64 or
+    /// hex, like `SECRET_KEY`, and differ from it.
+    pub admin_api_key: Option<SecretKey>,
 }
 
 /// Database pools (one per market): `DATABASE_POOL_SIZE`, `DATABASE_CONNECT_TIMEOUT_SECONDS`.
@@ -559,6 +570,9 @@ pub struct Settings {
     /// Database pools.
     #[serde(flatten)]
     pub database: DatabaseSettings,
+    /// The admin API.
+    #[serde(flatten)]
+    pub admin: AdminSettings,
     /// Codes and send limits.
     #[serde(flatten)]
     pub otp: OtpSettings,
@@ -583,6 +597,7 @@ impl Settings {
             field_names::<ServerSettings>(),
             field_names::<TokenSettings>(),
             field_names::<DatabaseSettings>(),
+            field_names::<AdminSettings>(),
             field_names::<OtpSettings>(),
             field_names::<DeliverySettings>(),
             field_names::<RetentionSettings>(),
@@ -636,6 +651,7 @@ impl Settings {
             server: figment.extract_lossy().map_err(describe)?,
             tokens: figment.extract_lossy().map_err(describe)?,
             database: figment.extract_lossy().map_err(describe)?,
+            admin: figment.extract_lossy().map_err(describe)?,
             otp: figment.extract_lossy().map_err(describe)?,
             delivery: figment.extract_lossy().map_err(describe)?,
             retention: figment.extract_lossy().map_err(describe)?,
@@ -1020,6 +1036,28 @@ fn check_production(
                     ),
                 ));
             }
+        }
+    }
+    // The admin key opens every account: as strong as SECRET_KEY, and not the same secret.
+    if let Some(admin) = &settings.admin.admin_api_key {
+        if let Some(why) = admin.production_weakness() {
+            return Err(error(
+                "admin_api_key",
+                format!(
+                    "{why}: in production it must be at least 32 random bytes given as base64 \
+                     or hex; make one with `openssl rand -base64 32`"
+                ),
+            ));
+        }
+        let same = settings.tokens.secret_key.as_ref().is_some_and(|k| {
+            use marque_domain::ExposeSecret as _;
+            k.secret().expose_secret().trim() == admin.secret().expose_secret().trim()
+        });
+        if same {
+            return Err(error(
+                "admin_api_key",
+                "must differ from SECRET_KEY when MARQUE_ENV is production".to_owned(),
+            ));
         }
     }
     // No implicit SQLite file: every market names its database.

@@ -148,6 +148,37 @@ fn production_refuses_unsafe_settings() {
 }
 
 #[test]
+fn the_admin_key_is_optional_long_and_in_production_random_and_not_the_secret_key() {
+    assert!(
+        Config::from_vars(vars(&[]))
+            .unwrap()
+            .settings
+            .admin
+            .admin_api_key
+            .is_none()
+    );
+    let e = Config::from_vars(vars(&[("ADMIN_API_KEY", "short")])).unwrap_err();
+    assert!(e.key.starts_with("ADMIN_API_KEY"), "{e}");
+    let weak = "a".repeat(40);
+    assert!(Config::from_vars(vars(&[("ADMIN_API_KEY", weak.as_str())])).is_ok());
+    let e = production(&[("ADMIN_API_KEY", weak)]).unwrap_err();
+    assert!(e.key.starts_with("ADMIN_API_KEY"), "{e}");
+    assert!(!e.to_string().contains("aaaa"), "{e}");
+    let e = production(&[("ADMIN_API_KEY", STRONG_BASE64.to_owned())]).unwrap_err();
+    assert!(e.key.starts_with("ADMIN_API_KEY"), "{e}");
+    assert!(e.to_string().contains("differ from SECRET_KEY"), "{e}");
+    // A strong, different key passes this check (the next refusal is about the databases).
+    let other = "q8Zl3m0VbW2cT9xYe4Rk7uJn1sFh6aGdPo5iLwEzNtM=";
+    let e = production(&[("ADMIN_API_KEY", other.to_owned())]).unwrap_err();
+    assert!(e.key.starts_with("DATABASE_URL_MARQUE_KG"), "{e}");
+    // Never printed by `marque config`.
+    let c = Config::from_vars(vars(&[("ADMIN_API_KEY", other)])).unwrap();
+    let toml = c.settings.to_toml();
+    assert!(toml.contains("admin_api_key = \"[REDACTED]\""), "{toml}");
+    assert!(!toml.contains(other));
+}
+
+#[test]
 fn retention_settings_have_defaults_and_are_read() {
     let c = Config::from_vars(vars(&[])).unwrap();
     assert_eq!(

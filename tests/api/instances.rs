@@ -112,26 +112,96 @@ async fn status(http: &reqwest::Client, url: String, token: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
-    let Some(admin) = postgres_admin_url() else {
-        return;
-    };
-    let a2 = admin.clone();
+/// Fresh KG and US databases on the PostgreSQL of `MARQUE_TEST_POSTGRES_URL`; `None` without it.
+async fn postgres_databases() -> Option<[TestDatabase; 2]> {
+    let admin = postgres_admin_url()?;
     let dbs = tokio::task::spawn_blocking(move || {
         [
-            TestDatabase::postgres(&a2).unwrap(),
-            TestDatabase::postgres(&a2).unwrap(),
+            TestDatabase::postgres(&admin).unwrap(),
+            TestDatabase::postgres(&admin).unwrap(),
         ]
     })
     .await
     .unwrap();
+    Some(dbs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_agree_on_logout_and_refresh_reuse() {
+    let Some(dbs) = postgres_databases().await else {
+        return;
+    };
+    two_processes_agree(dbs[0].url(), dbs[1].url()).await;
+}
+
+/// Variable naming a PgBouncer in front of the PostgreSQL of `MARQUE_TEST_POSTGRES_URL`, e.g.
+/// `postgres://postgres@127.0.0.1:6433/postgres` (its database name is replaced by each test
+/// database's); `.ci/pgbouncer-check.sh` starts one in session pooling mode and sets it.
+const PGBOUNCER_URL_VAR: &str = "MARQUE_TEST_PGBOUNCER_URL";
+
+/// `url` (a test database on PostgreSQL) reached through the PgBouncer at `bouncer` instead.
+fn through(bouncer: &str, url: &str) -> String {
+    let database = url.rsplit('/').next().unwrap();
+    let base = bouncer.rsplit_once('/').unwrap().0;
+    format!("{base}/{database}")
+}
+
+/// Issue 11: two instances whose market databases are reached through PgBouncer (session
+/// pooling: diesel's named prepared statements and the migration's session advisory lock need
+/// one server connection per client connection) agree on sessions like two instances connected
+/// directly. Skipped unless `MARQUE_TEST_PGBOUNCER_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_through_pgbouncer_agree_on_logout_refresh_reuse_and_disabling() {
+    let Some(bouncer) = std::env::var(PGBOUNCER_URL_VAR)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return;
+    };
+    let dbs = postgres_databases()
+        .await
+        .expect("MARQUE_TEST_PGBOUNCER_URL needs MARQUE_TEST_POSTGRES_URL too");
+    let (kg, us) = (
+        through(&bouncer, dbs[0].url()),
+        through(&bouncer, dbs[1].url()),
+    );
+    two_processes_agree(&kg, &us).await;
+
+    // An operator disabling the account on A ends its sessions on B at once.
+    let key = "pgbouncer-admin-key-pgbouncer-admin-key!";
+    let env = [
+        ("TEST_PHONE_NUMBERS", "+996555000001=123456"),
+        ("ADMIN_API_KEY", key),
+    ];
+    let a = start(&kg, &us, &env).await;
+    let b = start(&kg, &us, &env).await;
+    let http = reqwest::Client::new();
+    let signed_in = login(&http, &b.base).await;
+    let token = signed_in["access_token"].as_str().unwrap();
+    let user = signed_in["user_id"].as_i64().unwrap();
+    let verify = format!("{}/api/v1/auth/verify-token", b.base);
+    assert_eq!(status(&http, verify.clone(), token).await, 200);
+    let r = post(
+        &http,
+        format!("{}/api/v1/admin/users/kg/{user}/disable", a.base),
+        Some(key),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(status(&http, verify, token).await, 401);
+    drop((a, b));
+}
+
+/// Two instances on the market databases `kg` and `us`: a logout on one is seen by the other at
+/// once, and a refresh token rotated on one is reuse on the other.
+async fn two_processes_agree(kg: &str, us: &str) {
     let env = [
         ("TEST_PHONE_NUMBERS", "+996555000001=123456"),
         ("REFRESH_REUSE_GRACE_SECONDS", "0"),
     ];
-    let a = start(dbs[0].url(), dbs[1].url(), &env).await;
-    let b = start(dbs[0].url(), dbs[1].url(), &env).await;
+    let a = start(kg, us, &env).await;
+    let b = start(kg, us, &env).await;
     let http = reqwest::Client::new();
 
     // Logout on A is seen by B at once.

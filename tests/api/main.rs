@@ -4,6 +4,7 @@
 
 mod abuse;
 mod account;
+mod admin;
 mod calls;
 mod cli;
 mod codes;

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use marque_domain::{AccountError, AuthError};
+use marque_domain::{AccountError, AdminError, AuthError};
 use marque_markets::{CARD_NUMBER_IN_TEXT, Language, Market, MessageKey, PhoneError, text};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -145,6 +145,10 @@ error_table! {
     /// The account is disabled (`users.is_active = false`); answered only after a right code.
     AccountDisabled => (S::FORBIDDEN, "account_disabled", K::AccountDisabled),
         examples [Self::AccountDisabled];
+    /// The admin API key (`Authorization: Bearer <ADMIN_API_KEY>`) is missing or wrong; with
+    /// `WWW-Authenticate: Bearer realm="marque-admin"`.
+    AdminUnauthorized => (S::UNAUTHORIZED, "admin_unauthorized", K::AdminUnauthorized),
+        examples [Self::AdminUnauthorized];
     /// Access token missing, malformed, expired or of an ended session.
     InvalidToken => (S::UNAUTHORIZED, "invalid_token", K::InvalidToken),
         examples [Self::InvalidToken];
@@ -290,6 +294,17 @@ impl ApiError {
         Self::caused_by(kind, lang, e).logged()
     }
 
+    /// The admin-service error `e`, in `lang`. Internal causes are logged here.
+    pub fn from_admin(e: AdminError, lang: Language) -> Self {
+        let kind = match &e {
+            AdminError::Unauthorized => ErrorKind::AdminUnauthorized,
+            AdminError::NotFound => ErrorKind::NotFound,
+            AdminError::Unavailable(_) => ErrorKind::Unavailable,
+            AdminError::Internal(_) => ErrorKind::Internal,
+        };
+        Self::caused_by(kind, lang, e).logged()
+    }
+
     /// Logs server-side failures (5xx) at ERROR with their cause chain; client errors are the
     /// client's (the access log notes them at DEBUG).
     fn logged(self) -> Self {
@@ -360,6 +375,12 @@ impl ResponseError for ApiError {
             res.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            ));
+        }
+        if matches!(self.kind, ErrorKind::AdminUnauthorized) {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(crate::admin::ADMIN_CHALLENGE),
             ));
         }
         res.json(self.body())

@@ -40,7 +40,7 @@ pub fn fallback_lang(req: &HttpRequest) -> Language {
 }
 
 /// The credentials of `Authorization: Bearer <token>` (RFC 6750 §2.1), if well-formed.
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

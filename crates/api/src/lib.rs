@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod account;
+pub mod admin;
 pub mod client_ip;
 pub mod delivery;
 pub mod dto;
@@ -25,7 +26,7 @@ use actix_cors::Cors;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use ipnet::IpNet;
-use marque_domain::{AccountService, AuthService};
+use marque_domain::{AccountService, AdminService, AuthService};
 use marque_markets::Market;
 use openapi::Endpoint;
 use tracing_actix_web::TracingLogger;
@@ -48,6 +49,9 @@ pub struct ApiState {
     pub trusted_proxies: Vec<IpNet>,
     /// Delivery status and provider callbacks.
     pub delivery: delivery::DeliveryState,
+    /// The admin API's service; `None` (`ADMIN_API_KEY` unset) turns the admin API off: its
+    /// routes answer 404.
+    pub admin: Option<Arc<AdminService>>,
 }
 
 /// HTTP-level settings.
@@ -93,6 +97,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::of::<delivery::__path_telegram_report>().to(delivery::telegram_report),
     ];
     list.extend(account::endpoints());
+    list.extend(admin::endpoints());
     list
 }
 

@@ -45,6 +45,7 @@ use crate::error::{ApiError, ErrorBody, ErrorKind};
         (name = "markets", description = "Served markets"),
         (name = "health", description = "Liveness and database state"),
         (name = "delivery", description = "Delivery reports from SMS and messenger providers (signed callbacks)"),
+        (name = "admin", description = "Operators: users, sessions, audit log and outbox (`Authorization: Bearer <ADMIN_API_KEY>`; every route answers 404 while `ADMIN_API_KEY` is unset; every call is audited)"),
     )
 )]
 pub struct ApiDoc;
@@ -267,7 +268,10 @@ fn error_responses() -> BTreeMap<String, RefOr<Response>> {
             if status == StatusCode::UNAUTHORIZED {
                 response = response.header(
                     "WWW-Authenticate",
-                    header("`Bearer error=\"invalid_token\"` (RFC 6750)", Type::String),
+                    header(
+                        "`Bearer error=\"invalid_token\"` (RFC 6750); `Bearer realm=\"marque-admin\"` for `admin_unauthorized`",
+                        Type::String,
+                    ),
                 );
             }
             (response_name(status), RefOr::T(response.build()))
@@ -320,7 +324,8 @@ fn head_operation(mut operation: Operation) -> Operation {
     operation
 }
 
-/// Adds the `bearer` security scheme (JWT access tokens).
+/// Adds the security schemes: `bearer` (the shoppers' JWT access tokens) and `admin_key` (the
+/// operators' `ADMIN_API_KEY`, also sent as a bearer credential).
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -329,6 +334,13 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".to_owned());
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some(
+            "The admin API key (`ADMIN_API_KEY`), compared in constant time; the admin API is \
+             off (404) while it is unset"
+                .to_owned(),
+        );
+        components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
     }
 }
 

@@ -64,6 +64,17 @@ pub enum AuditEvent {
     },
     /// The user deleted their account (the row keeps the id it had, nothing else of it).
     AccountDeleted,
+    /// A call of the admin API (issue 11), recorded in the market it concerns.
+    AdminAction {
+        /// The fingerprint of the admin key used ([`crate::AdminKey::fingerprint`]), never the
+        /// key.
+        admin: String,
+        /// `find_user`, `disable_user`, `enable_user`, `end_sessions`, `read_audit` or
+        /// `read_outbox`.
+        action: &'static str,
+        /// What it concerned, e.g. `user:42`, `phone:+996…`, `email:…`, `outbox:pending`.
+        target: String,
+    },
     /// Anything else worth an audit row; `kind` is a stable snake_case name. `detail` must not
     /// hold a code, a token or a secret.
     Other {
@@ -76,7 +87,8 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// The stored event name (`sign_in`, `sign_out`, `refresh_reuse`, `phone_locked`,
-    /// `sms_budget_tripped`, `test_number_used`, `account_deleted`, or `Other`'s `kind`).
+    /// `sms_budget_tripped`, `test_number_used`, `account_deleted`, `admin_action`, or `Other`'s
+    /// `kind`).
     pub fn kind(&self) -> &str {
         match self {
             Self::SignIn { .. } => "sign_in",
@@ -86,6 +98,7 @@ impl AuditEvent {
             Self::SmsBudgetTripped { .. } => "sms_budget_tripped",
             Self::TestNumberUsed { .. } => "test_number_used",
             Self::AccountDeleted => "account_deleted",
+            Self::AdminAction { .. } => "admin_action",
             Self::Other { kind, .. } => kind,
         }
     }
@@ -111,6 +124,11 @@ impl AuditEvent {
                 Some(format!("phone={} action={action}", phone.e164()))
             }
             Self::AccountDeleted => None,
+            Self::AdminAction {
+                admin,
+                action,
+                target,
+            } => Some(format!("admin={admin} action={action} target={target}")),
             Self::Other { detail, .. } => detail.clone(),
         }
     }

@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod captcha;
@@ -35,6 +36,10 @@ pub use account::{
     NewPaymentMethod, Notification, NotificationBody, NotificationId, NotificationKind,
     NotificationPage, NotificationQuery, NotificationTitle, Owner, PageLimit, PaymentMethod,
     PaymentMethodId, PaymentMethodInput, PaymentMethodRecord, PaymentMethodUpdate,
+};
+pub use admin::{
+    ActiveChange, AdminCaller, AdminError, AdminKey, AdminRepository, AdminService, AdminUser,
+    AuditQuery, OutboxQuery, OutboxStatus, OutboxSummary, UserReport,
 };
 pub use audit::{AuditEvent, AuditRecord, AuditRepository, StoredAudit};
 pub use auth::{

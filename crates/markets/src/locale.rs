@@ -109,11 +109,15 @@ pub enum MessageKey {
     InvalidSignature,
     /// A signed provider callback whose body is not understood.
     InvalidCallback,
+    /// The admin API key is missing or wrong (`Authorization: Bearer <ADMIN_API_KEY>`).
+    AdminUnauthorized,
+    /// An admin action was done (user disabled or enabled, sessions ended).
+    AdminActionDone,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 51] = [
+    pub const ALL: [MessageKey; 53] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -165,6 +169,8 @@ impl MessageKey {
         MessageKey::ChannelNotAvailable,
         MessageKey::InvalidSignature,
         MessageKey::InvalidCallback,
+        MessageKey::AdminUnauthorized,
+        MessageKey::AdminActionDone,
     ];
 }
 
@@ -347,6 +353,11 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Содержимое уведомления не распознано",
             "The callback body is not understood",
         ),
+        MessageKey::AdminUnauthorized => (
+            "Неверный или отсутствующий ключ администратора",
+            "Missing or wrong admin API key",
+        ),
+        MessageKey::AdminActionDone => ("Выполнено", "Done"),
     }
 }
 

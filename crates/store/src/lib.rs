@@ -25,6 +25,7 @@
 
 mod account;
 mod account_rows;
+mod admin;
 mod audit;
 mod auth;
 mod connection;

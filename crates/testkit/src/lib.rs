@@ -22,7 +22,7 @@ pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
 pub use marque_store::Backend;
 pub use notifications::notification;
-pub use services::{Capture, SECRET, Services};
+pub use services::{ADMIN_KEY, Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 
 /// A phone number that must parse (E.164, or a form that names its market).

@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
-    Accepted, AccountLimits, AccountService, AuthConfig, AuthDeps, AuthService, ClientInfo,
-    DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload, OutgoingMessage, SignedIn,
-    TokenService,
+    Accepted, AccountLimits, AccountService, AdminKey, AdminService, AuthConfig, AuthDeps,
+    AuthService, ClientInfo, DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload,
+    OutgoingMessage, SecretString, SignedIn, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;
@@ -16,6 +16,9 @@ use crate::{FixedRandom, ManualClock, TestStore};
 /// The key every fixture derives its secrets from.
 pub const SECRET: &[u8] = b"testkit-secret-testkit-secret-testkit!";
 
+/// The admin API key of [`Services::admin`].
+pub const ADMIN_KEY: &str = "testkit-admin-key-testkit-admin-key-0001";
+
 /// `AuthService` and `AccountService` on a fresh KG and a fresh US [`TestStore`], with a
 /// [`ManualClock`] and a [`FixedRandom`]; the account service observes sign-ins, as in
 /// production. Access tokens live 30 minutes.
@@ -24,6 +27,8 @@ pub struct Services {
     pub auth: Arc<AuthService>,
     /// Addresses, payment methods, notifications.
     pub account: Arc<AccountService>,
+    /// The admin service, accepting [`ADMIN_KEY`].
+    pub admin: Arc<AdminService>,
     /// The clock of both services.
     pub clock: Arc<ManualClock>,
     /// The KG database.
@@ -67,9 +72,15 @@ impl Services {
             config,
         )
         .with_sign_in_observer(account.clone());
+        let admin = Arc::new(AdminService::new(
+            vec![kg.repo(), us.repo()],
+            clock.clone(),
+            AdminKey::new(&SecretString::from(ADMIN_KEY)),
+        ));
         Some(Self {
             auth: Arc::new(auth),
             account,
+            admin,
             clock,
             kg,
             us,

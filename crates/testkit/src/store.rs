@@ -303,6 +303,50 @@ impl AuditRepository for Switch {
     }
 }
 
+impl marque_domain::AdminRepository for Switch {
+    fn user_by_phone(
+        &self,
+        phone: &marque_markets::PhoneNumber,
+    ) -> Result<Option<marque_domain::AdminUser>, RepoError> {
+        self.gate()?;
+        self.inner.user_by_phone(phone)
+    }
+
+    fn set_user_active(
+        &self,
+        user: UserId,
+        active: bool,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<Option<marque_domain::ActiveChange>, RepoError> {
+        self.gate()?;
+        self.inner.set_user_active(user, active, now, audit)
+    }
+
+    fn end_user_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<Option<u64>, RepoError> {
+        self.gate()?;
+        self.inner.end_user_sessions(user, now, audit)
+    }
+
+    fn audit_rows(&self, query: &marque_domain::AuditQuery) -> Result<Vec<StoredAudit>, RepoError> {
+        self.gate()?;
+        self.inner.audit_rows(query)
+    }
+
+    fn outbox_rows(
+        &self,
+        query: &marque_domain::OutboxQuery,
+    ) -> Result<Vec<marque_domain::OutboxSummary>, RepoError> {
+        self.gate()?;
+        self.inner.outbox_rows(query)
+    }
+}
+
 gated!(RetentionRepository {
     fn purge(&self, now: DateTime<Utc>, policy: &RetentionPolicy) -> Purged;
 });

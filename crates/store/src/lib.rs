@@ -27,6 +27,7 @@ mod account;
 mod account_rows;
 mod audit;
 mod auth;
+mod breaker;
 mod connection;
 mod db_url;
 mod error;
@@ -38,4 +39,4 @@ mod schema;
 mod store;
 
 pub use error::{DbError, MigrationError, StoreError};
-pub use store::{Backend, MarketStore};
+pub use store::{Backend, MarketStore, PoolStats};

@@ -131,24 +131,26 @@ fn build(
             },
             http.clone(),
         )),
-        "webhook" => Arc::new(SmsWebhook::new(
-            WebhookConfig {
-                url: d
-                    .sms_webhook_url
-                    .as_ref()
-                    .ok_or_else(|| missing("SMS_WEBHOOK_URL"))?
-                    .as_str()
-                    .to_owned(),
-                secret: d
-                    .sms_webhook_secret
-                    .as_ref()
-                    .ok_or_else(|| missing("SMS_WEBHOOK_SECRET"))?
-                    .secret()
-                    .clone(),
-            },
-            http.clone(),
-        )
-        .context("SMS_WEBHOOK_URL / SMS_WEBHOOK_SECRET")?),
+        "webhook" => Arc::new(
+            SmsWebhook::new(
+                WebhookConfig {
+                    url: d
+                        .sms_webhook_url
+                        .as_ref()
+                        .ok_or_else(|| missing("SMS_WEBHOOK_URL"))?
+                        .as_str()
+                        .to_owned(),
+                    secret: d
+                        .sms_webhook_secret
+                        .as_ref()
+                        .ok_or_else(|| missing("SMS_WEBHOOK_SECRET"))?
+                        .secret()
+                        .clone(),
+                },
+                http.clone(),
+            )
+            .context("SMS_WEBHOOK_URL / SMS_WEBHOOK_SECRET")?,
+        ),
         "whatsapp" => {
             let languages = Market::ALL
                 .iter()

@@ -15,6 +15,7 @@ mod input;
 mod instances;
 mod limits;
 mod login;
+mod metrics;
 mod operations;
 mod request_id;
 mod sessions;

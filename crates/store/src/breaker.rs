@@ -43,9 +43,13 @@ pub(crate) enum Admission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// A probe is under way since `since`; other checkouts are refused meanwhile.
-    Probing { since: Instant },
+    Probing {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]

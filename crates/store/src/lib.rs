@@ -39,4 +39,5 @@ mod schema;
 mod store;
 
 pub use error::{DbError, MigrationError, StoreError};
+pub use outbox::OutboxStatusCount;
 pub use store::{Backend, MarketStore, PoolStats};

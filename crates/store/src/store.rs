@@ -263,7 +263,12 @@ impl MarketStore {
                         self.breaker.record_success();
                     }
                     self.waits.checkouts.fetch_add(1, Ordering::Relaxed);
-                    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let waited = start.elapsed();
+                    // Through the `metrics` facade (a no-op without a recorder); documented in
+                    // docs/operations.md.
+                    metrics::histogram!("marque_db_pool_wait_seconds", "market" => market)
+                        .record(waited.as_secs_f64());
+                    let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
                     self.waits.wait_micros.fetch_add(micros, Ordering::Relaxed);
                     return Ok(conn);
                 }

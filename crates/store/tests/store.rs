@@ -1323,6 +1323,10 @@ fn a_database_that_refuses_connections_fails_fast_and_recovers() {
         );
         std::thread::sleep(StdDuration::from_millis(20));
     }
-    assert!(back.elapsed() < StdDuration::from_secs(5), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < StdDuration::from_secs(5),
+        "{:?}",
+        back.elapsed()
+    );
     assert!(!store.pool_stats().breaker_open);
 }

@@ -157,6 +157,11 @@ error_table! {
     /// No such route, row or session (of this user).
     NotFound => (S::NOT_FOUND, "not_found", K::NotFound),
         examples [Self::NotFound];
+    /// A request the server refused before any route read it (e.g. a CORS preflight from an
+    /// origin, method or header not allowed); the status and body of errors made outside the
+    /// application, shaped by [`crate::shape`].
+    BadRequest => (S::BAD_REQUEST, "bad_request", K::BadRequest),
+        examples [Self::BadRequest];
     /// A known route with another method.
     MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", K::MethodNotAllowed),
         examples [Self::MethodNotAllowed];

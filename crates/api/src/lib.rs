@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod shape;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -213,6 +214,7 @@ pub fn server(
             .wrap(from_fn(move |req, next| {
                 edge::guard(req, next, body_timeout)
             }))
+            .wrap(from_fn(shape::middleware))
             .wrap(security_headers())
             .wrap(from_fn(request_id::middleware))
             .wrap(from_fn(metrics::middleware))
@@ -249,6 +251,7 @@ pub fn metrics_server(
             .app_data(exporter.clone())
             .service(metrics_resource())
             .default_service(web::to(routes::not_found))
+            .wrap(from_fn(shape::middleware))
             .wrap(security_headers())
             .wrap(from_fn(request_id::middleware))
     })

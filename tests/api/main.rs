@@ -13,6 +13,7 @@ mod edge;
 mod helpers;
 mod input;
 mod instances;
+mod isolation;
 mod limits;
 mod login;
 mod metrics;

@@ -1058,6 +1058,9 @@ fn sms_provider_key(settings: &Settings, market: Market) -> String {
     }
 }
 
+/// Each market's channels, in fallback order.
+type ChannelLists = BTreeMap<Market, Vec<Channel>>;
+
 /// Each market's channels in fallback order: its `CHANNELS_{MARKET}` narrowed to the channels
 /// whose provider is configured (a channel is on when its credential is set: the SMS provider's,
 /// `WHATSAPP_ACCESS_TOKEN`, `TELEGRAM_GATEWAY_TOKEN`), and the warnings for those left out.
@@ -1066,7 +1069,7 @@ fn sms_provider_key(settings: &Settings, market: Market) -> String {
 fn delivery_channels(
     settings: &Settings,
     error: &impl Fn(&str, String) -> SettingsError,
-) -> Result<(BTreeMap<Market, Vec<Channel>>, Vec<String>), SettingsError> {
+) -> Result<(ChannelLists, Vec<String>), SettingsError> {
     let d = &settings.delivery;
     let required = |key: &str, present: bool, why: &str| {
         if present {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use marque_domain::{Channel, DeliveryCallback, MessageSender, OtpPurpose};
+use marque_domain::{Channel, Clock, DeliveryCallback, MessageSender, OtpPurpose};
 use marque_markets::Market;
 use marque_messaging::{
     ConsoleSender, MessageTemplates, Senders, SmsWebhook, Sns, SnsConfig, TelegramGateway,
@@ -53,7 +53,11 @@ fn callback_url(config: &Config, path: &str) -> Option<String> {
 /// configured ones). One client and one provider instance serve every market that uses it.
 ///
 /// Errors: a provider that cannot be built from its settings (a malformed webhook secret).
-pub fn senders(config: &Config, http: &reqwest::Client) -> anyhow::Result<Senders> {
+pub fn senders(
+    config: &Config,
+    http: &reqwest::Client,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Senders> {
     let d = &config.settings.delivery;
     let mut built: BTreeMap<&'static str, Arc<dyn MessageSender>> = BTreeMap::new();
     let mut senders = Senders::default();
@@ -68,7 +72,7 @@ pub fn senders(config: &Config, http: &reqwest::Client) -> anyhow::Result<Sender
             let sender = match built.get(key) {
                 Some(s) => Arc::clone(s),
                 None => {
-                    let s = build(config, key, http)?;
+                    let s = build(config, key, http, clock)?;
                     built.insert(key, Arc::clone(&s));
                     s
                 }
@@ -87,6 +91,7 @@ fn build(
     config: &Config,
     name: &str,
     http: &reqwest::Client,
+    clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn MessageSender>> {
     let d = &config.settings.delivery;
     let text = |t: &Option<crate::settings::Text>| t.as_ref().map(|t| t.as_str().to_owned());
@@ -177,25 +182,28 @@ fn build(
                 http.clone(),
             ))
         }
-        "telegram" => Arc::new(TelegramGateway::new(
-            TelegramGatewayConfig {
-                base_url: d.telegram_gateway_base_url.as_str().to_owned(),
-                token: d
-                    .telegram_gateway_token
-                    .as_ref()
-                    .ok_or_else(|| missing("TELEGRAM_GATEWAY_TOKEN"))?
-                    .secret()
-                    .clone(),
-                callback_url: callback_url(config, TELEGRAM_REPORT_PATH),
-            },
-            http.clone(),
-        )),
+        "telegram" => Arc::new(
+            TelegramGateway::new(
+                TelegramGatewayConfig {
+                    base_url: d.telegram_gateway_base_url.as_str().to_owned(),
+                    token: d
+                        .telegram_gateway_token
+                        .as_ref()
+                        .ok_or_else(|| missing("TELEGRAM_GATEWAY_TOKEN"))?
+                        .secret()
+                        .clone(),
+                    callback_url: callback_url(config, TELEGRAM_REPORT_PATH),
+                },
+                http.clone(),
+            )
+            .with_clock(Arc::clone(clock)),
+        ),
         _ => Arc::new(ConsoleSender::default()),
     })
 }
 
 /// The checkers of the delivery reports of the providers in use (Twilio, the Telegram Gateway).
-pub fn callbacks(config: &Config) -> Vec<Arc<dyn DeliveryCallback>> {
+pub fn callbacks(config: &Config, clock: &Arc<dyn Clock>) -> Vec<Arc<dyn DeliveryCallback>> {
     let d = &config.settings.delivery;
     let mut out: Vec<Arc<dyn DeliveryCallback>> = Vec::new();
     let uses = |provider: SmsProvider| {
@@ -213,8 +221,9 @@ pub fn callbacks(config: &Config) -> Vec<Arc<dyn DeliveryCallback>> {
         .iter()
         .any(|m| config.auth.channels(*m).contains(&Channel::Telegram));
     if telegram && let Some(token) = &d.telegram_gateway_token {
-        out.push(Arc::new(TelegramReportCallback::new(
+        out.push(Arc::new(TelegramReportCallback::with_clock(
             token.secret().clone(),
+            Arc::clone(clock),
         )));
     }
     out

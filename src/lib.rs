@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod delivery;
+pub mod healthcheck;
 pub mod metrics;
 pub mod settings;
 pub mod startup;

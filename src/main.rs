@@ -1,4 +1,4 @@
-//! `marque [--config PATH] [serve|migrate|openapi|config]`: see the README.
+//! `marque [--config PATH] [serve|migrate|openapi|config|healthcheck]`: see the README.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,10 +28,12 @@ enum Command {
     Serve,
     /// Apply the embedded migrations to every market database and exit.
     Migrate,
-    /// Print the OpenAPI document (JSON).
+    /// Print the OpenAPI document (JSON), its server URL from PUBLIC_BASE_URL (else HOST:PORT).
     Openapi,
     /// Print the effective settings as TOML, secrets redacted.
     Config,
+    /// Ask the running service's /health/ready (at HOST:PORT); exit 0 when ready, else 1.
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -49,9 +51,21 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Openapi = command {
-        let doc = marque_api::openapi::ApiDoc::openapi().to_pretty_json()?;
-        return print(&doc);
+    // These two read the settings only, without the checks and keys `serve` needs: a build
+    // step may print the document, and a health probe runs often.
+    match command {
+        Command::Openapi => {
+            let (settings, _) = Settings::load(cli.config.as_deref())?;
+            let url = marque::healthcheck::public_base_url(&settings);
+            let doc =
+                marque_api::openapi::with_server(marque_api::openapi::ApiDoc::openapi(), &url);
+            return print(&doc.to_pretty_json()?);
+        }
+        Command::Healthcheck => {
+            let (settings, _) = Settings::load(cli.config.as_deref())?;
+            return Ok(marque::healthcheck::check(&settings)?);
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     match command {
@@ -69,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map(|_| tracing::info!("migrations applied"))
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Healthcheck => Ok(()),
     }
 }
 

@@ -210,9 +210,10 @@ impl Application {
         }
         let senders = match overrides.sender {
             Some(sender) => Senders::everywhere(sender),
-            None => crate::delivery::senders(&config, &crate::delivery::http_client()?)?,
+            None => crate::delivery::senders(&config, &crate::delivery::http_client()?, &clock)?,
         };
         let tracker = Arc::new(DeliveryTracker::new(outbox_repos.clone(), clock.clone()));
+        let callback_clock = clock.clone();
         let mut worker_config = WorkerConfig {
             poll_interval: config.outbox_poll_interval(),
             ..WorkerConfig::default()
@@ -240,7 +241,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies(),
             delivery: marque_api::delivery::DeliveryState {
                 tracker: Some(tracker),
-                callbacks: crate::delivery::callbacks(&config),
+                callbacks: crate::delivery::callbacks(&config, &callback_clock),
                 public_base_url: settings
                     .delivery
                     .public_base_url

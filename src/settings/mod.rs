@@ -53,7 +53,15 @@
 //! | `REQUIRE_CHALLENGE_ID` | `false` | verify-code and account deletion require send-code's `challenge_id` |
 //! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message; exempt from limits outside production |
 //! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 instant or date (through that day, UTC); after it test numbers are ordinary numbers; required in production with test numbers, ≤ 30 days ahead |
-//! | `SMS_PROVIDER` | `console` | delivery provider (only `console` today; refused in production) |
+//! | `SMS_PROVIDER` | `console` | SMS provider: `console` (refused in production where SMS is a channel), `twilio`, `sns`, `webhook` |
+//! | `PUBLIC_BASE_URL` | unset | where providers call back (Twilio `StatusCallback`, Telegram `callback_url`) |
+//! | `APP_NAME`, `OTP_AUTOFILL_DOMAIN` | `Marque`, unset | `{app}` of templates; the `@domain #code` autofill line of SMS |
+//! | `TWILIO_BASE_URL`, `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM`, `TWILIO_MESSAGING_SERVICE_SID` | `https://api.twilio.com`, unset | Twilio |
+//! | `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `SNS_ENDPOINT_URL`, `SNS_SENDER_ID` | unset | AWS SNS |
+//! | `SMS_WEBHOOK_URL`, `SMS_WEBHOOK_SECRET` | unset | Standard Webhooks gateway |
+//! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_PHONE_NUMBER_ID`, `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_TEMPLATE_NAME` | Graph v21.0, unset | WhatsApp Cloud API (the token turns the channel on) |
+//! | `TELEGRAM_GATEWAY_BASE_URL`, `TELEGRAM_GATEWAY_TOKEN` | `https://gatewayapi.telegram.org`, unset | Telegram Gateway (the token turns the channel on) |
+//! | `OUTBOX_MAX_ATTEMPTS` | `8` | tries per channel before the next channel or a dead letter |
 //! | `RETENTION_INTERVAL_SECONDS` | `3600` | pause between two purges of ended rows |
 //! | `RETENTION_CHALLENGES_HOURS`, `RETENTION_RATE_LIMITS_HOURS` | `24`, `48` | codes after expiry, rate-limit buckets after their last hit |
 //! | `RETENTION_OUTBOX_DAYS`, `RETENTION_SESSIONS_DAYS`, `RETENTION_AUDIT_DAYS` | `7`, `30`, `365` | outbox messages once done, ended sessions and expired refresh tokens, audit rows |
@@ -68,6 +76,10 @@
 //! | `OTP_EXPIRY_MINUTES_KG` | `otp_expiry_minutes` | the market's (10) | code lifetime, minutes |
 //! | `REFRESH_TOKEN_EXPIRE_DAYS_KG` | `refresh_token_expire_days` | `REFRESH_TOKEN_EXPIRE_DAYS`, else 30 | refresh token lifetime, days |
 //! | `SMS_DAILY_LIMIT_KG` | `sms_daily_limit` | `10000` | SMS per day in the market |
+//! | `SMS_PROVIDER_KG` | `sms_provider` | `SMS_PROVIDER` | the market's SMS provider |
+//! | `CHANNELS_KG` | `channels` | `sms` | channels in fallback order (`telegram,whatsapp,sms`) |
+//! | `WHATSAPP_TEMPLATE_LANGUAGE_KG` | `whatsapp_template_language` | `ru` / `en_US` | template language |
+//! | `SMS_TEMPLATE_KG`, `SMS_DELETE_ACCOUNT_TEMPLATE_KG` | `sms_template`, `sms_delete_account_template` | the market language's | templates with `{code}`, `{minutes}`, `{app}` |
 //!
 //! A new per-market setting is a field of [`MarketSettings`]: its variable is `{FIELD}_{MARKET}`
 //! (see [`sources`]), with no other list to update.
@@ -601,7 +613,7 @@ impl Settings {
 
     /// Reads defaults ← `file` ← the process environment; the figment tells where each value
     /// came from.
-    pub(crate) fn load(file: Option<&Path>) -> Result<(Self, Figment), SettingsError> {
+    pub fn load(file: Option<&Path>) -> Result<(Self, Figment), SettingsError> {
         let schema = Self::schema();
         let env = EnvSource::process(&schema)?;
         Self::from_sources(&schema, file, env)
@@ -1058,8 +1070,8 @@ fn sms_provider_key(settings: &Settings, market: Market) -> String {
     }
 }
 
-/// Each market's channels, in fallback order.
-type ChannelLists = BTreeMap<Market, Vec<Channel>>;
+/// Each market's delivery channels, in fallback order.
+type MarketChannels = BTreeMap<Market, Vec<Channel>>;
 
 /// Each market's channels in fallback order: its `CHANNELS_{MARKET}` narrowed to the channels
 /// whose provider is configured (a channel is on when its credential is set: the SMS provider's,
@@ -1069,7 +1081,7 @@ type ChannelLists = BTreeMap<Market, Vec<Channel>>;
 fn delivery_channels(
     settings: &Settings,
     error: &impl Fn(&str, String) -> SettingsError,
-) -> Result<(ChannelLists, Vec<String>), SettingsError> {
+) -> Result<(MarketChannels, Vec<String>), SettingsError> {
     let d = &settings.delivery;
     let required = |key: &str, present: bool, why: &str| {
         if present {

@@ -621,3 +621,108 @@ fn test_numbers_obey_limits_in_production() {
     settings.service.marque_env = Environment::Development;
     assert!(auth_config(&settings).test_numbers_exempt);
 }
+
+/// Issue 8: a provider in use needs its settings (each refusal names the key); a channel
+/// without a provider is left out with a warning; production refuses the console provider only
+/// where SMS is a channel; provider secrets never print.
+#[test]
+fn delivery_channels_and_providers() {
+    let ok = |pairs: &[(&str, &str)]| Config::from_vars(vars(pairs)).unwrap();
+    // Default: SMS through the console in both markets.
+    let c = ok(&[]);
+    assert_eq!(c.auth.channels(Market::Kg), &[Channel::Sms]);
+    assert!(c.warnings.is_empty());
+    // Listed channels without a provider are left out, with a warning each.
+    let c = ok(&[("CHANNELS_KG", "telegram, WhatsApp ,sms")]);
+    assert_eq!(c.auth.channels(Market::Kg), &[Channel::Sms]);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    let c = ok(&[
+        ("CHANNELS_KG", "telegram,sms"),
+        ("TELEGRAM_GATEWAY_TOKEN", "t"),
+    ]);
+    assert_eq!(
+        c.auth.channels(Market::Kg),
+        &[Channel::Telegram, Channel::Sms]
+    );
+    assert_eq!(c.auth.channels(Market::Us), &[Channel::Sms]);
+    // A market left with no channel, an unknown channel, a half-configured provider.
+    assert!(
+        err(&[("CHANNELS_US", "whatsapp")])
+            .key
+            .starts_with("CHANNELS_US")
+    );
+    assert_eq!(err(&[("CHANNELS_KG", "sms,pigeon")]).key, "CHANNELS_KG");
+    assert!(
+        err(&[("SMS_PROVIDER", "twilio")])
+            .key
+            .starts_with("TWILIO_ACCOUNT_SID")
+    );
+    let twilio = [
+        ("SMS_PROVIDER_US", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC1"),
+        ("TWILIO_AUTH_TOKEN", "twilio-token-never-printed"),
+    ];
+    assert!(err(&twilio).key.starts_with("TWILIO_FROM"));
+    let mut both = twilio.to_vec();
+    both.extend([
+        ("TWILIO_FROM", "+1500"),
+        ("TWILIO_MESSAGING_SERVICE_SID", "MG1"),
+    ]);
+    assert!(err(&both).key.starts_with("TWILIO_FROM"));
+    let e = err(&[("SMS_PROVIDER", "sns"), ("AWS_REGION", "us-east-1")]);
+    assert!(e.key.starts_with("AWS_ACCESS_KEY_ID"), "{e}");
+    assert!(
+        err(&[("SMS_PROVIDER", "webhook")])
+            .key
+            .starts_with("SMS_WEBHOOK_URL")
+    );
+    assert!(
+        err(&[("WHATSAPP_ACCESS_TOKEN", "w")])
+            .key
+            .starts_with("WHATSAPP_PHONE_NUMBER_ID")
+    );
+    assert!(
+        err(&[("TWILIO_BASE_URL", "ftp://api.twilio.com")])
+            .key
+            .starts_with("TWILIO_BASE_URL")
+    );
+    // A market with its own provider; the other keeps the console.
+    let mut us_twilio = twilio.to_vec();
+    us_twilio.push(("TWILIO_FROM", "+15005550006"));
+    let c = ok(&us_twilio);
+    assert_eq!(
+        c.settings.market(Market::Us).sms_provider,
+        Some(SmsProvider::Twilio)
+    );
+    assert_eq!(
+        c.settings.market(Market::Kg).sms_provider,
+        Some(SmsProvider::Console)
+    );
+    assert!(!c.settings.to_toml().contains("twilio-token-never-printed"));
+    assert!(!format!("{c:?}").contains("twilio-token-never-printed"));
+
+    // Production: the console may not send SMS, but a market without SMS may keep it.
+    let kg = ("DATABASE_URL_MARQUE_KG", "postgres://db/kg".to_owned());
+    let us = ("DATABASE_URL_MARQUE_US", "postgres://db/us".to_owned());
+    let owned = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    let e = production(&[kg.clone(), us.clone()]).unwrap_err();
+    assert!(e.key.starts_with("SMS_PROVIDER"), "{e}");
+    let mut p = vec![kg.clone(), us.clone()];
+    p.extend(owned(&us_twilio));
+    let e = production(&p).unwrap_err();
+    assert!(
+        e.key.starts_with("SMS_PROVIDER "),
+        "KG still sends SMS through the console: {e}"
+    );
+    p.extend(owned(&[("SMS_PROVIDER_KG", "twilio")]));
+    assert!(production(&p).is_ok());
+    let mut p = vec![kg, us];
+    p.extend(owned(&us_twilio));
+    p.extend(owned(&[
+        ("CHANNELS_KG", "telegram"),
+        ("TELEGRAM_GATEWAY_TOKEN", "t"),
+    ]));
+    assert!(production(&p).is_ok(), "KG sends no SMS");
+}

@@ -326,3 +326,103 @@ fn logs_into_a_pipe_have_no_colour_codes() {
         }
     }
 }
+
+/// Issue 8: with a real SMS provider, production passes its checks (`marque config` applies
+/// them); the provider's token is never printed.
+#[test]
+fn production_accepts_a_real_sms_provider_and_redacts_its_token() {
+    let mut cmd = marque();
+    cmd.arg("config")
+        .env("MARQUE_ENV", "production")
+        .env("SECRET_KEY", "/Psw5IwSfCXydU40JSmwScmD0iQ5aIXU/4WqyjIEE58=")
+        .env("DATABASE_URL_MARQUE_KG", "postgres://db/kg")
+        .env("DATABASE_URL_MARQUE_US", "postgres://db/us")
+        .env("SMS_PROVIDER", "twilio")
+        .env("TWILIO_ACCOUNT_SID", "AC0123")
+        .env("TWILIO_AUTH_TOKEN", "twilio-token-never-printed")
+        .env("TWILIO_FROM", "+15005550006");
+    let out = finish(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sms_provider = \"twilio\""), "{stdout}");
+    assert!(!stdout.contains("twilio-token-never-printed"));
+    assert!(!stderr(&out).contains("twilio-token-never-printed"));
+}
+
+/// A port nothing listens on right now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `marque openapi` names the service's server (issue 11): `PUBLIC_BASE_URL`, else
+/// `http://HOST:PORT`, so clients generated from it need no hand edit.
+#[test]
+fn openapi_names_the_server_from_the_settings() {
+    let server_url = |vars: &[(&str, &str)]| {
+        let mut cmd = marque();
+        cmd.arg("openapi");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        // Not `finish`: the document outgrows the pipe while `wait` polls; `output` reads it.
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{vars:?}: {}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["servers"][0]["url"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(server_url(&[]), "http://127.0.0.1:8000");
+    assert_eq!(
+        server_url(&[("HOST", "0.0.0.0"), ("PORT", "9123")]),
+        "http://127.0.0.1:9123"
+    );
+    assert_eq!(
+        server_url(&[("PUBLIC_BASE_URL", "https://auth.shop.example/")]),
+        "https://auth.shop.example"
+    );
+}
+
+/// `marque healthcheck` (the image's HEALTHCHECK) exits 1 when nothing answers and 0 once the
+/// service at HOST:PORT is ready.
+#[test]
+fn healthcheck_follows_the_readiness_of_the_service() {
+    let port = free_port().to_string();
+    let healthcheck = || {
+        let mut cmd = marque();
+        cmd.arg("healthcheck").env("PORT", &port);
+        finish(cmd)
+    };
+    let out = healthcheck();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/health/ready"), "{}", stderr(&out));
+
+    let (kg, us) = (
+        marque_testkit::TestDatabase::sqlite(),
+        marque_testkit::TestDatabase::sqlite(),
+    );
+    let mut server = marque()
+        .arg("serve")
+        .env("PORT", &port)
+        .env("DATABASE_URL_MARQUE_KG", kg.url())
+        .env("DATABASE_URL_MARQUE_US", us.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        if healthcheck().status.success() {
+            break true;
+        }
+        if Instant::now() > deadline || server.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = server.kill();
+    let out = server.wait_with_output().unwrap();
+    assert!(ready, "never ready; server stderr: {}", stderr(&out));
+}

@@ -49,7 +49,13 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the service on fresh databases; `None` when the backend is not available.
     pub async fn spawn(backend: Backend, vars: &[(&str, &str)]) -> Option<TestApp> {
-        Self::spawn_with(backend, vars, false).await
+        Self::spawn_with(backend, vars, false, true).await
+    }
+
+    /// [`TestApp::spawn`] with the delivery providers the settings in `vars` configure (pointed
+    /// at local fakes), instead of capturing messages.
+    pub async fn spawn_with_providers(backend: Backend, vars: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_with(backend, vars, false, false).await
     }
 
     /// [`TestApp::spawn`] on the system clock instead of the manual one (`clock` is then not
@@ -58,13 +64,14 @@ impl TestApp {
         backend: Backend,
         vars: &[(&str, &str)],
     ) -> Option<TestApp> {
-        Self::spawn_with(backend, vars, true).await
+        Self::spawn_with(backend, vars, true, true).await
     }
 
     async fn spawn_with(
         backend: Backend,
         vars: &[(&str, &str)],
         system_clock: bool,
+        capture: bool,
     ) -> Option<TestApp> {
         let dbs = match backend {
             Backend::Sqlite => vec![TestDatabase::sqlite(), TestDatabase::sqlite()],
@@ -109,7 +116,7 @@ impl TestApp {
             config,
             Overrides {
                 clock: (!system_clock).then(|| clock.clone() as Arc<dyn marque_domain::Clock>),
-                sender: Some(sent.clone()),
+                sender: capture.then(|| sent.clone() as Arc<dyn marque_domain::MessageSender>),
             },
         )
         .await
@@ -175,8 +182,7 @@ impl TestApp {
         for _ in 0..4000 {
             let mine = self.sent.to(e164);
             if mine.len() > nth {
-                let body = &mine[nth].text;
-                return body.chars().filter(char::is_ascii_digit).take(6).collect();
+                return mine[nth].code.as_str().to_owned();
             }
             tokio::time::sleep(StdDuration::from_millis(5)).await;
         }

@@ -8,6 +8,7 @@ mod calls;
 mod cli;
 mod codes;
 mod data;
+mod delivery;
 mod docs;
 mod edge;
 mod helpers;

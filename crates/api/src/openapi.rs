@@ -35,7 +35,7 @@ use crate::error::{ApiError, ErrorBody, ErrorKind};
         description = "Phone-number authentication for multi-market e-commerce (KG, US). \
             Errors have the body `{\"success\": false, \"error\": \"<code>\", \"message\": \"<text>\"}`.",
     ),
-    modifiers(&FromRouter, &BearerScheme),
+    modifiers(&FromRouter, &BearerScheme, &ThisServer),
     tags(
         (name = "auth", description = "Phone login and tokens"),
         (name = "profile", description = "The signed-in shopper's profile"),
@@ -48,6 +48,35 @@ use crate::error::{ApiError, ErrorBody, ErrorKind};
     )
 )]
 pub struct ApiDoc;
+
+/// The description of the document's server: which setting gives its URL.
+pub const SERVER_DESCRIPTION: &str = "This Marque service: its `PUBLIC_BASE_URL` setting \
+    (`marque openapi` prints that URL here, or `http://{HOST}:{PORT}` when it is unset)";
+
+/// The document with `url` (the service's `PUBLIC_BASE_URL`, or where it listens) as its only
+/// server, for `marque openapi`: clients generated from it take it as their base URL.
+pub fn with_server(mut doc: utoipa::openapi::OpenApi, url: &str) -> utoipa::openapi::OpenApi {
+    doc.servers = Some(vec![server(url)]);
+    doc
+}
+
+fn server(url: &str) -> utoipa::openapi::Server {
+    utoipa::openapi::ServerBuilder::new()
+        .url(url)
+        .description(Some(SERVER_DESCRIPTION))
+        .build()
+}
+
+/// Adds the server `/`: relative, i.e. the service that serves the document
+/// (`/api-docs/openapi.json`, Swagger UI's "Try it out"). `marque openapi` replaces it with an
+/// absolute URL from the settings ([`with_server`]).
+struct ThisServer;
+
+impl Modify for ThisServer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.servers = Some(vec![server("/")]);
+    }
+}
 
 /// A documented route: the operation of a handler's `#[utoipa::path]` and the handler.
 pub struct Endpoint {

@@ -355,9 +355,8 @@ impl DeliveryCallback for TwilioStatusCallback {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-    use marque_domain::Channel;
-    use marque_markets::{Language, Market, OtpCode, OtpPurpose};
+
+    use marque_markets::{Market, OtpPurpose};
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -373,29 +372,7 @@ mod tests {
     const CALLBACK: &str = "https://auth.example.kg/api/v1/delivery/twilio/status";
 
     fn message(market: Market) -> OutgoingMessage {
-        let (language, recipient, text) = match market {
-            Market::Kg => (
-                Language::Ru,
-                "+996505325311",
-                "Marque: ваш код 012345. Никому его не сообщайте.",
-            ),
-            Market::Us => (
-                Language::En,
-                "+12025550143",
-                "Marque: your code is 012345. Do not share it.",
-            ),
-        };
-        OutgoingMessage {
-            id: format!("{}-42", market.code()),
-            channel: Channel::Sms,
-            market,
-            language,
-            recipient: recipient.into(),
-            code: OtpCode::parse("012345").unwrap(),
-            purpose: OtpPurpose::Login,
-            text: text.into(),
-            expires_at: Utc.with_ymd_and_hms(2026, 12, 1, 12, 5, 0).unwrap(),
-        }
+        marque_testkit::outgoing_sms(market, OtpPurpose::Login)
     }
 
     fn config(server: &MockServer, from: TwilioFrom, callback: Option<&str>) -> TwilioConfig {

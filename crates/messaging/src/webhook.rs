@@ -266,9 +266,8 @@ fn scrub(detail: &str, m: &OutgoingMessage) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-    use marque_domain::Channel;
-    use marque_markets::{Language, Market, OtpCode, OtpPurpose};
+
+    use marque_markets::{Market, OtpPurpose};
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -280,29 +279,7 @@ mod tests {
     const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
     fn message(market: Market) -> OutgoingMessage {
-        let (language, recipient, text) = match market {
-            Market::Kg => (
-                Language::Ru,
-                "+996505325311",
-                "Marque: ваш код 012345. Никому его не сообщайте.",
-            ),
-            Market::Us => (
-                Language::En,
-                "+12025550143",
-                "Marque: your code is 012345. Do not share it.",
-            ),
-        };
-        OutgoingMessage {
-            id: format!("{}-42", market.code()),
-            channel: Channel::Sms,
-            market,
-            language,
-            recipient: recipient.into(),
-            code: OtpCode::parse("012345").unwrap(),
-            purpose: OtpPurpose::DeleteAccount,
-            text: text.into(),
-            expires_at: Utc.with_ymd_and_hms(2026, 12, 1, 12, 5, 0).unwrap(),
-        }
+        marque_testkit::outgoing_sms(market, OtpPurpose::DeleteAccount)
     }
 
     fn config(url: String, secret: &str) -> WebhookConfig {

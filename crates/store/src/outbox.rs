@@ -10,7 +10,7 @@ use marque_markets::Market;
 use tracing::instrument;
 
 use crate::auth::OUTBOX_PENDING;
-use crate::models::{OUTBOX_COLUMNS, OutboxRow, to_db};
+use crate::models::{OUTBOX_COLUMNS, OutboxRow, from_db, to_db};
 use crate::schema::{outbox, phone_verifications};
 use crate::{DbError, MarketStore};
 
@@ -90,7 +90,13 @@ impl OutboxRepository for MarketStore {
                 .set((
                     outbox::status.eq("sent"),
                     outbox::sent_at.eq(now),
-                    outbox::payload.eq(Vec::<u8>::new()),
+                    // The sealed code stays only while a later "undelivered" report could still
+                    // send it on another channel; the text is never stored.
+                    outbox::payload.eq(diesel::dsl::case_when::<_, _, diesel::sql_types::Binary>(
+                        outbox::fallback_channels.eq(""),
+                        Vec::<u8>::new(),
+                    )
+                    .otherwise(outbox::payload)),
                     outbox::locked_until.eq(None::<NaiveDateTime>),
                     outbox::provider.eq(receipt.provider),
                     outbox::provider_message_id.eq(receipt.provider_message_id),
@@ -110,24 +116,8 @@ impl OutboxRepository for MarketStore {
         error: &str,
     ) -> Result<(), RepoError> {
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let now = to_db(now);
         self.finish(id, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    // The first channel tried stays the one reported.
-                    outbox::fallback_from.eq(diesel::dsl::sql::<
-                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
-                    >(
-                        "COALESCE(fallback_from, channel)"
-                    )),
-                    outbox::channel.eq(next.as_str()),
-                    outbox::fallback_channels.eq(Channel::join(remaining)),
-                    outbox::attempts.eq(0),
-                    outbox::next_attempt_at.eq(now),
-                    outbox::locked_until.eq(None::<NaiveDateTime>),
-                    outbox::last_error.eq(error.as_str()),
-                ))
-                .execute(conn)
+            move_to_channel(conn, id, next, remaining, to_db(now), Some(&error))
         })
     }
 
@@ -138,13 +128,7 @@ impl OutboxRepository for MarketStore {
         report: &DeliveryReport,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let now = to_db(now);
-        let status = match report.status {
-            // Nothing to record, but say whether the message is ours.
-            ReportedStatus::InProgress => None,
-            ReportedStatus::Delivered => Some("delivered"),
-            ReportedStatus::Failed => Some("undelivered"),
-        };
+        let now_db = to_db(now);
         let error: Option<String> = report
             .error
             .as_deref()
@@ -153,22 +137,56 @@ impl OutboxRepository for MarketStore {
             let this = outbox::table
                 .filter(outbox::provider.eq(provider))
                 .filter(outbox::provider_message_id.eq(report.provider_message_id.as_str()));
-            let n = match status {
-                None => this.count().get_result::<i64>(conn)? as usize,
-                // A `delivered` report is final: a late `undelivered` does not overwrite it.
-                Some(s) => diesel::update(
-                    this.filter(
-                        outbox::delivery_status
-                            .is_null()
-                            .or(outbox::delivery_status.ne("delivered")),
-                    ),
-                )
-                .set((
-                    outbox::delivery_status.eq(s),
-                    outbox::delivered_at.eq((s == "delivered").then_some(now)),
-                    outbox::last_error.eq(error.as_deref()),
-                ))
-                .execute(conn)?,
+            let n = match report.status {
+                // Nothing to record, but say whether the message is ours.
+                ReportedStatus::InProgress => this.count().get_result::<i64>(conn)?,
+                // Final: the sealed code goes; a late "undelivered" does not overwrite it.
+                ReportedStatus::Delivered => diesel::update(this)
+                    .set((
+                        outbox::delivery_status.eq("delivered"),
+                        outbox::delivered_at.eq(now_db),
+                        outbox::payload.eq(Vec::<u8>::new()),
+                    ))
+                    .execute(conn)? as i64,
+                ReportedStatus::Failed => {
+                    let row = this
+                        .filter(outbox::status.eq("sent"))
+                        .filter(
+                            outbox::delivery_status
+                                .is_null()
+                                .or(outbox::delivery_status.ne("delivered")),
+                        )
+                        .select((
+                            outbox::id,
+                            outbox::fallback_channels,
+                            outbox::expires_at,
+                            diesel::dsl::sql::<diesel::sql_types::Bool>("LENGTH(payload) > 0"),
+                        ))
+                        .first::<(i64, String, NaiveDateTime, bool)>(conn)
+                        .optional()?;
+                    let Some((id, fallback, expires_at, sealed)) = row else {
+                        return Ok(this.count().get_result::<i64>(conn)? > 0);
+                    };
+                    let mut rest = Channel::parse_list(&fallback)
+                        .unwrap_or_default()
+                        .into_iter();
+                    match rest.next() {
+                        // Undelivered on this channel: the same code goes out on the next one,
+                        // while it is still worth sending.
+                        Some(next) if sealed && from_db(expires_at) > now => {
+                            let remaining: Vec<Channel> = rest.collect();
+                            let error = error.as_deref();
+                            move_to_channel(conn, id, next, &remaining, now_db, error)? as i64
+                        }
+                        _ => diesel::update(outbox::table.find(id))
+                            .set((
+                                outbox::delivery_status.eq("undelivered"),
+                                outbox::payload.eq(Vec::<u8>::new()),
+                                outbox::last_error.eq(error.as_deref()),
+                            ))
+                            .execute(conn)? as i64,
+                    }
+                }
             };
             Ok(n > 0)
         })?;
@@ -270,6 +288,36 @@ impl OutboxRepository for MarketStore {
                 .execute(conn)
         })
     }
+}
+
+/// Puts message `id` back in the queue on channel `next`, with `remaining` still to try: the
+/// same sealed code, attempts reset, due at `now`, the provider's receipt cleared, and
+/// `fallback_from` keeping the first channel tried.
+fn move_to_channel(
+    conn: &mut crate::connection::DbConnection,
+    id: i64,
+    next: Channel,
+    remaining: &[Channel],
+    now: NaiveDateTime,
+    error: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::fallback_from.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Text>,
+            >("COALESCE(fallback_from, channel)")),
+            outbox::channel.eq(next.as_str()),
+            outbox::fallback_channels.eq(Channel::join(remaining)),
+            outbox::status.eq(OUTBOX_PENDING),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::provider.eq(None::<String>),
+            outbox::provider_message_id.eq(None::<String>),
+            outbox::segments.eq(None::<i32>),
+            outbox::last_error.eq(error),
+        ))
+        .execute(conn)
 }
 
 impl MarketStore {

@@ -116,6 +116,19 @@ impl RetentionRepository for MarketStore {
             p.refresh_tokens =
                 purge_batches!(conn, batch, refresh_tokens, id: i64, expires_at < ended);
             p.audit = purge_batches!(conn, batch, audit_log, id: i64, occurred_at < audit);
+            // Sent messages keep their sealed code only while a delivery report could still
+            // move them to another channel: once the code expired, it goes.
+            diesel::update(
+                outbox::table
+                    .filter(outbox::status.eq("sent"))
+                    .filter(outbox::expires_at.lt(to_db(now)))
+                    .filter(outbox::fallback_channels.ne(""))
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "LENGTH(payload) > 0",
+                    )),
+            )
+            .set(outbox::payload.eq(Vec::<u8>::new()))
+            .execute(conn)?;
             Ok(p)
         })
     }

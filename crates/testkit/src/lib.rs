@@ -128,3 +128,38 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// An SMS as the outbox worker hands it to a provider, for provider tests: code `012345` for
+/// `purpose`, id `{market}-42`, to `+996505325311` (KG) or `+12025550143` (US) with a text in the
+/// market's language, expiring at 2026-12-01T12:05:00Z.
+pub fn outgoing_sms(
+    market: marque_markets::Market,
+    purpose: marque_markets::OtpPurpose,
+) -> marque_domain::OutgoingMessage {
+    use chrono::TimeZone as _;
+    use marque_markets::Market;
+    let (recipient, text) = match market {
+        Market::Kg => (
+            "+996505325311",
+            "Marque: ваш код 012345. Никому его не сообщайте.",
+        ),
+        Market::Us => (
+            "+12025550143",
+            "Marque: your code is 012345. Do not share it.",
+        ),
+    };
+    marque_domain::OutgoingMessage {
+        id: format!("{}-42", market.code()),
+        channel: marque_domain::Channel::Sms,
+        market,
+        language: market.language(),
+        recipient: recipient.into(),
+        code: marque_markets::OtpCode::from_index(12_345),
+        purpose,
+        text: text.into(),
+        expires_at: chrono::Utc
+            .with_ymd_and_hms(2026, 12, 1, 12, 5, 0)
+            .single()
+            .expect("a valid instant"),
+    }
+}

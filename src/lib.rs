@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod healthcheck;
+pub mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -57,7 +57,35 @@ pub struct Application {
     server: actix_web::dev::Server,
     worker: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    metrics: tokio::task::JoinHandle<()>,
+    metrics_port: Option<u16>,
     shutdown: CancellationToken,
+}
+
+/// Runs the `METRICS_ADDR` server, if any, and drains the histograms' sample buffers every few
+/// seconds (the exporter buffers samples until a scrape or upkeep), until `shutdown`.
+async fn run_metrics(
+    server: Option<actix_web::dev::Server>,
+    exporter: marque_api::metrics::Exporter,
+    shutdown: CancellationToken,
+) {
+    let handle = server.as_ref().map(actix_web::dev::Server::handle);
+    if let Some(server) = server {
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_secs(5)) => exporter.run_upkeep(),
+        }
+    }
+    if let Some(handle) = handle {
+        handle.stop(true).await;
+    }
 }
 
 /// Purges every market at start and then every `interval`, until `shutdown` is cancelled. The
@@ -102,6 +130,7 @@ impl Application {
         }
         let stores = open_stores(&config).await?;
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock_for_metrics = clock.clone();
         // Every key comes from SECRET_KEY through HKDF, one label each (RFC 5869; issue 12).
         let keys = KeyRing::derive(config.secret_key.expose_secret().as_bytes());
         let sealer = keys.outbox_sealer();
@@ -233,15 +262,40 @@ impl Application {
             },
             admin,
         };
-        let settings = HttpSettings {
+        let exporter = marque_api::metrics::Exporter::new(
+            marque_api::metrics::install().context("installing the metrics recorder")?,
+            crate::metrics::collector(
+                stores.clone(),
+                state.auth.sms_guard_metrics(),
+                clock_for_metrics,
+            ),
+        );
+        // `METRICS_ADDR`: the metrics on their own listener, else on the API's port.
+        let (metrics_server, metrics_port) = match &settings.server.metrics_addr {
+            Some(addr) => {
+                let addr = addr.as_str();
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
+                let bound = listener.local_addr()?;
+                tracing::info!(address = %bound, "metrics listening");
+                (
+                    Some(marque_api::metrics_server(listener, exporter.clone())?),
+                    Some(bound.port()),
+                )
+            }
+            None => (None, None),
+        };
+        let http = HttpSettings {
             allowed_origins: config.allowed_origins(),
             workers: Some(config.workers()),
             shutdown_timeout_secs: None,
             max_blocking_threads: Some(config.blocking_threads()),
             edge: config.edge(),
+            metrics: metrics_server.is_none().then(|| exporter.clone()),
         };
-        let server = marque_api::server(listener, state, settings)?;
+        let server = marque_api::server(listener, state, http)?;
         let shutdown = CancellationToken::new();
+        let metrics = tokio::spawn(run_metrics(metrics_server, exporter, shutdown.clone()));
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         let retention = tokio::spawn(run_retention(
             retention,
@@ -254,6 +308,8 @@ impl Application {
             server,
             worker,
             retention,
+            metrics,
+            metrics_port,
             shutdown,
         })
     }
@@ -261,6 +317,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `METRICS_ADDR` listener, when set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// A handle that stops the server gracefully (as SIGTERM does).
@@ -278,6 +339,9 @@ impl Application {
         }
         if let Err(e) = self.retention.await {
             tracing::error!(error = %e, "retention job ended abnormally");
+        }
+        if let Err(e) = self.metrics.await {
+            tracing::error!(error = %e, "metrics task ended abnormally");
         }
         tracing::info!("marque stopped");
         result.context("HTTP server failed")

@@ -23,6 +23,7 @@
 //! | `ALLOWED_ORIGINS` | empty | CORS origins (`https://shop.example`, or `*` for any) |
 //! | `TRUSTED_PROXIES` | empty | IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `DEFAULT_MARKET` | `kg` | reported by `GET /api/v1/auth/markets` |
+//! | `METRICS_ADDR` | unset | `host:port` of a separate listener for `GET /metrics`; unset: `/metrics` on the API port |
 //! | `SECRET_KEY` | random per run (development only) | ≥ 32 bytes; every key (token signing unless a key file is set, OTP MAC, outbox sealing, refresh MAC) is derived from it with HKDF |
 //! | `JWT_ISSUER` | `marque` | `iss` claim |
 //! | `JWT_AUDIENCE` | unset | `aud` claim, checked on every token when set |
@@ -154,6 +155,9 @@ pub struct ServerSettings {
     /// `DEFAULT_MARKET`: the market reported as default (default `kg`).
     #[serde(deserialize_with = "market_from_text")]
     pub default_market: Market,
+    /// `METRICS_ADDR`: `host:port` of a separate listener for `GET /metrics` (Prometheus text),
+    /// so the metrics need not be public (default: unset, `/metrics` on the API's own port).
+    pub metrics_addr: Option<Text>,
 }
 
 impl Default for ServerSettings {
@@ -170,6 +174,7 @@ impl Default for ServerSettings {
             body_read_timeout_seconds: PositiveSeconds::clamped(edge.body_read_timeout.as_secs()),
             max_connections_per_ip: ConnectionCap::clamped(edge.max_connections_per_ip as u64),
             default_market: Market::Kg,
+            metrics_addr: None,
         }
     }
 }

@@ -36,6 +36,8 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the `METRICS_ADDR` listener, when set.
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub sent: Arc<Capture>,
@@ -120,10 +122,12 @@ impl TestApp {
         .await
         .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         Some(TestApp {
             base,
+            metrics_base,
             http: reqwest::Client::builder()
                 .user_agent("marque-e2e/1.0")
                 .build()

@@ -161,6 +161,11 @@ error_table! {
     /// No such route, row or session (of this user).
     NotFound => (S::NOT_FOUND, "not_found", K::NotFound),
         examples [Self::NotFound];
+    /// A request the server refused before any route read it (e.g. a CORS preflight from an
+    /// origin, method or header not allowed); the status and body of errors made outside the
+    /// application, shaped by [`crate::shape`].
+    BadRequest => (S::BAD_REQUEST, "bad_request", K::BadRequest),
+        examples [Self::BadRequest];
     /// A known route with another method.
     MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", K::MethodNotAllowed),
         examples [Self::MethodNotAllowed];
@@ -311,7 +316,17 @@ impl ApiError {
         if let Some(cause) = &self.source {
             match self.kind {
                 ErrorKind::Unavailable => {
-                    tracing::error!(error = %cause_chain(cause.as_ref()), "market unavailable");
+                    // During an outage every request of the market ends here (fast, with the
+                    // breaker open): one line per cause (e.g. "market kg unavailable") per
+                    // interval, with the number of answers it stands for.
+                    let now = std::time::Instant::now();
+                    if let Some(answers) = UNAVAILABLE_LOG.due(&cause.to_string(), now) {
+                        tracing::error!(
+                            error = %cause_chain(cause.as_ref()),
+                            answers,
+                            "market unavailable"
+                        );
+                    }
                 }
                 ErrorKind::Internal => {
                     tracing::error!(error = %cause_chain(cause.as_ref()), "internal error");
@@ -387,6 +402,58 @@ impl ResponseError for ApiError {
     }
 }
 
+/// How often an outage's 503s are logged: once per cause per this interval.
+pub const UNAVAILABLE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+static UNAVAILABLE_LOG: LogBudget = LogBudget::new(UNAVAILABLE_LOG_INTERVAL);
+
+/// One log line per key per interval, counting the events in between.
+#[derive(Debug)]
+pub struct LogBudget {
+    interval: std::time::Duration,
+    seen: std::sync::Mutex<Vec<(String, std::time::Instant, u64)>>,
+}
+
+impl LogBudget {
+    /// Most keys remembered; more (an unusual variety of causes) start over.
+    const MAX_KEYS: usize = 64;
+
+    /// A budget of one line per key per `interval`.
+    pub const fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            seen: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts an event of `key` at `now`; `Some(n)` when a line is due (the first event of a key,
+    /// then once per interval), `n` being the events since the last line, this one included.
+    pub fn due(&self, key: &str, now: std::time::Instant) -> Option<u64> {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.iter_mut().find(|(k, _, _)| k == key) {
+            Some((_, at, count)) => {
+                *count += 1;
+                if now.saturating_duration_since(*at) < self.interval {
+                    return None;
+                }
+                let n = *count;
+                (*at, *count) = (now, 0);
+                Some(n)
+            }
+            None => {
+                if seen.len() >= Self::MAX_KEYS {
+                    seen.clear();
+                }
+                seen.push((key.to_owned(), now, 0));
+                Some(1)
+            }
+        }
+    }
+}
+
 /// `error: its source: the source's source…`, the whole chain on one line.
 pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -406,6 +473,21 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("pool timed out")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn outage_lines_are_bounded_per_cause_with_a_count() {
+        let budget = LogBudget::new(std::time::Duration::from_secs(10));
+        let t0 = std::time::Instant::now();
+        assert_eq!(budget.due("market kg unavailable", t0), Some(1));
+        assert_eq!(budget.due("market us unavailable", t0), Some(1));
+        for i in 1..=50 {
+            let at = t0 + std::time::Duration::from_millis(i * 100);
+            assert_eq!(budget.due("market kg unavailable", at), None);
+        }
+        let later = t0 + std::time::Duration::from_secs(10);
+        assert_eq!(budget.due("market kg unavailable", later), Some(51));
+        assert_eq!(budget.due("market us unavailable", later), Some(1));
+    }
 
     #[test]
     fn the_cause_chain_names_every_source() {

@@ -15,9 +15,11 @@ pub mod dto;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod shape;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -69,6 +71,9 @@ pub struct HttpSettings {
     pub max_blocking_threads: Option<usize>,
     /// Body deadline and connections per client IP (`edge`).
     pub edge: edge::EdgeSettings,
+    /// Serves `GET /metrics` on this server when set (the binary leaves it unset when
+    /// `METRICS_ADDR` puts the metrics on their own listener, see [`metrics_server`]).
+    pub metrics: Option<metrics::Exporter>,
 }
 
 /// Every route of the API, each with its `#[utoipa::path]` documentation. The server registers
@@ -195,11 +200,18 @@ pub fn server(
         state.trusted_proxies.clone(),
     );
     let body_timeout = settings.edge.body_read_timeout;
+    let exporter = settings.metrics.clone().map(web::Data::new);
     let mut server = HttpServer::new(move || {
+        let exporter = exporter.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(configure)
+            .configure(move |cfg| {
+                if let Some(e) = exporter {
+                    cfg.app_data(e).service(metrics_resource());
+                }
+            })
             .default_service(web::to(routes::not_found))
             // The edge guard sits outside CORS, which answers preflights itself: an OPTIONS
             // request must not carry a chunked body past it (issue 12, item 1).
@@ -207,8 +219,10 @@ pub fn server(
             .wrap(from_fn(move |req, next| {
                 edge::guard(req, next, body_timeout)
             }))
+            .wrap(from_fn(shape::middleware))
             .wrap(security_headers())
             .wrap(from_fn(request_id::middleware))
+            .wrap(from_fn(metrics::middleware))
             .wrap(TracingLogger::<access_log::AccessLog>::new())
     })
     .shutdown_timeout(settings.shutdown_timeout_secs.unwrap_or(30))
@@ -221,6 +235,34 @@ pub fn server(
         server = server.worker_max_blocking_threads(n.max(1));
     }
     Ok(server.run())
+}
+
+/// `/metrics`: `GET` (and `HEAD`) render the exposition; other methods 405.
+fn metrics_resource() -> actix_web::Resource {
+    web::resource("/metrics")
+        .route(web::get().to(metrics::endpoint))
+        .default_service(web::to(routes::method_not_allowed))
+}
+
+/// A server on its own `listener` (`METRICS_ADDR`) that answers only `GET /metrics`, with the
+/// security headers and JSON errors of the API; it stops on SIGTERM/SIGINT like the API server.
+pub fn metrics_server(
+    listener: TcpListener,
+    exporter: metrics::Exporter,
+) -> std::io::Result<actix_web::dev::Server> {
+    let exporter = web::Data::new(exporter);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(exporter.clone())
+            .service(metrics_resource())
+            .default_service(web::to(routes::not_found))
+            .wrap(from_fn(shape::middleware))
+            .wrap(security_headers())
+            .wrap(from_fn(request_id::middleware))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
 }
 
 #[cfg(test)]

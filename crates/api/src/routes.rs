@@ -122,6 +122,26 @@ pub async fn send_code(
     body: JsonBody<SendCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (phone, market, lang) = parse_phone(&req, &body.0.phone_number)?;
+    let requested = body.0.channel.as_deref().and_then(Channel::parse);
+    let outcome = send_code_in(&req, &state, body, phone, market, lang).await;
+    let channel = match (&outcome, requested) {
+        (Ok((_, sent)), _) => sent.as_str(),
+        (Err(_), Some(c)) => c.as_str(),
+        (Err(_), None) => "default",
+    };
+    crate::metrics::code_sent(market, channel, &outcome);
+    outcome.map(|(res, _)| res)
+}
+
+/// [`send_code`] once the number is parsed; with the channel used.
+async fn send_code_in(
+    req: &HttpRequest,
+    state: &ApiState,
+    body: JsonBody<SendCodeRequest>,
+    phone: PhoneNumber,
+    market: Market,
+    lang: Language,
+) -> Result<(HttpResponse, Channel), ApiError> {
     let purpose = match body.0.purpose.as_deref() {
         None => OtpPurpose::Login,
         Some(p) => OtpPurpose::parse(p).ok_or_else(|| {
@@ -131,7 +151,7 @@ pub async fn send_code(
     if purpose == OtpPurpose::DeleteAccount {
         // Only the account itself asks for its deletion code: nobody else can make the service
         // text a number "code to delete your account".
-        let caller = Authenticated::extract(&req).await?;
+        let caller = Authenticated::extract(req).await?;
         if caller.user.phone != phone {
             return Err(ApiError::validation(
                 "phone_number",
@@ -140,7 +160,7 @@ pub async fn send_code(
             ));
         }
     }
-    let client = client_info(&req);
+    let client = client_info(req);
     let auth = state.auth.clone();
     auth.check_captcha(body.0.captcha_token.as_deref(), &client)
         .await
@@ -156,7 +176,7 @@ pub async fn send_code(
         auth.send_code_via(&p, purpose, channel, &client)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(SendCodeResponse {
+    let res = HttpResponse::Ok().json(SendCodeResponse {
         success: true,
         message: text(MessageKey::CodeSent, lang).to_owned(),
         phone_number: phone.display(),
@@ -166,7 +186,8 @@ pub async fn send_code(
         challenge_id: sent.challenge_id,
         purpose: sent.purpose.as_str().to_owned(),
         channel: sent.channel.as_str().to_owned(),
-    }))
+    });
+    Ok((res, sent.channel))
 }
 
 /// Exchanges a code for an access token; the first success creates the user in the number's
@@ -202,7 +223,9 @@ pub async fn verify_code(
     let login = blocking(lang, move || {
         auth.verify_code_with(&phone, &code, id.as_deref(), &client)
     })
-    .await?;
+    .await;
+    crate::metrics::verified(market, &login);
+    let login = login?;
     Ok(HttpResponse::Ok().json(VerifyCodeResponse {
         success: true,
         message: text(MessageKey::PhoneVerified, lang).to_owned(),

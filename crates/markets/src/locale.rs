@@ -45,6 +45,8 @@ pub enum MessageKey {
     NotFound,
     /// The HTTP method is not allowed on this resource.
     MethodNotAllowed,
+    /// A request the server cannot read (e.g. a refused CORS preflight).
+    BadRequest,
     /// The request body is too large.
     PayloadTooLarge,
     /// The request content type is not supported.
@@ -117,7 +119,7 @@ pub enum MessageKey {
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 53] = [
+    pub const ALL: [MessageKey; 54] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -137,6 +139,7 @@ impl MessageKey {
         MessageKey::InvalidToken,
         MessageKey::NotFound,
         MessageKey::MethodNotAllowed,
+        MessageKey::BadRequest,
         MessageKey::PayloadTooLarge,
         MessageKey::UnsupportedMediaType,
         MessageKey::ServiceUnavailable,
@@ -251,6 +254,7 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         ),
         MessageKey::NotFound => ("Ресурс не найден", "Resource not found"),
         MessageKey::MethodNotAllowed => ("Метод не поддерживается", "Method not allowed"),
+        MessageKey::BadRequest => ("Некорректный запрос", "Bad request"),
         MessageKey::PayloadTooLarge => {
             ("Слишком большое тело запроса", "Request body is too large")
         }

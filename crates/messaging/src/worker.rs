@@ -252,7 +252,19 @@ impl OutboxWorker {
             expires_at: m.expires_at,
         };
         let provider = sender.name();
-        match sender.send(&msg).await {
+        // Wall time of the provider call (a monotonic measure, not the injected clock: this is
+        // latency, not a business time). Recorded through the `metrics` facade (a no-op without
+        // a recorder): `marque_delivery_duration_seconds{provider, channel, result}`.
+        let started = std::time::Instant::now();
+        let sent = sender.send(&msg).await;
+        metrics::histogram!(
+            "marque_delivery_duration_seconds",
+            "provider" => provider,
+            "channel" => m.channel.as_str(),
+            "result" => if sent.is_ok() { "accepted" } else { "failed" },
+        )
+        .record(started.elapsed().as_secs_f64());
+        match sent {
             Ok(accepted) => {
                 let now = self.clock.now();
                 log_repo(

@@ -3,6 +3,8 @@
 //! file, so the repositories are one code path.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -12,6 +14,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use marque_markets::Market;
 
+use crate::breaker::Breaker;
 use crate::db_url::Target;
 use crate::models::{BucketRow, ChallengeRow, FailureRow, RefreshRow};
 use crate::schema::{
@@ -53,10 +56,12 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// Opens connections of the backend the URL names.
+/// Opens connections of the backend the URL names, and tells the market's [`Breaker`] how each
+/// attempt went.
 pub(crate) struct Manager {
     pub(crate) market: Market,
     pub(crate) target: Target,
+    pub(crate) breaker: Arc<Breaker>,
 }
 
 impl fmt::Debug for Manager {
@@ -112,10 +117,30 @@ impl ManageConnection for Manager {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<PooledDb, ConnectError> {
-        self.open(false).map(|conn| PooledDb {
-            conn,
-            broken: false,
-        })
+        match self.open(false) {
+            Ok(conn) => {
+                self.breaker.record_success();
+                Ok(PooledDb {
+                    conn,
+                    broken: false,
+                })
+            }
+            Err(e) => {
+                let now = Instant::now();
+                self.breaker.record_failure(now);
+                // r2d2 retries failed connections in the background every 0.2–2.5 s per missing
+                // connection: log them at a bounded rate, with a count (issue 11).
+                if let Some(line) = self.breaker.count_connect_error(now) {
+                    tracing::warn!(
+                        market = self.market.code(),
+                        error = %e,
+                        failures = line.failures,
+                        "database connection failed"
+                    );
+                }
+                Err(e)
+            }
+        }
     }
 
     fn is_valid(&self, conn: &mut PooledDb) -> Result<(), ConnectError> {
@@ -133,16 +158,13 @@ impl ManageConnection for Manager {
     }
 }
 
-/// Logs the pool's background connection failures through `tracing` (already scrubbed).
+/// r2d2's error handler: nothing to do, [`Manager::connect`] already counted and (at a bounded
+/// rate) logged the failure; r2d2's default handler would log every one of them.
 #[derive(Debug)]
-pub(crate) struct LogErrors {
-    pub(crate) market: Market,
-}
+pub(crate) struct QuietErrors;
 
-impl HandleError<ConnectError> for LogErrors {
-    fn handle_error(&self, error: ConnectError) {
-        tracing::warn!(market = self.market.code(), error = %error, "database connection failed");
-    }
+impl HandleError<ConnectError> for QuietErrors {
+    fn handle_error(&self, _error: ConnectError) {}
 }
 
 /// Whether `e` means the connection is gone (the pool must not hand it out again).

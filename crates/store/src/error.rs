@@ -100,6 +100,13 @@ pub enum DbError {
         #[source]
         source: PoolError,
     },
+    /// The market pool's circuit breaker is open: a connection attempt failed moments ago, so
+    /// the checkout was refused at once instead of waiting out the connection timeout.
+    #[error("market {market}: database unreachable (circuit open after a failed connection)")]
+    CircuitOpen {
+        /// Market whose database it is.
+        market: &'static str,
+    },
     /// A statement or transaction failed.
     #[error("market {market}: database statement failed")]
     Query {
@@ -168,7 +175,7 @@ impl DbError {
     /// later) rather than a fault (answer 500).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::NoConnection { .. } => true,
+            Self::NoConnection { .. } | Self::CircuitOpen { .. } => true,
             Self::Query { source, .. } => is_connection_loss(source) || is_busy(source),
             Self::CorruptRow { .. }
             | Self::WrongMarket { .. }

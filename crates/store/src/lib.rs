@@ -28,6 +28,7 @@ mod account_rows;
 mod admin;
 mod audit;
 mod auth;
+mod breaker;
 mod connection;
 mod db_url;
 mod error;
@@ -39,4 +40,5 @@ mod schema;
 mod store;
 
 pub use error::{DbError, MigrationError, StoreError};
-pub use store::{Backend, MarketStore};
+pub use outbox::OutboxStatusCount;
+pub use store::{Backend, MarketStore, PoolStats};

@@ -339,3 +339,39 @@ impl MarketStore {
         Ok(())
     }
 }
+
+/// The outbox rows of one status, for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStatusCount {
+    /// `pending`, `sent`, `failed` or `expired`.
+    pub status: String,
+    /// Rows with this status (kept until the retention job purges them).
+    pub count: i64,
+    /// Creation time of the oldest of them.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+impl MarketStore {
+    /// The outbox's rows per status with the oldest creation time of each (one grouped query;
+    /// statuses without rows are absent).
+    ///
+    /// Errors: [`RepoError::Unavailable`] when the database cannot be reached.
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    pub fn outbox_counts(&self) -> Result<Vec<OutboxStatusCount>, RepoError> {
+        use diesel::dsl::{count_star, min};
+        let rows = self.read(|conn| {
+            Ok(outbox::table
+                .group_by(outbox::status)
+                .select((outbox::status, count_star(), min(outbox::created_at)))
+                .load::<(String, i64, Option<NaiveDateTime>)>(conn)?)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, count, oldest)| OutboxStatusCount {
+                status,
+                count,
+                oldest: oldest.map(crate::models::from_db),
+            })
+            .collect())
+    }
+}

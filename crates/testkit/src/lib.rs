@@ -15,6 +15,7 @@
 mod clock;
 mod db;
 mod notifications;
+mod proxy;
 mod services;
 mod store;
 
@@ -22,6 +23,7 @@ pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
 pub use marque_store::Backend;
 pub use notifications::notification;
+pub use proxy::TcpProxy;
 pub use services::{ADMIN_KEY, Capture, SECRET, Services};
 pub use store::{OutboxRow, Switch, TestStore};
 

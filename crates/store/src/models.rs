@@ -152,21 +152,9 @@ impl BucketRow {
     }
 }
 
-columns! {
-    /// Columns of [`OutboxRow`], in field order.
-    OUTBOX_COLUMNS = outbox:
-        id,
-        channel,
-        recipient,
-        payload,
-        attempts,
-        expires_at,
-        fallback_channels,
-        fallback_from,
-}
-
 /// An `outbox` row as a worker needs it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, QueryableByName)]
+#[diesel(table_name = outbox)]
 pub(crate) struct OutboxRow {
     pub(crate) id: i64,
     pub(crate) channel: String,

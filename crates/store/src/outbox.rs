@@ -10,9 +10,13 @@ use marque_markets::Market;
 use tracing::instrument;
 
 use crate::auth::OUTBOX_PENDING;
-use crate::models::{OUTBOX_COLUMNS, OutboxRow, from_db, to_db};
+use crate::models::{OutboxRow, from_db, to_db};
 use crate::schema::{outbox, phone_verifications};
 use crate::{DbError, MarketStore};
+
+/// The columns of [`OutboxRow`] (read by name), as the claim statement returns them.
+const CLAIMED: &str =
+    "id, channel, recipient, payload, attempts, expires_at, fallback_channels, fallback_from";
 
 /// Longest `last_error` kept, in characters.
 const MAX_ERROR_CHARS: usize = 500;
@@ -35,39 +39,35 @@ impl OutboxRepository for MarketStore {
         let market = MarketStore::market(self);
         let now = to_db(now);
         let lease_until = to_db(lease_until);
+        // One statement claims the batch by primary key (issue 13: a select then one update per
+        // message scanned the pending rows once per message). On PostgreSQL the due rows are
+        // locked with SKIP LOCKED, so concurrent workers of other instances take other rows
+        // instead of waiting; SQLite has one writer at a time.
         let rows = self.with_conn(|conn| {
-            let due = outbox::table
-                .filter(outbox::status.eq(OUTBOX_PENDING))
-                .filter(outbox::next_attempt_at.le(now))
-                .filter(
-                    outbox::locked_until
-                        .is_null()
-                        .or(outbox::locked_until.lt(now)),
-                )
-                .order(outbox::id.asc())
-                .limit(i64::from(limit))
-                .select(outbox::id)
-                .load::<i64>(conn)?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                // Re-checks the conditions: another worker may have claimed it since the select;
-                // then no row is updated and the message is skipped.
-                let row = diesel::update(
-                    outbox::table
-                        .find(id)
-                        .filter(outbox::status.eq(OUTBOX_PENDING))
-                        .filter(
-                            outbox::locked_until
-                                .is_null()
-                                .or(outbox::locked_until.lt(now)),
-                        ),
-                )
-                .set(outbox::locked_until.eq(lease_until))
-                .returning(OUTBOX_COLUMNS)
-                .get_result::<OutboxRow>(conn)
-                .optional()?;
-                claimed.extend(row);
-            }
+            use diesel::sql_types::{BigInt, Timestamp};
+            let mut claimed: Vec<OutboxRow> = match conn {
+                crate::connection::DbConnection::Pg(pg) => diesel::sql_query(format!(
+                    "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox \
+                     WHERE status = 'pending' AND next_attempt_at <= $2 \
+                     AND (locked_until IS NULL OR locked_until < $2) \
+                     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {CLAIMED}"
+                ))
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(i64::from(limit))
+                .load(pg)?,
+                crate::connection::DbConnection::Sqlite(lite) => diesel::sql_query(format!(
+                    "UPDATE outbox SET locked_until = ?1 WHERE id IN (SELECT id FROM outbox \
+                     WHERE status = 'pending' AND next_attempt_at <= ?2 \
+                     AND (locked_until IS NULL OR locked_until < ?2) \
+                     ORDER BY id LIMIT ?3) RETURNING {CLAIMED}"
+                ))
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(i64::from(limit))
+                .load(lite)?,
+            };
+            claimed.sort_by_key(|r| r.id);
             Ok(claimed)
         })?;
         Ok(rows

@@ -222,16 +222,18 @@ where
 /// Reads a rate-limit bucket inside [`write_tx`], locked until the transaction ends.
 ///
 /// PostgreSQL cannot lock a row that does not exist yet, so a placeholder row (`hits = 0`,
-/// reported as `None`) is inserted first when the bucket is new; concurrent inserters of the same
-/// key wait on it. `SELECT … FOR UPDATE` then waits for any other holder and returns the newest
-/// committed state. On SQLite the immediate transaction already excludes other writers.
+/// reported as `None`) is inserted when the bucket is new; concurrent inserters of the same key
+/// wait on it. The insert's no-op `ON CONFLICT DO UPDATE` locks an existing row instead, waiting
+/// for any other holder, and `RETURNING` gives the newest committed state — one statement. On SQLite the immediate transaction already excludes other writers.
 pub(crate) fn lock_bucket(
     conn: &mut DbConnection,
     bucket: &str,
     now: chrono::NaiveDateTime,
 ) -> QueryResult<Option<BucketRow>> {
     let row = match conn {
-        DbConnection::Pg(pg) => {
+        // One round trip (issue 13): the no-op `DO UPDATE` locks the existing row, or the new
+        // placeholder, and returns it.
+        DbConnection::Pg(pg) => Some(
             diesel::insert_into(rate_limits::table)
                 .values((
                     rate_limits::bucket.eq(bucket),
@@ -239,15 +241,12 @@ pub(crate) fn lock_bucket(
                     rate_limits::hits.eq(0),
                     rate_limits::last_hit_at.eq(now),
                 ))
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-            rate_limits::table
-                .find(bucket)
-                .select(BucketRow::as_select())
-                .for_update()
-                .first(pg)
-                .optional()?
-        }
+                .on_conflict(rate_limits::bucket)
+                .do_update()
+                .set(rate_limits::bucket.eq(diesel::upsert::excluded(rate_limits::bucket)))
+                .returning(BucketRow::as_returning())
+                .get_result(pg)?,
+        ),
         DbConnection::Sqlite(lite) => rate_limits::table
             .find(bucket)
             .select(BucketRow::as_select())
@@ -279,16 +278,28 @@ pub(crate) fn lock_prefix(
             let hour = now
                 .duration_trunc(chrono::Duration::hours(1))
                 .unwrap_or(now);
-            diesel::insert_into(sms_prefix_stats::table)
-                .values((
-                    sms_prefix_stats::prefix.eq(prefix),
-                    sms_prefix_stats::hour_start.eq(hour),
-                    sms_prefix_stats::sent.eq(0),
-                    sms_prefix_stats::baseline_milli.eq(0_i64),
-                ))
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-            row!().for_update().first(pg).optional()?
+            // One round trip, as in `lock_bucket`.
+            Some(
+                diesel::insert_into(sms_prefix_stats::table)
+                    .values((
+                        sms_prefix_stats::prefix.eq(prefix),
+                        sms_prefix_stats::hour_start.eq(hour),
+                        sms_prefix_stats::sent.eq(0),
+                        sms_prefix_stats::baseline_milli.eq(0_i64),
+                    ))
+                    .on_conflict(sms_prefix_stats::prefix)
+                    .do_update()
+                    .set(
+                        sms_prefix_stats::prefix
+                            .eq(diesel::upsert::excluded(sms_prefix_stats::prefix)),
+                    )
+                    .returning((
+                        sms_prefix_stats::hour_start,
+                        sms_prefix_stats::sent,
+                        sms_prefix_stats::baseline_milli,
+                    ))
+                    .get_result(pg)?,
+            )
         }
         DbConnection::Sqlite(lite) => row!().first(lite).optional()?,
     };

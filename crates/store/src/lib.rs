@@ -32,6 +32,7 @@ mod db_url;
 mod error;
 mod migrations;
 mod models;
+mod messenger;
 mod outbox;
 mod retention;
 mod schema;

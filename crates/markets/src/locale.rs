@@ -131,11 +131,13 @@ pub enum MessageKey {
     TelegramNotLinked,
     /// The WhatsApp webhook subscription handshake failed.
     WebhookVerificationFailed,
+    /// The account's Telegram link was removed.
+    TelegramUnlinked,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 62] = [
+    pub const ALL: [MessageKey; 63] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -198,6 +200,7 @@ impl MessageKey {
         MessageKey::InvalidTelegramAuth,
         MessageKey::TelegramNotLinked,
         MessageKey::WebhookVerificationFailed,
+        MessageKey::TelegramUnlinked,
     ];
 }
 
@@ -420,6 +423,7 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Этот аккаунт Telegram не привязан, войдите по номеру телефона",
             "This Telegram account is not linked, please sign in with your phone number",
         ),
+        MessageKey::TelegramUnlinked => ("Аккаунт Telegram отвязан", "The Telegram account was unlinked"),
         MessageKey::WebhookVerificationFailed => (
             "Проверка подписки вебхука не пройдена",
             "The webhook verification failed",

@@ -29,6 +29,7 @@ pub fn state(start: DateTime<Utc>, test_number: &str) -> (Services, web::Data<Ap
         default_market: Market::Kg,
         trusted_proxies: vec![],
         delivery: Default::default(),
+        messenger: None,
     });
     (services, state)
 }

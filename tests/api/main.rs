@@ -16,6 +16,7 @@ mod input;
 mod instances;
 mod limits;
 mod login;
+mod messenger;
 mod operations;
 mod request_id;
 mod sessions;

@@ -274,7 +274,8 @@ pub fn messenger(config: &Config, http: &reqwest::Client) -> MessengerWiring {
     let s = &config.settings.messenger;
     let d = &config.settings.delivery;
     let text = |t: &Option<crate::settings::Text>| t.as_ref().map(|t| t.as_str().to_owned());
-    let secret = |t: &Option<crate::settings::ProviderSecret>| t.as_ref().map(|t| t.secret().clone());
+    let secret =
+        |t: &Option<crate::settings::ProviderSecret>| t.as_ref().map(|t| t.secret().clone());
     let mut wiring = MessengerWiring {
         config: MessengerConfig {
             ttl: chrono::Duration::seconds(

@@ -230,12 +230,9 @@ impl Application {
             },
             worker_config,
         );
-        let worker = wiring
-            .replies
-            .iter()
-            .fold(worker, |w, (channel, sender)| {
-                w.with_replies(*channel, sender.clone())
-            });
+        let worker = wiring.replies.iter().fold(worker, |w, (channel, sender)| {
+            w.with_replies(*channel, sender.clone())
+        });
         let host = settings.server.host.as_str();
         let listener = TcpListener::bind((host, config.listen_port))
             .with_context(|| format!("binding {host}:{}", config.listen_port))?;

@@ -149,7 +149,10 @@ async fn whatsapp(app: &TestApp, body: &[u8], signature: Option<String>) -> (u16
         req = req.header("X-Hub-Signature-256", sig);
     }
     let res = req.send().await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn whatsapp_text(app: &TestApp, from: &str, wamid: &str, text: &str) -> (u16, Value) {
@@ -171,7 +174,10 @@ async fn telegram(app: &TestApp, body: Vec<u8>, secret: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 fn tg_start(update: i64, user: i64, nonce: &str) -> Vec<u8> {
@@ -218,7 +224,10 @@ async fn whatsapp_login_in_each_market(backend: Backend) {
         return;
     };
     let mut sent = 0;
-    for (market, phone, prefix) in [("kg", KG, "%D0%92%D0%BE%D0%B9%D1%82%D0%B8"), ("us", US, "Sign%20in")] {
+    for (market, phone, prefix) in [
+        ("kg", KG, "%D0%92%D0%BE%D0%B9%D1%82%D0%B8"),
+        ("us", US, "Sign%20in"),
+    ] {
         let s = start(&app, "whatsapp", market).await;
         assert!(
             s.link
@@ -232,10 +241,18 @@ async fn whatsapp_login_in_each_market(backend: Backend) {
         // A bad signature changes nothing.
         let body = fixture(
             "whatsapp_text_message.json",
-            &[("FROM", from), ("WAMID", &wamid), ("BODY", &format!("Войти {}", s.nonce))],
+            &[
+                ("FROM", from),
+                ("WAMID", &wamid),
+                ("BODY", &format!("Войти {}", s.nonce)),
+            ],
         );
-        let (status, err) = whatsapp(&app, &body, Some(format!("sha256={}", "ab".repeat(32)))).await;
-        assert_eq!((status, err["error"].as_str()), (401, Some("invalid_signature")));
+        let (status, err) =
+            whatsapp(&app, &body, Some(format!("sha256={}", "ab".repeat(32)))).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (401, Some("invalid_signature"))
+        );
         assert_eq!(whatsapp(&app, &body, None).await.0, 401);
         assert_eq!(poll(&app, &s).await["status"], "pending");
 
@@ -273,17 +290,32 @@ async fn whatsapp_login_in_each_market(backend: Backend) {
 
     // A number outside our markets gets a reply; the login stays pending.
     let s = start(&app, "whatsapp", "kg").await;
-    let (code, _) = whatsapp_text(&app, "447700900123", "wamid.gb", &format!("Войти {}", s.nonce)).await;
+    let (code, _) = whatsapp_text(
+        &app,
+        "447700900123",
+        "wamid.gb",
+        &format!("Войти {}", s.nonce),
+    )
+    .await;
     assert_eq!(code, 200);
     sent += 1;
     let got = replies(&cloud, sent).await;
     assert_eq!(got[sent - 1]["to"], "+447700900123");
-    assert_eq!(got[sent - 1]["text"]["body"], "Вход с этого номера недоступен");
+    assert_eq!(
+        got[sent - 1]["text"]["body"],
+        "Вход с этого номера недоступен"
+    );
     assert_eq!(poll(&app, &s).await["status"], "pending");
 
     // An expired nonce: a reply in the number's language, and the poll says expired.
     app.clock.advance(chrono::Duration::seconds(301));
-    let (code, _) = whatsapp_text(&app, "996505325311", "wamid.late", &format!("Войти {}", s.nonce)).await;
+    let (code, _) = whatsapp_text(
+        &app,
+        "996505325311",
+        "wamid.late",
+        &format!("Войти {}", s.nonce),
+    )
+    .await;
     assert_eq!(code, 200);
     sent += 1;
     let got = replies(&cloud, sent).await;
@@ -324,21 +356,37 @@ async fn telegram_login_in_each_market(backend: Backend) {
         ("us", 2_222_222_i64, "+12125550111", US),
     ] {
         let s = start(&app, "telegram", market).await;
-        assert_eq!(s.link, format!("https://t.me/marque_test_bot?start={}", s.nonce));
+        assert_eq!(
+            s.link,
+            format!("https://t.me/marque_test_bot?start={}", s.nonce)
+        );
         update += 1;
-        assert_eq!(telegram(&app, tg_start(update, user, &s.nonce), "wrong").await.0, 401);
+        assert_eq!(
+            telegram(&app, tg_start(update, user, &s.nonce), "wrong")
+                .await
+                .0,
+            401
+        );
         let (code, _) = telegram(&app, tg_start(update, user, &s.nonce), HOOK_SECRET).await;
         assert_eq!(code, 200);
         sent += 1;
         let got = replies(&bot, sent).await;
         let ask = &got[sent - 1];
         assert_eq!(ask["chat_id"], user);
-        assert_eq!(ask["reply_markup"]["keyboard"][0][0]["request_contact"], true, "{ask}");
+        assert_eq!(
+            ask["reply_markup"]["keyboard"][0][0]["request_contact"], true,
+            "{ask}"
+        );
         assert_eq!(poll(&app, &s).await["status"], "pending");
 
         // Someone else's contact is refused with a reply.
         update += 1;
-        let (code, _) = telegram(&app, tg_contact(update, user, 999, "996700111222"), HOOK_SECRET).await;
+        let (code, _) = telegram(
+            &app,
+            tg_contact(update, user, 999, "996700111222"),
+            HOOK_SECRET,
+        )
+        .await;
         assert_eq!(code, 200);
         sent += 1;
         let got = replies(&bot, sent).await;
@@ -346,7 +394,12 @@ async fn telegram_login_in_each_market(backend: Backend) {
         assert_eq!(poll(&app, &s).await["status"], "pending");
 
         update += 1;
-        let (code, ack) = telegram(&app, tg_contact(update, user, user, contact_phone), HOOK_SECRET).await;
+        let (code, ack) = telegram(
+            &app,
+            tg_contact(update, user, user, contact_phone),
+            HOOK_SECRET,
+        )
+        .await;
         assert_eq!((code, ack["handled"].as_u64()), (200, Some(1)));
         let done = poll(&app, &s).await;
         assert_eq!(done["status"], "completed", "{done}");
@@ -355,8 +408,13 @@ async fn telegram_login_in_each_market(backend: Backend) {
         let profile = app.get_auth_json("/api/v1/auth/profile", &token).await;
         assert_eq!(profile["phone_number"], phone);
         assert_eq!(poll(&app, &s).await["status"], "consumed");
-        let link = app.get_auth_json("/api/v1/auth/telegram/link", &token).await;
-        assert_eq!((link["linked"].as_bool(), link["telegram_user_id"].as_i64()), (Some(true), Some(user)));
+        let link = app
+            .get_auth_json("/api/v1/auth/telegram/link", &token)
+            .await;
+        assert_eq!(
+            (link["linked"].as_bool(), link["telegram_user_id"].as_i64()),
+            (Some(true), Some(user))
+        );
         sent += 1;
         replies(&bot, sent).await;
 
@@ -388,10 +446,17 @@ async fn telegram_login_in_each_market(backend: Backend) {
             let key = Sha256::digest(BOT_TOKEN.as_bytes());
             let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
             mac.update(check.as_bytes());
-            let hash: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hash: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             json!({"id": id, "first_name": "Aida", "username": "aida_kg", "auth_date": auth_date, "hash": hash})
         };
-        let res = app.post("/api/v1/auth/telegram/widget", widget(user, now)).await;
+        let res = app
+            .post("/api/v1/auth/telegram/widget", widget(user, now))
+            .await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["market"], market);
@@ -402,18 +467,36 @@ async fn telegram_login_in_each_market(backend: Backend) {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "invalid_telegram_auth");
         let stale = widget(user, now - 2 * 86_400);
-        assert_eq!(app.post("/api/v1/auth/telegram/widget", stale).await.status(), 401);
-        let res = app.post("/api/v1/auth/telegram/widget", widget(31_337, now)).await;
+        assert_eq!(
+            app.post("/api/v1/auth/telegram/widget", stale)
+                .await
+                .status(),
+            401
+        );
+        let res = app
+            .post("/api/v1/auth/telegram/widget", widget(31_337, now))
+            .await;
         assert_eq!(res.status(), 404);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "telegram_not_linked");
 
         // Unlinking: the widget no longer signs in.
-        let res = app.send_auth(reqwest::Method::DELETE, "/api/v1/auth/telegram/link", &token, None).await;
+        let res = app
+            .send_auth(
+                reqwest::Method::DELETE,
+                "/api/v1/auth/telegram/link",
+                &token,
+                None,
+            )
+            .await;
         assert_eq!(res.status(), 200);
-        let link = app.get_auth_json("/api/v1/auth/telegram/link", &token).await;
+        let link = app
+            .get_auth_json("/api/v1/auth/telegram/link", &token)
+            .await;
         assert_eq!(link["linked"], false);
-        let res = app.post("/api/v1/auth/telegram/widget", widget(user, now)).await;
+        let res = app
+            .post("/api/v1/auth/telegram/widget", widget(user, now))
+            .await;
         assert_eq!(res.status(), 404);
     }
 }
@@ -426,7 +509,10 @@ async fn messenger_login_is_off_without_its_settings() {
         return;
     };
     let res = app
-        .post("/api/v1/auth/messenger/start", json!({"channel": "telegram"}))
+        .post(
+            "/api/v1/auth/messenger/start",
+            json!({"channel": "telegram"}),
+        )
         .await;
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.unwrap();
@@ -436,11 +522,15 @@ async fn messenger_login_is_off_without_its_settings() {
         .await;
     assert_eq!(res.status(), 422);
     assert_eq!(
-        app.post("/api/v1/telegram/webhook", json!({})).await.status(),
+        app.post("/api/v1/telegram/webhook", json!({}))
+            .await
+            .status(),
         404
     );
     assert_eq!(
-        app.post("/api/v1/whatsapp/webhook", json!({})).await.status(),
+        app.post("/api/v1/whatsapp/webhook", json!({}))
+            .await
+            .status(),
         404
     );
 }

@@ -365,23 +365,21 @@ async fn webhook(
             headers: &headers,
             body: &body,
         };
-        messenger
-            .handle(channel, &request)
-            .map_err(|e| match e {
-                WebhookError::NotConfigured => ApiError::new(ErrorKind::NotFound, lang),
-                WebhookError::Refused(e) => {
-                    tracing::info!(%channel, error = %e, "messenger webhook refused");
-                    match e {
-                        CallbackError::BadSignature => {
-                            ApiError::caused_by(ErrorKind::InvalidSignature, lang, e)
-                        }
-                        CallbackError::Malformed(_) => {
-                            ApiError::caused_by(ErrorKind::InvalidCallback, lang, e)
-                        }
+        messenger.handle(channel, &request).map_err(|e| match e {
+            WebhookError::NotConfigured => ApiError::new(ErrorKind::NotFound, lang),
+            WebhookError::Refused(e) => {
+                tracing::info!(%channel, error = %e, "messenger webhook refused");
+                match e {
+                    CallbackError::BadSignature => {
+                        ApiError::caused_by(ErrorKind::InvalidSignature, lang, e)
+                    }
+                    CallbackError::Malformed(_) => {
+                        ApiError::caused_by(ErrorKind::InvalidCallback, lang, e)
                     }
                 }
-                WebhookError::Failed(e) => ApiError::from_auth(e, lang),
-            })
+            }
+            WebhookError::Failed(e) => ApiError::from_auth(e, lang),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(WebhookAck {
@@ -481,7 +479,10 @@ pub async fn telegram_link(
     Ok(HttpResponse::Ok().json(TelegramLinkResponse {
         linked: link.is_some(),
         telegram_user_id: link.map(|l| l.telegram_user_id),
-        linked_at: link.map(|l| l.linked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        linked_at: link.map(|l| {
+            l.linked_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
     }))
 }
 

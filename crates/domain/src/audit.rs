@@ -105,7 +105,10 @@ impl AuditEvent {
                 session,
                 new_user,
                 via,
-            } => Some(format!("session={} new_user={new_user} via={via}", session.0)),
+            } => Some(format!(
+                "session={} new_user={new_user} via={via}",
+                session.0
+            )),
             Self::SignOut { scope, sessions } => Some(format!("scope={scope} sessions={sessions}")),
             Self::RefreshReuse { session } => Some(format!("session={}", session.0)),
             Self::PhoneLocked { phone, until } => Some(format!(

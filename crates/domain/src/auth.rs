@@ -810,7 +810,9 @@ impl AuthService {
             known_device,
         } = outcome
         else {
-            return Err(AuthError::Internal("sign-in without a verified user".into()));
+            return Err(AuthError::Internal(
+                "sign-in without a verified user".into(),
+            ));
         };
         let market = opening.market;
         let sid = opening.session.id.clone();
@@ -870,7 +872,9 @@ impl AuthService {
             VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
             VerifyOutcome::Locked { retry_after, .. } => Err(AuthError::PhoneLocked(retry_after.0)),
             VerifyOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),
-            _ => Err(AuthError::Internal("unexpected proven sign-in outcome".into())),
+            _ => Err(AuthError::Internal(
+                "unexpected proven sign-in outcome".into(),
+            )),
         }
     }
 
@@ -895,10 +899,7 @@ impl AuthService {
     /// The caller's Telegram link, if any.
     ///
     /// Errors: storage errors.
-    pub fn telegram_link(
-        &self,
-        who: &SignedIn,
-    ) -> Result<Option<crate::TelegramLink>, AuthError> {
+    pub fn telegram_link(&self, who: &SignedIn) -> Result<Option<crate::TelegramLink>, AuthError> {
         self.repo(who.market)?
             .telegram_link(who.user.id)
             .map_err(Self::storage(who.market))

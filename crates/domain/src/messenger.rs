@@ -269,10 +269,7 @@ pub trait ReplySender: Send + Sync {
     /// Sends `reply`.
     ///
     /// Errors: [`crate::DeliveryError`], transient ones retried with backoff.
-    async fn reply(
-        &self,
-        reply: &OutgoingReply,
-    ) -> Result<crate::Accepted, crate::DeliveryError>;
+    async fn reply(&self, reply: &OutgoingReply) -> Result<crate::Accepted, crate::DeliveryError>;
 }
 
 /// A pending login to store.
@@ -568,7 +565,11 @@ impl std::fmt::Debug for MessengerService {
             .field("config", &self.config)
             .field(
                 "webhooks",
-                &self.webhooks.iter().map(|w| w.channel()).collect::<Vec<_>>(),
+                &self
+                    .webhooks
+                    .iter()
+                    .map(|w| w.channel())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -611,12 +612,11 @@ fn percent_encode(s: &str) -> String {
 
 /// The nonce in a message text: the first word of [`NONCE_CHARS`] base64url characters.
 pub fn find_nonce(text: &str) -> Option<&str> {
-    text.split(|c: char| c.is_whitespace())
-        .find(|w| {
-            w.len() == NONCE_CHARS
-                && w.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    text.split(|c: char| c.is_whitespace()).find(|w| {
+        w.len() == NONCE_CHARS
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 impl MessengerService {
@@ -714,10 +714,7 @@ impl MessengerService {
             expires_at: now + self.config.ttl,
             limits: self.auth.ip_send_limits(market, client),
         };
-        if let Err(retry) = repo
-            .start_login(&login)
-            .map_err(Self::storage(market))?
-        {
+        if let Err(retry) = repo.start_login(&login).map_err(Self::storage(market))? {
             return Err(AuthError::RateLimited(retry.0));
         }
         let deep_link = match channel {
@@ -944,7 +941,14 @@ impl MessengerService {
         let lang = market.language();
         if let Some(phone) = self.auth.telegram_phone(user_id)? {
             let key = self.complete(market, &login, &phone, "telegram", None)?;
-            return self.reply(market, Channel::Telegram, &chat, lang, key, ReplyKeyboard::Remove);
+            return self.reply(
+                market,
+                Channel::Telegram,
+                &chat,
+                lang,
+                key,
+                ReplyKeyboard::Remove,
+            );
         }
         let hash = self.hasher.hash("telegram", user_id.to_string().as_bytes());
         self.repo(market)?
@@ -1109,7 +1113,10 @@ mod tests {
         let n = "AbCdEfGhIjKlMnOpQrSt_-";
         assert_eq!(find_nonce(&format!("Войти {n}")), Some(n));
         assert_eq!(find_nonce("hello there"), None);
-        assert_eq!(percent_encode("Войти a-b"), "%D0%92%D0%BE%D0%B9%D1%82%D0%B8%20a-b");
+        assert_eq!(
+            percent_encode("Войти a-b"),
+            "%D0%92%D0%BE%D0%B9%D1%82%D0%B8%20a-b"
+        );
     }
 
     #[test]

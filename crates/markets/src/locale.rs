@@ -383,18 +383,12 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Содержимое уведомления не распознано",
             "The callback body is not understood",
         ),
-        MessageKey::MessengerLoginPrefix => (
-            "Войти",
-            "Sign in",
-        ),
+        MessageKey::MessengerLoginPrefix => ("Войти", "Sign in"),
         MessageKey::MessengerShareContact => (
             "Нажмите кнопку ниже, чтобы поделиться номером телефона и войти",
             "Press the button below to share your phone number and sign in",
         ),
-        MessageKey::MessengerShareContactButton => (
-            "Поделиться номером",
-            "Share my phone number",
-        ),
+        MessageKey::MessengerShareContactButton => ("Поделиться номером", "Share my phone number"),
         MessageKey::MessengerLinkExpired => (
             "Эта ссылка для входа устарела, начните вход в приложении заново",
             "This sign-in link has expired, please start again in the app",
@@ -423,7 +417,10 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Этот аккаунт Telegram не привязан, войдите по номеру телефона",
             "This Telegram account is not linked, please sign in with your phone number",
         ),
-        MessageKey::TelegramUnlinked => ("Аккаунт Telegram отвязан", "The Telegram account was unlinked"),
+        MessageKey::TelegramUnlinked => (
+            "Аккаунт Telegram отвязан",
+            "The Telegram account was unlinked",
+        ),
         MessageKey::WebhookVerificationFailed => (
             "Проверка подписки вебхука не пройдена",
             "The webhook verification failed",

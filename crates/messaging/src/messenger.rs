@@ -77,7 +77,10 @@ impl WhatsAppWebhook {
 
     /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` with the app secret.
     fn signed(&self, header: Option<&str>, body: &[u8]) -> bool {
-        let Some(sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")).and_then(hex) else {
+        let Some(sig) = header
+            .and_then(|h| h.trim().strip_prefix("sha256="))
+            .and_then(hex)
+        else {
             return false;
         };
         let Ok(mut mac) =
@@ -291,9 +294,7 @@ impl WidgetVerifier for TelegramWidget {
     /// beyond a minute of clock skew.
     fn verify(&self, fields: &[(String, String)], now: DateTime<Utc>) -> Result<i64, WidgetError> {
         let value = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let hash = value("hash")
-            .and_then(hex)
-            .ok_or(WidgetError::BadHash)?;
+        let hash = value("hash").and_then(hex).ok_or(WidgetError::BadHash)?;
         let mut lines: Vec<String> = fields
             .iter()
             .filter(|(k, _)| k != "hash")
@@ -301,7 +302,8 @@ impl WidgetVerifier for TelegramWidget {
             .collect();
         lines.sort();
         let key = Sha256::digest(self.bot_token.expose_secret().as_bytes());
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&key).map_err(|_| WidgetError::BadHash)?;
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&key).map_err(|_| WidgetError::BadHash)?;
         mac.update(lines.join("\n").as_bytes());
         mac.verify_slice(&hash).map_err(|_| WidgetError::BadHash)?;
         let auth_date: i64 = value("auth_date")
@@ -499,7 +501,10 @@ mod tests {
         let good = vec![("x-hub-signature-256".to_owned(), format!("sha256={sig}"))];
         let events = hook.verify(&request(&good, body)).unwrap();
         assert_eq!(events.len(), 1);
-        let bad = vec![("x-hub-signature-256".to_owned(), format!("sha256={}", "0".repeat(64)))];
+        let bad = vec![(
+            "x-hub-signature-256".to_owned(),
+            format!("sha256={}", "0".repeat(64)),
+        )];
         assert_eq!(
             hook.verify(&request(&bad, body)),
             Err(CallbackError::BadSignature)

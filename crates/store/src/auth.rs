@@ -543,8 +543,9 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
     fn unlink_telegram(&self, user: UserId) -> Result<bool, RepoError> {
         self.with_conn(|conn| {
-            let n = diesel::delete(telegram_links::table.filter(telegram_links::user_id.eq(user.0)))
-                .execute(conn)?;
+            let n =
+                diesel::delete(telegram_links::table.filter(telegram_links::user_id.eq(user.0)))
+                    .execute(conn)?;
             Ok(n > 0)
         })
     }

@@ -271,9 +271,7 @@ impl MessengerRepository for MarketStore {
                 .execute(conn);
             match inserted {
                 Ok(_) => Ok(true),
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                    Ok(false)
-                }
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })

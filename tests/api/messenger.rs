@@ -431,7 +431,7 @@ async fn telegram_login_in_each_market(backend: Backend) {
         // The Login Widget: a linked user gets tokens; a wrong or stale hash does not.
         let now = app.clock.now().timestamp();
         let widget = |id: i64, auth_date: i64| {
-            let mut fields = vec![
+            let mut fields = [
                 ("auth_date", auth_date.to_string()),
                 ("first_name", "Aida".to_owned()),
                 ("id", id.to_string()),

@@ -47,7 +47,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Decodes lower- or upper-case hex.
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

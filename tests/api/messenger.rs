@@ -281,6 +281,14 @@ async fn whatsapp_login_in_each_market(backend: Backend) {
         tokio::time::sleep(StdDuration::from_millis(100)).await;
         assert_eq!(cloud.received_requests().await.unwrap().len(), sent);
         assert_eq!(app.count(m, "sessions").await, 1);
+        // Audited as a sign-in, with how the number was proven.
+        let audited = app
+            .execute(
+                m,
+                "UPDATE audit_log SET detail = detail WHERE event = 'sign_in' AND detail LIKE '%via=whatsapp%'".into(),
+            )
+            .await;
+        assert_eq!(audited, 1);
     }
 
     // Status updates are acknowledged and ignored.
@@ -501,7 +509,74 @@ async fn telegram_login_in_each_market(backend: Backend) {
     }
 }
 
-both_backends!(whatsapp_login_in_each_market, telegram_login_in_each_market);
+async fn a_locked_number_or_a_disabled_account_fails_the_login(backend: Backend) {
+    let (cloud, bot) = fakes().await;
+    let Some(app) = app(backend, &cloud, &bot).await else {
+        return;
+    };
+    // A number locked after too many wrong codes.
+    let until = (app.clock.now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+    app.execute(
+        Market::Kg,
+        format!(
+            "INSERT INTO phone_failures (phone_number, consecutive, locked_until, updated_at) \
+             VALUES ('+996505325311', 30, '{until}', '{until}')"
+        ),
+    )
+    .await;
+    let s = start(&app, "whatsapp", "kg").await;
+    let (code, _) = whatsapp_text(
+        &app,
+        "996505325311",
+        "wamid.locked",
+        &format!("Войти {}", s.nonce),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        poll(&app, &s).await,
+        json!({"status": "failed", "error": "phone_locked"})
+    );
+    assert_eq!(app.count(Market::Kg, "users").await, 0);
+    let got = replies(&cloud, 1).await;
+    assert_eq!(
+        got[0]["text"]["body"],
+        "Войти с этим номером сейчас нельзя, обратитесь в поддержку"
+    );
+
+    // A disabled account.
+    let s = start(&app, "whatsapp", "us").await;
+    let (code, _) = whatsapp_text(
+        &app,
+        "12125550111",
+        "wamid.first",
+        &format!("Sign in {}", s.nonce),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(poll(&app, &s).await["status"], "completed");
+    app.execute(Market::Us, "UPDATE users SET is_active = FALSE".into())
+        .await;
+    let s = start(&app, "whatsapp", "us").await;
+    whatsapp_text(
+        &app,
+        "12125550111",
+        "wamid.disabled",
+        &format!("Sign in {}", s.nonce),
+    )
+    .await;
+    assert_eq!(
+        poll(&app, &s).await,
+        json!({"status": "failed", "error": "account_disabled"})
+    );
+    assert_eq!(app.count(Market::Us, "sessions").await, 1);
+}
+
+both_backends!(
+    whatsapp_login_in_each_market,
+    telegram_login_in_each_market,
+    a_locked_number_or_a_disabled_account_fails_the_login
+);
 
 #[tokio::test]
 async fn messenger_login_is_off_without_its_settings() {

@@ -100,7 +100,9 @@ fn a_login_is_claimed_once_and_its_tokens_taken_once(ctx: &Ctx) {
             let (s, b) = (store.clone(), barrier.clone());
             std::thread::spawn(move || {
                 b.wait();
-                s.poll("L1", &|h: &[u8]| h == b"poll", t0()).unwrap().unwrap()
+                s.poll("L1", &|h: &[u8]| h == b"poll", t0())
+                    .unwrap()
+                    .unwrap()
             })
         })
         .collect::<Vec<_>>()
@@ -148,7 +150,10 @@ fn telegram_links_move_and_go_with_their_user(ctx: &Ctx) {
         Some("+996555123456")
     );
     assert!(store.telegram_link(a.id).unwrap().is_none());
-    assert_eq!(store.telegram_link(b.id).unwrap().unwrap().telegram_user_id, 7);
+    assert_eq!(
+        store.telegram_link(b.id).unwrap().unwrap().telegram_user_id,
+        7
+    );
     assert!(store.unlink_telegram(b.id).unwrap());
     assert!(!store.unlink_telegram(b.id).unwrap());
     assert_eq!(store.telegram_user_phone(7).unwrap(), None);

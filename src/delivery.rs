@@ -5,12 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use marque_domain::{Channel, Clock, DeliveryCallback, MessageSender, OtpPurpose};
+use marque_domain::{
+    Channel, Clock, DeliveryCallback, MessageSender, MessengerConfig, MessengerWebhook, OtpPurpose,
+    ReplySender, WidgetVerifier,
+};
 use marque_markets::Market;
 use marque_messaging::{
-    ConsoleSender, MessageTemplates, Senders, SmsWebhook, Sns, SnsConfig, TelegramGateway,
-    TelegramGatewayConfig, TelegramReportCallback, Twilio, TwilioConfig, TwilioFrom,
-    TwilioStatusCallback, WebhookConfig, WhatsApp, WhatsAppConfig,
+    ConsoleSender, MessageTemplates, Senders, SmsWebhook, Sns, SnsConfig, TelegramBot,
+    TelegramGateway, TelegramGatewayConfig, TelegramReportCallback, TelegramWebhook,
+    TelegramWidget, Twilio, TwilioConfig, TwilioFrom, TwilioStatusCallback, WebhookConfig,
+    WhatsApp, WhatsAppConfig, WhatsAppReplies, WhatsAppWebhook,
 };
 
 use crate::settings::{Config, SmsProvider};
@@ -234,4 +238,110 @@ pub fn callbacks(config: &Config, clock: &Arc<dyn Clock>) -> Vec<Arc<dyn Deliver
 /// Errors: the TLS backend cannot start.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     marque_messaging::provider_client().context("building the providers' HTTP client")
+}
+
+/// Path of the WhatsApp webhook (the Callback URL of the Meta app = `PUBLIC_BASE_URL` + this).
+pub const WHATSAPP_WEBHOOK_PATH: &str = "/api/v1/whatsapp/webhook";
+/// Path of the Telegram webhook (`setWebhook` `url` = `PUBLIC_BASE_URL` + this).
+pub const TELEGRAM_WEBHOOK_PATH: &str = "/api/v1/telegram/webhook";
+
+/// Messenger login's pieces (issue 9), from the settings: the service's configuration, the
+/// webhooks and widget check of the configured channels, and the reply senders of the worker.
+pub struct MessengerWiring {
+    /// The service's configuration.
+    pub config: MessengerConfig,
+    /// One webhook checker per configured channel.
+    pub webhooks: Vec<Arc<dyn MessengerWebhook>>,
+    /// The Login Widget check (with Telegram).
+    pub widget: Option<Arc<dyn WidgetVerifier>>,
+    /// The reply senders of the configured channels.
+    pub replies: Vec<(Channel, Arc<dyn ReplySender>)>,
+}
+
+impl MessengerWiring {
+    /// Whether any messenger login is configured.
+    pub fn any(&self) -> bool {
+        !self.webhooks.is_empty()
+    }
+}
+
+/// Messenger login from the settings: WhatsApp when `WHATSAPP_BUSINESS_NUMBER`,
+/// `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_APP_SECRET`, `WHATSAPP_PHONE_NUMBER_ID` and
+/// `WHATSAPP_ACCESS_TOKEN` are set; Telegram when `TELEGRAM_BOT_USERNAME`, `TELEGRAM_BOT_TOKEN`
+/// and `TELEGRAM_WEBHOOK_SECRET` are. A channel with only some of them is left off, with a
+/// warning.
+pub fn messenger(config: &Config, http: &reqwest::Client) -> MessengerWiring {
+    let s = &config.settings.messenger;
+    let d = &config.settings.delivery;
+    let text = |t: &Option<crate::settings::Text>| t.as_ref().map(|t| t.as_str().to_owned());
+    let secret =
+        |t: &Option<crate::settings::ProviderSecret>| t.as_ref().map(|t| t.secret().clone());
+    let mut wiring = MessengerWiring {
+        config: MessengerConfig {
+            ttl: chrono::Duration::seconds(
+                i64::try_from(s.messenger_login_ttl_seconds.get()).unwrap_or(300),
+            ),
+            default_market: config.settings.server.default_market,
+            whatsapp_number: None,
+            telegram_bot: None,
+        },
+        webhooks: Vec::new(),
+        widget: None,
+        replies: Vec::new(),
+    };
+    let wa = (
+        text(&s.whatsapp_business_number),
+        secret(&s.whatsapp_verify_token),
+        secret(&s.whatsapp_app_secret),
+        text(&d.whatsapp_phone_number_id),
+        secret(&d.whatsapp_access_token),
+    );
+    match wa {
+        (Some(number), Some(verify), Some(app), Some(phone_id), Some(token)) => {
+            wiring.config.whatsapp_number = Some(number.trim_start_matches('+').to_owned());
+            wiring
+                .webhooks
+                .push(Arc::new(WhatsAppWebhook::new(app, verify)));
+            wiring.replies.push((
+                Channel::WhatsApp,
+                Arc::new(WhatsAppReplies::new(
+                    d.whatsapp_api_base_url.as_str().to_owned(),
+                    phone_id,
+                    token,
+                    http.clone(),
+                )),
+            ));
+        }
+        (None, None, None, _, _) => {}
+        _ => tracing::warn!(
+            "WhatsApp login is off: it needs WHATSAPP_BUSINESS_NUMBER, WHATSAPP_VERIFY_TOKEN, \
+             WHATSAPP_APP_SECRET, WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_ACCESS_TOKEN"
+        ),
+    }
+    let tg = (
+        text(&s.telegram_bot_username),
+        secret(&s.telegram_bot_token),
+        secret(&s.telegram_webhook_secret),
+    );
+    match tg {
+        (Some(bot), Some(token), Some(hook)) => {
+            wiring.config.telegram_bot = Some(bot.trim_start_matches('@').to_owned());
+            wiring.webhooks.push(Arc::new(TelegramWebhook::new(hook)));
+            wiring.widget = Some(Arc::new(TelegramWidget::new(token.clone())));
+            wiring.replies.push((
+                Channel::Telegram,
+                Arc::new(TelegramBot::new(
+                    s.telegram_bot_api_base_url.as_str().to_owned(),
+                    token,
+                    http.clone(),
+                )),
+            ));
+        }
+        (None, None, None) => {}
+        _ => tracing::warn!(
+            "Telegram login is off: it needs TELEGRAM_BOT_USERNAME, TELEGRAM_BOT_TOKEN and \
+             TELEGRAM_WEBHOOK_SECRET"
+        ),
+    }
+    wiring
 }

@@ -9,8 +9,8 @@ use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AdminKey, AdminRepository, AdminService,
     AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, ExposeSecret, KeyRing,
-    MessageSender, OutboxRepository, RetentionRepository, RetentionService, SystemClock,
-    ThreadCsprng, TokenService,
+    MessageSender, MessengerDeps, MessengerRepository, MessengerService, OutboxRepository,
+    RetentionRepository, RetentionService, SystemClock, ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{OutboxWorker, Senders, SiteVerify, WorkerConfig, WorkerDeps};
@@ -213,6 +213,34 @@ impl Application {
             Some(sender) => Senders::everywhere(sender),
             None => crate::delivery::senders(&config, &crate::delivery::http_client()?, &clock)?,
         };
+        let auth = Arc::new(auth);
+        // Messenger login (issue 9): its replies are not codes, so the `sender` override of
+        // tests does not replace them.
+        let wiring = crate::delivery::messenger(&config, &crate::delivery::http_client()?);
+        let messenger = wiring.any().then(|| {
+            let repos: Vec<Arc<dyn MessengerRepository>> = stores
+                .iter()
+                .map(|s| Arc::new(s.clone()) as Arc<dyn MessengerRepository>)
+                .collect();
+            let mut service = MessengerService::new(
+                MessengerDeps {
+                    auth: auth.clone(),
+                    repos,
+                    clock: clock.clone(),
+                    rng: Arc::new(ThreadCsprng),
+                    hasher: keys.messenger_hasher(),
+                    sealer: sealer.clone(),
+                },
+                wiring.config.clone(),
+            );
+            for hook in &wiring.webhooks {
+                service = service.with_webhook(hook.clone());
+            }
+            if let Some(widget) = &wiring.widget {
+                service = service.with_widget(widget.clone());
+            }
+            Arc::new(service)
+        });
         let tracker = Arc::new(DeliveryTracker::new(outbox_repos.clone(), clock.clone()));
         let callback_clock = clock.clone();
         let mut worker_config = WorkerConfig {
@@ -242,12 +270,15 @@ impl Application {
                 .collect();
             Arc::new(AdminService::new(repos, clock.clone(), key))
         });
+        let worker = wiring.replies.iter().fold(worker, |w, (channel, sender)| {
+            w.with_replies(*channel, sender.clone())
+        });
         let host = settings.server.host.as_str();
         let listener = TcpListener::bind((host, config.listen_port))
             .with_context(|| format!("binding {host}:{}", config.listen_port))?;
         let port = listener.local_addr()?.port();
         let state = ApiState {
-            auth: Arc::new(auth),
+            auth,
             account,
             default_market: settings.server.default_market,
             trusted_proxies: config.trusted_proxies(),
@@ -261,6 +292,7 @@ impl Application {
                     .map(|u| u.as_str().to_owned()),
             },
             admin,
+            messenger,
         };
         let exporter = marque_api::metrics::Exporter::new(
             marque_api::metrics::install().context("installing the metrics recorder")?,

@@ -68,6 +68,10 @@
 //! | `RETENTION_OUTBOX_DAYS`, `RETENTION_SESSIONS_DAYS`, `RETENTION_AUDIT_DAYS` | `7`, `30`, `365` | outbox messages once done, ended sessions and expired refresh tokens, audit rows |
 //! | `RETENTION_BATCH_SIZE` | `1000` | rows per delete statement |
 //! | `OUTBOX_POLL_INTERVAL_MS` | `200` | delivery worker poll interval, milliseconds |
+//! | `MESSENGER_LOGIN_TTL_SECONDS` | `300` | lifetime of a WhatsApp / Telegram login (issue 9), 1–3600 s |
+//! | `WHATSAPP_BUSINESS_NUMBER`, `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_APP_SECRET` | unset | WhatsApp login: the number of `wa.me` links, the webhook's verify token, the app secret that signs webhooks (with the Cloud API sender settings above, for replies) |
+//! | `TELEGRAM_BOT_USERNAME`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET` | unset | Telegram login: the bot of `t.me` links, its token (replies, Login Widget), the webhook's `secret_token` |
+//! | `TELEGRAM_BOT_API_BASE_URL` | `https://api.telegram.org` | Bot API base (`/bot<token>/sendMessage`) |
 //!
 //! Per market (`KG`, `US`; file: `[markets.kg]`, `[markets.us]`):
 //!
@@ -438,6 +442,56 @@ impl Default for DeliverySettings {
     }
 }
 
+/// Sign in with WhatsApp or Telegram (issue 9). A channel's messenger login is on when its
+/// settings are set: WhatsApp needs `WHATSAPP_BUSINESS_NUMBER`, `WHATSAPP_VERIFY_TOKEN`,
+/// `WHATSAPP_APP_SECRET` and the Cloud API sender (`WHATSAPP_PHONE_NUMBER_ID`,
+/// `WHATSAPP_ACCESS_TOKEN`, for replies); Telegram needs `TELEGRAM_BOT_USERNAME`,
+/// `TELEGRAM_BOT_TOKEN` and `TELEGRAM_WEBHOOK_SECRET`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessengerSettings {
+    /// `MESSENGER_LOGIN_TTL_SECONDS`: lifetime of a pending messenger login, 1–3600 s
+    /// (default 300).
+    pub messenger_login_ttl_seconds: PositiveSeconds,
+    /// `WHATSAPP_BUSINESS_NUMBER`: the number users write to, digits with country code
+    /// (`996555123456`; a leading `+` is dropped), for `https://wa.me/<number>` links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_business_number: Option<Text>,
+    /// `WHATSAPP_VERIFY_TOKEN`: the verify token of the webhook subscription (`hub.verify_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_verify_token: Option<ProviderSecret>,
+    /// `WHATSAPP_APP_SECRET`: the Meta app secret that signs webhooks (`X-Hub-Signature-256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_app_secret: Option<ProviderSecret>,
+    /// `TELEGRAM_BOT_USERNAME`: the bot's username without `@`, for `https://t.me/<bot>` links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_bot_username: Option<Text>,
+    /// `TELEGRAM_BOT_TOKEN`: the bot's token from @BotFather (replies, Login Widget check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_bot_token: Option<ProviderSecret>,
+    /// `TELEGRAM_WEBHOOK_SECRET`: the `secret_token` given to `setWebhook`, checked on every
+    /// update (`X-Telegram-Bot-Api-Secret-Token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_webhook_secret: Option<ProviderSecret>,
+    /// `TELEGRAM_BOT_API_BASE_URL` (default `https://api.telegram.org`).
+    pub telegram_bot_api_base_url: HttpUrl,
+}
+
+impl Default for MessengerSettings {
+    fn default() -> Self {
+        Self {
+            messenger_login_ttl_seconds: PositiveSeconds::clamped(300),
+            whatsapp_business_number: None,
+            whatsapp_verify_token: None,
+            whatsapp_app_secret: None,
+            telegram_bot_username: None,
+            telegram_bot_token: None,
+            telegram_webhook_secret: None,
+            telegram_bot_api_base_url: HttpUrl::fixed(marque_messaging::TELEGRAM_BOT_API_BASE_URL),
+        }
+    }
+}
+
 /// The retention job (issue 12, item 19): `RETENTION_*`. Defaults:
 /// [`RetentionPolicy::default`], and one run per hour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -590,6 +644,9 @@ pub struct Settings {
     /// SMS-pumping guards and CAPTCHA.
     #[serde(flatten)]
     pub sms_guard: SmsGuardSettings,
+    /// Messenger login.
+    #[serde(flatten)]
+    pub messenger: MessengerSettings,
     /// Per-market settings; a market missing here has its defaults.
     pub markets: BTreeMap<Market, MarketSettings>,
 }
@@ -607,6 +664,7 @@ impl Settings {
             field_names::<DeliverySettings>(),
             field_names::<RetentionSettings>(),
             field_names::<SmsGuardSettings>(),
+            field_names::<MessengerSettings>(),
             &["markets"],
         ]
         .concat();
@@ -661,6 +719,7 @@ impl Settings {
             delivery: figment.extract_lossy().map_err(describe)?,
             retention: figment.extract_lossy().map_err(describe)?,
             sms_guard: figment.extract_lossy().map_err(describe)?,
+            messenger: figment.extract_lossy().map_err(describe)?,
             markets,
         };
         Ok((settings, figment))

@@ -757,3 +757,48 @@ fn delivery_channels_and_providers() {
     ]));
     assert!(production(&p).is_ok(), "KG sends no SMS");
 }
+
+#[test]
+fn messenger_settings_are_read_redacted_and_need_every_piece() {
+    let config = Config::from_vars(vars(&[
+        ("MESSENGER_LOGIN_TTL_SECONDS", "120"),
+        ("TELEGRAM_BOT_USERNAME", "@marque_bot"),
+        ("TELEGRAM_BOT_TOKEN", "123:very-secret-bot-token"),
+        ("TELEGRAM_WEBHOOK_SECRET", "very-secret-hook"),
+        ("WHATSAPP_BUSINESS_NUMBER", "+996555123456"),
+        ("WHATSAPP_APP_SECRET", "very-secret-app"),
+    ]))
+    .unwrap();
+    let m = &config.settings.messenger;
+    assert_eq!(m.messenger_login_ttl_seconds.get(), 120);
+    assert_eq!(
+        m.telegram_bot_api_base_url.as_str(),
+        "https://api.telegram.org"
+    );
+    let printed = format!("{:?}\n{}", config.settings, config.settings.to_toml());
+    for secret in [
+        "very-secret-bot-token",
+        "very-secret-hook",
+        "very-secret-app",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed");
+    }
+    let http = reqwest::Client::new();
+    let wiring = crate::delivery::messenger(&config, &http);
+    // Telegram has its three settings; WhatsApp lacks its verify token and Cloud API sender.
+    assert_eq!(wiring.webhooks.len(), 1);
+    assert_eq!(wiring.config.telegram_bot.as_deref(), Some("marque_bot"));
+    assert_eq!(wiring.config.whatsapp_number, None);
+    assert_eq!(wiring.config.ttl, Duration::seconds(120));
+    assert!(wiring.widget.is_some());
+    assert!(
+        err(&[("MESSENGER_LOGIN_TTL_SECONDS", "0")])
+            .key
+            .contains("MESSENGER_LOGIN_TTL_SECONDS")
+    );
+    assert!(
+        err(&[("TELEGRAM_BOT_TOKEN", "")])
+            .key
+            .contains("TELEGRAM_BOT_TOKEN")
+    );
+}

@@ -18,6 +18,7 @@ mod instances;
 mod isolation;
 mod limits;
 mod login;
+mod messenger;
 mod metrics;
 mod operations;
 mod request_id;

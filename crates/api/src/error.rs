@@ -134,6 +134,17 @@ error_table! {
     /// A correctly signed provider callback whose body is not understood.
     InvalidCallback => (S::BAD_REQUEST, "invalid_callback", K::InvalidCallback),
         examples [Self::InvalidCallback];
+    /// Telegram Login Widget data whose hash is wrong or whose `auth_date` is over a day old.
+    InvalidTelegramAuth => (S::UNAUTHORIZED, "invalid_telegram_auth", K::InvalidTelegramAuth),
+        examples [Self::InvalidTelegramAuth];
+    /// The Telegram user is not linked to an account: sign in with the phone number (or the bot)
+    /// first.
+    TelegramNotLinked => (S::NOT_FOUND, "telegram_not_linked", K::TelegramNotLinked),
+        examples [Self::TelegramNotLinked];
+    /// The WhatsApp webhook handshake's `hub.mode` or `hub.verify_token` is wrong.
+    WebhookVerificationFailed
+        => (S::FORBIDDEN, "webhook_verification_failed", K::WebhookVerificationFailed),
+        examples [Self::WebhookVerificationFailed];
     /// The code was not accepted: wrong, used, expired, dead after too many tries, for another
     /// purpose or `challenge_id`, or none issued — one answer for all, so a probe learns nothing.
     InvalidCode => (S::BAD_REQUEST, "invalid_code", K::InvalidCode),
@@ -272,6 +283,8 @@ impl ApiError {
             AuthError::InvalidRefreshToken => ErrorKind::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorKind::RefreshTokenReused,
             AuthError::NotFound => ErrorKind::NotFound,
+            AuthError::InvalidTelegramAuth => ErrorKind::InvalidTelegramAuth,
+            AuthError::TelegramNotLinked => ErrorKind::TelegramNotLinked,
             AuthError::Unavailable(_) => ErrorKind::Unavailable,
             AuthError::Internal(_) => ErrorKind::Internal,
         };

@@ -15,6 +15,7 @@ pub mod dto;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod messenger;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
@@ -54,6 +55,9 @@ pub struct ApiState {
     /// The admin API's service; `None` (`ADMIN_API_KEY` unset) turns the admin API off: its
     /// routes answer 404.
     pub admin: Option<Arc<AdminService>>,
+    /// Messenger login (issue 9); `None` when no messenger login is configured (its routes
+    /// answer 404, start 422 `channel_not_available`).
+    pub messenger: Option<Arc<marque_domain::MessengerService>>,
 }
 
 /// HTTP-level settings.
@@ -100,6 +104,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::of::<delivery::__path_challenge_status>().to(delivery::challenge_status),
         Endpoint::of::<delivery::__path_twilio_status>().to(delivery::twilio_status),
         Endpoint::of::<delivery::__path_telegram_report>().to(delivery::telegram_report),
+        Endpoint::of::<messenger::__path_messenger_start>().to(messenger::messenger_start),
+        Endpoint::of::<messenger::__path_messenger_poll>().to(messenger::messenger_poll),
+        Endpoint::of::<messenger::__path_whatsapp_handshake>().to(messenger::whatsapp_handshake),
+        Endpoint::of::<messenger::__path_whatsapp_webhook>().to(messenger::whatsapp_webhook),
+        Endpoint::of::<messenger::__path_telegram_webhook>().to(messenger::telegram_webhook),
+        Endpoint::of::<messenger::__path_telegram_widget>().to(messenger::telegram_widget),
+        Endpoint::of::<messenger::__path_telegram_link>().to(messenger::telegram_link),
+        Endpoint::of::<messenger::__path_telegram_unlink>().to(messenger::telegram_unlink),
     ];
     list.extend(account::endpoints());
     list.extend(admin::endpoints());
@@ -159,7 +171,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
-        .allowed_headers(["authorization", "content-type", "x-market"])
+        .allowed_headers(["authorization", "content-type", "x-market", "x-poll-secret"])
         .expose_headers(["retry-after", "x-request-id"])
         .max_age(3600);
     for o in origins {

@@ -22,12 +22,14 @@ pub const MAX_AUDIT_USER_AGENT_CHARS: usize = 512;
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditEvent {
-    /// A code was verified and a session opened.
+    /// A number was proven (a right code, or a messenger: issue 9) and a session opened.
     SignIn {
         /// The new session.
         session: SessionId,
         /// Whether this sign-in created the account.
         new_user: bool,
+        /// How the number was proven: `code`, `whatsapp`, `telegram`, `telegram_widget`.
+        via: &'static str,
     },
     /// The user ended sessions (`POST /auth/logout`, `DELETE /auth/sessions/{id}`).
     SignOut {
@@ -106,9 +108,20 @@ impl AuditEvent {
     /// The stored detail: `key=value` pairs of ids, counts and names (never a secret).
     pub fn detail(&self) -> Option<String> {
         match self {
-            Self::SignIn { session, new_user } => {
-                Some(format!("session={} new_user={new_user}", session.0))
-            }
+            // `via` only when it is not a code, so code sign-ins read as they always did.
+            Self::SignIn {
+                session,
+                new_user,
+                via: "code",
+            } => Some(format!("session={} new_user={new_user}", session.0)),
+            Self::SignIn {
+                session,
+                new_user,
+                via,
+            } => Some(format!(
+                "session={} new_user={new_user} via={via}",
+                session.0
+            )),
             Self::SignOut { scope, sessions } => Some(format!("scope={scope} sessions={sessions}")),
             Self::RefreshReuse { session } => Some(format!("session={}", session.0)),
             Self::PhoneLocked { phone, until } => Some(format!(

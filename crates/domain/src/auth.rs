@@ -354,6 +354,12 @@ pub enum AuthError {
     /// The named resource (a session) does not exist for this user.
     #[error("not found")]
     NotFound,
+    /// Telegram Login Widget data whose hash is wrong or whose `auth_date` is over a day old.
+    #[error("invalid telegram login data")]
+    InvalidTelegramAuth,
+    /// The Telegram user is not linked to an account (issue 9).
+    #[error("telegram user not linked")]
+    TelegramNotLinked,
     /// The market's database is not configured or not reachable.
     #[error(transparent)]
     Unavailable(#[from] MarketUnavailable),
@@ -361,6 +367,16 @@ pub enum AuthError {
     /// cause, answered as 500.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a sign-in opens: the session and refresh token to store, the refresh token's text, and
+/// the session's deadline.
+struct SessionOpening {
+    market: Market,
+    session: NewSession,
+    refresh: NewRefreshToken,
+    refresh_token: String,
+    deadline: DateTime<Utc>,
 }
 
 /// A new challenge id: 128 bits from the CSPRNG as 22 base64url characters.
@@ -724,6 +740,32 @@ impl AuthService {
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let matches = |stored: &[u8]| self.hasher.verify(phone, OtpPurpose::Login, code, stored);
+        let opening = self.session_opening(market, client, now);
+        let cmd = VerifyChallenge {
+            check: self.code_check(phone, now, &matches, challenge_id, client),
+            session: opening.session.clone(),
+            refresh: opening.refresh.clone(),
+        };
+        let outcome = repo.verify_challenge(cmd).map_err(Self::storage(market))?;
+        if let VerifyOutcome::Verified { user, .. } = &outcome
+            && self.config.test_code(phone, now).is_some()
+        {
+            self.audit_test_number(phone, client, "verify_code", Some(user.id), &"verified");
+        }
+        match outcome {
+            VerifyOutcome::Verified { .. } => self.signed_in_with(opening, outcome, now),
+            VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
+            refusal => Err(self.refused(phone, client, "verify_code", refusal)),
+        }
+    }
+
+    /// The session and first refresh token a sign-in in `market` by `client` at `now` opens.
+    fn session_opening(
+        &self,
+        market: Market,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> SessionOpening {
         let deadline = session_deadline(
             now,
             now,
@@ -741,57 +783,151 @@ impl AuthService {
                 .map(|ua| ua.chars().take(512).collect()),
             client_ip: client.ip.clone(),
         };
-        let sid = session.id.clone();
-        let user_agent = session.user_agent.clone();
-        let cmd = VerifyChallenge {
-            check: self.code_check(phone, now, &matches, challenge_id, client),
+        SessionOpening {
+            market,
             session,
             refresh: NewRefreshToken {
                 token_hash: refresh_hash,
                 expires_at: deadline,
             },
-        };
-        match repo.verify_challenge(cmd).map_err(Self::storage(market))? {
-            VerifyOutcome::Verified {
-                user,
-                is_new_user,
-                known_device,
-            } => {
-                if self.config.test_code(phone, now).is_some() {
-                    self.audit_test_number(
-                        phone,
-                        client,
-                        "verify_code",
-                        Some(user.id),
-                        &"verified",
-                    );
-                }
-                let jti = new_uuid(self.rng.as_ref());
-                let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
-                let event = crate::SignInEvent {
-                    market,
-                    user: user.id,
-                    session: sid,
-                    user_agent,
-                    is_new_user,
-                    known_device,
-                    at: now,
-                };
-                for observer in &self.sign_in_observers {
-                    observer.signed_in(&event);
-                }
-                Ok(LoginSuccess {
-                    access_token,
-                    expires_in: claims.exp - claims.iat,
-                    user,
-                    is_new_user,
-                    refresh_token,
-                    refresh_expires_in: (deadline - now).num_seconds(),
-                })
-            }
-            VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
-            refusal => Err(self.refused(phone, client, "verify_code", refusal)),
+            refresh_token,
+            deadline,
         }
+    }
+
+    /// The one ending of every sign-in: after the repository stored `opening` for a proven
+    /// number (`outcome` is `Verified`), signs the access token and tells the observers (the
+    /// new-device notice). Any other outcome is an internal error here.
+    fn signed_in_with(
+        &self,
+        opening: SessionOpening,
+        outcome: VerifyOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<LoginSuccess, AuthError> {
+        let VerifyOutcome::Verified {
+            user,
+            is_new_user,
+            known_device,
+        } = outcome
+        else {
+            return Err(AuthError::Internal(
+                "sign-in without a verified user".into(),
+            ));
+        };
+        let market = opening.market;
+        let sid = opening.session.id.clone();
+        let jti = new_uuid(self.rng.as_ref());
+        let (access_token, claims) = self.tokens.issue(user.id, market, &sid, jti, now);
+        let event = crate::SignInEvent {
+            market,
+            user: user.id,
+            session: sid,
+            user_agent: opening.session.user_agent,
+            is_new_user,
+            known_device,
+            at: now,
+        };
+        for observer in &self.sign_in_observers {
+            observer.signed_in(&event);
+        }
+        Ok(LoginSuccess {
+            access_token,
+            expires_in: claims.exp - claims.iat,
+            user,
+            is_new_user,
+            refresh_token: opening.refresh_token,
+            refresh_expires_in: (opening.deadline - now).num_seconds(),
+        })
+    }
+
+    /// Signs in a number a messenger has proven (issue 9), exactly as a right code does: the
+    /// user is created on first use, a session and refresh token are opened in the number's
+    /// market database, the sign-in is audited (`via` = `whatsapp`, `telegram`,
+    /// `telegram_widget`) and the observers are told. `link_telegram` links that Telegram user
+    /// id to the account in the same transaction.
+    ///
+    /// Errors: [`AuthError::PhoneLocked`] (the number's failure lock holds),
+    /// [`AuthError::AccountDisabled`], storage errors.
+    pub fn sign_in_proven(
+        &self,
+        phone: &PhoneNumber,
+        via: &'static str,
+        link_telegram: Option<i64>,
+        client: &ClientInfo,
+    ) -> Result<LoginSuccess, AuthError> {
+        let market = phone.market();
+        let repo = self.repo(market)?;
+        let now = self.clock.now();
+        let opening = self.session_opening(market, client, now);
+        let cmd = crate::SignInProven {
+            phone,
+            now,
+            session: opening.session.clone(),
+            refresh: opening.refresh.clone(),
+            via,
+            link_telegram,
+        };
+        match repo.sign_in_proven(cmd).map_err(Self::storage(market))? {
+            outcome @ VerifyOutcome::Verified { .. } => self.signed_in_with(opening, outcome, now),
+            VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
+            VerifyOutcome::Locked { retry_after, .. } => Err(AuthError::PhoneLocked(retry_after.0)),
+            VerifyOutcome::RateLimited(r) => Err(AuthError::RateLimited(r.0)),
+            _ => Err(AuthError::Internal(
+                "unexpected proven sign-in outcome".into(),
+            )),
+        }
+    }
+
+    /// The number of the account linked to Telegram user `telegram_user`, in whichever market
+    /// holds the link.
+    ///
+    /// Errors: storage errors.
+    pub fn telegram_phone(&self, telegram_user: i64) -> Result<Option<PhoneNumber>, AuthError> {
+        for (market, repo) in &self.repos {
+            let found = repo
+                .telegram_user_phone(telegram_user)
+                .map_err(Self::storage(*market))?;
+            if let Some(e164) = found {
+                let phone = PhoneNumber::parse(&e164, Some(*market))
+                    .map_err(|e| AuthError::Internal(format!("stored number: {e}").into()))?;
+                return Ok(Some(phone));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The caller's Telegram link, if any.
+    ///
+    /// Errors: storage errors.
+    pub fn telegram_link(&self, who: &SignedIn) -> Result<Option<crate::TelegramLink>, AuthError> {
+        self.repo(who.market)?
+            .telegram_link(who.user.id)
+            .map_err(Self::storage(who.market))
+    }
+
+    /// Removes the caller's Telegram link (audited as `telegram_unlinked`).
+    ///
+    /// Errors: [`AuthError::NotFound`] when there is none, storage errors.
+    pub fn unlink_telegram(&self, who: &SignedIn, client: &ClientInfo) -> Result<(), AuthError> {
+        let removed = self
+            .repo(who.market)?
+            .unlink_telegram(who.user.id)
+            .map_err(Self::storage(who.market))?;
+        if !removed {
+            return Err(AuthError::NotFound);
+        }
+        let event = AuditEvent::Other {
+            kind: "telegram_unlinked".to_owned(),
+            detail: None,
+        };
+        self.audit(AuditRecord::new(
+            who.market,
+            self.clock.now(),
+            Some(who.user.id),
+            client,
+            event,
+        ));
+        Ok(())
     }
 
     /// Checks the signature, issuer and expiry of an access token, without the database. The
@@ -1165,7 +1301,11 @@ impl AuthService {
     /// (and a looser one per /48), each with the hits the same buckets hold in the other
     /// markets, so one budget covers every market while each database holds only its own
     /// market's hits.
-    fn ip_send_limits(&self, market: Market, client: &ClientInfo) -> Vec<RateLimitCheck> {
+    pub(crate) fn ip_send_limits(
+        &self,
+        market: Market,
+        client: &ClientInfo,
+    ) -> Vec<RateLimitCheck> {
         let site = self.config.ipv6_48_send_limit;
         self.ip_limits(
             market,

@@ -7,6 +7,7 @@
 //! | `marque/otp-mac/v1` | HMAC-SHA256 key | [`OtpHasher`]: the MAC stored in place of a code |
 //! | `marque/outbox-seal/v1` | ChaCha20-Poly1305 key | [`PayloadSealer`]: outbox payloads at rest |
 //! | `marque/refresh-mac/v1` | HMAC-SHA256 key | [`RefreshKeys`]: successor of a rotated refresh token, client binding |
+//! | `marque/messenger-mac/v1` | HMAC-SHA256 key | [`MessengerHasher`]: messenger-login nonces, poll secrets, Telegram user ids |
 //!
 //! Separate labels make the keys independent (RFC 5869 §3.2): knowing one — e.g. the public
 //! half of the signing key, or a key leaked from one component — tells nothing of the others, and
@@ -20,7 +21,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
 use crate::refresh::RefreshKeys;
-use crate::{Ed25519SigningKey, OtpHasher, PayloadSealer};
+use crate::{Ed25519SigningKey, MessengerHasher, OtpHasher, PayloadSealer};
 
 /// HKDF-Extract salt (RFC 5869 §3.1: a fixed, application-specific salt is fine when none is
 /// random).
@@ -34,6 +35,8 @@ pub const LABEL_OTP_MAC: &str = "marque/otp-mac/v1";
 pub const LABEL_OUTBOX_SEAL: &str = "marque/outbox-seal/v1";
 /// HKDF `info` of the refresh-token MAC key.
 pub const LABEL_REFRESH_MAC: &str = "marque/refresh-mac/v1";
+/// HKDF `info` of the messenger-login MAC key (issue 9).
+pub const LABEL_MESSENGER_MAC: &str = "marque/messenger-mac/v1";
 
 /// Every key derived from one secret. `Debug` prints nothing of them.
 #[derive(Clone)]
@@ -42,6 +45,7 @@ pub struct KeyRing {
     otp_mac: [u8; 32],
     outbox_seal: [u8; 32],
     refresh_mac: [u8; 32],
+    messenger_mac: [u8; 32],
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -67,6 +71,7 @@ impl KeyRing {
             otp_mac: expand(LABEL_OTP_MAC),
             outbox_seal: expand(LABEL_OUTBOX_SEAL),
             refresh_mac: expand(LABEL_REFRESH_MAC),
+            messenger_mac: expand(LABEL_MESSENGER_MAC),
         }
     }
 
@@ -83,6 +88,11 @@ impl KeyRing {
     /// The refresh-token MAC.
     pub fn refresh_keys(&self) -> RefreshKeys {
         RefreshKeys::from_key(self.refresh_mac)
+    }
+
+    /// The MAC of messenger-login secrets (issue 9).
+    pub fn messenger_hasher(&self) -> MessengerHasher {
+        MessengerHasher::from_key(self.messenger_mac)
     }
 
     /// The Ed25519 access-token signing key derived from the secret, with its `kid`: the JWK
@@ -121,7 +131,13 @@ mod tests {
         let secret = b"0123456789abcdef0123456789abcdef";
         let a = KeyRing::derive(secret);
         let b = KeyRing::derive(secret);
-        let keys = [a.jwt_seed, a.otp_mac, a.outbox_seal, a.refresh_mac];
+        let keys = [
+            a.jwt_seed,
+            a.otp_mac,
+            a.outbox_seal,
+            a.refresh_mac,
+            a.messenger_mac,
+        ];
         for (i, k) in keys.iter().enumerate() {
             assert_ne!(&k[..], &secret[..]);
             for other in &keys[i + 1..] {

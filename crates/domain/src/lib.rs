@@ -19,6 +19,7 @@ pub mod entities;
 pub mod events;
 pub mod ip_budget;
 pub mod keys;
+pub mod messenger;
 pub mod otp;
 pub mod ports;
 pub mod random;
@@ -60,12 +61,18 @@ pub use entities::{
 pub use events::{PhoneLockedEvent, SignInEvent, SignInObserver};
 pub use keys::KeyRing;
 pub use marque_markets::OtpPurpose;
+pub use messenger::{
+    Inbound, LoginSuccessTokens, MessengerConfig, MessengerDeps, MessengerHasher,
+    MessengerRepository, MessengerService, MessengerStart, MessengerWebhook, NewMessengerLogin,
+    NonceLookup, OutgoingReply, PendingLogin, PollStatus, ReplyKeyboard, ReplyPayload, ReplySender,
+    StoredPoll, TelegramLink, WebhookError, WidgetError, WidgetVerifier,
+};
 pub use otp::OtpHasher;
 pub use ports::{
     AttemptGuard, AuthRepository, CodeCheck, DeleteAccount, IssueChallenge, IssueOutcome,
     MarketUnavailable, NewOutboxMessage, NewRefreshToken, OutboxMessage, OutboxRepository,
     RateLimitCheck, RepoError, RevokeScope, RotateOutcome, RotateRefresh, SentReceipt, SessionInfo,
-    VerifyChallenge, VerifyOutcome,
+    SignInProven, VerifyChallenge, VerifyOutcome,
 };
 pub use random::{RandomSource, ThreadCsprng};
 pub use rate_limit::{BucketState, Elsewhere, RateLimitPolicy, RetryAfter};

@@ -400,6 +400,40 @@ pub trait AuthRepository: AuditRepository + Send + Sync {
     /// personal data — all in one transaction. `Verified` in the outcome means deleted (its
     /// `user` is the deleted account as it was).
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> Result<VerifyOutcome, RepoError>;
+
+    /// Signs in a number a messenger has proven (issue 9), in one transaction: refuses a
+    /// number whose failure lock holds ([`VerifyOutcome::Locked`], `just_locked: false`) or a
+    /// disabled account ([`VerifyOutcome::Disabled`]); else creates the user if new, stores
+    /// the session and refresh token, links `link_telegram` to the user (replacing any other
+    /// link of either) and writes the `sign_in` audit row, as `verify_challenge` does after a
+    /// right code.
+    fn sign_in_proven(&self, cmd: SignInProven<'_>) -> Result<VerifyOutcome, RepoError>;
+
+    /// The number (E.164) of the active account linked to Telegram user `telegram_user`.
+    fn telegram_user_phone(&self, telegram_user: i64) -> Result<Option<String>, RepoError>;
+
+    /// `user`'s Telegram link.
+    fn telegram_link(&self, user: UserId) -> Result<Option<crate::TelegramLink>, RepoError>;
+
+    /// Removes `user`'s Telegram link; `false` when there was none.
+    fn unlink_telegram(&self, user: UserId) -> Result<bool, RepoError>;
+}
+
+/// Input of `AuthRepository::sign_in_proven`.
+#[derive(Debug, Clone)]
+pub struct SignInProven<'a> {
+    /// The proven number.
+    pub phone: &'a PhoneNumber,
+    /// Sign-in time.
+    pub now: DateTime<Utc>,
+    /// The session to open.
+    pub session: NewSession,
+    /// Its first refresh token.
+    pub refresh: NewRefreshToken,
+    /// How it was proven (`whatsapp`, `telegram`, `telegram_widget`), for the audit row.
+    pub via: &'static str,
+    /// A Telegram user id to link to the account.
+    pub link_telegram: Option<i64>,
 }
 
 /// A stored outbox message claimed for delivery.
@@ -415,7 +449,7 @@ pub struct OutboxMessage {
     pub fallback_from: Option<Channel>,
     /// Recipient, E.164.
     pub recipient: String,
-    /// Sealed [`crate::OtpPayload`].
+    /// Sealed [`crate::OtpPayload`], or a sealed [`crate::ReplyPayload`] (issue 9).
     pub sealed_body: Vec<u8>,
     /// Delivery attempts made on the current channel before this one.
     pub attempts: u32,

@@ -18,7 +18,8 @@ use crate::{Clock, RepoError};
 /// How long ended rows are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Challenges (`phone_verifications`) after their expiry (default 24 h).
+    /// Challenges (`phone_verifications`) after their expiry (default 24 h); also messenger
+    /// logins after their expiry and handled webhook events after their arrival (issue 9).
     pub challenges: Duration,
     /// Rate-limit buckets after their last hit, and consecutive-failure counts of numbers after
     /// their last change (unless still locked) (default 48 h; must exceed the longest limit
@@ -65,6 +66,8 @@ pub struct Purged {
     pub refresh_tokens: u64,
     /// `audit_log`.
     pub audit: u64,
+    /// `messenger_logins` and `messenger_seen` (issue 9).
+    pub messenger: u64,
 }
 
 impl Purged {
@@ -77,6 +80,7 @@ impl Purged {
             + self.sessions
             + self.refresh_tokens
             + self.audit
+            + self.messenger
     }
 }
 

@@ -115,11 +115,35 @@ pub enum MessageKey {
     AdminUnauthorized,
     /// An admin action was done (user disabled or enabled, sessions ended).
     AdminActionDone,
+    /// The word before the nonce in a WhatsApp deep link (`Войти` / `Sign in`).
+    MessengerLoginPrefix,
+    /// The bot asks the Telegram user to share their number.
+    MessengerShareContact,
+    /// The label of the bot's share-contact button.
+    MessengerShareContactButton,
+    /// A messenger sign-in link is unknown, used or expired.
+    MessengerLinkExpired,
+    /// A Telegram user shared someone else's contact.
+    MessengerNotYourContact,
+    /// The messenger's number is outside our markets or not a mobile number.
+    MessengerNumberNotServed,
+    /// A messenger sign-in completed.
+    MessengerSignedIn,
+    /// A messenger sign-in was refused (locked number or disabled account).
+    MessengerSignInRefused,
+    /// Telegram Login Widget data with a wrong or stale hash.
+    InvalidTelegramAuth,
+    /// The Telegram user is not linked to an account.
+    TelegramNotLinked,
+    /// The WhatsApp webhook subscription handshake failed.
+    WebhookVerificationFailed,
+    /// The account's Telegram link was removed.
+    TelegramUnlinked,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 54] = [
+    pub const ALL: [MessageKey; 66] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -174,6 +198,18 @@ impl MessageKey {
         MessageKey::InvalidCallback,
         MessageKey::AdminUnauthorized,
         MessageKey::AdminActionDone,
+        MessageKey::MessengerLoginPrefix,
+        MessageKey::MessengerShareContact,
+        MessageKey::MessengerShareContactButton,
+        MessageKey::MessengerLinkExpired,
+        MessageKey::MessengerNotYourContact,
+        MessageKey::MessengerNumberNotServed,
+        MessageKey::MessengerSignedIn,
+        MessageKey::MessengerSignInRefused,
+        MessageKey::InvalidTelegramAuth,
+        MessageKey::TelegramNotLinked,
+        MessageKey::WebhookVerificationFailed,
+        MessageKey::TelegramUnlinked,
     ];
 }
 
@@ -362,6 +398,48 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Missing or wrong admin API key",
         ),
         MessageKey::AdminActionDone => ("Выполнено", "Done"),
+        MessageKey::MessengerLoginPrefix => ("Войти", "Sign in"),
+        MessageKey::MessengerShareContact => (
+            "Нажмите кнопку ниже, чтобы поделиться номером телефона и войти",
+            "Press the button below to share your phone number and sign in",
+        ),
+        MessageKey::MessengerShareContactButton => ("Поделиться номером", "Share my phone number"),
+        MessageKey::MessengerLinkExpired => (
+            "Эта ссылка для входа устарела, начните вход в приложении заново",
+            "This sign-in link has expired, please start again in the app",
+        ),
+        MessageKey::MessengerNotYourContact => (
+            "Поделитесь своим номером, а не чужим контактом",
+            "Please share your own number, not someone else's contact",
+        ),
+        MessageKey::MessengerNumberNotServed => (
+            "Вход с этого номера недоступен",
+            "Sign-in is not available for this number",
+        ),
+        MessageKey::MessengerSignedIn => (
+            "Готово, вернитесь в приложение",
+            "Done, please return to the app",
+        ),
+        MessageKey::MessengerSignInRefused => (
+            "Войти с этим номером сейчас нельзя, обратитесь в поддержку",
+            "You cannot sign in with this number right now, please contact support",
+        ),
+        MessageKey::InvalidTelegramAuth => (
+            "Данные входа через Telegram неверны или устарели",
+            "The Telegram login data is wrong or too old",
+        ),
+        MessageKey::TelegramNotLinked => (
+            "Этот аккаунт Telegram не привязан, войдите по номеру телефона",
+            "This Telegram account is not linked, please sign in with your phone number",
+        ),
+        MessageKey::TelegramUnlinked => (
+            "Аккаунт Telegram отвязан",
+            "The Telegram account was unlinked",
+        ),
+        MessageKey::WebhookVerificationFailed => (
+            "Проверка подписки вебхука не пройдена",
+            "The webhook verification failed",
+        ),
     }
 }
 

@@ -15,6 +15,7 @@
 mod captcha;
 mod console;
 mod http;
+mod messenger;
 mod sns;
 mod telegram;
 mod templates;
@@ -26,6 +27,10 @@ mod worker;
 pub use captcha::{CaptchaProvider, HCAPTCHA_VERIFY_URL, SiteVerify, TURNSTILE_VERIFY_URL};
 pub use console::ConsoleSender;
 pub use http::{PROVIDER_TIMEOUT, provider_client, status_error, transport_error};
+pub use messenger::{
+    TELEGRAM_BOT_API_BASE_URL, TelegramBot, TelegramWebhook, TelegramWidget, WhatsAppReplies,
+    WhatsAppWebhook,
+};
 pub use sns::{Sns, SnsConfig};
 pub use telegram::{
     TELEGRAM_GATEWAY_BASE_URL, TelegramGateway, TelegramGatewayConfig, TelegramReportCallback,

@@ -5,7 +5,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use marque_domain::{
     Channel, Clock, DeliveryError, MessageSender, OtpPayload, OutboxMessage, OutboxRepository,
-    OutgoingMessage, PayloadSealer, RandomSource, RepoError, RetryPolicy, SentReceipt,
+    OutgoingMessage, OutgoingReply, PayloadSealer, RandomSource, ReplyPayload, ReplySender,
+    RepoError, RetryPolicy, SentReceipt,
 };
 use marque_markets::Market;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +97,7 @@ impl Senders {
 pub struct OutboxWorker {
     repos: Vec<Arc<dyn OutboxRepository>>,
     senders: Senders,
+    replies: BTreeMap<Channel, Arc<dyn ReplySender>>,
     templates: MessageTemplates,
     sealer: PayloadSealer,
     clock: Arc<dyn Clock>,
@@ -150,12 +152,21 @@ impl OutboxWorker {
         Self {
             repos,
             senders,
+            replies: BTreeMap::new(),
             templates: deps.templates,
             sealer: deps.sealer,
             clock: deps.clock,
             rng: deps.rng,
             config,
         }
+    }
+
+    /// Sends the messenger replies of `channel` (issue 9: [`ReplyPayload`] rows) through
+    /// `sender`. A reply on a channel without one is given up.
+    #[must_use]
+    pub fn with_replies(mut self, channel: Channel, sender: Arc<dyn ReplySender>) -> Self {
+        self.replies.insert(channel, sender);
+        self
     }
 
     /// Polls until `shutdown` is cancelled. A batch in flight is finished before returning, so
@@ -213,10 +224,13 @@ impl OutboxWorker {
             log_repo(blocking(move || r.mark_expired(id, now)).await);
             return Fate::Expired;
         }
-        let payload = match self.sealer.open(&m.sealed_body) {
-            Ok(bytes) => OtpPayload::decode(&bytes),
-            Err(_) => None,
-        };
+        let opened = self.sealer.open(&m.sealed_body).ok();
+        let payload = opened.as_deref().and_then(OtpPayload::decode);
+        if payload.is_none()
+            && let Some(reply) = opened.as_deref().and_then(ReplyPayload::decode)
+        {
+            return self.deliver_reply(repo, &m, reply).await;
+        }
         let Some(payload) = payload else {
             tracing::error!(%market, id, "outbox payload does not open (SECRET_KEY changed?)");
             log_repo(blocking(move || r.mark_failed(id, now, None, "payload does not open")).await);
@@ -281,6 +295,45 @@ impl OutboxWorker {
                 Fate::Sent
             }
             Err(e) => self.failed(repo, &m, provider, e).await,
+        }
+    }
+
+    /// Sends a messenger reply (no fallback: a reply only makes sense where it was asked).
+    async fn deliver_reply(
+        &self,
+        repo: &Arc<dyn OutboxRepository>,
+        m: &OutboxMessage,
+        payload: ReplyPayload,
+    ) -> Fate {
+        let market = repo.market();
+        let Some(sender) = self.replies.get(&m.channel) else {
+            let err = DeliveryError::Permanent(format!("no reply sender for {}", m.channel));
+            return self.failed(repo, m, "none", err).await;
+        };
+        let reply = OutgoingReply {
+            id: format!("{}-{}", market.code(), m.id),
+            channel: m.channel,
+            recipient: m.recipient.clone(),
+            payload,
+        };
+        let provider = sender.name();
+        match sender.reply(&reply).await {
+            Ok(accepted) => {
+                let (now, id, r) = (self.clock.now(), m.id, Arc::clone(repo));
+                log_repo(
+                    blocking(move || {
+                        let receipt = SentReceipt {
+                            provider,
+                            provider_message_id: accepted.provider_message_id.as_deref(),
+                            segments: None,
+                        };
+                        r.mark_sent(id, now, receipt)
+                    })
+                    .await,
+                );
+                Fate::Sent
+            }
+            Err(e) => self.failed(repo, m, provider, e).await,
         }
     }
 

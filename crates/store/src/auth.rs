@@ -12,8 +12,8 @@ use marque_domain::{
     AttemptGuard, AuditEvent, AuthRepository, BucketState, Channel, ClientInfo, CodeCheck,
     DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose,
     ProfileUpdate, RateLimitCheck, RateLimitPolicy, RepoError, RetryAfter, RevokeScope,
-    RotateOutcome, RotateRefresh, SessionId, SessionInfo, User, UserId, VerifyChallenge,
-    VerifyOutcome,
+    RotateOutcome, RotateRefresh, SessionId, SessionInfo, SignInProven, TelegramLink, User, UserId,
+    VerifyChallenge, VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;
@@ -28,7 +28,7 @@ use crate::models::{
 };
 use crate::schema::{
     account_deletions, audit_log, outbox, phone_failures, phone_verifications, rate_limits,
-    refresh_tokens, sessions, sms_prefix_stats, users,
+    refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
 };
 use crate::store::TxError;
 
@@ -160,28 +160,15 @@ impl AuthRepository for MarketStore {
         let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
             // Told only after a right code (the code is consumed), so a stranger learns nothing.
-            if is_disabled(conn, phone)? {
-                return Ok(VerifyOutcome::Disabled);
-            }
-            let (user, is_new_user) = sign_in(conn, phone, now)?;
-            let known_device = !is_new_user
-                && has_session_with_agent(conn, user.id, cmd.session.user_agent.as_deref())?;
-            insert_session(conn, user.id, &cmd.session)?;
-            insert_refresh(conn, &cmd.session.id, &cmd.refresh, now)?;
-            let client = ClientInfo {
-                ip: cmd.session.client_ip.clone(),
-                user_agent: cmd.session.user_agent.clone(),
-            };
-            let event = AuditEvent::SignIn {
-                session: cmd.session.id.clone(),
-                new_user: is_new_user,
-            };
-            insert_audit(conn, attempt.now, Some(UserId(user.id)), &client, &event)?;
-            Ok(VerifyOutcome::Verified {
-                user: user.into_user(market)?,
-                is_new_user,
-                known_device,
-            })
+            open_session(
+                conn,
+                market,
+                phone,
+                &cmd.session,
+                &cmd.refresh,
+                (attempt.now, now),
+                "code",
+            )
         })
     }
 
@@ -480,6 +467,88 @@ impl AuthRepository for MarketStore {
             })
         })
     }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), via = cmd.via))]
+    fn sign_in_proven(&self, cmd: SignInProven<'_>) -> Result<VerifyOutcome, RepoError> {
+        let (market, phone, now) = (self.market(), cmd.phone.e164(), to_db(cmd.now));
+        self.write(|conn| {
+            // The failure lock of "safe to expose" holds for every way of proving the number.
+            let failures = lock_failures(conn, phone, now)?.map(|row| row.state());
+            if let Some(retry_after) = failures.and_then(|f| f.locked(cmd.now)) {
+                return Ok(VerifyOutcome::Locked {
+                    retry_after,
+                    just_locked: false,
+                    user: None,
+                });
+            }
+            let outcome = open_session(
+                conn,
+                market,
+                phone,
+                &cmd.session,
+                &cmd.refresh,
+                (cmd.now, now),
+                cmd.via,
+            )?;
+            if let (VerifyOutcome::Verified { user, .. }, Some(telegram)) =
+                (&outcome, cmd.link_telegram)
+            {
+                diesel::delete(
+                    telegram_links::table.filter(
+                        telegram_links::telegram_user_id
+                            .eq(telegram)
+                            .or(telegram_links::user_id.eq(user.id.0)),
+                    ),
+                )
+                .execute(conn)?;
+                diesel::insert_into(telegram_links::table)
+                    .values((
+                        telegram_links::telegram_user_id.eq(telegram),
+                        telegram_links::user_id.eq(user.id.0),
+                        telegram_links::linked_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code()))]
+    fn telegram_user_phone(&self, telegram_user: i64) -> Result<Option<String>, RepoError> {
+        self.read(|conn| {
+            Ok(telegram_links::table
+                .inner_join(users::table)
+                .filter(telegram_links::telegram_user_id.eq(telegram_user))
+                .select(users::phone_number)
+                .first::<String>(conn)
+                .optional()?)
+        })
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
+    fn telegram_link(&self, user: UserId) -> Result<Option<TelegramLink>, RepoError> {
+        let row = self.read(|conn| {
+            Ok(telegram_links::table
+                .filter(telegram_links::user_id.eq(user.0))
+                .select((telegram_links::telegram_user_id, telegram_links::linked_at))
+                .first::<(i64, NaiveDateTime)>(conn)
+                .optional()?)
+        })?;
+        Ok(row.map(|(telegram_user_id, at)| TelegramLink {
+            telegram_user_id,
+            linked_at: from_db(at),
+        }))
+    }
+
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
+    fn unlink_telegram(&self, user: UserId) -> Result<bool, RepoError> {
+        self.with_conn(|conn| {
+            let n =
+                diesel::delete(telegram_links::table.filter(telegram_links::user_id.eq(user.0)))
+                    .execute(conn)?;
+            Ok(n > 0)
+        })
+    }
 }
 
 /// An attempt at a code of a number.
@@ -623,7 +692,7 @@ fn store_failures(
 
 /// Hits every bucket of `limits` inside a write transaction; `Err(TxError::RateLimited)` (which
 /// rolls everything back) at the first refusal.
-fn hit_limits(
+pub(crate) fn hit_limits(
     conn: &mut DbConnection,
     limits: &[RateLimitCheck],
     at: DateTime<Utc>,
@@ -772,6 +841,44 @@ fn sign_in(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Signs a proven number in inside the caller's transaction: a disabled account is refused;
+/// otherwise the user is created if new, the session and its refresh token are stored and the
+/// `sign_in` audit row (with how the number was proven, `via`) is written. `at` is the sign-in
+/// time, as given and as stored.
+fn open_session(
+    conn: &mut DbConnection,
+    market: Market,
+    phone: &str,
+    session: &NewSession,
+    refresh: &NewRefreshToken,
+    at: (DateTime<Utc>, NaiveDateTime),
+    via: &'static str,
+) -> Result<VerifyOutcome, TxError> {
+    if is_disabled(conn, phone)? {
+        return Ok(VerifyOutcome::Disabled);
+    }
+    let (user, is_new_user) = sign_in(conn, phone, at.1)?;
+    let known_device =
+        !is_new_user && has_session_with_agent(conn, user.id, session.user_agent.as_deref())?;
+    insert_session(conn, user.id, session)?;
+    insert_refresh(conn, &session.id, refresh, at.1)?;
+    let client = ClientInfo {
+        ip: session.client_ip.clone(),
+        user_agent: session.user_agent.clone(),
+    };
+    let event = AuditEvent::SignIn {
+        session: session.id.clone(),
+        new_user: is_new_user,
+        via,
+    };
+    insert_audit(conn, at.0, Some(UserId(user.id)), &client, &event)?;
+    Ok(VerifyOutcome::Verified {
+        user: user.into_user(market)?,
+        is_new_user,
+        known_device,
+    })
 }
 
 /// Whether the number belongs to a disabled account.

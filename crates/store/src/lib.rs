@@ -32,6 +32,7 @@ mod breaker;
 mod connection;
 mod db_url;
 mod error;
+mod messenger;
 mod migrations;
 mod models;
 mod outbox;

@@ -17,7 +17,8 @@ use crate::auth::OUTBOX_PENDING;
 use crate::connection::DbConnection;
 use crate::models::to_db;
 use crate::schema::{
-    audit_log, outbox, phone_failures, phone_verifications, rate_limits, refresh_tokens, sessions,
+    audit_log, messenger_logins, messenger_seen, outbox, phone_failures, phone_verifications,
+    rate_limits, refresh_tokens, sessions,
 };
 
 /// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching
@@ -116,6 +117,13 @@ impl RetentionRepository for MarketStore {
             p.refresh_tokens =
                 purge_batches!(conn, batch, refresh_tokens, id: i64, expires_at < ended);
             p.audit = purge_batches!(conn, batch, audit_log, id: i64, occurred_at < audit);
+            // Messenger logins (with any tokens never polled) and handled webhook events, as
+            // long as challenges (issue 9).
+            p.messenger =
+                purge_batches!(conn, batch, messenger_logins, id: String, expires_at < challenges);
+            p.messenger += purge_batches!(
+                conn, batch, messenger_seen, event_id: String, received_at < challenges
+            );
             // Sent messages keep their sealed code only while a delivery report could still
             // move them to another channel: once the code expired, it goes.
             diesel::update(

@@ -229,6 +229,60 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
+diesel::table! {
+    /// Messenger logins (issue 9): pending, then completed with sealed tokens until polled.
+    messenger_logins (id) {
+        /// `login_id`.
+        id -> Text,
+        /// `whatsapp` or `telegram`.
+        channel -> Text,
+        /// HMAC of the nonce.
+        nonce_hash -> Binary,
+        /// HMAC of the poll secret.
+        poll_secret_hash -> Binary,
+        /// `pending`, `claimed`, `completed`, `consumed` or `failed`.
+        status -> Text,
+        /// HMAC of the Telegram user id that pressed Start.
+        telegram_user_hash -> Nullable<Binary>,
+        /// Sealed tokens of a completed login, until the poll takes them.
+        result -> Nullable<Binary>,
+        /// Error code of a failed login.
+        error -> Nullable<Text>,
+        /// The starting app's `User-Agent`.
+        user_agent -> Nullable<Text>,
+        /// Start time (UTC).
+        created_at -> Timestamp,
+        /// Expiry (UTC).
+        expires_at -> Timestamp,
+        /// Completion time (UTC).
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Webhook events already handled (`wa:<wamid>`, `tg:<update_id>`).
+    messenger_seen (event_id) {
+        /// Event id.
+        event_id -> Text,
+        /// When it was first received (UTC).
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Telegram accounts linked to users.
+    telegram_links (telegram_user_id) {
+        /// Telegram user id.
+        telegram_user_id -> BigInt,
+        /// The linked user.
+        user_id -> BigInt,
+        /// Link time (UTC).
+        linked_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(telegram_links -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     phone_verifications,
@@ -238,7 +292,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     refresh_tokens,
     account_deletions,
-    audit_log
+    audit_log,
+    telegram_links
 );
 
 diesel::table! {

@@ -364,6 +364,10 @@ gated!(AuthRepository {
     fn list_sessions(&self, user: UserId, now: DateTime<Utc>) -> Vec<SessionInfo>;
     fn rotate_refresh(&self, cmd: RotateRefresh<'_>) -> RotateOutcome;
     fn delete_account(&self, cmd: DeleteAccount<'_>) -> VerifyOutcome;
+    fn sign_in_proven(&self, cmd: marque_domain::SignInProven<'_>) -> VerifyOutcome;
+    fn telegram_user_phone(&self, telegram_user: i64) -> Option<String>;
+    fn telegram_link(&self, user: UserId) -> Option<marque_domain::TelegramLink>;
+    fn unlink_telegram(&self, user: UserId) -> bool;
 });
 
 gated!(AccountRepository {

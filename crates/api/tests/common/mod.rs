@@ -30,6 +30,7 @@ pub fn state(start: DateTime<Utc>, test_number: &str) -> (Services, web::Data<Ap
         trusted_proxies: vec![],
         delivery: Default::default(),
         admin: Some(services.admin.clone()),
+        messenger: None,
     });
     (services, state)
 }

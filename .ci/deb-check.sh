@@ -57,7 +57,9 @@ cargo deb --profile dev --fast --output "$work/marque.deb"
 
 dpkg -i "$work/marque.deb"
 installed=true
-dpkg-deb -c "$work/marque.deb" | grep -q ' \./usr/lib/systemd/system/marque\.service$'
+# Listed to a file first: `grep -q` stopping early would kill dpkg-deb with SIGPIPE (pipefail).
+dpkg-deb -c "$work/marque.deb" >"$work/contents"
+grep -q ' \./usr/lib/systemd/system/marque\.service$' "$work/contents"
 
 # The unit as installed: directives, the ExecStart binary, the user. Without systemd as PID 1
 # `systemd-analyze verify` still parses and checks the unit offline; it only warns about an

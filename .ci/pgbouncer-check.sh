@@ -24,7 +24,7 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer
 fi
 bouncer="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
-echo "pgbouncer-check: $("$bouncer" --version | head -1), pool_mode=$mode"
+echo "pgbouncer-check: $("$bouncer" --version | sed -n 1p), pool_mode=$mode"
 
 # postgres://user[:password]@host[:port]/db
 re='^postgres(ql)?://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/'

@@ -217,6 +217,7 @@ impl Application {
         // Messenger login (issue 9): its replies are not codes, so the `sender` override of
         // tests does not replace them.
         let wiring = crate::delivery::messenger(&config, &crate::delivery::http_client()?);
+        let tracker = Arc::new(DeliveryTracker::new(outbox_repos.clone(), clock.clone()));
         let messenger = wiring.any().then(|| {
             let repos: Vec<Arc<dyn MessengerRepository>> = stores
                 .iter()
@@ -239,9 +240,9 @@ impl Application {
             if let Some(widget) = &wiring.widget {
                 service = service.with_widget(widget.clone());
             }
-            Arc::new(service)
+            // WhatsApp's status updates are the delivery reports of the codes it carried.
+            Arc::new(service.with_delivery_tracker(tracker.clone()))
         });
-        let tracker = Arc::new(DeliveryTracker::new(outbox_repos.clone(), clock.clone()));
         let callback_clock = clock.clone();
         let mut worker_config = WorkerConfig {
             poll_interval: config.outbox_poll_interval(),

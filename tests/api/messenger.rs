@@ -609,3 +609,119 @@ async fn messenger_login_is_off_without_its_settings() {
         404
     );
 }
+
+/// Issue 8 with issue 9's webhook: WhatsApp accepts a code but reports later that it could not
+/// deliver it (131026: not a WhatsApp user); the signed status update sends the same code by SMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whatsapp_code_reported_undelivered_goes_out_by_sms() {
+    let (cloud, _bot) = fakes().await;
+    let twilio = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/2010-04-01/Accounts/AC0123/Messages.json"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SM77", "status": "queued"})),
+        )
+        .mount(&twilio)
+        .await;
+    let (c, t) = (cloud.uri(), twilio.uri());
+    let app = TestApp::spawn_with_providers(
+        Backend::Sqlite,
+        &[
+            ("CHANNELS_KG", "whatsapp,sms"),
+            ("WHATSAPP_API_BASE_URL", &c),
+            ("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
+            ("WHATSAPP_ACCESS_TOKEN", "cloud-token"),
+            ("WHATSAPP_TEMPLATE_NAME", "verification_code"),
+            ("WHATSAPP_BUSINESS_NUMBER", "+996555000000"),
+            ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+            ("WHATSAPP_APP_SECRET", APP_SECRET),
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_BASE_URL", &t),
+            ("TWILIO_ACCOUNT_SID", "AC0123"),
+            ("TWILIO_AUTH_TOKEN", "twilio-token"),
+            ("TWILIO_FROM", "+15005550006"),
+        ],
+    )
+    .await
+    .unwrap();
+    let sent: Value = app.send_code(KG).await.json().await.unwrap();
+    assert_eq!(sent["channel"], "whatsapp");
+    let url = format!(
+        "{}/api/v1/auth/challenges/{}",
+        app.base,
+        sent["challenge_id"].as_str().unwrap()
+    );
+    let status = || async {
+        let r: Value = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r
+    };
+    for _ in 0..2000 {
+        if status().await["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    let template: Value =
+        serde_json::from_slice(&cloud.received_requests().await.unwrap()[0].body).unwrap();
+    let code = template["template"]["components"][0]["parameters"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let failed = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "996555000000", "phone_number_id": "106540352242922"},
+            "statuses": [{
+                "id": "wamid.reply", "status": "failed", "timestamp": "1764590005",
+                "recipient_id": "996505325311",
+                "errors": [{"code": 131026, "title": "Message undeliverable",
+                            "error_data": {"details": "Message Undeliverable."}}]
+            }]
+        }}]}]
+    })
+    .to_string();
+    let (code_401, _) = whatsapp(&app, failed.as_bytes(), Some(meta_signature(b"other"))).await;
+    assert_eq!(code_401, 401);
+    assert_eq!(
+        status().await["channel"],
+        "whatsapp",
+        "a wrong signature changes nothing"
+    );
+    let (ok, _) = whatsapp(
+        &app,
+        failed.as_bytes(),
+        Some(meta_signature(failed.as_bytes())),
+    )
+    .await;
+    assert_eq!(ok, 200);
+    let mut now = status().await;
+    for _ in 0..2000 {
+        if now["status"] == "sent" && now["channel"] == "sms" {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+        now = status().await;
+    }
+    assert_eq!(
+        now,
+        json!({"channel": "sms", "status": "sent", "fallback_from": "whatsapp"})
+    );
+    let sms = twilio.received_requests().await.unwrap();
+    assert_eq!(sms.len(), 1);
+    let body: String = url::form_urlencoded::parse(&sms[0].body)
+        .find(|(k, _)| k == "Body")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert!(body.contains(&code), "the same code: {body}");
+    assert_eq!(app.verify(KG, &code).await.status(), 200);
+}

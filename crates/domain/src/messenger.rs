@@ -99,6 +99,10 @@ pub enum Inbound {
         /// The text after `/start `, if any.
         payload: Option<String>,
     },
+    /// A status update of a message we sent (WhatsApp `statuses[]`): applied to the outbox as a
+    /// delivery report, so a code WhatsApp could not deliver (131026, not a WhatsApp user) goes
+    /// out on the market's next channel.
+    DeliveryStatus(crate::DeliveryReport),
     /// A Telegram `contact` message.
     TelegramContact {
         /// `update_id`.
@@ -129,6 +133,7 @@ impl std::fmt::Debug for Inbound {
                 .debug_struct("TelegramContact")
                 .field("update_id", update_id)
                 .finish_non_exhaustive(),
+            Self::DeliveryStatus(report) => f.debug_tuple("DeliveryStatus").field(report).finish(),
         }
     }
 }
@@ -557,6 +562,7 @@ pub struct MessengerService {
     config: MessengerConfig,
     webhooks: Vec<Arc<dyn MessengerWebhook>>,
     widget: Option<Arc<dyn WidgetVerifier>>,
+    delivery: Option<Arc<crate::DeliveryTracker>>,
 }
 
 impl std::fmt::Debug for MessengerService {
@@ -632,6 +638,7 @@ impl MessengerService {
             config,
             webhooks: Vec::new(),
             widget: None,
+            delivery: None,
         }
     }
 
@@ -639,6 +646,13 @@ impl MessengerService {
     #[must_use]
     pub fn with_webhook(mut self, webhook: Arc<dyn MessengerWebhook>) -> Self {
         self.webhooks.push(webhook);
+        self
+    }
+
+    /// Applies the delivery statuses webhooks bring (WhatsApp `statuses[]`) to the outbox.
+    #[must_use]
+    pub fn with_delivery_tracker(mut self, tracker: Arc<crate::DeliveryTracker>) -> Self {
+        self.delivery = Some(tracker);
         self
     }
 
@@ -787,10 +801,27 @@ impl MessengerService {
         request: &CallbackRequest<'_>,
     ) -> Result<usize, WebhookError> {
         let webhook = self.webhook(channel).ok_or(WebhookError::NotConfigured)?;
-        let events = webhook.verify(request)?;
+        let (reports, events): (Vec<Inbound>, Vec<Inbound>) = webhook
+            .verify(request)?
+            .into_iter()
+            .partition(|e| matches!(e, Inbound::DeliveryStatus(_)));
         let mut acted = 0;
+        if let Some(tracker) = &self.delivery {
+            let reports: Vec<crate::DeliveryReport> = reports
+                .into_iter()
+                .filter_map(|e| match e {
+                    Inbound::DeliveryStatus(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            // Idempotent: a replayed status changes nothing more.
+            acted += tracker
+                .apply(channel.as_str(), &reports)
+                .map_err(|e| WebhookError::Failed(AuthError::Unavailable(e)))?;
+        }
         for event in events {
             let id = match &event {
+                Inbound::DeliveryStatus(_) => continue,
                 Inbound::WhatsAppText { message_id, .. } => format!("wa:{message_id}"),
                 Inbound::TelegramStart { update_id, .. }
                 | Inbound::TelegramContact { update_id, .. } => format!("tg:{update_id}"),
@@ -806,6 +837,7 @@ impl MessengerService {
                 continue;
             }
             let handled = match event {
+                Inbound::DeliveryStatus(_) => Ok(()),
                 Inbound::WhatsAppText { from, text, .. } => self.whatsapp_text(&from, &text),
                 Inbound::TelegramStart {
                     user_id,

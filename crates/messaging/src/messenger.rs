@@ -21,9 +21,9 @@
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use marque_domain::{
-    Accepted, CallbackError, CallbackRequest, Channel, DeliveryError, ExposeSecret, Inbound,
-    MessengerWebhook, OutgoingReply, ReplyKeyboard, ReplySender, SecretString, WidgetError,
-    WidgetVerifier,
+    Accepted, CallbackError, CallbackRequest, Channel, DeliveryError, DeliveryReport, ExposeSecret,
+    Inbound, MessengerWebhook, OutgoingReply, ReplyKeyboard, ReplySender, ReportedStatus,
+    SecretString, WidgetError, WidgetVerifier,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -117,6 +117,8 @@ struct WaChange {
 #[derive(Deserialize, Default)]
 struct WaValue {
     #[serde(default)]
+    statuses: Vec<WaStatus>,
+    #[serde(default)]
     messages: Vec<WaMessage>,
 }
 
@@ -130,6 +132,51 @@ struct WaMessage {
     kind: String,
     #[serde(default)]
     text: Option<WaText>,
+}
+
+/// A `statuses[]` entry: `{"id": "wamid…", "status": "sent|delivered|read|failed",
+/// "errors": [{"code": 131026, "title": "…"}]}`
+/// (<https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components>).
+#[derive(Deserialize)]
+struct WaStatus {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    errors: Vec<WaError>,
+}
+
+#[derive(Deserialize)]
+struct WaError {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    title: String,
+}
+
+impl WaStatus {
+    /// The delivery report it is; `None` without an id.
+    fn report(self) -> Option<Inbound> {
+        if self.id.is_empty() {
+            return None;
+        }
+        let status = match self.status.as_str() {
+            "delivered" | "read" => ReportedStatus::Delivered,
+            "failed" => ReportedStatus::Failed,
+            _ => ReportedStatus::InProgress,
+        };
+        let error = self.errors.first().map(|e| {
+            let code = e.code.map(|c| c.to_string()).unwrap_or_default();
+            let text = format!("{code} {}", e.title);
+            text.trim().chars().take(200).collect()
+        });
+        Some(Inbound::DeliveryStatus(DeliveryReport {
+            provider_message_id: self.id.chars().take(200).collect(),
+            status,
+            error,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -149,22 +196,33 @@ impl MessengerWebhook for WhatsAppWebhook {
         }
         let payload: WaPayload = serde_json::from_slice(request.body)
             .map_err(|e| CallbackError::Malformed(format!("whatsapp webhook: {e}")))?;
-        Ok(payload
+        let values: Vec<WaValue> = payload
             .entry
             .into_iter()
             .flat_map(|e| e.changes)
             .filter(|c| c.field == "messages")
-            .flat_map(|c| c.value.messages)
-            .filter(|m| m.kind == "text" && !m.id.is_empty() && !m.from.is_empty())
-            .filter(|m| m.from.len() <= 20 && m.from.bytes().all(|b| b.is_ascii_digit()))
-            .filter_map(|m| {
-                Some(Inbound::WhatsAppText {
-                    message_id: m.id.chars().take(200).collect(),
-                    from: m.from,
-                    text: m.text?.body.chars().take(1000).collect(),
-                })
-            })
-            .collect())
+            .map(|c| c.value)
+            .collect();
+        let mut events: Vec<Inbound> = Vec::new();
+        let mut messages = Vec::new();
+        for v in values {
+            events.extend(v.statuses.into_iter().filter_map(WaStatus::report));
+            messages.extend(v.messages);
+        }
+        events.extend(
+            messages
+                .into_iter()
+                .filter(|m| m.kind == "text" && !m.id.is_empty() && !m.from.is_empty())
+                .filter(|m| m.from.len() <= 20 && m.from.bytes().all(|b| b.is_ascii_digit()))
+                .filter_map(|m| {
+                    Some(Inbound::WhatsAppText {
+                        message_id: m.id.chars().take(200).collect(),
+                        from: m.from,
+                        text: m.text?.body.chars().take(1000).collect(),
+                    })
+                }),
+        );
+        Ok(events)
     }
 
     fn verify_token_matches(&self, token: &str) -> bool {

@@ -170,6 +170,30 @@ pub struct VerifyCodeResponse {
     pub refresh_expires_in: i64,
 }
 
+impl VerifyCodeResponse {
+    /// The answer to a sign-in (verify-code, the Telegram widget), in the user's market's
+    /// language.
+    pub fn signed_in(login: marque_domain::LoginSuccess) -> Self {
+        let market = login.user.market();
+        Self {
+            success: true,
+            message: marque_markets::text(
+                marque_markets::MessageKey::PhoneVerified,
+                market.language(),
+            )
+            .to_owned(),
+            access_token: login.access_token,
+            token_type: "bearer".to_owned(),
+            expires_in: login.expires_in,
+            user_id: login.user.id.0,
+            market,
+            is_new_user: login.is_new_user,
+            refresh_token: login.refresh_token,
+            refresh_expires_in: login.refresh_expires_in,
+        }
+    }
+}
+
 /// `POST /api/v1/auth/refresh` body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {

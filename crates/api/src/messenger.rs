@@ -437,20 +437,7 @@ pub async fn telegram_widget(
             .map_err(|e| ApiError::from_auth(e, lang))
     })
     .await?;
-    let market = login.user.market();
-    let lang = market.language();
-    Ok(HttpResponse::Ok().json(crate::dto::VerifyCodeResponse {
-        success: true,
-        message: text(MessageKey::PhoneVerified, lang).to_owned(),
-        access_token: login.access_token,
-        token_type: "bearer".to_owned(),
-        expires_in: login.expires_in,
-        user_id: login.user.id.0,
-        market,
-        is_new_user: login.is_new_user,
-        refresh_token: login.refresh_token,
-        refresh_expires_in: login.refresh_expires_in,
-    }))
+    Ok(HttpResponse::Ok().json(crate::dto::VerifyCodeResponse::signed_in(login)))
 }
 
 /// The signed-in user's Telegram link (made when they shared their contact with the bot).

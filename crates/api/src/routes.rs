@@ -225,19 +225,7 @@ pub async fn verify_code(
     })
     .await;
     crate::metrics::verified(market, &login);
-    let login = login?;
-    Ok(HttpResponse::Ok().json(VerifyCodeResponse {
-        success: true,
-        message: text(MessageKey::PhoneVerified, lang).to_owned(),
-        access_token: login.access_token,
-        token_type: "bearer".to_owned(),
-        expires_in: login.expires_in,
-        user_id: login.user.id.0,
-        market,
-        is_new_user: login.is_new_user,
-        refresh_token: login.refresh_token,
-        refresh_expires_in: login.refresh_expires_in,
-    }))
+    Ok(HttpResponse::Ok().json(VerifyCodeResponse::signed_in(login?)))
 }
 
 /// The signed-in user's profile.

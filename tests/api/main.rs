@@ -15,7 +15,6 @@ mod edge;
 mod helpers;
 mod input;
 mod instances;
-mod isolation;
 mod limits;
 mod login;
 mod messenger;

@@ -17,7 +17,7 @@ use marque_messaging::{
     WhatsApp, WhatsAppConfig, WhatsAppReplies, WhatsAppWebhook,
 };
 
-use crate::settings::{Config, SmsProvider};
+use crate::settings::{Config, MarketSettings, SmsProvider};
 
 /// Path of Twilio's status callback (`StatusCallback` = `PUBLIC_BASE_URL` + this).
 pub const TWILIO_STATUS_PATH: &str = "/api/v1/delivery/twilio/status";
@@ -63,7 +63,8 @@ pub fn senders(
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Senders> {
     let d = &config.settings.delivery;
-    let mut built: BTreeMap<&'static str, Arc<dyn MessageSender>> = BTreeMap::new();
+    // One provider per name; Twilio one per sender, since markets may send from their own.
+    let mut built: BTreeMap<String, Arc<dyn MessageSender>> = BTreeMap::new();
     let mut senders = Senders::default();
     for market in Market::ALL {
         let m = config.settings.market(market);
@@ -73,11 +74,15 @@ pub fn senders(
                 Channel::WhatsApp => "whatsapp",
                 Channel::Telegram => "telegram",
             };
-            let sender = match built.get(key) {
+            let id = match key {
+                "twilio" => format!("twilio:{:?}", twilio_from(&m)),
+                other => other.to_owned(),
+            };
+            let sender = match built.get(&id) {
                 Some(s) => Arc::clone(s),
                 None => {
-                    let s = build(config, key, http, clock)?;
-                    built.insert(key, Arc::clone(&s));
+                    let s = build(config, &m, key, http, clock)?;
+                    built.insert(id, Arc::clone(&s));
                     s
                 }
             };
@@ -89,10 +94,25 @@ pub fn senders(
     Ok(senders)
 }
 
-/// One provider by its settings name. The settings were checked when read: every credential a
+/// The Twilio sender of a market (its own `TWILIO_FROM_{MARKET}` pair, else the top-level one,
+/// as [`crate::Settings::market`] resolved them).
+fn twilio_from(market: &MarketSettings) -> Option<TwilioFrom> {
+    let text = |t: &Option<crate::settings::Text>| t.as_ref().map(|t| t.as_str().to_owned());
+    match (
+        text(&market.twilio_from),
+        text(&market.twilio_messaging_service_sid),
+    ) {
+        (Some(n), _) => Some(TwilioFrom::Number(n)),
+        (None, Some(sid)) => Some(TwilioFrom::MessagingService(sid)),
+        (None, None) => None,
+    }
+}
+
+/// One provider by its settings name, for `market`. The settings were checked when read: every credential a
 /// provider in use needs is present.
 fn build(
     config: &Config,
+    market: &MarketSettings,
     name: &str,
     http: &reqwest::Client,
     clock: &Arc<dyn Clock>,
@@ -102,11 +122,7 @@ fn build(
     let missing = |key: &str| anyhow::anyhow!("{key} is required");
     Ok(match name {
         "twilio" => {
-            let from = match (text(&d.twilio_from), text(&d.twilio_messaging_service_sid)) {
-                (Some(n), _) => TwilioFrom::Number(n),
-                (None, Some(sid)) => TwilioFrom::MessagingService(sid),
-                (None, None) => return Err(missing("TWILIO_FROM")),
-            };
+            let from = twilio_from(market).ok_or_else(|| missing("TWILIO_FROM"))?;
             Arc::new(Twilio::new(
                 TwilioConfig {
                     base_url: d.twilio_base_url.as_str().to_owned(),

@@ -82,6 +82,7 @@
 //! | `REFRESH_TOKEN_EXPIRE_DAYS_KG` | `refresh_token_expire_days` | `REFRESH_TOKEN_EXPIRE_DAYS`, else 30 | refresh token lifetime, days |
 //! | `SMS_DAILY_LIMIT_KG` | `sms_daily_limit` | `10000` | SMS per day in the market |
 //! | `SMS_PROVIDER_KG` | `sms_provider` | `SMS_PROVIDER` | the market's SMS provider |
+//! | `TWILIO_FROM_KG`, `TWILIO_MESSAGING_SERVICE_SID_KG` | `twilio_from`, `twilio_messaging_service_sid` | the top-level pair | the market's Twilio sender |
 //! | `CHANNELS_KG` | `channels` | `sms` | channels in fallback order (`telegram,whatsapp,sms`) |
 //! | `WHATSAPP_TEMPLATE_LANGUAGE_KG` | `whatsapp_template_language` | `ru` / `en_US` | template language |
 //! | `SMS_TEMPLATE_KG`, `SMS_DELETE_ACCOUNT_TEMPLATE_KG` | `sms_template`, `sms_delete_account_template` | the market language's | templates with `{code}`, `{minutes}`, `{app}` |
@@ -593,6 +594,15 @@ pub struct MarketSettings {
     /// `SMS_PROVIDER_KG`: the market's SMS provider (default: `SMS_PROVIDER`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms_provider: Option<SmsProvider>,
+    /// `TWILIO_FROM_KG`: the market's Twilio sender (a local number or alphanumeric sender id);
+    /// with this or `TWILIO_MESSAGING_SERVICE_SID_KG` set, the market ignores the top-level pair
+    /// (default: `TWILIO_FROM` / `TWILIO_MESSAGING_SERVICE_SID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_from: Option<Text>,
+    /// `TWILIO_MESSAGING_SERVICE_SID_KG`: the market's Twilio Messaging Service, instead of
+    /// `TWILIO_FROM_KG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_messaging_service_sid: Option<Text>,
     /// `CHANNELS_KG`: the channels the market's codes may go out on, in fallback order, the
     /// first the default, e.g. `telegram,whatsapp,sms` (default `sms`). A channel whose provider
     /// is not configured is left out (with a warning at start-up).
@@ -728,6 +738,19 @@ impl Settings {
     /// The settings of `market` with every unset field filled with its default.
     pub fn market(&self, market: Market) -> MarketSettings {
         let given = self.markets.get(&market).cloned().unwrap_or_default();
+        // The market's own Twilio sender pair, or else the top-level one: never a mix.
+        let own = given.twilio_from.is_some() || given.twilio_messaging_service_sid.is_some();
+        let (twilio_from, twilio_service) = if own {
+            (
+                given.twilio_from.as_ref(),
+                given.twilio_messaging_service_sid.as_ref(),
+            )
+        } else {
+            (
+                self.delivery.twilio_from.as_ref(),
+                self.delivery.twilio_messaging_service_sid.as_ref(),
+            )
+        };
         let auth = AuthConfig::default();
         MarketSettings {
             database_url: given
@@ -744,6 +767,8 @@ impl Settings {
                 .sms_daily_limit
                 .or_else(|| Some(Count::clamped(auth.sms_daily_limit(market).into()))),
             sms_provider: given.sms_provider.or(Some(self.delivery.sms_provider)),
+            twilio_from: twilio_from.cloned(),
+            twilio_messaging_service_sid: twilio_service.cloned(),
             channels: given.channels.or_else(|| {
                 let default = auth.channels(market).iter().map(|c| ChannelName(*c));
                 Some(default.collect())
@@ -1224,9 +1249,18 @@ fn delivery_channels(
                                 &why(p),
                             )?;
                             required("twilio_auth_token", d.twilio_auth_token.is_some(), &why(p))?;
-                            if d.twilio_from.is_some() == d.twilio_messaging_service_sid.is_some() {
+                            if m.twilio_from.is_some() == m.twilio_messaging_service_sid.is_some() {
+                                let own = settings.markets.get(&market).is_some_and(|g| {
+                                    g.twilio_from.is_some()
+                                        || g.twilio_messaging_service_sid.is_some()
+                                });
+                                let key = if own {
+                                    format!("markets.{}.twilio_from", market.code())
+                                } else {
+                                    "twilio_from".to_owned()
+                                };
                                 return Err(error(
-                                    "twilio_from",
+                                    &key,
                                     format!(
                                         "set exactly one of TWILIO_FROM and \
                                          TWILIO_MESSAGING_SERVICE_SID {}",

@@ -717,6 +717,25 @@ fn delivery_channels_and_providers() {
             .key
             .starts_with("TWILIO_BASE_URL")
     );
+    // A market's own Twilio sender replaces the top-level pair, never mixes with it.
+    let own = [
+        ("SMS_PROVIDER_KG", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC1"),
+        ("TWILIO_AUTH_TOKEN", "t"),
+        ("TWILIO_FROM_KG", "Marque"),
+        ("TWILIO_MESSAGING_SERVICE_SID", "MG1"),
+    ];
+    let c = ok(&own);
+    let kg = c.settings.market(Market::Kg);
+    assert_eq!(kg.twilio_from.as_ref().map(Text::as_str), Some("Marque"));
+    assert!(kg.twilio_messaging_service_sid.is_none());
+    let mut both = own.to_vec();
+    both.push(("TWILIO_MESSAGING_SERVICE_SID_KG", "MG2"));
+    assert!(
+        err(&both).key.starts_with("TWILIO_FROM_KG"),
+        "{}",
+        err(&both)
+    );
     // A market with its own provider; the other keeps the console.
     let mut us_twilio = twilio.to_vec();
     us_twilio.push(("TWILIO_FROM", "+15005550006"));

@@ -353,3 +353,43 @@ async fn telegram_delivery_reports_are_signed() {
         json!({"channel": "telegram", "status": "delivered"})
     );
 }
+
+/// Each market may send from its own Twilio sender (`TWILIO_FROM_KG`); the others use
+/// `TWILIO_FROM`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_market_sends_from_its_own_twilio_sender() {
+    let (_telegram, twilio) = providers().await;
+    let tw = twilio.uri();
+    let app = TestApp::spawn_with_providers(
+        Backend::Sqlite,
+        &[
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_BASE_URL", &tw),
+            ("TWILIO_ACCOUNT_SID", "AC0123"),
+            ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+            ("TWILIO_FROM", "+15005550006"),
+            ("TWILIO_FROM_KG", "Marque"),
+        ],
+    )
+    .await
+    .unwrap();
+    for phone in ["+996505325311", "+12125550100"] {
+        let sent: Value = app.send_code(phone).await.json().await.unwrap();
+        let id = sent["challenge_id"].as_str().unwrap().to_owned();
+        challenge_until(&app, &id, |b| b["status"] == "sent").await;
+    }
+    let from: Vec<(String, String)> = twilio
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (field(r, "To").unwrap(), field(r, "From").unwrap()))
+        .collect();
+    assert_eq!(
+        from,
+        vec![
+            ("+996505325311".to_owned(), "Marque".to_owned()),
+            ("+12125550100".to_owned(), "+15005550006".to_owned()),
+        ]
+    );
+}

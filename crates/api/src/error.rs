@@ -218,6 +218,10 @@ error_table! {
         examples [Self::TooManyConnections];
 }
 
+/// Seconds a client should wait after a 503 `service_unavailable` (RFC 9110 §15.6.4,
+/// `Retry-After`): the store's circuit breaker probes a down database again within 2 s.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 2;
+
 /// An error response in a language. The domain error it came from, if any, is its
 /// [`source`](std::error::Error::source), for logs; it never reaches the response.
 #[derive(Debug, thiserror::Error)]
@@ -356,12 +360,14 @@ impl ApiError {
     }
 
     /// Seconds to wait before retrying (body `retry_after` and the `Retry-After` header, RFC 9110
-    /// §10.2.3), for the refusals that carry it.
+    /// §10.2.3), for the refusals that carry it. A market that is down answers
+    /// [`UNAVAILABLE_RETRY_AFTER`]: its circuit breaker probes the database again within that.
     fn retry_after(&self) -> Option<u64> {
         match self.kind {
             ErrorKind::RateLimited(s)
             | ErrorKind::SmsBudgetExceeded(s)
             | ErrorKind::PhoneLocked(s) => Some(s),
+            ErrorKind::Unavailable => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
     }

@@ -113,8 +113,13 @@ async fn outage_during_login_is_503_in_the_market_language() {
         .uri("/api/v1/auth/send-code")
         .set_json(json!({"phone_number": "+996505325311"}))
         .to_request();
-    let body = answer(&app, req, 503).await;
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 503);
+    // When to try again: the breaker probes the database again within 2 s.
+    assert_eq!(res.headers().get("retry-after").unwrap(), "2");
+    let body: serde_json::Value = test::read_body_json(res).await;
     assert_eq!(body["error"], "service_unavailable");
+    assert_eq!(body["retry_after"], 2);
     assert!(!body["message"].as_str().unwrap().is_ascii());
 }
 

@@ -54,7 +54,8 @@ fn callback_url(config: &Config, path: &str) -> Option<String> {
 }
 
 /// The providers of every market's channels (`AuthConfig::channels`, already narrowed to the
-/// configured ones). One client and one provider instance serve every market that uses it.
+/// configured ones). One HTTP client serves every provider, and one provider instance every
+/// market that uses it (Twilio: one per sender, since a market may send from its own).
 ///
 /// Errors: a provider that cannot be built from its settings (a malformed webhook secret).
 pub fn senders(

@@ -162,11 +162,7 @@ async fn callback(
         return Err(ApiError::new(ErrorKind::NotFound, lang));
     };
     let url = public_url(req, state.delivery.public_base_url.as_deref());
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+    let headers = raw_headers(req);
     let request = CallbackRequest {
         url: &url,
         headers: &headers,
@@ -174,12 +170,7 @@ async fn callback(
     };
     let reports = checker.verify(&request).map_err(|e| {
         tracing::info!(provider, error = %e, "delivery callback refused");
-        match e {
-            CallbackError::BadSignature => {
-                ApiError::caused_by(ErrorKind::InvalidSignature, lang, e)
-            }
-            CallbackError::Malformed(_) => ApiError::caused_by(ErrorKind::InvalidCallback, lang, e),
-        }
+        refused(e, lang)
     })?;
     let provider_name = checker.provider();
     let applied = run_blocking(lang, move || {
@@ -192,6 +183,24 @@ async fn callback(
         success: true,
         applied,
     }))
+}
+
+/// A request's headers as a provider callback check reads them: lower-case names, values that
+/// are not visible ASCII left out.
+pub(crate) fn raw_headers(req: &HttpRequest) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// A refused callback or webhook: 401 `invalid_signature` (nothing was read) or 400
+/// `invalid_callback` (signed, but not understood).
+pub(crate) fn refused(e: CallbackError, lang: Language) -> ApiError {
+    match e {
+        CallbackError::BadSignature => ApiError::caused_by(ErrorKind::InvalidSignature, lang, e),
+        CallbackError::Malformed(_) => ApiError::caused_by(ErrorKind::InvalidCallback, lang, e),
+    }
 }
 
 /// The URL the provider called, as it knows it: `PUBLIC_BASE_URL` + path + query; without a

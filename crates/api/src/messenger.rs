@@ -2,9 +2,7 @@
 //! webhooks, the Telegram Login Widget and the account's Telegram link.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use marque_domain::{
-    CallbackError, CallbackRequest, Channel, MessengerService, PollStatus, WebhookError,
-};
+use marque_domain::{CallbackRequest, Channel, MessengerService, PollStatus, WebhookError};
 use marque_markets::{Language, Market, MessageKey, text};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -353,11 +351,7 @@ async fn webhook(
     if messenger.webhook(channel).is_none() {
         return Err(ApiError::new(ErrorKind::NotFound, lang));
     }
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+    let headers = crate::delivery::raw_headers(req);
     let url = req.uri().to_string();
     let handled = run_blocking(lang, move || {
         let request = CallbackRequest {
@@ -369,14 +363,7 @@ async fn webhook(
             WebhookError::NotConfigured => ApiError::new(ErrorKind::NotFound, lang),
             WebhookError::Refused(e) => {
                 tracing::info!(%channel, error = %e, "messenger webhook refused");
-                match e {
-                    CallbackError::BadSignature => {
-                        ApiError::caused_by(ErrorKind::InvalidSignature, lang, e)
-                    }
-                    CallbackError::Malformed(_) => {
-                        ApiError::caused_by(ErrorKind::InvalidCallback, lang, e)
-                    }
-                }
+                crate::delivery::refused(e, lang)
             }
             WebhookError::Failed(e) => ApiError::from_auth(e, lang),
         })

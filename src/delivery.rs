@@ -74,6 +74,7 @@ pub fn senders(
                 Channel::Sms => m.sms_provider.unwrap_or(SmsProvider::Console).as_str(),
                 Channel::WhatsApp => "whatsapp",
                 Channel::Telegram => "telegram",
+                Channel::Email => continue,
             };
             let id = match key {
                 "twilio" => format!("twilio:{:?}", twilio_from(&m)),

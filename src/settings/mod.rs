@@ -1291,6 +1291,8 @@ fn delivery_channels(
                 }
                 Channel::WhatsApp => d.whatsapp_access_token.is_some(),
                 Channel::Telegram => d.telegram_gateway_token.is_some(),
+                // `Channel::parse` never yields it: not a code channel.
+                Channel::Email => false,
             };
             if configured {
                 on.push(channel);

@@ -18,6 +18,10 @@ pub enum Channel {
     WhatsApp,
     /// Telegram Gateway API verification message.
     Telegram,
+    /// Email (issue 10): an outbox channel only, for [`crate::EmailPayload`] rows. Not a channel
+    /// for codes: it is not in [`Channel::ALL`] and [`Channel::parse`] refuses it (send-code and
+    /// `CHANNELS_*` never name it); stored rows are read with [`Channel::from_stored`].
+    Email,
 }
 
 impl Channel {
@@ -30,10 +34,19 @@ impl Channel {
             Self::Sms => "sms",
             Self::WhatsApp => "whatsapp",
             Self::Telegram => "telegram",
+            Self::Email => "email",
         }
     }
 
-    /// Parses the storage and API text.
+    /// Parses a stored outbox channel: any [`Channel::parse`] text, and `email`.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Self::Email),
+            _ => Self::parse(s),
+        }
+    }
+
+    /// Parses the API text of a code channel (`sms`, `whatsapp`, `telegram`).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "sms" => Self::Sms,

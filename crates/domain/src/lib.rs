@@ -19,6 +19,7 @@ pub mod entities;
 pub mod events;
 pub mod ip_budget;
 pub mod keys;
+pub mod mail;
 pub mod messenger;
 pub mod otp;
 pub mod ports;
@@ -60,6 +61,7 @@ pub use entities::{
 };
 pub use events::{PhoneLockedEvent, SignInEvent, SignInObserver};
 pub use keys::KeyRing;
+pub use mail::{EmailKind, EmailPayload, EmailSender, OutgoingEmail};
 pub use marque_markets::OtpPurpose;
 pub use messenger::{
     Inbound, LoginSuccessTokens, MessengerConfig, MessengerDeps, MessengerHasher,

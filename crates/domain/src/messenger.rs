@@ -673,7 +673,7 @@ impl MessengerService {
         let link = match channel {
             Channel::WhatsApp => self.config.whatsapp_number.is_some(),
             Channel::Telegram => self.config.telegram_bot.is_some(),
-            Channel::Sms => false,
+            Channel::Sms | Channel::Email => false,
         };
         link && self.webhook(channel).is_some()
     }

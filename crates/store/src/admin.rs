@@ -210,7 +210,7 @@ impl AdminRepository for MarketStore {
         let summaries = rows
             .into_iter()
             .map(|r| {
-                let channel = Channel::parse(&r.1)
+                let channel = Channel::from_stored(&r.1)
                     .ok_or_else(|| DbError::corrupt(market, "outbox", r.0, "channel"))?;
                 Ok(OutboxSummary {
                     id: r.0,

@@ -168,11 +168,11 @@ impl OutboxRow {
     /// The message to deliver.
     pub(crate) fn into_message(self, market: Market) -> Result<OutboxMessage, DbError> {
         let corrupt = |column| DbError::corrupt(market, "outbox", self.id, column);
-        let channel = Channel::parse(&self.channel).ok_or_else(|| corrupt("channel"))?;
+        let channel = Channel::from_stored(&self.channel).ok_or_else(|| corrupt("channel"))?;
         let fallback = Channel::parse_list(&self.fallback_channels)
             .map_err(|_| corrupt("fallback_channels"))?;
         let fallback_from = match &self.fallback_from {
-            Some(c) => Some(Channel::parse(c).ok_or_else(|| corrupt("fallback_from"))?),
+            Some(c) => Some(Channel::from_stored(c).ok_or_else(|| corrupt("fallback_from"))?),
             None => None,
         };
         Ok(OutboxMessage {

@@ -226,9 +226,9 @@ impl OutboxRepository for MarketStore {
             return Ok(None);
         };
         let corrupt = |column| DbError::corrupt(market, "outbox", 0, column);
-        let channel = Channel::parse(&channel).ok_or_else(|| corrupt("channel"))?;
+        let channel = Channel::from_stored(&channel).ok_or_else(|| corrupt("channel"))?;
         let fallback_from = match fallback_from {
-            Some(c) => Some(Channel::parse(&c).ok_or_else(|| corrupt("fallback_from"))?),
+            Some(c) => Some(Channel::from_stored(&c).ok_or_else(|| corrupt("fallback_from"))?),
             None => None,
         };
         let status = match (status.as_str(), reported.as_deref()) {

@@ -360,6 +360,27 @@ pub enum AuthError {
     /// The Telegram user is not linked to an account (issue 9).
     #[error("telegram user not linked")]
     TelegramNotLinked,
+    /// Unknown address or wrong password: one answer for both (issue 10).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Right password, but the address is not verified yet.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// A new password breaks the password policy.
+    #[error("password refused: {0}")]
+    WeakPassword(crate::PasswordRule),
+    /// An email link token that is unknown, used, expired or malformed.
+    #[error("invalid or expired link")]
+    InvalidEmailLink,
+    /// The address exists in several markets: the request must name one (`X-Market`).
+    #[error("market required")]
+    MarketRequired,
+    /// The account already has a verified email address.
+    #[error("email already linked")]
+    EmailAlreadyLinked,
+    /// The number belongs to another account (linking a phone to a signed-in account).
+    #[error("phone in use")]
+    PhoneInUse,
     /// The market's database is not configured or not reachable.
     #[error(transparent)]
     Unavailable(#[from] MarketUnavailable),
@@ -371,10 +392,10 @@ pub enum AuthError {
 
 /// What a sign-in opens: the session and refresh token to store, the refresh token's text, and
 /// the session's deadline.
-struct SessionOpening {
+pub(crate) struct SessionOpening {
     market: Market,
-    session: NewSession,
-    refresh: NewRefreshToken,
+    pub(crate) session: NewSession,
+    pub(crate) refresh: NewRefreshToken,
     refresh_token: String,
     deadline: DateTime<Utc>,
 }
@@ -661,7 +682,9 @@ impl AuthService {
             self.audit_test_number(phone, client, step, None, &outcome);
         }
         match outcome {
-            VerifyOutcome::Verified { .. } | VerifyOutcome::NoActiveCode => {
+            VerifyOutcome::Verified { .. }
+            | VerifyOutcome::NoActiveCode
+            | VerifyOutcome::PhoneInUse => {
                 AuthError::InvalidCode(CodeRefusal::NoActiveCode)
             }
             VerifyOutcome::WrongCode { .. } => AuthError::InvalidCode(CodeRefusal::Wrong),
@@ -736,7 +759,27 @@ impl AuthService {
         challenge_id: Option<&str>,
         client: &ClientInfo,
     ) -> Result<LoginSuccess, AuthError> {
+        self.verify_code_attaching(phone, code, challenge_id, None, client)
+    }
+
+    /// [`AuthService::verify_code_with`] by a signed-in caller (`attach_to`): the proven number
+    /// is attached to the caller's account — an email user adding a phone (issue 10) — and the
+    /// new session is the caller's account's. The number must be in the caller's market.
+    ///
+    /// Errors: those of [`AuthService::verify_code_with`]; [`AuthError::PhoneInUse`] when the
+    /// number belongs to another account (the code is used up).
+    pub fn verify_code_attaching(
+        &self,
+        phone: &PhoneNumber,
+        code: &OtpCode,
+        challenge_id: Option<&str>,
+        attach_to: Option<&SignedIn>,
+        client: &ClientInfo,
+    ) -> Result<LoginSuccess, AuthError> {
         let market = phone.market();
+        if attach_to.is_some_and(|who| who.market != market) {
+            return Err(AuthError::PhoneInUse);
+        }
         let repo = self.repo(market)?;
         let now = self.clock.now();
         let matches = |stored: &[u8]| self.hasher.verify(phone, OtpPurpose::Login, code, stored);
@@ -745,6 +788,7 @@ impl AuthService {
             check: self.code_check(phone, now, &matches, challenge_id, client),
             session: opening.session.clone(),
             refresh: opening.refresh.clone(),
+            attach_to: attach_to.map(|who| who.user.id),
         };
         let outcome = repo.verify_challenge(cmd).map_err(Self::storage(market))?;
         if let VerifyOutcome::Verified { user, .. } = &outcome
@@ -755,12 +799,13 @@ impl AuthService {
         match outcome {
             VerifyOutcome::Verified { .. } => self.signed_in_with(opening, outcome, now),
             VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
+            VerifyOutcome::PhoneInUse => Err(AuthError::PhoneInUse),
             refusal => Err(self.refused(phone, client, "verify_code", refusal)),
         }
     }
 
     /// The session and first refresh token a sign-in in `market` by `client` at `now` opens.
-    fn session_opening(
+    pub(crate) fn session_opening(
         &self,
         market: Market,
         client: &ClientInfo,
@@ -798,7 +843,7 @@ impl AuthService {
     /// The one ending of every sign-in: after the repository stored `opening` for a proven
     /// number (`outcome` is `Verified`), signs the access token and tells the observers (the
     /// new-device notice). Any other outcome is an internal error here.
-    fn signed_in_with(
+    pub(crate) fn signed_in_with(
         &self,
         opening: SessionOpening,
         outcome: VerifyOutcome,
@@ -1185,14 +1230,17 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = &who.user;
+        // An account without a number (made with an email address) has no code to prove: it
+        // must add a phone first (issue 10).
+        let phone = user.phone.as_ref().ok_or(AuthError::InvalidCode(CodeRefusal::NoActiveCode))?;
         let now = self.clock.now();
         let matches = |stored: &[u8]| {
             self.hasher
-                .verify(&user.phone, OtpPurpose::DeleteAccount, code, stored)
+                .verify(phone, OtpPurpose::DeleteAccount, code, stored)
         };
         let cmd = DeleteAccount {
             user: user.id,
-            check: self.code_check(&user.phone, now, &matches, challenge_id, client),
+            check: self.code_check(phone, now, &matches, challenge_id, client),
             client,
         };
         match self
@@ -1205,7 +1253,7 @@ impl AuthService {
                 Ok(())
             }
             VerifyOutcome::Disabled => Err(AuthError::AccountDisabled),
-            refusal => Err(self.refused(&user.phone, client, "delete_account", refusal)),
+            refusal => Err(self.refused(phone, client, "delete_account", refusal)),
         }
     }
 
@@ -1314,6 +1362,18 @@ impl AuthService {
             self.config.ip_send_limit,
             Some(site),
         )
+    }
+
+    /// The `kind` buckets of the client's IP per IPv4 address or IPv6 /64 under `policy`, with
+    /// the other markets' hits (email sign-in and mail requests, issue 10).
+    pub(crate) fn ip_limits_of(
+        &self,
+        market: Market,
+        client: &ClientInfo,
+        kind: &str,
+        policy: RateLimitPolicy,
+    ) -> Vec<RateLimitCheck> {
+        self.ip_limits(market, client, kind, policy, None)
     }
 
     /// The `kind` (`send`, `verify`) buckets of the client's IP (IPv4-mapped IPv6 as IPv4, IPv6

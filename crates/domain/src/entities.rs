@@ -24,8 +24,15 @@ pub struct SessionId(pub String);
 pub struct User {
     /// Id within the market's database.
     pub id: UserId,
-    /// The verified phone number (its market is the user's market).
-    pub phone: PhoneNumber,
+    /// The market whose database holds the account.
+    pub market: Market,
+    /// The verified phone number (in the user's market); `None` for an account made with an
+    /// email address that has not added a phone (issue 10).
+    pub phone: Option<PhoneNumber>,
+    /// The account's email address, when it has one (issue 10).
+    pub email: Option<String>,
+    /// Whether that address is verified.
+    pub email_verified: bool,
     /// Display name, if set.
     pub full_name: Option<FullName>,
     /// Avatar URL (https), if set.
@@ -43,7 +50,7 @@ pub struct User {
 impl User {
     /// The user's market.
     pub fn market(&self) -> Market {
-        self.phone.market()
+        self.market
     }
 }
 

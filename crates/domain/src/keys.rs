@@ -8,6 +8,8 @@
 //! | `marque/outbox-seal/v1` | ChaCha20-Poly1305 key | [`PayloadSealer`]: outbox payloads at rest |
 //! | `marque/refresh-mac/v1` | HMAC-SHA256 key | [`RefreshKeys`]: successor of a rotated refresh token, client binding |
 //! | `marque/messenger-mac/v1` | HMAC-SHA256 key | [`MessengerHasher`]: messenger-login nonces, poll secrets, Telegram user ids |
+//! | `marque/email-token-mac/v1` | HMAC-SHA256 key | [`EmailTokenKeys`]: email verification and password-reset link tokens |
+//! | `marque/email-csrf/v1` | HMAC-SHA256 key | [`EmailTokenKeys`]: the CSRF token of the password-reset form |
 //!
 //! Separate labels make the keys independent (RFC 5869 §3.2): knowing one — e.g. the public
 //! half of the signing key, or a key leaked from one component — tells nothing of the others, and
@@ -21,7 +23,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
 use crate::refresh::RefreshKeys;
-use crate::{Ed25519SigningKey, MessengerHasher, OtpHasher, PayloadSealer};
+use crate::{Ed25519SigningKey, EmailTokenKeys, MessengerHasher, OtpHasher, PayloadSealer};
 
 /// HKDF-Extract salt (RFC 5869 §3.1: a fixed, application-specific salt is fine when none is
 /// random).
@@ -37,6 +39,10 @@ pub const LABEL_OUTBOX_SEAL: &str = "marque/outbox-seal/v1";
 pub const LABEL_REFRESH_MAC: &str = "marque/refresh-mac/v1";
 /// HKDF `info` of the messenger-login MAC key (issue 9).
 pub const LABEL_MESSENGER_MAC: &str = "marque/messenger-mac/v1";
+/// HKDF `info` of the email link-token MAC key (issue 10).
+pub const LABEL_EMAIL_TOKEN_MAC: &str = "marque/email-token-mac/v1";
+/// HKDF `info` of the password-reset form's CSRF MAC key (issue 10).
+pub const LABEL_EMAIL_CSRF: &str = "marque/email-csrf/v1";
 
 /// Every key derived from one secret. `Debug` prints nothing of them.
 #[derive(Clone)]
@@ -46,6 +52,8 @@ pub struct KeyRing {
     outbox_seal: [u8; 32],
     refresh_mac: [u8; 32],
     messenger_mac: [u8; 32],
+    email_token_mac: [u8; 32],
+    email_csrf: [u8; 32],
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -72,6 +80,8 @@ impl KeyRing {
             outbox_seal: expand(LABEL_OUTBOX_SEAL),
             refresh_mac: expand(LABEL_REFRESH_MAC),
             messenger_mac: expand(LABEL_MESSENGER_MAC),
+            email_token_mac: expand(LABEL_EMAIL_TOKEN_MAC),
+            email_csrf: expand(LABEL_EMAIL_CSRF),
         }
     }
 
@@ -93,6 +103,11 @@ impl KeyRing {
     /// The MAC of messenger-login secrets (issue 9).
     pub fn messenger_hasher(&self) -> MessengerHasher {
         MessengerHasher::from_key(self.messenger_mac)
+    }
+
+    /// The MACs of email link tokens and of the reset form's CSRF token (issue 10).
+    pub fn email_token_keys(&self) -> EmailTokenKeys {
+        EmailTokenKeys::from_keys(self.email_token_mac, self.email_csrf)
     }
 
     /// The Ed25519 access-token signing key derived from the secret, with its `kid`: the JWK
@@ -137,6 +152,8 @@ mod tests {
             a.outbox_seal,
             a.refresh_mac,
             a.messenger_mac,
+            a.email_token_mac,
+            a.email_csrf,
         ];
         for (i, k) in keys.iter().enumerate() {
             assert_ne!(&k[..], &secret[..]);

@@ -15,6 +15,7 @@ pub mod captcha;
 pub mod challenge;
 pub mod clock;
 pub mod delivery;
+pub mod email;
 pub mod entities;
 pub mod events;
 pub mod ip_budget;
@@ -55,6 +56,10 @@ pub use delivery::{
     Accepted, CallbackError, CallbackRequest, ChallengeDelivery, Channel, DeliveryCallback,
     DeliveryError, DeliveryReport, DeliveryState, DeliveryTracker, MessageSender, OtpPayload,
     OutgoingMessage, ReportedStatus, RetryPolicy,
+};
+pub use email::{
+    Argon2Cost, EmailAddress, EmailAddressError, EmailAuthConfig, EmailAuthDeps, EmailAuthService,
+    EmailRepository, EmailTokenKeys, Password, PasswordHashing, PasswordRule,
 };
 pub use entities::{
     FullName, ImageUrl, NewSession, ProfileUpdate, ProfileValueError, SessionId, User, UserId,

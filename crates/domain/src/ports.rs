@@ -87,9 +87,9 @@ pub struct NewOutboxMessage {
     /// The channels to fall back to, in order, when `channel` fails permanently (each tried
     /// once).
     pub fallback: Vec<Channel>,
-    /// Recipient, E.164.
+    /// Recipient: E.164, or an email address on [`Channel::Email`].
     pub recipient: String,
-    /// An [`crate::OtpPayload`] sealed with [`crate::PayloadSealer`].
+    /// An [`crate::OtpPayload`] (or [`crate::EmailPayload`]) sealed with [`crate::PayloadSealer`].
     pub sealed_body: Vec<u8>,
     /// After this instant the message is pointless (its code expired) and is dropped.
     pub expires_at: DateTime<Utc>,
@@ -181,6 +181,9 @@ pub struct VerifyChallenge<'a> {
     pub session: NewSession,
     /// The session's first refresh token.
     pub refresh: NewRefreshToken,
+    /// A signed-in account to attach the number to instead of signing in the number's own
+    /// account (issue 10: an email user adds a phone); the number must be nobody else's.
+    pub attach_to: Option<UserId>,
 }
 
 /// A refresh token to store (only its hash).
@@ -321,6 +324,9 @@ pub enum VerifyOutcome {
     },
     /// A limit of the [`AttemptGuard`] refused the attempt; nothing was judged.
     RateLimited(RetryAfter),
+    /// Right code for a number that belongs to another account than the one it was to be
+    /// attached to ([`VerifyChallenge::attach_to`]); the code is consumed, nothing attached.
+    PhoneInUse,
 }
 
 /// Storage of one market's authentication state. One implementation per market database; its

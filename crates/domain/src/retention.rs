@@ -68,6 +68,8 @@ pub struct Purged {
     pub audit: u64,
     /// `messenger_logins` and `messenger_seen` (issue 9).
     pub messenger: u64,
+    /// `email_tokens` used or expired longer ago than challenges are kept (issue 10).
+    pub email_tokens: u64,
 }
 
 impl Purged {
@@ -81,6 +83,7 @@ impl Purged {
             + self.refresh_tokens
             + self.audit
             + self.messenger
+            + self.email_tokens
     }
 }
 

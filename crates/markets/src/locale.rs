@@ -139,11 +139,55 @@ pub enum MessageKey {
     WebhookVerificationFailed,
     /// The account's Telegram link was removed.
     TelegramUnlinked,
+    /// Registration accepted: a confirmation email is on its way (issue 10).
+    EmailRegistered,
+    /// The address was verified (page).
+    EmailVerified,
+    /// A verification or reset link is unknown, used or expired.
+    EmailLinkInvalid,
+    /// Sign-in with an address not verified yet.
+    EmailNotVerified,
+    /// Unknown address or wrong password (one text for both).
+    InvalidCredentials,
+    /// Answer to resend-verification and forgot-password, whatever the address.
+    EmailInstructionsSent,
+    /// The password was changed.
+    PasswordChanged,
+    /// A new password is shorter than 12 characters.
+    PasswordTooShort,
+    /// A new password is longer than 128 characters.
+    PasswordTooLong,
+    /// A new password is too easy to guess (zxcvbn).
+    PasswordTooWeak,
+    /// A new password contains the email address's name.
+    PasswordContainsEmail,
+    /// The email address is malformed.
+    InvalidEmail,
+    /// The address exists in several markets: X-Market is needed.
+    MarketRequired,
+    /// The account already has a verified address.
+    EmailAlreadyLinked,
+    /// The number belongs to another account.
+    PhoneInUse,
+    /// An address was added to the account: a confirmation email is on its way.
+    EmailLinkStarted,
+    /// Title of the password-reset page.
+    ResetPageTitle,
+    /// Hint of the password-reset form.
+    ResetPageHint,
+    /// Label of the new-password field.
+    ResetPageLabel,
+    /// Submit button of the password-reset form.
+    ResetPageSubmit,
+    /// The password was reset (page).
+    PasswordResetDone,
+    /// The reset form was not sent from our page (CSRF check failed).
+    FormExpired,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 66] = [
+    pub const ALL: [MessageKey; 88] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -210,6 +254,28 @@ impl MessageKey {
         MessageKey::TelegramNotLinked,
         MessageKey::WebhookVerificationFailed,
         MessageKey::TelegramUnlinked,
+        MessageKey::EmailRegistered,
+        MessageKey::EmailVerified,
+        MessageKey::EmailLinkInvalid,
+        MessageKey::EmailNotVerified,
+        MessageKey::InvalidCredentials,
+        MessageKey::EmailInstructionsSent,
+        MessageKey::PasswordChanged,
+        MessageKey::PasswordTooShort,
+        MessageKey::PasswordTooLong,
+        MessageKey::PasswordTooWeak,
+        MessageKey::PasswordContainsEmail,
+        MessageKey::InvalidEmail,
+        MessageKey::MarketRequired,
+        MessageKey::EmailAlreadyLinked,
+        MessageKey::PhoneInUse,
+        MessageKey::EmailLinkStarted,
+        MessageKey::ResetPageTitle,
+        MessageKey::ResetPageHint,
+        MessageKey::ResetPageLabel,
+        MessageKey::ResetPageSubmit,
+        MessageKey::PasswordResetDone,
+        MessageKey::FormExpired,
     ];
 }
 
@@ -439,6 +505,94 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         MessageKey::WebhookVerificationFailed => (
             "Проверка подписки вебхука не пройдена",
             "The webhook verification failed",
+        ),
+        MessageKey::EmailRegistered => (
+            "Проверьте почту: мы отправили письмо для подтверждения адреса",
+            "Check your email: we have sent a message to confirm your address",
+        ),
+        MessageKey::EmailVerified => (
+            "Адрес электронной почты подтверждён",
+            "Your email address is verified",
+        ),
+        MessageKey::EmailLinkInvalid => (
+            "Ссылка недействительна или устарела",
+            "This link is invalid or has expired",
+        ),
+        MessageKey::EmailNotVerified => (
+            "Адрес электронной почты не подтверждён, проверьте почту",
+            "Your email address is not verified yet, please check your email",
+        ),
+        MessageKey::InvalidCredentials => (
+            "Неверный адрес электронной почты или пароль",
+            "Invalid email or password",
+        ),
+        MessageKey::EmailInstructionsSent => (
+            "Если такой адрес зарегистрирован, мы отправили на него письмо",
+            "If that address is registered, we have sent it an email",
+        ),
+        MessageKey::PasswordChanged => (
+            "Пароль изменён, войдите снова",
+            "Your password was changed, please sign in again",
+        ),
+        MessageKey::PasswordTooShort => (
+            "Пароль должен содержать не менее 12 символов",
+            "The password must have at least 12 characters",
+        ),
+        MessageKey::PasswordTooLong => (
+            "Пароль должен содержать не более 128 символов",
+            "The password must have at most 128 characters",
+        ),
+        MessageKey::PasswordTooWeak => (
+            "Пароль слишком простой: добавьте ещё несколько слов или символов",
+            "The password is too easy to guess: add a few more words or characters",
+        ),
+        MessageKey::PasswordContainsEmail => (
+            "Пароль не должен содержать ваш адрес электронной почты",
+            "The password must not contain your email address",
+        ),
+        MessageKey::InvalidEmail => (
+            "Неверный адрес электронной почты",
+            "Invalid email address",
+        ),
+        MessageKey::MarketRequired => (
+            "Укажите рынок (заголовок X-Market): этот адрес есть в нескольких",
+            "Please name the market (X-Market header): this address exists in several",
+        ),
+        MessageKey::EmailAlreadyLinked => (
+            "К аккаунту уже привязан подтверждённый адрес",
+            "The account already has a verified email address",
+        ),
+        MessageKey::PhoneInUse => (
+            "Этот номер уже привязан к другому аккаунту",
+            "This phone number belongs to another account",
+        ),
+        MessageKey::EmailLinkStarted => (
+            "Мы отправили письмо для подтверждения адреса",
+            "We have sent an email to confirm the address",
+        ),
+        MessageKey::ResetPageTitle => (
+            "Смена пароля",
+            "Choose a new password",
+        ),
+        MessageKey::ResetPageHint => (
+            "Не менее 12 символов; лучше несколько слов, которые легко запомнить",
+            "At least 12 characters; a few words that are easy to remember work well",
+        ),
+        MessageKey::ResetPageLabel => (
+            "Новый пароль",
+            "New password",
+        ),
+        MessageKey::ResetPageSubmit => (
+            "Сохранить пароль",
+            "Save password",
+        ),
+        MessageKey::PasswordResetDone => (
+            "Пароль изменён. Войдите с новым паролем",
+            "Your password was changed. Sign in with your new password",
+        ),
+        MessageKey::FormExpired => (
+            "Форма устарела, откройте ссылку из письма заново",
+            "This form has expired, please open the link from the email again",
         ),
     }
 }

@@ -27,7 +27,7 @@ use crate::models::{
     BucketRow, FailureRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32,
 };
 use crate::schema::{
-    account_deletions, audit_log, outbox, phone_failures, phone_verifications, rate_limits,
+    account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications, rate_limits,
     refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
 };
 use crate::store::TxError;
@@ -159,6 +159,21 @@ impl AuthRepository for MarketStore {
         let attempt = CodeAttempt::new(OtpPurpose::Login, &cmd.check);
         let (market, phone, now) = (self.market(), attempt.phone, to_db(attempt.now));
         self.with_accepted_code(attempt, |conn| {
+            if let Some(user) = cmd.attach_to {
+                // An email user adds this number (issue 10).
+                if !crate::email::attach_phone(conn, user.0, phone, now)? {
+                    return Ok(VerifyOutcome::PhoneInUse);
+                }
+                return crate::email::open_user_session(
+                    conn,
+                    market,
+                    user.0,
+                    &cmd.session,
+                    &cmd.refresh,
+                    (attempt.now, now),
+                    "code",
+                );
+            }
             // Told only after a right code (the code is consumed), so a stranger learns nothing.
             open_session(
                 conn,
@@ -213,16 +228,25 @@ impl AuthRepository for MarketStore {
         let row = self.read(|conn| {
             Ok(sessions::table
                 .inner_join(users::table)
+                .left_join(email_identities::table.on(email_identities::user_id.eq(users::id)))
                 .filter(sessions::id.eq(session.0.as_str()))
                 .filter(sessions::user_id.eq(user.0))
                 .filter(sessions::revoked_at.is_null())
                 .filter(sessions::expires_at.gt(now))
                 .filter(users::is_active.eq(true))
-                .select(UserRow::as_select())
-                .first::<UserRow>(conn)
+                .select((
+                    UserRow::as_select(),
+                    (email_identities::email, email_identities::verified_at).nullable(),
+                ))
+                .first::<(UserRow, Option<(String, Option<NaiveDateTime>)>)>(conn)
                 .optional()?)
         })?;
-        Ok(row.map(|r| r.into_user(market)).transpose()?)
+        let Some((row, email)) = row else {
+            return Ok(None);
+        };
+        let mut user = row.into_user(market)?;
+        crate::email::set_email(&mut user, email);
+        Ok(Some(user))
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
@@ -245,13 +269,20 @@ impl AuthRepository for MarketStore {
             updated_at: to_db(now),
         };
         let row = self.with_conn(|conn| {
-            Ok(diesel::update(users::table.find(user.0))
+            let row = diesel::update(users::table.find(user.0))
                 .set(&changes)
                 .returning(USER_COLUMNS)
                 .get_result::<UserRow>(conn)
-                .optional()?)
+                .optional()?;
+            let email = crate::email::email_of(conn, user.0)?;
+            Ok(row.map(|r| (r, email)))
         })?;
-        Ok(row.map(|r| r.into_user(market)).transpose()?)
+        let Some((row, email)) = row else {
+            return Ok(None);
+        };
+        let mut user = row.into_user(market)?;
+        crate::email::set_email(&mut user, email);
+        Ok(Some(user))
     }
 
     #[instrument(
@@ -432,9 +463,12 @@ impl AuthRepository for MarketStore {
                 .select(UserRow::as_select())
                 .first::<UserRow>(conn)
                 .optional()?;
-            let Some(user) = user.filter(|u| u.phone_number == phone) else {
+            let Some(user) = user.filter(|u| u.phone_number.as_deref() == Some(phone)) else {
                 return Ok(VerifyOutcome::NoActiveCode);
             };
+            // The email identity and its tokens go with the user (ON DELETE CASCADE); mail
+            // queued to the address and its failure record go explicitly (issue 10).
+            crate::email::forget_address_of(conn, cmd.user.0)?;
             // Sessions, refresh tokens and account data go with the user (ON DELETE
             // CASCADE); what is keyed by the number goes explicitly.
             diesel::delete(users::table.find(cmd.user.0)).execute(conn)?;
@@ -520,8 +554,9 @@ impl AuthRepository for MarketStore {
                 .inner_join(users::table)
                 .filter(telegram_links::telegram_user_id.eq(telegram_user))
                 .select(users::phone_number)
-                .first::<String>(conn)
-                .optional()?)
+                .first::<Option<String>>(conn)
+                .optional()?
+                .flatten())
         })
     }
 
@@ -671,7 +706,7 @@ macro_rules! upsert {
 }
 
 /// Writes the wrong-code record of `phone`.
-fn store_failures(
+pub(crate) fn store_failures(
     conn: &mut DbConnection,
     phone: &str,
     state: &FailureState,
@@ -882,7 +917,7 @@ fn open_session(
 }
 
 /// Whether the number belongs to a disabled account.
-fn is_disabled(conn: &mut DbConnection, phone: &str) -> QueryResult<bool> {
+pub(crate) fn is_disabled(conn: &mut DbConnection, phone: &str) -> QueryResult<bool> {
     let active = users::table
         .filter(users::phone_number.eq(phone))
         .select(users::is_active)
@@ -891,7 +926,7 @@ fn is_disabled(conn: &mut DbConnection, phone: &str) -> QueryResult<bool> {
     Ok(active == Some(false))
 }
 
-fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> QueryResult<()> {
+pub(crate) fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> QueryResult<()> {
     let created_at = to_db(session.created_at);
     diesel::insert_into(sessions::table)
         .values((
@@ -956,7 +991,7 @@ fn judge_challenge(
     Ok(verdict)
 }
 
-fn insert_refresh(
+pub(crate) fn insert_refresh(
     conn: &mut DbConnection,
     session: &SessionId,
     token: &NewRefreshToken,
@@ -974,7 +1009,7 @@ fn insert_refresh(
 }
 
 /// Whether `user` already has a session (of any state) signed in with `user_agent`.
-fn has_session_with_agent(
+pub(crate) fn has_session_with_agent(
     conn: &mut DbConnection,
     user: i64,
     user_agent: Option<&str>,

@@ -31,6 +31,7 @@ mod auth;
 mod breaker;
 mod connection;
 mod db_url;
+mod email;
 mod error;
 mod messenger;
 mod migrations;

@@ -60,12 +60,33 @@ pub(crate) fn run(conn: &mut DbConnection, market: Market) -> Result<usize, Migr
             Ok(ran)
         }
         DbConnection::Sqlite(_) => {
+            // Foreign keys off while migrating (a no-op inside a transaction, so before it):
+            // SQLite changes a column only by rebuilding its table, and dropping the old
+            // `users` table with foreign keys on would cascade to every row referencing it
+            // (SQLite's ALTER TABLE documentation, section 7). On again afterwards, whatever
+            // the outcome; the connection customizer sets it on every pooled connection too.
+            diesel::sql_query("PRAGMA foreign_keys = OFF").execute(conn)?;
             // One immediate transaction: a second process migrating the same file waits, then
             // finds nothing pending. Each migration's own transaction becomes a savepoint.
-            write_tx(conn, |conn| match conn {
-                DbConnection::Sqlite(c) => run_trees(c, sqlite_trees(market)),
+            let ran = write_tx(conn, |conn| match conn {
+                DbConnection::Sqlite(c) => {
+                    let ran = run_trees(c, sqlite_trees(market))?;
+                    // The rebuilt tables must still satisfy every reference.
+                    let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                        "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
+                    ))
+                    .get_result(c)?;
+                    if broken > 0 {
+                        return Err(MigrationError::Run(
+                            format!("{broken} rows break a foreign key after migrating").into(),
+                        ));
+                    }
+                    Ok(ran)
+                }
                 DbConnection::Pg(_) => Err(MigrationError::WrongBackend),
-            })
+            });
+            diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
+            ran
         }
     }
 }

@@ -50,7 +50,7 @@ columns! {
 #[diesel(table_name = users)]
 pub(crate) struct UserRow {
     pub(crate) id: i64,
-    pub(crate) phone_number: String,
+    pub(crate) phone_number: Option<String>,
     pub(crate) full_name: Option<String>,
     pub(crate) profile_image_url: Option<String>,
     pub(crate) is_verified: bool,
@@ -64,8 +64,10 @@ impl UserRow {
     pub(crate) fn into_user(self, market: Market) -> Result<User, DbError> {
         let bad = |what| DbError::corrupt(market, "users", self.id, what);
         // Written by this service after a full parse: only its shape is checked.
-        let phone = PhoneNumber::from_stored(&self.phone_number, market)
-            .map_err(|_| bad("phone_number"))?;
+        let phone = match &self.phone_number {
+            Some(p) => Some(PhoneNumber::from_stored(p, market).map_err(|_| bad("phone_number"))?),
+            None => None,
+        };
         let full_name = match &self.full_name {
             // Cleaned, not refused: names stored before the display-text rules (issue 12).
             Some(s) => FullName::from_stored(s).map_err(|_| bad("full_name"))?,
@@ -77,7 +79,10 @@ impl UserRow {
         };
         Ok(User {
             id: UserId(self.id),
+            market,
             phone,
+            email: None,
+            email_verified: false,
             full_name,
             profile_image_url,
             is_verified: self.is_verified,

@@ -17,7 +17,7 @@ use crate::auth::OUTBOX_PENDING;
 use crate::connection::DbConnection;
 use crate::models::to_db;
 use crate::schema::{
-    audit_log, messenger_logins, messenger_seen, outbox, phone_failures, phone_verifications,
+    audit_log, email_tokens, messenger_logins, messenger_seen, outbox, phone_failures, phone_verifications,
     rate_limits, refresh_tokens, sessions,
 };
 
@@ -124,6 +124,11 @@ impl RetentionRepository for MarketStore {
             p.messenger += purge_batches!(
                 conn, batch, messenger_seen, event_id: String, received_at < challenges
             );
+            // Email link tokens once expired or used, as long as challenges (issue 10).
+            p.email_tokens =
+                purge_batches!(conn, batch, email_tokens, id: i64, expires_at < challenges);
+            p.email_tokens +=
+                purge_batches!(conn, batch, email_tokens, id: i64, used_at < challenges);
             // Sent messages keep their sealed code only while a delivery report could still
             // move them to another channel: once the code expired, it goes.
             diesel::update(

@@ -11,8 +11,8 @@ diesel::table! {
     users (id) {
         /// Row id.
         id -> BigInt,
-        /// E.164 number, unique.
-        phone_number -> Text,
+        /// E.164 number, unique; NULL for an email account without a phone (issue 10).
+        phone_number -> Nullable<Text>,
         /// Display name.
         full_name -> Nullable<Text>,
         /// Avatar URL.
@@ -283,6 +283,52 @@ diesel::table! {
 
 diesel::joinable!(telegram_links -> users (user_id));
 
+diesel::table! {
+    /// Email addresses and passwords of accounts (issue 10).
+    email_identities (user_id) {
+        /// The account (one identity per account).
+        user_id -> BigInt,
+        /// The address as typed, domain lower-cased.
+        email -> Text,
+        /// The address lower-cased, unique.
+        email_key -> Text,
+        /// Argon2id PHC string.
+        password_hash -> Text,
+        /// When the address was verified (UTC).
+        verified_at -> Nullable<Timestamp>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(email_identities -> users (user_id));
+
+diesel::table! {
+    /// Email verification and password-reset link tokens (HMACs only; issue 10).
+    email_tokens (id) {
+        /// Row id.
+        id -> BigInt,
+        /// HMAC of the token.
+        token_hash -> Binary,
+        /// `verify` or `reset`.
+        purpose -> Text,
+        /// The account.
+        user_id -> BigInt,
+        /// Key of the address the token was sent to.
+        email_key -> Text,
+        /// Issue time (UTC).
+        created_at -> Timestamp,
+        /// Expiry (UTC).
+        expires_at -> Timestamp,
+        /// When used or retired (UTC).
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(email_tokens -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     phone_verifications,
@@ -293,7 +339,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     account_deletions,
     audit_log,
-    telegram_links
+    telegram_links,
+    email_identities,
+    email_tokens
 );
 
 diesel::table! {

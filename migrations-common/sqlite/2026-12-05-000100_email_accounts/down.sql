@@ -1,0 +1,3 @@
+DROP TABLE email_tokens;
+DROP TABLE email_identities;
+DELETE FROM users WHERE phone_number IS NULL;

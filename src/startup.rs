@@ -8,7 +8,8 @@ use anyhow::Context;
 use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AdminKey, AdminRepository, AdminService,
-    AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, ExposeSecret, KeyRing,
+    AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, EmailAuthConfig, EmailAuthDeps,
+    EmailAuthService, EmailRepository, ExposeSecret, KeyRing, PasswordHashing,
     MessageSender, MessengerDeps, MessengerRepository, MessengerService, OutboxRepository,
     RetentionRepository, RetentionService, SystemClock, ThreadCsprng, TokenService,
 };
@@ -243,6 +244,34 @@ impl Application {
             // WhatsApp's status updates are the delivery reports of the codes it carried.
             Arc::new(service.with_delivery_tracker(tracker.clone()))
         });
+        // Email-and-password accounts (issue 10): Argon2id with the configured cost (its dummy
+        // hash is made here, once), sessions and limits through the phone-login service.
+        let passwords = &settings.passwords;
+        let hashing = PasswordHashing::new(passwords.cost(), &ThreadCsprng)
+            .context("ARGON2_* settings refused by Argon2")?;
+        let email_repos: Vec<Arc<dyn EmailRepository>> = stores
+            .iter()
+            .map(|s| Arc::new(s.clone()) as Arc<dyn EmailRepository>)
+            .collect();
+        let email = EmailAuthService::new(
+            EmailAuthDeps {
+                auth: auth.clone(),
+                repos: email_repos,
+                clock: clock.clone(),
+                rng: Arc::new(ThreadCsprng),
+                hashing,
+                keys: keys.email_token_keys(),
+                sealer: sealer.clone(),
+            },
+            EmailAuthConfig {
+                default_market: settings.server.default_market,
+                ..EmailAuthConfig::default()
+            },
+        );
+        let email = marque_api::email::EmailState::new(
+            Arc::new(email),
+            passwords.password_hash_concurrency.as_usize(),
+        );
         let callback_clock = clock.clone();
         let mut worker_config = WorkerConfig {
             poll_interval: config.outbox_poll_interval(),
@@ -294,6 +323,7 @@ impl Application {
             },
             admin,
             messenger,
+            email: Some(email),
         };
         let exporter = marque_api::metrics::Exporter::new(
             marque_api::metrics::install().context("installing the metrics recorder")?,

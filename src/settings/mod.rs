@@ -72,6 +72,8 @@
 //! | `WHATSAPP_BUSINESS_NUMBER`, `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_APP_SECRET` | unset | WhatsApp login: the number of `wa.me` links, the webhook's verify token, the app secret that signs webhooks (with the Cloud API sender settings above, for replies) |
 //! | `TELEGRAM_BOT_USERNAME`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_WEBHOOK_SECRET` | unset | Telegram login: the bot of `t.me` links, its token (replies, Login Widget), the webhook's `secret_token` |
 //! | `TELEGRAM_BOT_API_BASE_URL` | `https://api.telegram.org` | Bot API base (`/bot<token>/sendMessage`) |
+//! | `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM` | `19456`, `2`, `1` | Argon2id cost of new password hashes (issue 10; OWASP's first choice); memory ≥ 8 × parallelism; production refuses memory × iterations below 35840 (OWASP's weakest listed equivalent) |
+//! | `PASSWORD_HASH_CONCURRENCY` | `4` | password hashes running at once (each holds the memory above); more requests wait for a turn without taking a database thread |
 //!
 //! Per market (`KG`, `US`; file: `[markets.kg]`, `[markets.us]`):
 //!
@@ -99,7 +101,7 @@ use std::path::Path;
 use chrono::Duration;
 use figment::Figment;
 use marque_domain::{
-    AuthConfig, Channel, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
+    Argon2Cost, AuthConfig, Channel, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
 };
 use marque_markets::Market;
 use marque_messaging::WorkerConfig;
@@ -108,8 +110,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    CaptchaProviderName, ChannelName, ConnectionCap, Count, DatabaseUrl, Days, Environment,
-    FailureLimit, Hours, HttpUrl, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
+    Argon2Lanes, Argon2Memory, Argon2Passes, CaptchaProviderName, ChannelName, ConnectionCap, Count, DatabaseUrl, Days, Environment,
+    FailureLimit, HashConcurrency, Hours, HttpUrl, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
     Origin, Port, PositiveSeconds, ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider,
     TestNumber, Text,
 };
@@ -493,6 +495,46 @@ impl Default for MessengerSettings {
     }
 }
 
+/// Passwords of email accounts (issue 10): `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`,
+/// `ARGON2_PARALLELISM`, `PASSWORD_HASH_CONCURRENCY`. Defaults: [`Argon2Cost::default`]
+/// (m = 19 MiB, t = 2, p = 1) and 4 hashes at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PasswordSettings {
+    /// `ARGON2_MEMORY_KIB`: memory per hash in KiB, 8–4194304 (default 19456).
+    pub argon2_memory_kib: Argon2Memory,
+    /// `ARGON2_ITERATIONS`: passes, 1–100 (default 2).
+    pub argon2_iterations: Argon2Passes,
+    /// `ARGON2_PARALLELISM`: lanes, 1–64 (default 1).
+    pub argon2_parallelism: Argon2Lanes,
+    /// `PASSWORD_HASH_CONCURRENCY`: hashes running at once, 1–1024 (default 4). Requests beyond
+    /// it wait (asynchronously) for a turn before reaching the blocking pool.
+    pub password_hash_concurrency: HashConcurrency,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        let cost = Argon2Cost::default();
+        Self {
+            argon2_memory_kib: Argon2Memory::clamped(cost.memory_kib.into()),
+            argon2_iterations: Argon2Passes::clamped(cost.iterations.into()),
+            argon2_parallelism: Argon2Lanes::clamped(cost.parallelism.into()),
+            password_hash_concurrency: HashConcurrency::clamped(4),
+        }
+    }
+}
+
+impl PasswordSettings {
+    /// The Argon2id cost.
+    pub fn cost(&self) -> Argon2Cost {
+        Argon2Cost {
+            memory_kib: self.argon2_memory_kib.as_u32(),
+            iterations: self.argon2_iterations.as_u32(),
+            parallelism: self.argon2_parallelism.as_u32(),
+        }
+    }
+}
+
 /// The retention job (issue 12, item 19): `RETENTION_*`. Defaults:
 /// [`RetentionPolicy::default`], and one run per hour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -657,6 +699,9 @@ pub struct Settings {
     /// Messenger login.
     #[serde(flatten)]
     pub messenger: MessengerSettings,
+    /// Passwords of email accounts.
+    #[serde(flatten)]
+    pub passwords: PasswordSettings,
     /// Per-market settings; a market missing here has its defaults.
     pub markets: BTreeMap<Market, MarketSettings>,
 }
@@ -675,6 +720,7 @@ impl Settings {
             field_names::<RetentionSettings>(),
             field_names::<SmsGuardSettings>(),
             field_names::<MessengerSettings>(),
+            field_names::<PasswordSettings>(),
             &["markets"],
         ]
         .concat();
@@ -730,6 +776,7 @@ impl Settings {
             retention: figment.extract_lossy().map_err(describe)?,
             sms_guard: figment.extract_lossy().map_err(describe)?,
             messenger: figment.extract_lossy().map_err(describe)?,
+            passwords: figment.extract_lossy().map_err(describe)?,
             markets,
         };
         Ok((settings, figment))
@@ -892,6 +939,17 @@ impl Config {
         };
         if settings.service.marque_env == Environment::Production {
             check_production(&settings, &error)?;
+        }
+        let cost = settings.passwords.cost();
+        if cost.memory_kib < 8 * cost.parallelism {
+            return Err(error(
+                "argon2_memory_kib",
+                format!(
+                    "Argon2 needs at least 8 KiB per lane: at least {} with ARGON2_PARALLELISM={}",
+                    8 * cost.parallelism,
+                    cost.parallelism
+                ),
+            ));
         }
         let sms_guard = &settings.sms_guard;
         if sms_guard.captcha_provider.is_some() && sms_guard.captcha_secret.is_none() {
@@ -1126,6 +1184,19 @@ fn check_production(
                 ));
             }
         }
+    }
+    // OWASP Password Storage Cheat Sheet: Argon2id at m = 19 MiB, t = 2 or an equivalent; its
+    // weakest listed equivalent is m = 7 MiB, t = 5 (35,840 KiB·passes).
+    let cost = settings.passwords.cost();
+    if u64::from(cost.memory_kib) * u64::from(cost.iterations) < 35_840 {
+        return Err(error(
+            "argon2_memory_kib",
+            format!(
+                "ARGON2_MEMORY_KIB × ARGON2_ITERATIONS is {}: production needs at least 35840 \
+                 (e.g. the default 19456 × 2)",
+                u64::from(cost.memory_kib) * u64::from(cost.iterations)
+            ),
+        ));
     }
     // The admin key opens every account: as strong as SECRET_KEY, and not the same secret.
     if let Some(admin) = &settings.admin.admin_api_key {

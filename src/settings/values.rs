@@ -118,6 +118,14 @@ pub type Millis = Whole<1, 60_000>;
 /// Consecutive wrong codes before a number is locked: 1 to 100 (NIST SP 800-63B §5.2.2 caps
 /// failed attempts on one account at 100).
 pub type FailureLimit = Whole<1, 100>;
+/// Argon2 memory in KiB: 8 KiB to 4 GiB (issue 10).
+pub type Argon2Memory = Whole<8, 4_194_304>;
+/// Argon2 passes: 1 to 100.
+pub type Argon2Passes = Whole<1, 100>;
+/// Argon2 lanes: 1 to 64.
+pub type Argon2Lanes = Whole<1, 64>;
+/// Password hashes running at once: 1 to 1,024.
+pub type HashConcurrency = Whole<1, 1_024>;
 
 /// An instant, given as RFC 3339 (`2026-12-31T18:00:00Z`, any offset) or as a date
 /// (`2026-12-31`, meaning through that day: until the start of the next day, UTC).

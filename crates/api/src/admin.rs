@@ -177,7 +177,7 @@ pub struct AdminUserDto {
     pub id: i64,
     /// E.164.
     #[schema(example = "+996505325311")]
-    pub phone_number: String,
+    pub phone_number: Option<String>,
     /// Display name.
     pub full_name: Option<String>,
     /// Avatar URL.
@@ -202,7 +202,7 @@ impl From<UserReport> for AdminUserDto {
         Self {
             market: r.market,
             id: u.id.0,
-            phone_number: u.phone.e164().to_owned(),
+            phone_number: u.phone.as_ref().map(|p| p.e164().to_owned()),
             full_name: u.full_name.map(|n| n.as_str().to_owned()),
             profile_image_url: u.profile_image_url.map(|i| i.as_str().to_owned()),
             is_verified: u.is_verified,

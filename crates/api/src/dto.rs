@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use marque_domain::User;
-use marque_markets::Market;
+use marque_markets::{Market, PhoneNumber};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -174,14 +174,18 @@ impl VerifyCodeResponse {
     /// The answer to a sign-in (verify-code, the Telegram widget), in the user's market's
     /// language.
     pub fn signed_in(login: marque_domain::LoginSuccess) -> Self {
+        Self::signed_in_saying(login, marque_markets::MessageKey::PhoneVerified)
+    }
+
+    /// [`VerifyCodeResponse::signed_in`] with another message (email sign-in).
+    pub fn signed_in_saying(
+        login: marque_domain::LoginSuccess,
+        message: marque_markets::MessageKey,
+    ) -> Self {
         let market = login.user.market();
         Self {
             success: true,
-            message: marque_markets::text(
-                marque_markets::MessageKey::PhoneVerified,
-                market.language(),
-            )
-            .to_owned(),
+            message: marque_markets::text(message, market.language()).to_owned(),
             access_token: login.access_token,
             token_type: "bearer".to_owned(),
             expires_in: login.expires_in,
@@ -310,12 +314,17 @@ pub struct JwksDocument {
 pub struct ProfileResponse {
     /// User id within the market.
     pub id: i64,
-    /// E.164.
+    /// E.164; `null` for an account made with an email address that has not added a phone.
     #[schema(example = "+996505325311")]
-    pub phone_number: String,
-    /// Display format of the market.
+    pub phone_number: Option<String>,
+    /// Display format of the market; `null` without a phone.
     #[schema(example = "+996 505 325 311")]
-    pub formatted_phone: String,
+    pub formatted_phone: Option<String>,
+    /// The account's email address, if it has one (issue 10).
+    #[schema(example = "ann@example.org")]
+    pub email: Option<String>,
+    /// Whether that address is verified (only a verified address signs in).
+    pub email_verified: bool,
     /// Display name.
     pub full_name: Option<String>,
     /// Avatar URL (https).
@@ -348,8 +357,10 @@ impl From<&User> for ProfileResponse {
         let p = u.market().profile();
         Self {
             id: u.id.0,
-            phone_number: u.phone.e164().to_owned(),
-            formatted_phone: u.phone.display(),
+            phone_number: u.phone.as_ref().map(|p| p.e164().to_owned()),
+            formatted_phone: u.phone.as_ref().map(PhoneNumber::display),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
             full_name: u.full_name.as_ref().map(|n| n.as_str().to_owned()),
             profile_image_url: u.profile_image_url.as_ref().map(|n| n.as_str().to_owned()),
             is_verified: u.is_verified,

@@ -156,6 +156,41 @@ error_table! {
     /// The account is disabled (`users.is_active = false`); answered only after a right code.
     AccountDisabled => (S::FORBIDDEN, "account_disabled", K::AccountDisabled),
         examples [Self::AccountDisabled];
+    /// Email sign-in: unknown address or wrong password (one answer for both; issue 10), or a
+    /// wrong `current_password` on change-password.
+    InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials", K::InvalidCredentials),
+        examples [Self::InvalidCredentials];
+    /// Email sign-in with the right password for an address not verified yet: follow the
+    /// emailed link, or ask for a new one (`POST /api/v1/auth/email/resend-verification`).
+    EmailNotVerified => (S::FORBIDDEN, "email_not_verified", K::EmailNotVerified),
+        examples [Self::EmailNotVerified];
+    /// A new password breaks the policy (NIST SP 800-63B §3.1.1.2); the code names the rule:
+    /// `password_too_short` (< 12 characters after NFKC), `password_too_long` (> 128),
+    /// `password_contains_email`, `password_too_weak` (zxcvbn score < 3).
+    WeakPassword(rule: marque_domain::PasswordRule)
+        => (S::UNPROCESSABLE_ENTITY, rule.code(), password_message(*rule)),
+        examples [
+            Self::WeakPassword(marque_domain::PasswordRule::TooShort),
+            Self::WeakPassword(marque_domain::PasswordRule::TooLong),
+            Self::WeakPassword(marque_domain::PasswordRule::ContainsEmail),
+            Self::WeakPassword(marque_domain::PasswordRule::TooWeak),
+        ];
+    /// The email address is malformed.
+    InvalidEmail => (S::UNPROCESSABLE_ENTITY, "invalid_email", K::InvalidEmail),
+        examples [Self::InvalidEmail];
+    /// An email link token that is unknown, used or expired.
+    InvalidEmailLink => (S::BAD_REQUEST, "invalid_link", K::EmailLinkInvalid),
+        examples [Self::InvalidEmailLink];
+    /// Email sign-in without `X-Market` for an address that exists in more than one market:
+    /// repeat with `X-Market`.
+    MarketRequired => (S::BAD_REQUEST, "market_required", K::MarketRequired),
+        examples [Self::MarketRequired];
+    /// The account already has a verified email address.
+    EmailAlreadyLinked => (S::CONFLICT, "email_already_linked", K::EmailAlreadyLinked),
+        examples [Self::EmailAlreadyLinked];
+    /// Verify-code with a bearer token for a number that belongs to another account.
+    PhoneInUse => (S::CONFLICT, "phone_in_use", K::PhoneInUse),
+        examples [Self::PhoneInUse];
     /// The admin API key (`Authorization: Bearer <ADMIN_API_KEY>`) is missing or wrong; with
     /// `WWW-Authenticate: Bearer realm="marque-admin"`.
     AdminUnauthorized => (S::UNAUTHORIZED, "admin_unauthorized", K::AdminUnauthorized),
@@ -216,6 +251,17 @@ error_table! {
     /// The client IP holds `MAX_CONNECTIONS_PER_IP` connections already; this one is closed.
     TooManyConnections => (S::TOO_MANY_REQUESTS, "too_many_connections", K::TooManyConnections),
         examples [Self::TooManyConnections];
+}
+
+/// The message of a password rule.
+pub fn password_message(rule: marque_domain::PasswordRule) -> MessageKey {
+    use marque_domain::PasswordRule as R;
+    match rule {
+        R::TooShort => MessageKey::PasswordTooShort,
+        R::TooLong => MessageKey::PasswordTooLong,
+        R::ContainsEmail => MessageKey::PasswordContainsEmail,
+        R::TooWeak => MessageKey::PasswordTooWeak,
+    }
 }
 
 /// Seconds a client should wait after a 503 `service_unavailable` (RFC 9110 §15.6.4,
@@ -289,6 +335,13 @@ impl ApiError {
             AuthError::NotFound => ErrorKind::NotFound,
             AuthError::InvalidTelegramAuth => ErrorKind::InvalidTelegramAuth,
             AuthError::TelegramNotLinked => ErrorKind::TelegramNotLinked,
+            AuthError::InvalidCredentials => ErrorKind::InvalidCredentials,
+            AuthError::EmailNotVerified => ErrorKind::EmailNotVerified,
+            AuthError::WeakPassword(rule) => ErrorKind::WeakPassword(*rule),
+            AuthError::InvalidEmailLink => ErrorKind::InvalidEmailLink,
+            AuthError::MarketRequired => ErrorKind::MarketRequired,
+            AuthError::EmailAlreadyLinked => ErrorKind::EmailAlreadyLinked,
+            AuthError::PhoneInUse => ErrorKind::PhoneInUse,
             AuthError::Unavailable(_) => ErrorKind::Unavailable,
             AuthError::Internal(_) => ErrorKind::Internal,
         };

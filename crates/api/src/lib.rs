@@ -13,11 +13,13 @@ pub mod client_ip;
 pub mod delivery;
 pub mod dto;
 pub mod edge;
+pub mod email;
 pub mod error;
 pub mod extract;
 pub mod messenger;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod request_id;
 pub mod routes;
 pub mod shape;
@@ -58,6 +60,8 @@ pub struct ApiState {
     /// Messenger login (issue 9); `None` when no messenger login is configured (its routes
     /// answer 404, start 422 `channel_not_available`).
     pub messenger: Option<Arc<marque_domain::MessengerService>>,
+    /// Email-and-password accounts (issue 10); `None` turns their routes off (404).
+    pub email: Option<email::EmailState>,
 }
 
 /// HTTP-level settings.
@@ -113,6 +117,18 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::of::<messenger::__path_telegram_link>().to(messenger::telegram_link),
         Endpoint::of::<messenger::__path_telegram_unlink>().to(messenger::telegram_unlink),
     ];
+    list.extend([
+        Endpoint::of::<email::__path_register>().to(email::register),
+        Endpoint::of::<email::__path_verify_email>().to(email::verify_email),
+        Endpoint::of::<email::__path_login>().to(email::login),
+        Endpoint::of::<email::__path_resend_verification>().to(email::resend_verification),
+        Endpoint::of::<email::__path_forgot_password>().to(email::forgot_password),
+        Endpoint::of::<email::__path_reset_page>().to(email::reset_page),
+        Endpoint::of::<email::__path_reset_submit>().to(email::reset_submit),
+        Endpoint::of::<email::__path_change_password>().to(email::change_password),
+        Endpoint::of::<email::__path_link_email>().to(email::link_email),
+        Endpoint::of::<email::__path_token>().to(email::token),
+    ]);
     list.extend(account::endpoints());
     list.extend(admin::endpoints());
     list

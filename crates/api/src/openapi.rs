@@ -38,6 +38,7 @@ use crate::error::{ApiError, ErrorBody, ErrorKind};
     modifiers(&FromRouter, &BearerScheme, &ThisServer),
     tags(
         (name = "auth", description = "Phone login and tokens"),
+        (name = "email", description = "Email-and-password accounts: registration, verification and reset links, sign-in (also as the OAuth2 password grant), linking an email to a phone account"),
         (name = "profile", description = "The signed-in shopper's profile"),
         (name = "addresses", description = "The signed-in shopper's delivery addresses"),
         (name = "payment-methods", description = "The signed-in shopper's saved payment methods"),
@@ -341,6 +342,19 @@ impl Modify for BearerScheme {
                 .to_owned(),
         );
         components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
+        // Swagger UI's "Authorize" signs in with an email address and password through the
+        // OAuth2 password grant (RFC 6749 §4.3) and sends the token it gets as a bearer token.
+        let password = utoipa::openapi::security::Password::new(
+            "/api/v1/auth/token",
+            utoipa::openapi::security::Scopes::new(),
+        );
+        components.add_security_scheme(
+            "oauth2_password",
+            SecurityScheme::OAuth2(utoipa::openapi::security::OAuth2::with_description(
+                [utoipa::openapi::security::Flow::Password(password)],
+                "Sign in with an email account (issue 10); the access token is the same as verify-code's",
+            )),
+        );
     }
 }
 

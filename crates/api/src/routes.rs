@@ -34,7 +34,7 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
 }
 
 /// [`run_blocking`] for an [`AuthService`](marque_domain::AuthService) call.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     lang: Language,
     f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -152,7 +152,7 @@ async fn send_code_in(
         // Only the account itself asks for its deletion code: nobody else can make the service
         // text a number "code to delete your account".
         let caller = Authenticated::extract(req).await?;
-        if caller.user.phone != phone {
+        if caller.user.phone.as_ref() != Some(&phone) {
             return Err(ApiError::validation(
                 "phone_number",
                 "a deletion code goes to the signed-in account's own number",

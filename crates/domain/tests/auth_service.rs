@@ -62,7 +62,7 @@ fn kg_login_creates_user_only_in_kg_and_token_works_until_logout() {
 
     let who = f.auth.authenticate(&login.access_token).unwrap();
     assert_eq!(who.market, Market::Kg);
-    assert_eq!(who.user.phone, p);
+    assert_eq!(who.user.phone, Some(p.clone()));
 
     let upd = ProfileUpdate {
         full_name: Some(Some(FullName::parse("Анна").unwrap())),

@@ -183,11 +183,13 @@ pub enum MessageKey {
     PasswordResetDone,
     /// The reset form was not sent from our page (CSRF check failed).
     FormExpired,
+    /// Signed in with an email address and password.
+    EmailSignedIn,
 }
 
 impl MessageKey {
     /// Every key, in declaration order.
-    pub const ALL: [MessageKey; 88] = [
+    pub const ALL: [MessageKey; 89] = [
         MessageKey::CodeSent,
         MessageKey::PhoneVerified,
         MessageKey::ProfileUpdated,
@@ -276,6 +278,7 @@ impl MessageKey {
         MessageKey::ResetPageSubmit,
         MessageKey::PasswordResetDone,
         MessageKey::FormExpired,
+        MessageKey::EmailSignedIn,
     ];
 }
 
@@ -594,6 +597,7 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Форма устарела, откройте ссылку из письма заново",
             "This form has expired, please open the link from the email again",
         ),
+        MessageKey::EmailSignedIn => ("Вход выполнен", "Signed in successfully"),
     }
 }
 

@@ -225,6 +225,19 @@ impl OutboxWorker {
             return Fate::Expired;
         }
         let opened = self.sealer.open(&m.sealed_body).ok();
+        if opened
+            .as_deref()
+            .and_then(marque_domain::EmailPayload::decode)
+            .is_some()
+        {
+            // Emails (issue 10) are for the mail transport, which this worker does not drive
+            // yet: the row waits, sealed payload kept, and is looked at again later.
+            let retry = now + Duration::minutes(5);
+            log_repo(
+                blocking(move || r.mark_failed(id, now, Some(retry), "no mail transport")).await,
+            );
+            return Fate::Retry;
+        }
         let payload = opened.as_deref().and_then(OtpPayload::decode);
         if payload.is_none()
             && let Some(reply) = opened.as_deref().and_then(ReplyPayload::decode)

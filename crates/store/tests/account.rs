@@ -84,6 +84,7 @@ fn sign_in(
                 expires_at: now + Duration::days(1),
             },
             session,
+            attach_to: None,
         })
         .unwrap()
     {

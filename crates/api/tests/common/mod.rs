@@ -31,6 +31,7 @@ pub fn state(start: DateTime<Utc>, test_number: &str) -> (Services, web::Data<Ap
         delivery: Default::default(),
         admin: Some(services.admin.clone()),
         messenger: None,
+        email: None,
     });
     (services, state)
 }

@@ -10,6 +10,9 @@ use marque_markets::Market;
 use marque_testkit::{Capture, ManualClock, TestDatabase, postgres_admin_url};
 use serde_json::{Value, json};
 
+/// `SECRET_KEY` of every test app.
+pub const SECRET_KEY: &str = "e2e-secret-e2e-secret-e2e-secret-e2e";
+
 /// Storage backend of a test run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -94,7 +97,7 @@ impl TestApp {
         ]
         .into();
         let mut env: HashMap<String, String> = [
-            ("SECRET_KEY", "e2e-secret-e2e-secret-e2e-secret-e2e"),
+            ("SECRET_KEY", SECRET_KEY),
             ("OUTBOX_POLL_INTERVAL_MS", "5"),
             ("DATABASE_POOL_SIZE", "4"),
             ("WORKERS", "1"),
@@ -242,6 +245,60 @@ impl TestApp {
             .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The newest email queued to `to` in `market`'s database, opened with the test's sealing
+    /// key (issue 10: emails wait in the outbox until a mail transport delivers them).
+    pub async fn latest_email(&self, market: Market, to: &str) -> marque_domain::EmailPayload {
+        let url = self.urls[&market].clone();
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let sealer = marque_domain::KeyRing::derive(SECRET_KEY.as_bytes()).outbox_sealer();
+            marque_testkit::latest_email(&url, &sealer, &to)
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no email queued in {market:?}"))
+    }
+
+    /// Every email queued to `to` in `market`'s database, oldest first.
+    pub async fn emails(&self, market: Market, to: &str) -> Vec<marque_domain::EmailPayload> {
+        let url = self.urls[&market].clone();
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let sealer = marque_domain::KeyRing::derive(SECRET_KEY.as_bytes()).outbox_sealer();
+            marque_testkit::emails(&url, &sealer, &to)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `POST` of the JSON `body` with extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST` of a form (`application/x-www-form-urlencoded`) with extra headers.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         req.send().await.unwrap()
     }

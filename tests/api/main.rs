@@ -12,6 +12,7 @@ mod data;
 mod delivery;
 mod docs;
 mod edge;
+mod email;
 mod helpers;
 mod input;
 mod instances;

@@ -197,13 +197,20 @@ async fn send_code_in(
 /// (wrong, used, expired, dead, unknown `challenge_id`, none sent) answers the same
 /// `invalid_code`. With `challenge_id`, only requests carrying it count against the code.
 /// Consecutive wrong codes lock the number (`phone_locked`); tries are limited per client IP.
+///
+/// With a bearer token (an account made with an email address, issue 10) the proven number is
+/// added to that account instead of signing in the number's own: 409 `phone_in_use` when another
+/// account has it. The answer is then a new session of the bearer's account.
 #[utoipa::path(
     post, path = "/api/v1/auth/verify-code", tag = "auth",
     params(("X-Market" = Option<String>, Header, description = "`kg` or `us`")),
+    security((), ("bearer" = [])),
     request_body = VerifyCodeRequest,
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`"),
+        (status = 401, description = "`invalid_token`: a bearer token was sent and is not valid"),
+        (status = 409, description = "`phone_in_use`: with a bearer token, the number belongs to another account"),
         (status = 403, description = "`account_disabled`: the code was right but the account is disabled; no session is opened"),
         (status = 422, description = "`validation_error` (e.g. challenge_id missing while required), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
@@ -219,9 +226,13 @@ pub async fn verify_code(
     let (code, id) =
         code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
+    let attach_to = match req.headers().contains_key(actix_web::http::header::AUTHORIZATION) {
+        true => Some(Authenticated::extract(&req).await?.0),
+        false => None,
+    };
     let auth = state.auth.clone();
     let login = blocking(lang, move || {
-        auth.verify_code_with(&phone, &code, id.as_deref(), &client)
+        auth.verify_code_attaching(&phone, &code, id.as_deref(), attach_to.as_ref(), &client)
     })
     .await;
     crate::metrics::verified(market, &login);

@@ -39,11 +39,13 @@ pub async fn middleware<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let res = next.call(req).await?.map_into_boxed_body();
+    // JSON errors are shaped already; HTML pages (issue 10's link pages) answer errors as pages
+    // on purpose, for the person who followed the link.
     let json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     let Some(kind) = kind_of(res.status()).filter(|_| !json) else {
         return Ok(res);
     };

@@ -14,6 +14,7 @@
 
 mod clock;
 mod db;
+mod email;
 mod notifications;
 mod proxy;
 mod services;
@@ -21,6 +22,7 @@ mod store;
 
 pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
+pub use email::{emails, latest_email};
 pub use marque_store::Backend;
 pub use notifications::notification;
 pub use proxy::TcpProxy;

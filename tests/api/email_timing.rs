@@ -1,0 +1,85 @@
+//! Email sign-in timing (issue 10): an unknown address and a wrong password take the same time.
+//! In a test binary of its own (`tests/timing.rs`), so no other end-to-end test loads the
+//! machine while it measures; the two backends run one after the other.
+
+use std::time::Instant;
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+const PASSWORD: &str = "violet tractor nebula spoon";
+
+async fn register(app: &TestApp, email: &str) -> reqwest::Response {
+    app.post_with(
+        "/api/v1/auth/email/register",
+        json!({"email": email, "password": PASSWORD}),
+        &[("X-Market", "kg")],
+    )
+    .await
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.post(
+        "/api/v1/auth/email/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// Median of `xs` (seconds).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// An unknown address and a wrong password take the same time (a dummy hash is verified):
+/// medians of 11 interleaved tries within ±20 %, at the production Argon2 cost (up to 5 rounds,
+/// so one burst of load from outside does not fail it; a real difference fails every round).
+async fn login_timing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
+    // One account per try: repeated wrong passwords on one address are delayed after five.
+    let n = 11;
+    for i in 0..n {
+        let email = format!("timing{i}@example.org");
+        assert_eq!(register(&app, &email).await.status(), 201);
+        app.clock.advance(Duration::seconds(61));
+    }
+    // Warm up connections and code paths.
+    login(&app, "warm@example.org", PASSWORD).await;
+    let mut best = f64::MAX;
+    for round in 0..5 {
+        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            // Alternate which goes first, so neither pays for the other's position.
+            for unknown_first in [i % 2 == 0, i % 2 == 1] {
+                let (email, password, into) = if unknown_first {
+                    (format!("ghost{i}-{round}@example.org"), PASSWORD, &mut unknown)
+                } else {
+                    (format!("timing{i}@example.org"), "not the password", &mut wrong)
+                };
+                let t = Instant::now();
+                let res = login(&app, &email, password).await;
+                into.push(t.elapsed().as_secs_f64());
+                assert_eq!(res.status(), 401);
+            }
+        }
+        let (u, w) = (median(unknown), median(wrong));
+        let ratio = u / w;
+        eprintln!("{backend:?} login medians: unknown {u:.4} s, wrong password {w:.4} s");
+        best = best.min((ratio - 1.0).abs());
+        if (0.8..=1.2).contains(&ratio) {
+            return;
+        }
+    }
+    panic!("unknown address and wrong password differ by {:.0} %", best * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_address_and_wrong_password_take_the_same_time() {
+    login_timing(Backend::Sqlite).await;
+    login_timing(Backend::Postgres).await;
+}

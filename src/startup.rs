@@ -9,9 +9,9 @@ use marque_api::{ApiState, HttpSettings};
 use marque_domain::{
     AccountLimits, AccountRepository, AccountService, AdminKey, AdminRepository, AdminService,
     AuthDeps, AuthRepository, AuthService, Clock, DeliveryTracker, EmailAuthConfig, EmailAuthDeps,
-    EmailAuthService, EmailRepository, ExposeSecret, KeyRing, PasswordHashing,
-    MessageSender, MessengerDeps, MessengerRepository, MessengerService, OutboxRepository,
-    RetentionRepository, RetentionService, SystemClock, ThreadCsprng, TokenService,
+    EmailAuthService, EmailRepository, ExposeSecret, KeyRing, MessageSender, MessengerDeps,
+    MessengerRepository, MessengerService, OutboxRepository, PasswordHashing, RetentionRepository,
+    RetentionService, SystemClock, ThreadCsprng, TokenService,
 };
 use marque_markets::Market;
 use marque_messaging::{OutboxWorker, Senders, SiteVerify, WorkerConfig, WorkerDeps};

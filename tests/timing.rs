@@ -3,8 +3,8 @@
 //! another).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "api/email_timing.rs"]
+mod email_timing;
 #[allow(dead_code, unused_macros)]
 #[path = "api/helpers.rs"]
 mod helpers;
-#[path = "api/email_timing.rs"]
-mod email_timing;

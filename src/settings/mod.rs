@@ -101,7 +101,8 @@ use std::path::Path;
 use chrono::Duration;
 use figment::Figment;
 use marque_domain::{
-    Argon2Cost, AuthConfig, Channel, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy, SecretString,
+    Argon2Cost, AuthConfig, Channel, Ed25519PublicKey, Ed25519SigningKey, RetentionPolicy,
+    SecretString,
 };
 use marque_markets::Market;
 use marque_messaging::WorkerConfig;
@@ -110,10 +111,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
-    Argon2Lanes, Argon2Memory, Argon2Passes, CaptchaProviderName, ChannelName, ConnectionCap, Count, DatabaseUrl, Days, Environment,
-    FailureLimit, HashConcurrency, Hours, HttpUrl, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes,
-    Origin, Port, PositiveSeconds, ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider,
-    TestNumber, Text,
+    Argon2Lanes, Argon2Memory, Argon2Passes, CaptchaProviderName, ChannelName, ConnectionCap,
+    Count, DatabaseUrl, Days, Environment, FailureLimit, HashConcurrency, Hours, HttpUrl, Instant,
+    JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port, PositiveSeconds,
+    ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.

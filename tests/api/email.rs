@@ -48,7 +48,11 @@ async fn get(app: &TestApp, path: &str) -> reqwest::Response {
 async fn verify_latest(app: &TestApp, market: Market, email: &str) -> reqwest::Response {
     let mail = app.latest_email(market, email).await;
     assert_eq!(mail.kind, EmailKind::VerifyAddress);
-    get(app, &format!("/api/v1/auth/email/verify?token={}", mail.token)).await
+    get(
+        app,
+        &format!("/api/v1/auth/email/verify?token={}", mail.token),
+    )
+    .await
 }
 
 /// Registers, verifies and signs in `email` in KG; the sign-in answer.
@@ -100,12 +104,23 @@ async fn email_flow(backend: Backend) {
     let mail = app.latest_email(Market::Kg, stored).await;
     assert_eq!(mail.ttl_minutes, 24 * 60);
     assert!(mail.token.starts_with("kg_") && mail.token.len() >= 3 + 43);
-    let res = get(&app, &format!("/api/v1/auth/email/verify?token={}", mail.token)).await;
+    let res = get(
+        &app,
+        &format!("/api/v1/auth/email/verify?token={}", mail.token),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_page_headers(&res);
     let html = res.text().await.unwrap();
-    assert!(html.contains("lang=\"ru\"") && html.contains("подтверждён"), "{html}");
-    let again = get(&app, &format!("/api/v1/auth/email/verify?token={}", mail.token)).await;
+    assert!(
+        html.contains("lang=\"ru\"") && html.contains("подтверждён"),
+        "{html}"
+    );
+    let again = get(
+        &app,
+        &format!("/api/v1/auth/email/verify?token={}", mail.token),
+    )
+    .await;
     assert_eq!(again.status(), 400);
     assert!(again.text().await.unwrap().contains("недействительна"));
 
@@ -139,14 +154,23 @@ async fn email_flow(backend: Backend) {
     };
     let res = change("not my password", NEW_PASSWORD).await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_credentials");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_credentials"
+    );
     let res = change(PASSWORD, "password1234").await;
     assert_eq!(res.status(), 422);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "password_too_weak");
-    assert!(err["message"].as_str().unwrap().contains("простой"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("простой"),
+        "{err}"
+    );
     assert_eq!(change(PASSWORD, NEW_PASSWORD).await.status(), 200);
-    assert_eq!(app.get_auth("/api/v1/auth/profile", &token1).await.status(), 401);
+    assert_eq!(
+        app.get_auth("/api/v1/auth/profile", &token1).await.status(),
+        401
+    );
     assert_eq!(
         app.latest_email(Market::Kg, stored).await.kind,
         EmailKind::PasswordChanged
@@ -160,7 +184,10 @@ async fn email_flow(backend: Backend) {
     // Forgot → the reset link (1 hour) → the form.
     app.clock.advance(Duration::seconds(61));
     let res = app
-        .post("/api/v1/auth/email/forgot-password", json!({"email": email}))
+        .post(
+            "/api/v1/auth/email/forgot-password",
+            json!({"email": email}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let mail = app.latest_email(Market::Kg, stored).await;
@@ -183,7 +210,11 @@ async fn email_flow(backend: Backend) {
     let res = app
         .post_form(
             path,
-            &[("token", &mail.token), ("csrf_token", "forged"), ("new_password", RESET_PASSWORD)],
+            &[
+                ("token", &mail.token),
+                ("csrf_token", "forged"),
+                ("new_password", RESET_PASSWORD),
+            ],
             &[],
         )
         .await;
@@ -192,7 +223,11 @@ async fn email_flow(backend: Backend) {
     let res = app
         .post_form(
             path,
-            &[("token", &mail.token), ("csrf_token", &csrf), ("new_password", RESET_PASSWORD)],
+            &[
+                ("token", &mail.token),
+                ("csrf_token", &csrf),
+                ("new_password", RESET_PASSWORD),
+            ],
             &[("Origin", "https://evil.example")],
         )
         .await;
@@ -201,7 +236,11 @@ async fn email_flow(backend: Backend) {
     let res = app
         .post_form(
             path,
-            &[("token", &mail.token), ("csrf_token", &csrf), ("new_password", "short")],
+            &[
+                ("token", &mail.token),
+                ("csrf_token", &csrf),
+                ("new_password", "short"),
+            ],
             &[],
         )
         .await;
@@ -215,13 +254,20 @@ async fn email_flow(backend: Backend) {
     let res = app
         .post_form(
             path,
-            &[("token", &mail.token), ("csrf_token", &csrf), ("new_password", RESET_PASSWORD)],
+            &[
+                ("token", &mail.token),
+                ("csrf_token", &csrf),
+                ("new_password", RESET_PASSWORD),
+            ],
             &[("Origin", &own_origin)],
         )
         .await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("Пароль изменён"));
-    assert_eq!(app.get_auth("/api/v1/auth/profile", &token2).await.status(), 401);
+    assert_eq!(
+        app.get_auth("/api/v1/auth/profile", &token2).await.status(),
+        401
+    );
     assert_eq!(login(&app, email, NEW_PASSWORD).await.status(), 401);
     assert_eq!(login(&app, email, RESET_PASSWORD).await.status(), 200);
     assert_eq!(get(&app, &page).await.status(), 400);
@@ -233,7 +279,11 @@ async fn email_flow(backend: Backend) {
     let tokens = app
         .blobs(Market::Kg, "SELECT token_hash AS b FROM email_tokens")
         .await;
-    assert!(tokens.iter().all(|t| t.len() == 32 && !t.starts_with(b"kg_")));
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.len() == 32 && !t.starts_with(b"kg_"))
+    );
 }
 
 /// Register, forgot and resend answer the same status and body for known and unknown
@@ -249,7 +299,10 @@ async fn no_enumeration(backend: Backend) {
     // Emails to one address are at least 60 s apart (else skipped, silently).
     app.clock.advance(Duration::seconds(61));
     let res = register(&app, known, "us").await;
-    assert_eq!((res.status(), res.text().await.unwrap()), (status, body.clone()));
+    assert_eq!(
+        (res.status(), res.text().await.unwrap()),
+        (status, body.clone())
+    );
     let res = register(&app, "fresh@example.org", "us").await;
     assert_eq!((res.status(), res.text().await.unwrap()), (status, body));
     let kinds: Vec<EmailKind> = app
@@ -258,7 +311,10 @@ async fn no_enumeration(backend: Backend) {
         .into_iter()
         .map(|m| m.kind)
         .collect();
-    assert_eq!(kinds, [EmailKind::VerifyAddress, EmailKind::AlreadyRegistered]);
+    assert_eq!(
+        kinds,
+        [EmailKind::VerifyAddress, EmailKind::AlreadyRegistered]
+    );
     assert_eq!(app.count(Market::Us, "email_identities").await, 2);
 
     for path in [
@@ -272,8 +328,16 @@ async fn no_enumeration(backend: Backend) {
         assert_eq!(sa, 200, "{path}");
         assert_eq!((b.status(), b.text().await.unwrap()), (sa, ba), "{path}");
     }
-    assert!(app.emails(Market::Kg, "nobody@example.org").await.is_empty());
-    assert!(app.emails(Market::Us, "nobody@example.org").await.is_empty());
+    assert!(
+        app.emails(Market::Kg, "nobody@example.org")
+            .await
+            .is_empty()
+    );
+    assert!(
+        app.emails(Market::Us, "nobody@example.org")
+            .await
+            .is_empty()
+    );
     let kinds: Vec<EmailKind> = app
         .emails(Market::Us, known)
         .await
@@ -290,7 +354,10 @@ async fn no_enumeration(backend: Backend) {
     let (sa, ba) = (a.status(), a.json::<Value>().await.unwrap());
     let b = login(&app, known, "wrong password wrong").await;
     let (sb, bb) = (b.status(), b.json::<Value>().await.unwrap());
-    assert_eq!((sa.as_u16(), &ba["error"], &ba["message"]), (401, &bb["error"], &bb["message"]));
+    assert_eq!(
+        (sa.as_u16(), &ba["error"], &ba["message"]),
+        (401, &bb["error"], &bb["message"])
+    );
     assert_eq!(sa, sb);
 
     // Registration needs X-Market; bad input is refused with stable codes.
@@ -301,7 +368,10 @@ async fn no_enumeration(backend: Backend) {
         )
         .await;
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "market_required");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "market_required"
+    );
     let res = app
         .post_with(
             "/api/v1/auth/email/register",
@@ -327,13 +397,19 @@ async fn no_enumeration(backend: Backend) {
         assert_eq!(res.status(), 422, "{code}");
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["error"], code);
-        assert!(err["message"].as_str().unwrap().contains("password"), "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("password"),
+            "{err}"
+        );
     }
     // An address in both markets needs X-Market to sign in.
     assert_eq!(register(&app, known, "kg").await.status(), 201);
     let res = login(&app, known, PASSWORD).await;
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "market_required");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "market_required"
+    );
 }
 
 /// The OAuth2 password grant (RFC 6749 §4.3) and its §5.2 errors.
@@ -345,15 +421,26 @@ async fn oauth_token(backend: Backend) {
     let email = "oauth@example.org";
     assert_eq!(register(&app, email, "us").await.status(), 201);
     let form = |grant: &'static str, password: &'static str| {
-        [("grant_type", grant), ("username", email), ("password", password)]
+        [
+            ("grant_type", grant),
+            ("username", email),
+            ("password", password),
+        ]
     };
     let res = app.post_form(path, &form("password", PASSWORD), &[]).await;
     assert_eq!(res.status(), 400);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "invalid_grant");
-    assert!(err["error_description"].as_str().unwrap().contains("not verified"));
+    assert!(
+        err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not verified")
+    );
     assert_eq!(verify_latest(&app, Market::Us, email).await.status(), 200);
-    let res = app.post_form(path, &form("password", "wrong wrong wrong"), &[]).await;
+    let res = app
+        .post_form(path, &form("password", "wrong wrong wrong"), &[])
+        .await;
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let res = app
@@ -371,8 +458,13 @@ async fn oauth_token(backend: Backend) {
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "invalid_request");
     assert!(err.get("success").is_none(), "RFC 6749 shape only: {err}");
-    let res = app.post_form(path, &[("grant_type", "password")], &[]).await;
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let res = app
+        .post_form(path, &[("grant_type", "password")], &[])
+        .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
 
     let res = app.post_form(path, &form("password", PASSWORD), &[]).await;
     assert_eq!(res.status(), 200);
@@ -386,7 +478,11 @@ async fn oauth_token(backend: Backend) {
     assert_eq!(profile["market"], "us");
 
     // Swagger UI's Authorize button finds the flow in the document.
-    let doc: Value = get(&app, "/api-docs/openapi.json").await.json().await.unwrap();
+    let doc: Value = get(&app, "/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         doc["components"]["securitySchemes"]["oauth2_password"]["flows"]["password"]["tokenUrl"],
         path
@@ -415,7 +511,12 @@ async fn linking(backend: Backend) {
     assert_eq!(profile["email"], "phone.user@example.org");
     assert_eq!(profile["email_verified"], false);
     assert_eq!(profile["phone_number"], "+996505325311");
-    assert_eq!(login(&app, "phone.user@example.org", PASSWORD).await.status(), 403);
+    assert_eq!(
+        login(&app, "phone.user@example.org", PASSWORD)
+            .await
+            .status(),
+        403
+    );
     assert_eq!(
         verify_latest(&app, Market::Kg, "phone.user@example.org")
             .await
@@ -434,7 +535,10 @@ async fn linking(backend: Backend) {
         )
         .await;
     assert_eq!(again.status(), 409);
-    assert_eq!(again.json::<Value>().await.unwrap()["error"], "email_already_linked");
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "email_already_linked"
+    );
 
     // Email → phone.
     let signed = email_user(&app, "web.shopper@example.org").await;
@@ -455,7 +559,10 @@ async fn linking(backend: Backend) {
     assert_eq!(attached["user_id"].as_i64().unwrap(), user);
     assert_eq!(attached["is_new_user"], false);
     let profile = app
-        .get_auth_json("/api/v1/auth/profile", attached["access_token"].as_str().unwrap())
+        .get_auth_json(
+            "/api/v1/auth/profile",
+            attached["access_token"].as_str().unwrap(),
+        )
         .await;
     assert_eq!(profile["phone_number"], number);
     assert_eq!(profile["email"], "web.shopper@example.org");
@@ -524,8 +631,15 @@ async fn deletion_removes_email(backend: Backend) {
     for table in ["users", "email_identities", "email_tokens"] {
         assert_eq!(app.count(Market::Kg, table).await, 0, "{table}");
     }
-    assert!(app.emails(Market::Kg, "leaving@example.org").await.is_empty());
-    assert_eq!(login(&app, "leaving@example.org", PASSWORD).await.status(), 401);
+    assert!(
+        app.emails(Market::Kg, "leaving@example.org")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        login(&app, "leaving@example.org", PASSWORD).await.status(),
+        401
+    );
 }
 
 both_backends!(

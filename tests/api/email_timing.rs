@@ -57,9 +57,17 @@ async fn login_timing(backend: Backend) {
             // Alternate which goes first, so neither pays for the other's position.
             for unknown_first in [i % 2 == 0, i % 2 == 1] {
                 let (email, password, into) = if unknown_first {
-                    (format!("ghost{i}-{round}@example.org"), PASSWORD, &mut unknown)
+                    (
+                        format!("ghost{i}-{round}@example.org"),
+                        PASSWORD,
+                        &mut unknown,
+                    )
                 } else {
-                    (format!("timing{i}@example.org"), "not the password", &mut wrong)
+                    (
+                        format!("timing{i}@example.org"),
+                        "not the password",
+                        &mut wrong,
+                    )
                 };
                 let t = Instant::now();
                 let res = login(&app, &email, password).await;
@@ -75,7 +83,10 @@ async fn login_timing(backend: Backend) {
             return;
         }
     }
-    panic!("unknown address and wrong password differ by {:.0} %", best * 100.0);
+    panic!(
+        "unknown address and wrong password differ by {:.0} %",
+        best * 100.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,10 +285,12 @@ pub async fn login(
     let email_state = email_state(&state, lang)?;
     let email = parse_email(&body.0.email, lang)?;
     let login = sign_in(&req, &email_state, hint, email, body.0.password, lang).await?;
-    Ok(HttpResponse::Ok().json(VerifyCodeResponse::signed_in_saying(
-        login,
-        MessageKey::EmailSignedIn,
-    )))
+    Ok(
+        HttpResponse::Ok().json(VerifyCodeResponse::signed_in_saying(
+            login,
+            MessageKey::EmailSignedIn,
+        )),
+    )
 }
 
 async fn sign_in(
@@ -432,7 +434,11 @@ fn same_origin(req: &HttpRequest, state: &ApiState) -> bool {
         .public_base_url
         .as_deref()
         .and_then(|u| url::Url::parse(u).ok())
-        .is_some_and(|u| u.origin().ascii_serialization().eq_ignore_ascii_case(origin))
+        .is_some_and(|u| {
+            u.origin()
+                .ascii_serialization()
+                .eq_ignore_ascii_case(origin)
+        })
 }
 
 /// The fields of a form body (`application/x-www-form-urlencoded`); `None` for another type.
@@ -487,7 +493,9 @@ pub async fn reset_submit(
     };
     let token = field(&fields, "token").unwrap_or_default().to_owned();
     let csrf = field(&fields, "csrf_token").unwrap_or_default().to_owned();
-    let new_password = field(&fields, "new_password").unwrap_or_default().to_owned();
+    let new_password = field(&fields, "new_password")
+        .unwrap_or_default()
+        .to_owned();
     let lang = EmailAuthService::token_market(&token).map_or(fallback, Market::language);
     let email_state = email_state(&state, lang)?;
     let service = email_state.service.clone();
@@ -632,11 +640,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Ht
     )
 )]
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn token(
-    req: HttpRequest,
-    state: web::Data<ApiState>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn token(req: HttpRequest, state: web::Data<ApiState>, body: web::Bytes) -> HttpResponse {
     let bad = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", d);
     let Some(fields) = form_fields(&req, &body) else {
         return bad("the body must be application/x-www-form-urlencoded");
@@ -662,9 +666,8 @@ pub async fn token(
     let Some(email_state) = state.email.clone() else {
         return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "not found");
     };
-    let invalid_grant = |key| {
-        oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", text(key, lang))
-    };
+    let invalid_grant =
+        |key| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", text(key, lang));
     let Ok(email) = EmailAddress::parse(username) else {
         return invalid_grant(MessageKey::InvalidCredentials);
     };

@@ -348,6 +348,32 @@ impl Modify for BearerScheme {
             "/api/v1/auth/token",
             utoipa::openapi::security::Scopes::new(),
         );
+        // Operations that take the bearer token take the token of that flow as well, so
+        // Swagger UI sends it to them once authorized.
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let Some(security) = operation.security.as_mut() else {
+                    continue;
+                };
+                let bearer = security.iter().any(|r| {
+                    serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some())
+                });
+                if bearer {
+                    security.push(utoipa::openapi::security::SecurityRequirement::new(
+                        "oauth2_password",
+                        Vec::<String>::new(),
+                    ));
+                }
+            }
+        }
         components.add_security_scheme(
             "oauth2_password",
             SecurityScheme::OAuth2(utoipa::openapi::security::OAuth2::with_description(

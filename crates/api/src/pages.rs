@@ -90,7 +90,12 @@ pub fn reset_form(
     error: Option<MessageKey>,
 ) -> HttpResponse {
     let error = error
-        .map(|k| format!("<p id=\"error\" role=\"alert\">{}</p>", escape(text(k, lang))))
+        .map(|k| {
+            format!(
+                "<p id=\"error\" role=\"alert\">{}</p>",
+                escape(text(k, lang))
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<form method=\"post\" action=\"{RESET_PATH}\">\
@@ -108,7 +113,10 @@ pub fn reset_form(
         hint = escape(text(MessageKey::ResetPageHint, lang)),
         submit = escape(text(MessageKey::ResetPageSubmit, lang)),
     );
-    respond(status, page(lang, text(MessageKey::ResetPageTitle, lang), &body))
+    respond(
+        status,
+        page(lang, text(MessageKey::ResetPageTitle, lang), &body),
+    )
 }
 
 #[cfg(test)]
@@ -117,7 +125,10 @@ mod tests {
 
     #[test]
     fn values_are_escaped_and_ids_are_stable() {
-        assert_eq!(escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
         let html = page(Language::Ru, "t<", "");
         assert!(html.contains("<html lang=\"ru\">") && html.contains("t&lt;"));
         assert!(!html.contains("http://") && !html.contains("https://"));

@@ -226,7 +226,10 @@ pub async fn verify_code(
     let (code, id) =
         code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
-    let attach_to = match req.headers().contains_key(actix_web::http::header::AUTHORIZATION) {
+    let attach_to = match req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
         true => Some(Authenticated::extract(&req).await?.0),
         false => None,
     };

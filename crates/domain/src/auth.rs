@@ -684,9 +684,7 @@ impl AuthService {
         match outcome {
             VerifyOutcome::Verified { .. }
             | VerifyOutcome::NoActiveCode
-            | VerifyOutcome::PhoneInUse => {
-                AuthError::InvalidCode(CodeRefusal::NoActiveCode)
-            }
+            | VerifyOutcome::PhoneInUse => AuthError::InvalidCode(CodeRefusal::NoActiveCode),
             VerifyOutcome::WrongCode { .. } => AuthError::InvalidCode(CodeRefusal::Wrong),
             VerifyOutcome::Expired => AuthError::InvalidCode(CodeRefusal::Expired),
             VerifyOutcome::AttemptsExceeded => {
@@ -1232,7 +1230,10 @@ impl AuthService {
         let user = &who.user;
         // An account without a number (made with an email address) has no code to prove: it
         // must add a phone first (issue 10).
-        let phone = user.phone.as_ref().ok_or(AuthError::InvalidCode(CodeRefusal::NoActiveCode))?;
+        let phone = user
+            .phone
+            .as_ref()
+            .ok_or(AuthError::InvalidCode(CodeRefusal::NoActiveCode))?;
         let now = self.clock.now();
         let matches = |stored: &[u8]| {
             self.hasher

@@ -553,10 +553,7 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Пароль не должен содержать ваш адрес электронной почты",
             "The password must not contain your email address",
         ),
-        MessageKey::InvalidEmail => (
-            "Неверный адрес электронной почты",
-            "Invalid email address",
-        ),
+        MessageKey::InvalidEmail => ("Неверный адрес электронной почты", "Invalid email address"),
         MessageKey::MarketRequired => (
             "Укажите рынок (заголовок X-Market): этот адрес есть в нескольких",
             "Please name the market (X-Market header): this address exists in several",
@@ -573,22 +570,13 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
             "Мы отправили письмо для подтверждения адреса",
             "We have sent an email to confirm the address",
         ),
-        MessageKey::ResetPageTitle => (
-            "Смена пароля",
-            "Choose a new password",
-        ),
+        MessageKey::ResetPageTitle => ("Смена пароля", "Choose a new password"),
         MessageKey::ResetPageHint => (
             "Не менее 12 символов; лучше несколько слов, которые легко запомнить",
             "At least 12 characters; a few words that are easy to remember work well",
         ),
-        MessageKey::ResetPageLabel => (
-            "Новый пароль",
-            "New password",
-        ),
-        MessageKey::ResetPageSubmit => (
-            "Сохранить пароль",
-            "Save password",
-        ),
+        MessageKey::ResetPageLabel => ("Новый пароль", "New password"),
+        MessageKey::ResetPageSubmit => ("Сохранить пароль", "Save password"),
         MessageKey::PasswordResetDone => (
             "Пароль изменён. Войдите с новым паролем",
             "Your password was changed. Sign in with your new password",

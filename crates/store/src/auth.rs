@@ -27,8 +27,8 @@ use crate::models::{
     BucketRow, FailureRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32,
 };
 use crate::schema::{
-    account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications, rate_limits,
-    refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
+    account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications,
+    rate_limits, refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
 };
 use crate::store::TxError;
 
@@ -926,7 +926,11 @@ pub(crate) fn is_disabled(conn: &mut DbConnection, phone: &str) -> QueryResult<b
     Ok(active == Some(false))
 }
 
-pub(crate) fn insert_session(conn: &mut DbConnection, user: i64, session: &NewSession) -> QueryResult<()> {
+pub(crate) fn insert_session(
+    conn: &mut DbConnection,
+    user: i64,
+    session: &NewSession,
+) -> QueryResult<()> {
     let created_at = to_db(session.created_at);
     diesel::insert_into(sessions::table)
         .values((

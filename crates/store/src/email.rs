@@ -286,8 +286,7 @@ impl EmailRepository for MarketStore {
                             let user: i64 = diesel::insert_into(users::table)
                                 .values((
                                     users::phone_number.eq(None::<String>),
-                                    users::full_name
-                                        .eq(cmd.full_name.as_ref().map(|n| n.as_str())),
+                                    users::full_name.eq(cmd.full_name.as_ref().map(|n| n.as_str())),
                                     users::is_verified.eq(false),
                                     users::is_active.eq(true),
                                     users::created_at.eq(now),
@@ -353,11 +352,13 @@ impl EmailRepository for MarketStore {
                     .filter(email_identities::user_id.eq(user))
                     .filter(email_identities::email_key.eq(&key)),
             )
-            .set(email_identities::verified_at.eq(diesel::dsl::case_when(
-                email_identities::verified_at.is_null(),
-                Some(now),
+            .set(
+                email_identities::verified_at.eq(diesel::dsl::case_when(
+                    email_identities::verified_at.is_null(),
+                    Some(now),
+                )
+                .otherwise(email_identities::verified_at)),
             )
-            .otherwise(email_identities::verified_at)))
             .execute(conn)?;
             Ok((n == 1).then_some(UserId(user)))
         })

@@ -72,10 +72,11 @@ pub(crate) fn run(conn: &mut DbConnection, market: Market) -> Result<usize, Migr
                 DbConnection::Sqlite(c) => {
                     let ran = run_trees(c, sqlite_trees(market))?;
                     // The rebuilt tables must still satisfy every reference.
-                    let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                        "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
-                    ))
-                    .get_result(c)?;
+                    let broken: i64 =
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "(SELECT COUNT(*) FROM pragma_foreign_key_check)",
+                        ))
+                        .get_result(c)?;
                     if broken > 0 {
                         return Err(MigrationError::Run(
                             format!("{broken} rows break a foreign key after migrating").into(),

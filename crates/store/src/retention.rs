@@ -17,8 +17,8 @@ use crate::auth::OUTBOX_PENDING;
 use crate::connection::DbConnection;
 use crate::models::to_db;
 use crate::schema::{
-    audit_log, email_tokens, messenger_logins, messenger_seen, outbox, phone_failures, phone_verifications,
-    rate_limits, refresh_tokens, sessions,
+    audit_log, email_tokens, messenger_logins, messenger_seen, outbox, phone_failures,
+    phone_verifications, rate_limits, refresh_tokens, sessions,
 };
 
 /// Deletes in batches of `$batch` the rows of `$table` (key column `$key` of type `$ty`) matching

@@ -11,7 +11,7 @@ use marque_domain::email::{
     NewEmailToken, PreparedMail, RegisterEmail, ResetPassword, TokenPurpose, failure_key,
 };
 use marque_domain::{
-    Channel, EmailAddress, Elsewhere, NewOutboxMessage, NewRefreshToken, NewSession,
+    Channel, Elsewhere, EmailAddress, NewOutboxMessage, NewRefreshToken, NewSession,
     RateLimitCheck, RateLimitPolicy, SessionId, UserId, VerifyOutcome,
 };
 use marque_testkit::{TestStore as Ctx, on_both_backends};
@@ -108,10 +108,7 @@ fn concurrent_registrations_make_one_account(ctx: &Ctx) {
                         full_name: None,
                         now: t0(),
                         limits: limits(&key),
-                        verify_mail: mail(
-                            email.as_str(),
-                            Some((&[i; 32], TokenPurpose::Verify)),
-                        ),
+                        verify_mail: mail(email.as_str(), Some((&[i; 32], TokenPurpose::Verify))),
                         exists_mail: mail(email.as_str(), None),
                     })
                     .unwrap()
@@ -149,7 +146,9 @@ fn link_tokens_are_single_use_under_concurrency(ctx: &Ctx) {
         .map(|h| h.join().unwrap())
         .collect();
     assert_eq!(uses.iter().flatten().count(), 1);
-    let identity = ctx.store.identity(uses.into_iter().flatten().next().unwrap());
+    let identity = ctx
+        .store
+        .identity(uses.into_iter().flatten().next().unwrap());
     assert!(identity.unwrap().unwrap().verified);
     // An expired token does nothing; a verification token is no reset token.
     register(ctx, "bob@x.org", b"bob-token");
@@ -269,8 +268,15 @@ fn a_reset_ends_every_session_and_proves_the_address(ctx: &Ctx) {
         now: t0(),
         mail: mail("ann@x.org", None),
     };
-    assert_eq!(ctx.store.reset_password(reset()).unwrap(), Some(stored.user));
-    assert_eq!(ctx.store.reset_password(reset()).unwrap(), None, "single use");
+    assert_eq!(
+        ctx.store.reset_password(reset()).unwrap(),
+        Some(stored.user)
+    );
+    assert_eq!(
+        ctx.store.reset_password(reset()).unwrap(),
+        None,
+        "single use"
+    );
     assert_eq!(
         ctx.sql("SELECT COUNT(*) AS v FROM sessions WHERE revoked_at IS NULL"),
         0

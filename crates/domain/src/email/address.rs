@@ -87,7 +87,10 @@ impl EmailAddress {
             || local.chars().any(|c| {
                 c.is_whitespace()
                     || c.is_control()
-                    || matches!(c, '"' | '(' | ')' | '<' | '>' | '[' | ']' | ',' | ';' | ':' | '\\')
+                    || matches!(
+                        c,
+                        '"' | '(' | ')' | '<' | '>' | '[' | ']' | ',' | ';' | ':' | '\\'
+                    )
             })
         {
             return Err(EmailAddressError::LocalPart);
@@ -160,7 +163,9 @@ mod tests {
         assert_eq!(a.domain(), "example.org");
         assert_eq!(a.key(), "ann.lee+shop@example.org");
         assert_eq!(
-            EmailAddress::parse("ANN.LEE+SHOP@example.org").unwrap().key(),
+            EmailAddress::parse("ANN.LEE+SHOP@example.org")
+                .unwrap()
+                .key(),
             a.key()
         );
         assert!(!format!("{a:?}").contains("Ann"));
@@ -197,7 +202,7 @@ mod tests {
             EmailAddress::parse(&format!("{local}@example.org")),
             Err(LocalPart)
         );
-        let long = format!("{}@{}.org", "a".repeat(64), "b".repeat(63).repeat(1));
+        let long = format!("{}@{}.org", "a".repeat(64), "b".repeat(63));
         assert!(EmailAddress::parse(&long).is_ok());
         let too_long = format!(
             "{}@{}.{}.{}.org",

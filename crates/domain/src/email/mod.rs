@@ -85,10 +85,13 @@ impl EmailTokenKeys {
     /// The stored hash of a link token of `purpose` (binding the purpose, so a verification
     /// token can never serve as a reset token).
     pub fn hash(&self, purpose: TokenPurpose, token: &str) -> Vec<u8> {
-        Self::mac(&self.token_mac, &[purpose.as_str().as_bytes(), token.as_bytes()])
-            .finalize()
-            .into_bytes()
-            .to_vec()
+        Self::mac(
+            &self.token_mac,
+            &[purpose.as_str().as_bytes(), token.as_bytes()],
+        )
+        .finalize()
+        .into_bytes()
+        .to_vec()
     }
 
     /// The reset form's CSRF token for reset token `token`: HMAC under its own key, base64url
@@ -400,8 +403,11 @@ pub trait EmailRepository: Send + Sync {
 
     /// Uses a verification token: marks it used and the address verified. The account, when the
     /// token was live.
-    fn confirm_email(&self, token_hash: &[u8], now: DateTime<Utc>)
-    -> Result<Option<UserId>, RepoError>;
+    fn confirm_email(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, RepoError>;
 
     /// Queues `mail` (with its token) to the account with the key, if `only_if` holds.
     fn mail_address(&self, cmd: AddressMail) -> Result<MailOutcome, RepoError>;

@@ -90,8 +90,9 @@ impl Password {
         if local.chars().count() >= 3 && normalised.to_lowercase().contains(&local) {
             return Err(PasswordRule::ContainsEmail);
         }
-        let score: u8 =
-            zxcvbn::zxcvbn(&normalised, &[email.local_part(), email.domain()]).score().into();
+        let score: u8 = zxcvbn::zxcvbn(&normalised, &[email.local_part(), email.domain()])
+            .score()
+            .into();
         if score < MIN_ZXCVBN_SCORE {
             return Err(PasswordRule::TooWeak);
         }
@@ -250,7 +251,12 @@ mod tests {
     #[test]
     fn guessable_and_context_passwords_are_refused() {
         let email = ann();
-        for weak in ["password1234", "aaaaaaaaaaaa", "123456789012", "qwertyuiopas"] {
+        for weak in [
+            "password1234",
+            "aaaaaaaaaaaa",
+            "123456789012",
+            "qwertyuiopas",
+        ] {
             assert_eq!(
                 Password::new(weak, &email).unwrap_err(),
                 PasswordRule::TooWeak,
@@ -279,8 +285,14 @@ mod tests {
         let stored = h.hash(&pw, &ThreadCsprng);
         assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_ne!(stored, h.hash(&pw, &ThreadCsprng), "fresh salt each time");
-        assert!(h.verify(&Password::presented("violet tractor nebula spoon"), Some(&stored)));
-        assert!(!h.verify(&Password::presented("violet tractor nebula spooN"), Some(&stored)));
+        assert!(h.verify(
+            &Password::presented("violet tractor nebula spoon"),
+            Some(&stored)
+        ));
+        assert!(!h.verify(
+            &Password::presented("violet tractor nebula spooN"),
+            Some(&stored)
+        ));
         assert!(!h.verify(&pw, None));
         assert!(!h.verify(&pw, Some("not a hash")));
         // A hash under other parameters still verifies (PHC carries them).

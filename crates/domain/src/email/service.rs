@@ -149,7 +149,13 @@ impl EmailAuthService {
     }
 
     /// An email of `kind` to `to`, with a fresh token when the kind carries one.
-    fn prepare(&self, market: Market, kind: EmailKind, to: &str, now: DateTime<Utc>) -> PreparedMail {
+    fn prepare(
+        &self,
+        market: Market,
+        kind: EmailKind,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> PreparedMail {
         let (token, ttl, purpose) = match kind {
             EmailKind::VerifyAddress => (
                 Some(self.new_token(market)),
@@ -203,7 +209,11 @@ impl EmailAuthService {
     }
 
     /// The markets whose database holds `email` (`hint` alone when given).
-    fn markets_of(&self, hint: Option<Market>, email: &EmailAddress) -> Result<Vec<Market>, AuthError> {
+    fn markets_of(
+        &self,
+        hint: Option<Market>,
+        email: &EmailAddress,
+    ) -> Result<Vec<Market>, AuthError> {
         if let Some(m) = hint {
             return Ok(vec![m]);
         }
@@ -281,7 +291,13 @@ impl EmailAuthService {
         email: &EmailAddress,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        self.mail_to(hint, email, client, MailIf::Unverified, EmailKind::VerifyAddress)
+        self.mail_to(
+            hint,
+            email,
+            client,
+            MailIf::Unverified,
+            EmailKind::VerifyAddress,
+        )
     }
 
     /// Queues a password-reset email when an account has `email` (in `hint`'s market, else in
@@ -294,7 +310,13 @@ impl EmailAuthService {
         email: &EmailAddress,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        self.mail_to(hint, email, client, MailIf::Exists, EmailKind::ResetPassword)
+        self.mail_to(
+            hint,
+            email,
+            client,
+            MailIf::Exists,
+            EmailKind::ResetPassword,
+        )
     }
 
     fn mail_to(
@@ -331,7 +353,11 @@ impl EmailAuthService {
     /// else (none) the default market.
     ///
     /// Errors: [`AuthError::MarketRequired`] when several markets hold it.
-    fn login_market(&self, hint: Option<Market>, email: &EmailAddress) -> Result<Market, AuthError> {
+    fn login_market(
+        &self,
+        hint: Option<Market>,
+        email: &EmailAddress,
+    ) -> Result<Market, AuthError> {
         let found = self.markets_of(hint, email)?;
         match found.as_slice() {
             [] => Ok(hint.unwrap_or(self.config.default_market)),
@@ -363,22 +389,23 @@ impl EmailAuthService {
         let now = self.clock.now();
         let key = email.key();
         let fkey = failure_key(&key);
-        let limits = self.auth.ip_limits_of(
-            market,
-            client,
-            "login",
-            self.auth.config().ip_verify_limit,
-        );
-        let stored = match repo.login_state(&key, &limits, now).map_err(storage(market))? {
+        let limits =
+            self.auth
+                .ip_limits_of(market, client, "login", self.auth.config().ip_verify_limit);
+        let stored = match repo
+            .login_state(&key, &limits, now)
+            .map_err(storage(market))?
+        {
             LoginState::RateLimited(r) | LoginState::Locked(r) => {
                 return Err(AuthError::RateLimited(r.0));
             }
             LoginState::Ready(stored) => stored,
         };
         let presented = Password::presented(password);
-        let ok = self
-            .hashing
-            .verify(&presented, stored.as_ref().map(|s| s.password_hash.as_str()));
+        let ok = self.hashing.verify(
+            &presented,
+            stored.as_ref().map(|s| s.password_hash.as_str()),
+        );
         let stored = match (ok, stored) {
             (true, Some(s)) => s,
             (_, stored) => {

@@ -821,3 +821,47 @@ fn messenger_settings_are_read_redacted_and_need_every_piece() {
             .contains("TELEGRAM_BOT_TOKEN")
     );
 }
+
+/// Issue 10: the Argon2id cost and the hash concurrency are read, refused out of range with their
+/// variable named, and production refuses a cost below OWASP's weakest listed equivalent.
+#[test]
+fn password_settings_are_read_and_checked() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert_eq!(
+        c.settings.passwords.cost(),
+        marque_domain::Argon2Cost::default()
+    );
+    assert_eq!(c.settings.passwords.password_hash_concurrency.get(), 4);
+    let c = Config::from_vars(vars(&[
+        ("ARGON2_MEMORY_KIB", "65536"),
+        ("ARGON2_ITERATIONS", "3"),
+        ("ARGON2_PARALLELISM", "2"),
+        ("PASSWORD_HASH_CONCURRENCY", "8"),
+    ]))
+    .unwrap();
+    let cost = c.settings.passwords.cost();
+    assert_eq!(
+        (cost.memory_kib, cost.iterations, cost.parallelism),
+        (65536, 3, 2)
+    );
+    assert_eq!(c.settings.passwords.password_hash_concurrency.get(), 8);
+    for (var, value) in [
+        ("ARGON2_MEMORY_KIB", "4"),
+        ("ARGON2_ITERATIONS", "0"),
+        ("ARGON2_PARALLELISM", "65"),
+        ("PASSWORD_HASH_CONCURRENCY", "0"),
+    ] {
+        assert_eq!(err(&[(var, value)]).key, var, "{var}={value}");
+    }
+    // Argon2 needs 8 KiB per lane.
+    let e = err(&[("ARGON2_MEMORY_KIB", "64"), ("ARGON2_PARALLELISM", "16")]);
+    assert_eq!(e.key, "ARGON2_MEMORY_KIB", "{e}");
+    // Production: memory × passes of at least 35840 KiB.
+    let weak = production(&[
+        ("ARGON2_MEMORY_KIB", "4096".to_owned()),
+        ("ARGON2_ITERATIONS", "2".to_owned()),
+    ])
+    .unwrap_err();
+    assert_eq!(weak.key, "ARGON2_MEMORY_KIB", "{weak}");
+    assert!(weak.to_string().contains("35840"), "{weak}");
+}

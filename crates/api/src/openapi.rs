@@ -363,9 +363,9 @@ impl Modify for BearerScheme {
                 let Some(security) = operation.security.as_mut() else {
                     continue;
                 };
-                let bearer = security.iter().any(|r| {
-                    serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some())
-                });
+                let bearer = security
+                    .iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some()));
                 if bearer {
                     security.push(utoipa::openapi::security::SecurityRequirement::new(
                         "oauth2_password",

@@ -587,6 +587,25 @@ async fn linking(backend: Backend) {
     assert_eq!(res.status(), 409);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "phone_in_use");
     assert_eq!(app.count(Market::Kg, "users").await, 3);
+    // A phone account's token (apps that send it with every request) changes nothing: the
+    // number signs in as its own account, and a stale token is ignored the same way.
+    app.clock.advance(Duration::seconds(61));
+    let other = "+996700999888";
+    assert_eq!(app.send_code(other).await.status(), 200);
+    let code = app.code_for(other, 0).await;
+    let res = app
+        .post_auth(
+            "/api/v1/auth/verify-code",
+            phone_token,
+            json!({"phone_number": other, "verification_code": code}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let own: Value = res.json().await.unwrap();
+    assert_eq!(own["is_new_user"], true);
+    assert_ne!(own["user_id"].as_i64().unwrap(), phone_user);
+    let profile = app.get_auth_json("/api/v1/auth/profile", phone_token).await;
+    assert_eq!(profile["phone_number"], "+996505325311");
 }
 
 /// Deleting an account (step-up code to its number) removes its email identity, its tokens and

@@ -198,9 +198,10 @@ async fn send_code_in(
 /// `invalid_code`. With `challenge_id`, only requests carrying it count against the code.
 /// Consecutive wrong codes lock the number (`phone_locked`); tries are limited per client IP.
 ///
-/// With a bearer token (an account made with an email address, issue 10) the proven number is
-/// added to that account instead of signing in the number's own: 409 `phone_in_use` when another
-/// account has it. The answer is then a new session of the bearer's account.
+/// With the bearer token of an account that has no number yet (made with an email address, issue
+/// 10) the proven number is added to that account instead of signing in the number's own: 409
+/// `phone_in_use` when another account has it. The answer is then a new session of the bearer's
+/// account. Any other bearer token (a phone account's, an expired one) is ignored.
 #[utoipa::path(
     post, path = "/api/v1/auth/verify-code", tag = "auth",
     params(("X-Market" = Option<String>, Header, description = "`kg` or `us`")),
@@ -209,7 +210,6 @@ async fn send_code_in(
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
         (status = 400, description = "`invalid_json`, `unknown_market`, `invalid_code`"),
-        (status = 401, description = "`invalid_token`: a bearer token was sent and is not valid"),
         (status = 409, description = "`phone_in_use`: with a bearer token, the number belongs to another account"),
         (status = 403, description = "`account_disabled`: the code was right but the account is disabled; no session is opened"),
         (status = 422, description = "`validation_error` (e.g. challenge_id missing while required), `invalid_phone`, `unsupported_market`, `market_mismatch`, `phone_not_mobile`"),
@@ -226,11 +226,18 @@ pub async fn verify_code(
     let (code, id) =
         code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
+    // Only an account without a number (made with an email address) gets one attached: a
+    // client that sends its phone account's token along with every request, or a stale one,
+    // signs in as before.
     let attach_to = match req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
     {
-        true => Some(Authenticated::extract(&req).await?.0),
+        true => Authenticated::extract(&req)
+            .await
+            .ok()
+            .map(|a| a.0)
+            .filter(|who| who.user.phone.is_none()),
         false => None,
     };
     let auth = state.auth.clone();

@@ -775,7 +775,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<LoginSuccess, AuthError> {
         let market = phone.market();
-        if attach_to.is_some_and(|who| who.market != market) {
+        if attach_to.is_some_and(|who| who.market != market || who.user.phone.is_some()) {
             return Err(AuthError::PhoneInUse);
         }
         let repo = self.repo(market)?;

@@ -68,8 +68,8 @@ pub(crate) fn forget_address_of(conn: &mut DbConnection, user: i64) -> QueryResu
     Ok(())
 }
 
-/// Attaches `phone` to `user` (an email user adding a number); `false` when another account
-/// has the number.
+/// Attaches `phone` to `user` (an email user adding a number, while it has none); `false` when
+/// another account has the number (or `user` got another number meanwhile).
 pub(crate) fn attach_phone(
     conn: &mut DbConnection,
     user: i64,
@@ -85,13 +85,17 @@ pub(crate) fn attach_phone(
         Some(id) => Ok(id == user),
         None => {
             let set = conn.transaction(|conn| {
-                diesel::update(users::table.find(user))
-                    .set((
-                        users::phone_number.eq(phone),
-                        users::is_verified.eq(true),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)
+                diesel::update(
+                    users::table
+                        .find(user)
+                        .filter(users::phone_number.is_null()),
+                )
+                .set((
+                    users::phone_number.eq(phone),
+                    users::is_verified.eq(true),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)
             });
             match set {
                 Ok(n) => Ok(n == 1),

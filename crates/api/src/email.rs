@@ -183,7 +183,7 @@ fn success(key: MessageKey, lang: Language) -> SuccessResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Accepted: check your email (the same for known and new addresses)", body = SuccessResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`, `market_required` (no `X-Market`)"),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `market_required` (no X-Market header)"),
         (status = 422, description = "`invalid_email`, `validation_error` (full_name), `password_too_short`, `password_too_long`, `password_contains_email`, `password_too_weak`"),
         (status = 429, description = "`rate_limited`: mail requests per client IP"),
     )
@@ -267,7 +267,7 @@ pub async fn verify_email(
     request_body = EmailPasswordRequest,
     responses(
         (status = 200, description = "Signed in", body = VerifyCodeResponse),
-        (status = 400, description = "`invalid_json`, `unknown_market`, `market_required` (the address exists in several markets: send `X-Market`)"),
+        (status = 400, description = "`invalid_json`, `unknown_market`, `market_required` (the address exists in several markets: send the X-Market header)"),
         (status = 401, description = "`invalid_credentials`"),
         (status = 403, description = "`email_not_verified`, `account_disabled`"),
         (status = 422, description = "`invalid_email`, `validation_error`"),

@@ -154,6 +154,90 @@ mod tests {
         }
     }
 
+    /// Issue 10 rebuilds SQLite's `users` table to make `phone_number` nullable: on a database
+    /// with data, rows, their references (cascades still work) and the id sequence (ids of
+    /// deleted accounts are not handed out again) survive, and foreign keys are on afterwards.
+    #[test]
+    fn the_sqlite_users_rebuild_keeps_rows_references_and_ids() {
+        use diesel::Connection;
+        use diesel::sqlite::SqliteConnection;
+
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let path = std::env::temp_dir().join(format!("marque-rebuild-{}.db", uuid::Uuid::new_v4()));
+        let mut lite = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        let n = |c: &mut SqliteConnection, sql: &str| {
+            diesel::sql_query(sql).get_result::<N>(c).unwrap().n
+        };
+        diesel::sql_query("PRAGMA foreign_keys = ON")
+            .execute(&mut lite)
+            .unwrap();
+        diesel::migration::MigrationConnection::setup(&mut lite).unwrap();
+        let [common, kg] = sqlite_trees(Market::Kg);
+        for tree in [common, kg] {
+            for m in MigrationSource::<Sqlite>::migrations(&tree).unwrap() {
+                if !m.name().to_string().contains("email_accounts") {
+                    lite.run_migration(&*m).unwrap();
+                }
+            }
+        }
+        for sql in [
+            "INSERT INTO users (id, phone_number, is_verified, is_active, created_at, updated_at) \
+             VALUES (5, '+996505325311', 1, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at) \
+             VALUES ('s1', 5, '2026-12-01 00:00:00', '2026-12-31 00:00:00', '2026-12-01 00:00:00')",
+            "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'users'",
+        ] {
+            diesel::sql_query(sql).execute(&mut lite).unwrap();
+        }
+        let mut conn = DbConnection::Sqlite(lite);
+        assert_eq!(run(&mut conn, Market::Kg).unwrap(), 1);
+        let DbConnection::Sqlite(mut lite) = conn else {
+            unreachable!()
+        };
+        assert_eq!(
+            n(
+                &mut lite,
+                "SELECT COUNT(*) AS n FROM users WHERE id = 5 AND phone_number = '+996505325311'"
+            ),
+            1
+        );
+        assert_eq!(
+            n(
+                &mut lite,
+                "SELECT COUNT(*) AS n FROM sessions WHERE user_id = 5"
+            ),
+            1
+        );
+        assert_eq!(
+            n(
+                &mut lite,
+                "SELECT foreign_keys AS n FROM pragma_foreign_keys"
+            ),
+            1
+        );
+        diesel::sql_query(
+            "INSERT INTO users (phone_number, is_verified, is_active, created_at, updated_at) \
+             VALUES (NULL, 0, 1, '2026-12-05 00:00:00', '2026-12-05 00:00:00')",
+        )
+        .execute(&mut lite)
+        .unwrap();
+        assert_eq!(n(&mut lite, "SELECT MAX(id) AS n FROM users"), 8);
+        diesel::sql_query("DELETE FROM users WHERE id = 5")
+            .execute(&mut lite)
+            .unwrap();
+        assert_eq!(
+            n(&mut lite, "SELECT COUNT(*) AS n FROM sessions"),
+            0,
+            "cascade"
+        );
+        drop(lite);
+        let _ = std::fs::remove_file(&path);
+    }
+
     /// Every migration exists for both backends, under the same version.
     #[test]
     fn backends_have_the_same_versions() {

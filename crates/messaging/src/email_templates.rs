@@ -281,7 +281,8 @@ impl EmailTemplates {
             EmailKind::ResetPassword => RESET_PASSWORD_PATH,
             EmailKind::AlreadyRegistered | EmailKind::PasswordChanged => return None,
         };
-        let token: String = url::form_urlencoded::byte_serialize(payload.token.as_bytes()).collect();
+        let token: String =
+            url::form_urlencoded::byte_serialize(payload.token.as_bytes()).collect();
         Some(format!("{}{path}?token={token}", self.base_url))
     }
 
@@ -355,7 +356,11 @@ mod tests {
             for lang in [Language::Ru, Language::En] {
                 let p = payload(kind);
                 let e = t.render(lang, &p).unwrap();
-                assert!(e.subject.contains("Shop"), "{kind:?} {lang:?}: {}", e.subject);
+                assert!(
+                    e.subject.contains("Shop"),
+                    "{kind:?} {lang:?}: {}",
+                    e.subject
+                );
                 assert!(!e.subject.contains('\n'));
                 assert!(e.text.ends_with("— Shop\n"), "{}", e.text);
                 assert!(e.html.starts_with("<!DOCTYPE html>"));
@@ -400,7 +405,11 @@ mod tests {
         let verify = t
             .render(Language::En, &payload(EmailKind::VerifyAddress))
             .unwrap();
-        assert!(verify.text.contains("valid for 24 hours"), "{}", verify.text);
+        assert!(
+            verify.text.contains("valid for 24 hours"),
+            "{}",
+            verify.text
+        );
         let reset = t
             .render(Language::En, &payload(EmailKind::ResetPassword))
             .unwrap();
@@ -409,7 +418,10 @@ mod tests {
             .render(Language::Ru, &payload(EmailKind::VerifyAddress))
             .unwrap();
         assert!(ru.text.contains("действует 24 часа"), "{}", ru.text);
-        assert_eq!(validity(Language::Ru, 60), "Ссылка действует 1 час и срабатывает один раз.");
+        assert_eq!(
+            validity(Language::Ru, 60),
+            "Ссылка действует 1 час и срабатывает один раз."
+        );
         assert!(validity(Language::Ru, 300).contains("5 часов"));
         assert!(validity(Language::Ru, 21 * 60).contains("21 час "));
         assert!(validity(Language::Ru, 11 * 60).contains("11 часов"));
@@ -428,7 +440,12 @@ mod tests {
         };
         let e = t.render(Language::En, &p).unwrap();
         assert!(!e.html.contains("<b>Shop</b>"), "{}", e.html);
-        assert!(e.html.contains("&lt;b&gt;Shop&lt;&#x2f;b&gt; &amp; &quot;Co&quot;"), "{}", e.html);
+        assert!(
+            e.html
+                .contains("&lt;b&gt;Shop&lt;&#x2f;b&gt; &amp; &quot;Co&quot;"),
+            "{}",
+            e.html
+        );
         let link = "https://a.example/api/v1/auth/email/reset-password?token=a%2Bb%2Fc%3Dd%26e%3Cf";
         assert_eq!(t.link(&p).as_deref(), Some(link));
         assert_eq!(e.text.matches(link).count(), 1);

@@ -30,9 +30,7 @@ mod worker;
 
 pub use captcha::{CaptchaProvider, HCAPTCHA_VERIFY_URL, SiteVerify, TURNSTILE_VERIFY_URL};
 pub use console::ConsoleSender;
-pub use email_templates::{
-    EmailTemplates, RESET_PASSWORD_PATH, RenderedEmail, VERIFY_EMAIL_PATH,
-};
+pub use email_templates::{EmailTemplates, RESET_PASSWORD_PATH, RenderedEmail, VERIFY_EMAIL_PATH};
 pub use http::{PROVIDER_TIMEOUT, provider_client, status_error, transport_error};
 pub use messenger::{
     TELEGRAM_BOT_API_BASE_URL, TelegramBot, TelegramWebhook, TelegramWidget, WhatsAppReplies,

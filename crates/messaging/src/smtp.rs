@@ -49,9 +49,9 @@ impl std::fmt::Display for SmtpConfigError {
                 "not an SMTP URL (smtps://user:pass@host:465, \
                  smtp://user:pass@host:587?tls=required or smtp://host:25): {why}"
             ),
-            Self::From => f.write_str(
-                "not a mailbox: expected `Name <address@domain>` or `address@domain`",
-            ),
+            Self::From => {
+                f.write_str("not a mailbox: expected `Name <address@domain>` or `address@domain`")
+            }
         }
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use marque_domain::{
     Accepted, Channel, Clock, DeliveryError, EmailPayload, EmailSender, MessageSender, OtpPayload,
-    OutboxMessage, OutboxRepository, OutgoingEmail, OutgoingMessage, OutgoingReply,
-    PayloadSealer, RandomSource, ReplyPayload, ReplySender, RepoError, RetryPolicy, SentReceipt,
+    OutboxMessage, OutboxRepository, OutgoingEmail, OutgoingMessage, OutgoingReply, PayloadSealer,
+    RandomSource, ReplyPayload, ReplySender, RepoError, RetryPolicy, SentReceipt,
 };
 use marque_markets::Market;
 use tokio_util::sync::CancellationToken;

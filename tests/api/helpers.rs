@@ -117,6 +117,7 @@ impl TestApp {
             Overrides {
                 clock: (!system_clock).then(|| clock.clone() as Arc<dyn marque_domain::Clock>),
                 sender: capture.then(|| sent.clone() as Arc<dyn marque_domain::MessageSender>),
+                email: capture.then(|| sent.clone() as Arc<dyn marque_domain::EmailSender>),
             },
         )
         .await

@@ -6,13 +6,15 @@
 //! [`ManualClock`], a [`FixedRandom`], [`Services`] (an `AuthService` and an `AccountService`
 //! wired on the real stores, with [`Services::sign_in`]), a capturing [`marque_domain::MessageSender`]
 //! ([`Capture`]) and an outage switch per store ([`TestStore::set_down`]). For email (issue 10): a
-//! real SMTP server ([`SmtpServer`]) capturing what it accepts.
+//! real SMTP server ([`SmtpServer`]) capturing what it accepts, and a headless Chromium
+//! ([`Browser`]) for pages that must work in a real browser.
 //!
 //! Without [`POSTGRES_URL_VAR`] the PostgreSQL half of a suite is skipped, and says so once per
 //! test binary on stderr (past the test harness's output capture); with `CI` set, a missing
 //! variable fails the test instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod clock;
 mod db;
 mod notifications;
@@ -21,6 +23,7 @@ mod services;
 mod smtp;
 mod store;
 
+pub use browser::{BROWSER_WAIT, Browser};
 pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
 pub use marque_store::Backend;

@@ -204,7 +204,7 @@ fn strings(kind: EmailKind, lang: Language) -> Strings {
 
 /// "valid for …" of a link living `minutes`: whole hours when it is a multiple of 60.
 fn validity(lang: Language, minutes: u32) -> String {
-    let (n, hours) = if minutes >= 60 && minutes % 60 == 0 {
+    let (n, hours) = if minutes >= 60 && minutes.is_multiple_of(60) {
         (minutes / 60, true)
     } else {
         (minutes, false)

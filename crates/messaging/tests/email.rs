@@ -203,6 +203,54 @@ async fn tls_modes_of_the_url_never_fall_back_to_plain_text() {
     assert_eq!(server.messages().len(), 1);
 }
 
+/// With a certificate the client trusts, STARTTLS (`?tls=required`) and implicit TLS
+/// (`smtps://`) complete their handshakes and the message goes over TLS; with the default trust
+/// roots (what `SMTP_URL` alone gives) the self-signed certificate is refused and nothing is
+/// sent.
+#[tokio::test]
+async fn starttls_and_implicit_tls_verify_the_certificate() {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let email = outgoing(Market::Us, EmailKind::VerifyAddress, "us-9");
+    for (server, scheme, wrap) in [
+        (SmtpServer::with_starttls(), "smtp", false),
+        (SmtpServer::with_implicit_tls(), "smtps", true),
+    ] {
+        let port = server.port();
+        let url = if wrap {
+            format!("{scheme}://127.0.0.1:{port}")
+        } else {
+            format!("{scheme}://127.0.0.1:{port}?tls=required")
+        };
+        // Default roots: the self-signed certificate is refused before anything is sent.
+        let e = mailer(&url).send(&email).await.unwrap_err();
+        assert!(matches!(e, DeliveryError::Transient(_)), "{url}: {e:?}");
+        assert!(server.messages().is_empty());
+
+        let root = Certificate::from_der(server.certificate_der().unwrap()).unwrap();
+        let params = TlsParameters::builder("127.0.0.1".into())
+            .add_root_certificate(root)
+            .build_rustls()
+            .unwrap();
+        let tls = if wrap {
+            Tls::Wrapper(params)
+        } else {
+            Tls::Required(params)
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+            .unwrap()
+            .tls(tls)
+            .build();
+        let trusting = SmtpMailer::with_transport(transport, FROM.parse().unwrap());
+        trusting.send(&email).await.unwrap();
+        let captured = server.messages();
+        assert_eq!(captured.len(), 1, "{url}");
+        assert!(captured[0].tls, "{url}: delivered over TLS");
+        let msg = MessageParser::default().parse(&captured[0].data).unwrap();
+        assert_eq!(msg.subject(), Some(email.subject.as_str()));
+    }
+}
+
 /// Records what reaches it (an SMS provider that must never see an email).
 #[derive(Default)]
 struct SmsSpy {

@@ -279,7 +279,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(email: bool) -> Self {
-        let store = TestStore::sqlite(Market::Kg);
+        Self::on(TestStore::sqlite(Market::Kg), email)
+    }
+
+    fn on(store: TestStore, email: bool) -> Self {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let server = SmtpServer::start();
         let sms = Arc::new(SmsSpy::default());
@@ -346,7 +349,18 @@ impl Fixture {
 
 #[tokio::test]
 async fn the_worker_renders_in_the_market_language_and_sends_over_smtp() {
-    let f = Fixture::new(true);
+    sends_an_email_row(Fixture::new(true)).await;
+}
+
+#[tokio::test]
+async fn the_worker_sends_email_rows_from_postgresql_too() {
+    let Some(store) = TestStore::new(marque_testkit::Backend::Postgres, Market::Kg) else {
+        return;
+    };
+    sends_an_email_row(Fixture::on(store, true)).await;
+}
+
+async fn sends_an_email_row(f: Fixture) {
     f.queue_email(EmailKind::VerifyAddress);
     assert_eq!(f.worker.run_once().await, vec![(Market::Kg, 1, Fate::Sent)]);
     let (status, attempts, provider, _) = f.row();
@@ -373,6 +387,15 @@ async fn the_worker_renders_in_the_market_language_and_sends_over_smtp() {
     );
     assert!(f.sms.sent.lock().unwrap().is_empty());
     assert!(f.worker.run_once().await.is_empty(), "not sent twice");
+    // The admin view reads the email row back (the stored channel `email`).
+    let query = marque_domain::OutboxQuery {
+        status: None,
+        limit: 10,
+    };
+    let rows = marque_domain::AdminRepository::outbox_rows(&f.store.store, &query).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].channel, Channel::Email);
+    assert_eq!(rows[0].status, "sent");
 }
 
 #[tokio::test]

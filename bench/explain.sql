@@ -8,11 +8,27 @@
 \set now '(now() AT TIME ZONE ''utc'')'
 BEGIN;
 
-\echo '--- send-code 1/4: failure lock (plain read)'
+\echo '--- send-code 1/5: the number''s failure record, locked (placeholder when new)'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-SELECT consecutive, locked_until FROM phone_failures WHERE phone_number = :phone LIMIT 1;
+INSERT INTO phone_failures (phone_number, consecutive, updated_at) VALUES (:phone, 0, :now)
+ON CONFLICT (phone_number) DO UPDATE SET phone_number = excluded.phone_number
+RETURNING consecutive, locked_until;
 
-\echo '--- send-code 2/4: lock the buckets, the SMS day and the prefix (pg_batch::LockRows)'
+\echo '--- send-code 2/5: supersede, new code, its message (pg_batch::IssueInserts)'
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+WITH s AS (UPDATE phone_verifications SET status = 'superseded'
+           WHERE phone_number = :phone AND purpose = 'login' AND status = 'active' RETURNING 1),
+     c AS (INSERT INTO phone_verifications (phone_number, code_hash, status, attempts, client_ip,
+           created_at, expires_at, purpose, challenge_id, channel)
+           VALUES (:phone, '\x00', 'active', 0, '127.0.0.1', :now, :now + interval '10 minutes',
+                   'login', 'explain-1', 'sms') RETURNING 1),
+     o AS (INSERT INTO outbox (channel, fallback_channels, challenge_id, recipient, payload, status,
+           attempts, next_attempt_at, expires_at, created_at)
+           SELECT 'sms', '', 'explain-1', :phone, '\x00', 'pending', 0, :now,
+                  :now + interval '10 minutes', :now WHERE TRUE RETURNING 1)
+SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM o);
+
+\echo '--- send-code 3/5: lock the buckets, the SMS day and the prefix (pg_batch::LockRows)'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
 WITH b AS (INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at)
            SELECT k.key, :now, 0, :now
@@ -28,7 +44,7 @@ WITH b AS (INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at
 SELECT FALSE, bucket, window_started_at, hits, last_hit_at, 0::int8 FROM b
 UNION ALL SELECT TRUE, prefix, hour_start, sent, NULL, baseline_milli FROM p;
 
-\echo '--- send-code 3/4: every write (pg_batch::IssueWrites)'
+\echo '--- send-code 4/5: the new counters (pg_batch::StoreCounters)'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
 WITH b AS (UPDATE rate_limits AS r SET window_started_at = v.w, hits = v.h, last_hit_at = v.l
            FROM unnest(ARRAY['send:ip:127.0.0.1', 'send:phone:' || :phone, 'sms:day']::text[],
@@ -36,21 +52,10 @@ WITH b AS (UPDATE rate_limits AS r SET window_started_at = v.w, hits = v.h, last
                        ARRAY[:now, :now, :now]::timestamp[]) AS v (k, w, h, l)
            WHERE r.bucket = v.k RETURNING 1),
      p AS (UPDATE sms_prefix_stats SET hour_start = date_trunc('hour', :now), sent = 1,
-           baseline_milli = 0 WHERE prefix = '+996709' RETURNING 1),
-     s AS (UPDATE phone_verifications SET status = 'superseded'
-           WHERE phone_number = :phone AND purpose = 'login' AND status = 'active' RETURNING 1),
-     c AS (INSERT INTO phone_verifications (phone_number, code_hash, status, attempts, client_ip,
-           created_at, expires_at, purpose, challenge_id, channel)
-           VALUES (:phone, '\x00', 'active', 0, '127.0.0.1', :now, :now + interval '10 minutes',
-                   'login', 'explain-1', 'sms') RETURNING 1),
-     o AS (INSERT INTO outbox (channel, fallback_channels, challenge_id, recipient, payload, status,
-           attempts, next_attempt_at, expires_at, created_at)
-           SELECT 'sms', '', 'explain-1', :phone, '\x00', 'pending', 0, :now,
-                  :now + interval '10 minutes', :now WHERE TRUE RETURNING 1)
-SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM p) + (SELECT count(*) FROM c)
-       + (SELECT count(*) FROM o);
+           baseline_milli = 0 WHERE prefix = '+996709' RETURNING 1)
+SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM p);
 
-\echo '--- send-code 4/4 (the other market, before the transaction): its counts of the shared buckets'
+\echo '--- send-code 5/5 (the other market, before the transaction): its counts of the shared buckets'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
 SELECT bucket, window_started_at, hits, last_hit_at FROM rate_limits
 WHERE bucket = ANY (ARRAY['send:ip:127.0.0.1', 'sms:day']);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Load benchmark of `marque` against PostgreSQL with wrk. See bench/README.md.
 #
-#   bash bench/run.sh                       # build, run the five scenarios, write bench/results.md
+#   bash bench/run.sh                       # build, run the scenarios, write bench/results.md
 #   WORKERS=2 DATABASE_POOL_SIZE=16 BLOCKING_THREADS=8 bash bench/run.sh     # try server settings
 #
 # Knobs (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (64), BENCH_DURATION (10 s),
-# BENCH_WARMUP (3 s), BENCH_NUMBERS (2000 test numbers), BENCH_SCENARIOS
-# ("profile verify-token login-flow health markets"), BENCH_RESULTS (bench/results.md),
+# BENCH_WARMUP (3 s), BENCH_NUMBERS (2000 test numbers), BENCH_SCENARIOS ("profile verify-token
+# send-code login-flow health markets grown-send-code grown-login-flow"), BENCH_GROW_ROWS
+# (1000000 rows per table and market for the grown-* scenarios), BENCH_RESULTS (bench/results.md),
 # BENCH_SKIP_BUILD (0), BENCH_DB_PREFIX (marque_bench), BENCH_PG_PARAMS (query string added to
 # the server's database URLs, e.g. sslmode=disable), BENCH_LOCK_WAIT (900 s), PGHOST/PGPORT/PGUSER
 # (127.0.0.1/5432/postgres). The server inherits the environment (so WORKERS, DATABASE_POOL_SIZE,
@@ -22,7 +23,8 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-3}"
 NUMBERS="${BENCH_NUMBERS:-2000}"
-SCENARIOS="${BENCH_SCENARIOS:-profile verify-token login-flow health markets}"
+SCENARIOS="${BENCH_SCENARIOS:-profile verify-token send-code login-flow health markets grown-send-code grown-login-flow}"
+GROW_ROWS="${BENCH_GROW_ROWS:-1000000}"
 RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results.md}"
 SKIP_BUILD="${BENCH_SKIP_BUILD:-0}"
 DB_PREFIX="${BENCH_DB_PREFIX:-marque_bench}"
@@ -34,12 +36,14 @@ TEST_CODE="123456"
 TOKEN_INDEX=900001             # the number used for the bearer token, outside the flow range
 DB_KG="${DB_PREFIX}_kg"
 DB_US="${DB_PREFIX}_us"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/marque"
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/marque}"
 
 SERVER_PID=""
 DBS_CREATED=0
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/marque-bench.XXXXXX")"
 SERVER_LOG="$TMP/server.log"
+# The console SMS provider's output (one line per delivered message, on the server's stdout).
+CONSOLE_LOG="$TMP/console.log"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -49,6 +53,15 @@ CLK_TCK="$(getconf CLK_TCK)"
 ticks_of_pid() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks_of_comm() {
     { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v c="($1)" '$2 == c {s += $14 + $15} END {print s + 0}'
+}
+# All processes of the PostgreSQL cluster the bench uses (its postmaster and the postmaster's
+# children), not every `postgres` process on the machine: another cluster (another port) may be
+# busy with someone else's tests.
+PG_POSTMASTER=""
+ticks_of_pg() {
+    [[ -n "$PG_POSTMASTER" ]] || { ticks_of_comm postgres; return; }
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+        awk -v p="$PG_POSTMASTER" '$1 == p || $4 == p {s += $14 + $15} END {print s + 0}'
 }
 # busy, total and steal (time the hypervisor gave our vCPUs to someone else) of the whole machine.
 ticks_machine() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
@@ -143,7 +156,7 @@ for tool in wrk curl psql pg_isready; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 
-if [[ "$SKIP_BUILD" != 1 ]]; then
+if [[ "$SKIP_BUILD" != 1 && -z "${BENCH_BIN:-}" ]]; then
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release)
 fi
@@ -156,6 +169,19 @@ if ! pg_isready -q -h "$PGHOST" -p "$PGPORT"; then
     fi
     for _ in $(seq 1 30); do pg_isready -q -h "$PGHOST" -p "$PGPORT" && break; sleep 1; done
     pg_isready -q -h "$PGHOST" -p "$PGPORT" || die "PostgreSQL at $PGHOST:$PGPORT is not ready"
+fi
+
+PG_DATA_DIR="$(psql -X -Atq -d postgres -c 'SHOW data_directory' 2>/dev/null || true)"
+if [[ -n "$PG_DATA_DIR" && -r "$PG_DATA_DIR/postmaster.pid" ]]; then
+    PG_POSTMASTER="$(head -n 1 "$PG_DATA_DIR/postmaster.pid")"
+else
+    log "cannot read the postmaster's pid: PostgreSQL CPU counts every postgres process on the machine"
+fi
+# Statement statistics when the cluster preloads pg_stat_statements (the shared cluster does not;
+# see bench/README.md for a bench cluster that does): reset before each measured run, read after.
+PGSS=0
+if [[ "$(psql -X -Atq -d postgres -c 'SHOW shared_preload_libraries' 2>/dev/null)" == *pg_stat_statements* ]]; then
+    psql_admin -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' && PGSS=1
 fi
 
 IDLE_BUSY="$(machine_busy_pct)"
@@ -208,6 +234,24 @@ server_env=(
     RUST_LOG="${BENCH_RUST_LOG:-warn}"
     # CORS echoes the Origin header: flow.lua uses it to attribute answers to numbers.
     ALLOWED_ORIGINS='*'
+    # send-code with fresh numbers takes the full path (limits, SMS guards, outbox) without
+    # being refused: every limit is raised far above what one run can send, through the
+    # service's own settings. The outbox worker runs as in production, delivering to the console
+    # provider (one line per message on stdout, which goes to its own file).
+    SMS_PROVIDER=console
+    # All of wrk's connections come from 127.0.0.1: no per-IP connection cap (default 64, and a
+    # connection refused with 429 is closed, so wrk's reconnects cascade).
+    MAX_CONNECTIONS_PER_IP=0
+    MAX_CODES_PER_WINDOW=1000000000
+    RESEND_COOLDOWN_SECONDS=0
+    IP_SEND_LIMIT=1000000000
+    IPV6_48_SEND_LIMIT=1000000000
+    IP_VERIFY_LIMIT=1000000000
+    SMS_DAILY_LIMIT=1000000000
+    SMS_DAILY_LIMIT_KG=1000000000
+    SMS_DAILY_LIMIT_US=1000000000
+    SMS_PREFIX_HOURLY_LIMIT=1000000000
+    SMS_PREFIX_ALARM_MULTIPLE=1000000000
 )
 [[ -n "${WORKERS:-}" ]] && server_env+=(WORKERS="$WORKERS")
 [[ -n "${DATABASE_POOL_SIZE:-}" ]] && server_env+=(DATABASE_POOL_SIZE="$DATABASE_POOL_SIZE")
@@ -217,7 +261,7 @@ start_server() {
     PORT="$(free_port)" || die "no free port found"
     BASE="http://127.0.0.1:$PORT"
     log "starting $BIN on $BASE (WORKERS=${WORKERS:-default} DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-default} BLOCKING_THREADS=${BLOCKING_THREADS:-default})"
-    env "${server_env[@]}" PORT="$PORT" "$BIN" serve >"$SERVER_LOG" 2>&1 9>&- &
+    env "${server_env[@]}" PORT="$PORT" "$BIN" serve >"$CONSOLE_LOG" 2>"$SERVER_LOG" 9>&- &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -257,6 +301,14 @@ for path in /api/v1/auth/profile /api/v1/auth/verify-token; do
 done
 log "token for $TOKEN_PHONE works"
 
+# The fresh numbers of lua/send.lua must be valid to phonenumber: one of each market through the
+# API (outside the ranges the script uses) before any run.
+for phone in +996709999999 +12019999999; do
+    status="$(post_json /api/v1/auth/send-code "{\"phone_number\":\"$phone\"}")"
+    [[ "$status" == 200 ]] || die "send-code for the fresh number $phone: HTTP $status $(cat "$TMP/body")"
+done
+log "fresh KG and US numbers are accepted"
+
 # --- 3. scenarios ---------------------------------------------------------------------------------
 
 declare -A R   # results: R[scenario,key]
@@ -269,16 +321,38 @@ cpu_counters() {
     times >"$TMP/times"
     local wrk_cpu
     wrk_cpu="$(children_cpu "$TMP/times")"
-    read -r "$@" <<<"$wrk_cpu $(ticks_of_pid "$SERVER_PID") $(ticks_of_comm postgres) $(ticks_machine)"
+    read -r "$@" <<<"$wrk_cpu $(ticks_of_pid "$SERVER_PID") $(ticks_of_pg) $(ticks_machine)"
 }
 
 # Runs wrk for $2 seconds with run_scenario's `script` and `extra`; output in $TMP/$name.$1,
-# failure reported as "$name $3 failed".
+# failure reported as "$name $3 failed". BENCH_SEQ numbers the wrk runs (send.lua takes a fresh
+# block of numbers for each).
+WRK_SEQ=0
 run_wrk() {
     local out="$TMP/$name.$1"
-    wrk "${WRK_COMMON[@]}" -d"${2}s" -s "$script" "${extra[@]}" >"$out" 2>&1 \
+    WRK_SEQ=$((WRK_SEQ + 1))
+    BENCH_SEQ="$WRK_SEQ" wrk "${WRK_COMMON[@]}" -d"${2}s" -s "$script" "${extra[@]}" >"$out" 2>&1 \
         || die "$name $3 failed: $(cat "$out")"
 }
+
+# The statements of the bench databases since the last reset, per request of scenario $1
+# ($2 requests): calls per request, mean execution time and rows, most called first.
+pgss_report() {
+    local name=$1 requests=$2
+    psql -X -Atq -F $'\t' -d postgres -c "
+        SELECT sum(calls), round(sum(total_exec_time)::numeric, 1), sum(rows), toplevel,
+               regexp_replace(query, '\s+', ' ', 'g')
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname IN ('$DB_KG', '$DB_US') AND calls > 0
+        GROUP BY toplevel, query
+        ORDER BY toplevel DESC, sum(calls) DESC, sum(total_exec_time) DESC" 2>/dev/null |
+        awk -F '\t' -v n="$requests" -v sc="$name" '
+            { per = $1 / n; if ($4 == "t") { tot += per; ms += $2 }
+              if (per >= 0.01) printf "| %s | %.2f | %.1f | %.2f | %s`%s` |\n", sc, per, $2 * 1000 / $1, $3 / $1, ($4 == "t") ? "" : "(nested) ", substr($5, 1, 160) }
+            END { printf "| %s | **%.2f** | | | **round trips (top-level statements) per request; %.0f µs of execution per request** |\n", sc, tot, ms * 1000 / n }'
+}
+PGSS_TABLE="$TMP/pgss.md"
+: >"$PGSS_TABLE"
 
 run_scenario() {
     local name=$1 script=$2
@@ -287,12 +361,16 @@ run_scenario() {
     log "$name: warm-up ${WARMUP}s"
     run_wrk warmup "$WARMUP" warm-up
     local s0 p0 w0 m0_busy m0_total m0_steal
+    if [[ $PGSS == 1 ]]; then psql -X -Atq -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null; fi
+    local sent0
+    sent0="$(wc -l <"$CONSOLE_LOG")"
     cpu_counters w0 s0 p0 m0_busy m0_total m0_steal
     log "$name: wrk ${WRK_COMMON[*]} -d${DURATION}s"
     run_wrk out "$DURATION" run
     local s1 p1 w1 m1_busy m1_total m1_steal
     cpu_counters w1 s1 p1 m1_busy m1_total m1_steal
     kill -0 "$SERVER_PID" 2>/dev/null || die "server died during $name"
+    R[$name,delivered]=$(($(wc -l <"$CONSOLE_LOG") - sent0))
 
     local line kv k v
     line="$(grep '^BENCH ' "$TMP/$name.out" | tail -n 1)" || die "$name: no BENCH line in wrk output"
@@ -311,6 +389,15 @@ run_scenario() {
     R[$name,cpu_wrk]="$(pct_of_core "$w0" "$w1" 1 "$secs")"
     local all="${R[$name,cpu_all]}" srv="${R[$name,cpu_server]}" pg="${R[$name,cpu_pg]}" wr="${R[$name,cpu_wrk]}"
     R[$name,cpu_other]="$((all - srv - pg - wr))"
+    # CPU time per request (µs): the clearest figure on a shared machine, where req/s and latency
+    # move with other users' load but the work one request costs does not (much).
+    R[$name,us_server]="$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" -v n="${R[$name,requests]}" 'BEGIN {printf "%.0f", (b - a) / t * 1e6 / n}')"
+    R[$name,us_pg]="$(awk -v a="$p0" -v b="$p1" -v t="$CLK_TCK" -v n="${R[$name,requests]}" 'BEGIN {printf "%.0f", (b - a) / t * 1e6 / n}')"
+    if [[ -n "${R[$name,flows]:-}" ]]; then
+        R[$name,us_pg_flow]="$(awk -v a="$p0" -v b="$p1" -v t="$CLK_TCK" -v n="${R[$name,flows]}" 'BEGIN {printf "%.0f", (n > 0) ? (b - a) / t * 1e6 / n : 0}')"
+    fi
+    R[$name,pending]="$(psql -X -Atq -d "$DB_KG" -c "SELECT count(*) FROM outbox WHERE status = 'pending'" 2>/dev/null || echo '?')+$(psql -X -Atq -d "$DB_US" -c "SELECT count(*) FROM outbox WHERE status = 'pending'" 2>/dev/null || echo '?')"
+    if [[ $PGSS == 1 ]]; then pgss_report "$name" "${R[$name,requests]}" >>"$PGSS_TABLE"; fi
     R[$name,rss_after]="$(rss_mib "$SERVER_PID" VmRSS)"
     # Idle blocking-pool threads live 10 s, so this is about the number the run needed.
     R[$name,threads]="$(awk '$1 == "Threads:" {print $2}' "/proc/$SERVER_PID/status")"
@@ -320,6 +407,22 @@ run_scenario() {
 
 STATS_LUA="$BENCH_DIR/lua/stats.lua"
 FLOW_LUA="$BENCH_DIR/lua/flow.lua"
+SEND_LUA="$BENCH_DIR/lua/send.lua"
+# Before the first grown-* scenario: GROW_ROWS rows in each market's challenge, outbox and
+# rate-limit tables (bench/grow.sql), both markets at once; once per run.
+GROWN=0
+grow_tables() {
+    [[ $GROWN == 0 ]] || return 0
+    GROWN=1
+    log "growing the challenge, outbox and rate-limit tables of both markets by $GROW_ROWS rows each"
+    local t0=$SECONDS
+    psql -X -q -v rows="$GROW_ROWS" -v cc=996 -d "$DB_KG" -f "$BENCH_DIR/grow.sql" &
+    local kg=$!
+    psql -X -q -v rows="$GROW_ROWS" -v cc=1 -d "$DB_US" -f "$BENCH_DIR/grow.sql" || die "growing $DB_US failed"
+    wait "$kg" || die "growing $DB_KG failed"
+    GROW_SECONDS=$((SECONDS - t0))
+    log "tables grown in ${GROW_SECONDS} s"
+}
 AUTH=(-H "Authorization: Bearer $TOKEN")
 RUN=()
 for sc in $SCENARIOS; do
@@ -327,9 +430,12 @@ for sc in $SCENARIOS; do
         profile)      run_scenario profile "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/auth/profile" ;;
         verify-token) run_scenario verify-token "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/auth/verify-token" ;;
         login-flow)   run_scenario login-flow "$FLOW_LUA" "$BASE" -- "$PHONE_PREFIX" 1 "$NUMBERS" "$TEST_CODE" "$THREADS" ;;
+        send-code)    run_scenario send-code "$SEND_LUA" "$BASE" -- "$THREADS" ;;
+        grown-send-code) grow_tables; run_scenario grown-send-code "$SEND_LUA" "$BASE" -- "$THREADS" ;;
+        grown-login-flow) grow_tables; run_scenario grown-login-flow "$FLOW_LUA" "$BASE" -- "$PHONE_PREFIX" 1 "$NUMBERS" "$TEST_CODE" "$THREADS" ;;
         health)       run_scenario health "$STATS_LUA" "$BASE/health" ;;
         markets)      run_scenario markets "$STATS_LUA" "$BASE/api/v1/auth/markets" ;;
-        *) die "unknown scenario $sc (profile verify-token login-flow health markets)" ;;
+        *) die "unknown scenario $sc (profile verify-token send-code login-flow health markets grown-send-code grown-login-flow)" ;;
     esac
     RUN+=("$sc")
 done
@@ -354,21 +460,33 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
 verdict() { if "$@"; then echo "✅"; else echo "❌"; fi; }
 
+# Issue 13's targets. grown-* must stay within 20 % of the fresh database's figures (req/s and
+# PostgreSQL CPU per request), when the fresh scenario ran too.
 target_of() {
     case "$1" in
-        profile)      echo "≥ 10,000 req/s, p99 ≤ 20 ms" ;;
-        verify-token) echo "≥ 15,000 req/s" ;;
-        login-flow)   echo "≥ 1,500 flows/s" ;;
+        profile|verify-token) echo "≥ 15,000 req/s, p99 ≤ 10 ms, server ≤ 60 µs/req" ;;
+        send-code)    echo "≥ 3,000 req/s, p99 ≤ 50 ms, pg ≤ 300 µs/req" ;;
+        login-flow)   echo "≥ 1,500 flows/s, pg ≤ 1 ms/flow" ;;
+        grown-*)      echo "within 20 % of ${1#grown-} (req/s, pg µs/req)" ;;
         health)       echo "(pings both DBs; no target)" ;;
         markets)      echo "(no DB: HTTP ceiling; no target)" ;;
     esac
 }
+within_20() {
+    local g=$1 f=${1#grown-}
+    [[ -n "${R[$f,rps]:-}" ]] || return 1
+    awk -v gr="${R[$g,rps]}" -v fr="${R[$f,rps]}" -v gp="${R[$g,us_pg]}" -v fp="${R[$f,us_pg]}" \
+        'BEGIN {exit !(gr >= 0.8 * fr && gp <= 1.2 * fp)}'
+}
 met_of() {
     local n=$1
     case "$n" in
-        profile)      verdict eval 'ge "${R[profile,rps]}" 10000 && le "${R[profile,p99_us]}" 20000' ;;
-        verify-token) verdict ge "${R[$n,rps]}" 15000 ;;
-        login-flow)   verdict ge "${R[$n,flows_per_s]}" 1500 ;;
+        profile|verify-token)
+            verdict eval 'ge "${R[$n,rps]}" 15000 && le "${R[$n,p99_us]}" 10000 && le "${R[$n,us_server]}" 60' ;;
+        send-code)
+            verdict eval 'ge "${R[$n,rps]}" 3000 && le "${R[$n,p99_us]}" 50000 && le "${R[$n,us_pg]}" 300' ;;
+        login-flow)   verdict eval 'ge "${R[$n,flows_per_s]}" 1500 && le "${R[$n,us_pg_flow]}" 1000' ;;
+        grown-*)      verdict within_20 "$n" ;;
         health|markets) echo "–" ;;
     esac
 }
@@ -381,26 +499,41 @@ PG_VERSION="$( (psql -X -Atq -d postgres -c 'SHOW server_version' 2>/dev/null ||
     echo "# Marque Auth load benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "- machine: $(nproc) cores ($CPU_MODEL), ${MEM_GIB} GiB RAM, $(uname -sr); wrk, server and PostgreSQL $PG_VERSION share the cores"
-    echo "- server: \`target/release/marque\`, WORKERS=${WORKERS:-default (cores)}, DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-default (16)} per market, BLOCKING_THREADS=${BLOCKING_THREADS:-default (= pool size)} per worker, RUST_LOG=${BENCH_RUST_LOG:-warn}, ALLOWED_ORIGINS=*, database URL parameters: ${PG_PARAMS:-none (libpq default sslmode=prefer)}, $NUMBERS KG test numbers"
+    echo "- machine: $(nproc) cores ($CPU_MODEL), ${MEM_GIB} GiB RAM, $(uname -sr); wrk, server and PostgreSQL $PG_VERSION share the cores; PostgreSQL at $PGHOST:$PGPORT${PG_POSTMASTER:+ (postmaster $PG_POSTMASTER; pg CPU counts its processes only)}, pg_stat_statements: $([[ $PGSS == 1 ]] && echo on || echo off)"
+    echo "- server: \`$BIN\`, WORKERS=${WORKERS:-default (cores)}, DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-default (16)} per market, BLOCKING_THREADS=${BLOCKING_THREADS:-default (= pool size)} per worker, RUST_LOG=${BENCH_RUST_LOG:-warn}, ALLOWED_ORIGINS=*, database URL parameters: ${PG_PARAMS:-none (libpq default sslmode=prefer)}, $NUMBERS KG test numbers"
     echo "- load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP} s warm-up per scenario, 127.0.0.1"
     echo "- machine busy before the run (other processes): ${IDLE_BUSY}% of one core; the \"other\" CPU is everything but server, PostgreSQL and wrk (interrupt/softirq time not charged to a process, other users' processes, and steal: time the hypervisor took)"
     echo
-    echo "| scenario | req/s | p50 | p99 | non-2xx | socket errors | flows/s | CPU server / pg / wrk / other (steal) in % of 1 core | RSS / threads after | target | met |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---|:-:|"
+    echo "| scenario | req/s | p50 | p99 | non-2xx | socket errors | flows/s | server µs/req | pg µs/req | pg µs/flow | CPU server / pg / wrk / other (steal) in % of 1 core | RSS / threads after | target | met |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|:-:|"
     for n in "${RUN[@]}"; do
-        flows="–"
+        flows="–" per_flow="–"
         [[ -n "${R[$n,flows_per_s]:-}" ]] && flows="${R[$n,flows_per_s]}"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s (%s) | %s MiB / %s | %s | %s |\n' \
+        [[ -n "${R[$n,us_pg_flow]:-}" ]] && per_flow="${R[$n,us_pg_flow]}"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s (%s) | %s MiB / %s | %s | %s |\n' \
             "$n" "${R[$n,rps]}" "$(ms "${R[$n,p50_us]}")" "$(ms "${R[$n,p99_us]}")" \
-            "${R[$n,non2xx]}" "${R[$n,sockerr]}" "$flows" \
+            "${R[$n,non2xx]}" "${R[$n,sockerr]}" "$flows" "${R[$n,us_server]}" "${R[$n,us_pg]}" "$per_flow" \
             "${R[$n,cpu_server]}" "${R[$n,cpu_pg]}" "${R[$n,cpu_wrk]}" "${R[$n,cpu_other]}" "${R[$n,cpu_steal]}" "${R[$n,rss_after]}" "${R[$n,threads]}" \
             "$(target_of "$n")" "$(met_of "$n")"
     done
     echo
+    echo "µs/req is CPU time ÷ requests during the measured run (for login flows, pg µs/flow ÷ flows: both steps). Outbox: messages delivered by the console provider during each run / messages still pending at its end (KG+US): $(for n in "${RUN[@]}"; do printf '%s %s / %s; ' "$n" "${R[$n,delivered]}" "${R[$n,pending]}"; done)"
+    if [[ -n "${GROW_SECONDS:-}" ]]; then
+        echo
+        echo "grown-*: before them, bench/grow.sql added $GROW_ROWS rows to each of the challenge, outbox and rate-limit tables of both market databases (${GROW_SECONDS} s)."
+    fi
+    echo
     echo "Peak RSS of the server over the whole run (VmHWM): **$PEAK_RSS MiB** (target ≤ 64 MiB: $(verdict le "$PEAK_RSS" 64))"
     echo
     echo "Server at the end: $SERVER_THREADS threads, $PG_BACKENDS PostgreSQL connections to the bench databases, $WARNINGS warning/error lines in its log."
+    if [[ -s "$PGSS_TABLE" ]]; then
+        echo
+        echo "Statements per request (pg_stat_statements over the measured run; both market databases summed; BEGIN/COMMIT included; \"(nested)\" are statements run inside another, e.g. foreign-key checks, not round trips; statements under 0.01 per request left out; the outbox worker's statements are included):"
+        echo
+        echo "| scenario | calls/req | mean µs | rows/call | statement |"
+        echo "|---|---:|---:|---:|---|"
+        cat "$PGSS_TABLE"
+    fi
     if [[ -n "${R[login-flow,flows]:-}" ]]; then
         echo
         echo "login-flow: ${R[login-flow,flows]} flows (verify-code 200) and ${R[login-flow,send_ok]} send-code 200 in ${R[login-flow,duration_s]} s;" \

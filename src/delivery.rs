@@ -11,13 +11,14 @@ use marque_domain::{
 };
 use marque_markets::Market;
 use marque_messaging::{
-    ConsoleSender, MessageTemplates, Senders, SmsWebhook, Sns, SnsConfig, TelegramBot,
-    TelegramGateway, TelegramGatewayConfig, TelegramReportCallback, TelegramWebhook,
-    TelegramWidget, Twilio, TwilioConfig, TwilioFrom, TwilioStatusCallback, WebhookConfig,
-    WhatsApp, WhatsAppConfig, WhatsAppReplies, WhatsAppWebhook,
+    ConsoleMailer, ConsoleSender, EmailSenders, EmailTemplates, MessageTemplates, Senders,
+    SmsWebhook, SmtpConfig, SmtpMailer, Sns, SnsConfig, TelegramBot, TelegramGateway,
+    TelegramGatewayConfig, TelegramReportCallback, TelegramWebhook, TelegramWidget, Twilio,
+    TwilioConfig, TwilioFrom, TwilioStatusCallback, WebhookConfig, WhatsApp, WhatsAppConfig,
+    WhatsAppReplies, WhatsAppWebhook,
 };
 
-use crate::settings::{Config, MarketSettings, SmsProvider};
+use crate::settings::{Config, EmailProvider, MarketSettings, SmsProvider};
 
 /// Path of Twilio's status callback (`StatusCallback` = `PUBLIC_BASE_URL` + this).
 pub const TWILIO_STATUS_PATH: &str = "/api/v1/delivery/twilio/status";
@@ -46,6 +47,51 @@ pub fn templates(config: &Config) -> MessageTemplates {
             .as_ref()
             .map(|t| t.as_str().to_owned()),
     }
+}
+
+/// The email templates (issue 10): `{{ app }}` is `APP_NAME`; links start with
+/// `PUBLIC_BASE_URL`, or without it (development) with this server's own address,
+/// `http://HOST:port` (`127.0.0.1` for an unspecified `HOST`), `port` being the one bound.
+pub fn email_templates(config: &Config, port: u16) -> EmailTemplates {
+    let d = &config.settings.delivery;
+    let base = d.public_base_url.as_ref().map_or_else(
+        || {
+            let host = config.settings.server.host.as_str();
+            let host = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                _ => host.to_owned(),
+            };
+            format!("http://{host}:{port}")
+        },
+        |u| u.as_str().to_owned(),
+    );
+    EmailTemplates::new(d.app_name.as_str(), &base)
+}
+
+/// The mail transport of every market (issue 10, `EMAIL_PROVIDER`): the console, or one SMTP
+/// transport (`SMTP_URL`, `SMTP_FROM`, checked when the settings were read) shared by every
+/// market. Call inside the Tokio runtime (the SMTP connection pool needs it).
+///
+/// Errors: the SMTP settings are missing or malformed (naming the key, never its value).
+pub fn email_senders(config: &Config) -> anyhow::Result<EmailSenders> {
+    let d = &config.settings.delivery;
+    let sender: Arc<dyn marque_domain::EmailSender> = match d.email_provider {
+        EmailProvider::Console => Arc::new(ConsoleMailer::default()),
+        EmailProvider::Smtp => {
+            let url = d.smtp_url.as_ref().context("SMTP_URL is required")?;
+            let from = d.smtp_from.as_ref().context("SMTP_FROM is required")?;
+            Arc::new(
+                SmtpMailer::new(&SmtpConfig {
+                    url: url.secret().clone(),
+                    from: from.as_str().to_owned(),
+                })
+                .context("SMTP_URL / SMTP_FROM")?,
+            )
+        }
+    };
+    tracing::info!(provider = sender.name(), "email transport");
+    Ok(EmailSenders::everywhere(sender))
 }
 
 fn callback_url(config: &Config, path: &str) -> Option<String> {

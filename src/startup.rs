@@ -27,6 +27,8 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     /// One provider for every market and channel (default: from the delivery settings).
     pub sender: Option<Arc<dyn MessageSender>>,
+    /// One mail transport for every market (default: from `EMAIL_PROVIDER`).
+    pub email: Option<Arc<dyn marque_domain::EmailSender>>,
 }
 
 /// Opens every market database (PostgreSQL or SQLite by URL) and runs its migrations.
@@ -303,10 +305,19 @@ impl Application {
         let worker = wiring.replies.iter().fold(worker, |w, (channel, sender)| {
             w.with_replies(*channel, sender.clone())
         });
+        let email_senders = match overrides.email {
+            Some(sender) => marque_messaging::EmailSenders::everywhere(sender),
+            None => crate::delivery::email_senders(&config)?,
+        };
         let host = settings.server.host.as_str();
         let listener = TcpListener::bind((host, config.listen_port))
             .with_context(|| format!("binding {host}:{}", config.listen_port))?;
         let port = listener.local_addr()?.port();
+        // Email links need the bound port when PUBLIC_BASE_URL is unset (development).
+        let worker = worker.with_email(
+            crate::delivery::email_templates(&config, port),
+            email_senders,
+        );
         let state = ApiState {
             auth,
             account,

@@ -15,7 +15,7 @@
 //!
 //! | variable (file key = lower case) | default | meaning |
 //! |---|---|---|
-//! | `MARQUE_ENV` | `development` | `production` refuses to start without a strong `SECRET_KEY` (≥ 32 random bytes as hex or base64), without explicit database URLs, with the console provider, or with test numbers lacking a `TEST_PHONE_NUMBERS_VALID_UNTIL` at most 30 days ahead |
+//! | `MARQUE_ENV` | `development` | `production` refuses to start without a strong `SECRET_KEY` (≥ 32 random bytes as hex or base64), without explicit database URLs, with the console provider (SMS or email), or with test numbers lacking a `TEST_PHONE_NUMBERS_VALID_UNTIL` at most 30 days ahead |
 //! | `LOG_FORMAT` | `text` | `json` for JSON lines on stderr (`RUST_LOG`, default `info`, filters; environment only) |
 //! | `HOST`, `PORT` | `127.0.0.1`, `8000` | listen address; port 1–65535 |
 //! | `WORKERS` | one per core | HTTP worker threads, ≥ 1 |
@@ -55,8 +55,10 @@
 //! | `TEST_PHONE_NUMBERS` | empty | `+996555000001=123456,…`: fixed codes, no message; exempt from limits outside production |
 //! | `TEST_PHONE_NUMBERS_VALID_UNTIL` | unset | RFC 3339 instant or date (through that day, UTC); after it test numbers are ordinary numbers; required in production with test numbers, ≤ 30 days ahead |
 //! | `SMS_PROVIDER` | `console` | SMS provider: `console` (refused in production where SMS is a channel), `twilio`, `sns`, `webhook` |
-//! | `PUBLIC_BASE_URL` | unset | where providers call back (Twilio `StatusCallback`, Telegram `callback_url`) |
-//! | `APP_NAME`, `OTP_AUTOFILL_DOMAIN` | `Marque`, unset | `{app}` of templates; the `@domain #code` autofill line of SMS |
+//! | `PUBLIC_BASE_URL` | unset | where providers call back (Twilio `StatusCallback`, Telegram `callback_url`), and the origin of links in emails |
+//! | `APP_NAME`, `OTP_AUTOFILL_DOMAIN` | `Marque`, unset | `{app}` of templates (SMS and email); the `@domain #code` autofill line of SMS |
+//! | `EMAIL_PROVIDER` | `console` | mail transport: `console` (prints each email and its link; refused in production) or `smtp` |
+//! | `SMTP_URL`, `SMTP_FROM` | unset | with `smtp`: `smtps://user:pass@host:465` (implicit TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (local relay), a secret; the sender mailbox `Shop <no-reply@shop.example>`. Email links start with `PUBLIC_BASE_URL` (required with `smtp` in production; else `http://HOST:PORT`) |
 //! | `TWILIO_BASE_URL`, `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM`, `TWILIO_MESSAGING_SERVICE_SID` | `https://api.twilio.com`, unset | Twilio |
 //! | `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `SNS_ENDPOINT_URL`, `SNS_SENDER_ID` | unset | AWS SNS |
 //! | `SMS_WEBHOOK_URL`, `SMS_WEBHOOK_SECRET` | unset | Standard Webhooks gateway |
@@ -112,9 +114,9 @@ pub use sources::SettingsError;
 use sources::{EnvSource, FileSource, Schema, describe, field_names, spelled};
 pub use values::{
     Argon2Lanes, Argon2Memory, Argon2Passes, CaptchaProviderName, ChannelName, ConnectionCap,
-    Count, DatabaseUrl, Days, Environment, FailureLimit, HashConcurrency, Hours, HttpUrl, Instant,
-    JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port, PositiveSeconds,
-    ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
+    Count, DatabaseUrl, Days, EmailProvider, Environment, FailureLimit, HashConcurrency, Hours,
+    HttpUrl, Instant, JwtAlgorithm, KeyFile, List, LogFormat, Millis, Minutes, Origin, Port,
+    PositiveSeconds, ProviderSecret, ProxyNet, Seconds, SecretKey, SmsProvider, TestNumber, Text,
 };
 
 /// The process: `MARQUE_ENV`, `LOG_FORMAT`.
@@ -405,6 +407,19 @@ pub struct DeliverySettings {
     /// `TELEGRAM_GATEWAY_TOKEN`: setting it turns the Telegram channel on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram_gateway_token: Option<ProviderSecret>,
+    /// `EMAIL_PROVIDER` (issue 10): `console` (default; prints each email with its link) or
+    /// `smtp`. Production refuses `console`.
+    pub email_provider: EmailProvider,
+    /// `SMTP_URL`: the SMTP server in lettre's URL form — `smtps://user:pass@host:465`
+    /// (implicit TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS),
+    /// `smtp://host:25` (a local relay, no TLS); user and password percent-encoded. A secret
+    /// (it holds the password): redacted, never logged. Required with `EMAIL_PROVIDER=smtp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<ProviderSecret>,
+    /// `SMTP_FROM`: the sender mailbox, `Shop <no-reply@shop.example>` or a bare address; the
+    /// `Message-ID` domain is its domain. Required with `EMAIL_PROVIDER=smtp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_from: Option<Text>,
     /// `OUTBOX_POLL_INTERVAL_MS`: milliseconds the delivery worker waits when the outbox is
     /// empty (default: [`WorkerConfig::default`]'s).
     pub outbox_poll_interval_ms: Millis,
@@ -440,6 +455,9 @@ impl Default for DeliverySettings {
             whatsapp_template_name: None,
             telegram_gateway_base_url: HttpUrl::fixed(marque_messaging::TELEGRAM_GATEWAY_BASE_URL),
             telegram_gateway_token: None,
+            email_provider: EmailProvider::Console,
+            smtp_url: None,
+            smtp_from: None,
             outbox_poll_interval_ms: Millis::clamped(u64::try_from(poll).unwrap_or(u64::MAX)),
             outbox_max_attempts: Count::clamped(worker.retry.max_attempts.into()),
         }
@@ -1021,7 +1039,7 @@ impl Config {
             }
         };
         let mut auth = auth_config(&settings);
-        let (channels, warnings) = delivery_channels(&settings, &error)?;
+        let (channels, mut warnings) = delivery_channels(&settings, &error)?;
         if settings.service.marque_env == Environment::Production {
             for (market, list) in &channels {
                 if list.contains(&Channel::Sms)
@@ -1036,6 +1054,7 @@ impl Config {
             }
         }
         auth.channels = channels;
+        warnings.extend(check_email(&settings, &error)?);
         let listen_port = u16::try_from(settings.server.port.get()).unwrap_or(u16::MAX);
         Ok(Self {
             settings,
@@ -1384,6 +1403,65 @@ fn delivery_channels(
         out.insert(market, on);
     }
     Ok((out, warnings))
+}
+
+/// The mail transport's settings (issue 10): `EMAIL_PROVIDER=smtp` needs `SMTP_URL` and
+/// `SMTP_FROM`, each read here as lettre reads it (never quoted back: the URL holds a password);
+/// production refuses `console` (it prints live verification and reset links — whoever reads the
+/// logs could take over accounts) and needs `PUBLIC_BASE_URL` (the links' origin). Returns the
+/// warning of an `SMTP_URL` left unused.
+fn check_email(
+    settings: &Settings,
+    error: &impl Fn(&str, String) -> SettingsError,
+) -> Result<Option<String>, SettingsError> {
+    let d = &settings.delivery;
+    let production = settings.service.marque_env == Environment::Production;
+    match d.email_provider {
+        EmailProvider::Console if production => {
+            return Err(error(
+                "email_provider",
+                "`console` prints every verification and reset link and is refused when                  MARQUE_ENV is production; set EMAIL_PROVIDER=smtp with SMTP_URL and SMTP_FROM"
+                    .to_owned(),
+            ));
+        }
+        EmailProvider::Console => {
+            if d.smtp_url.is_some() {
+                return Ok(Some(
+                    "SMTP_URL is set but EMAIL_PROVIDER is `console`: emails are printed, not \
+                     sent (set EMAIL_PROVIDER=smtp)"
+                        .to_owned(),
+                ));
+            }
+        }
+        EmailProvider::Smtp => {
+            let why = "required with EMAIL_PROVIDER = smtp".to_owned();
+            let url = d
+                .smtp_url
+                .as_ref()
+                .ok_or_else(|| error("smtp_url", why.clone()))?;
+            let from = d
+                .smtp_from
+                .as_ref()
+                .ok_or_else(|| error("smtp_from", why))?;
+            let config = marque_messaging::SmtpConfig {
+                url: url.secret().clone(),
+                from: from.as_str().to_owned(),
+            };
+            config.check().map_err(|e| match e {
+                marque_messaging::SmtpConfigError::Url(_) => error("smtp_url", e.to_string()),
+                marque_messaging::SmtpConfigError::From => error("smtp_from", e.to_string()),
+            })?;
+            if production && d.public_base_url.is_none() {
+                return Err(error(
+                    "public_base_url",
+                    "required with EMAIL_PROVIDER = smtp when MARQUE_ENV is production: the \
+                     links in emails start with it"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// How far ahead `TEST_PHONE_NUMBERS_VALID_UNTIL` may be in production.

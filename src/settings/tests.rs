@@ -105,7 +105,15 @@ fn production_requires_a_secret() {
 /// A production environment that passes every rule before `extra`'s; each step adds what the
 /// previous refusal asked for.
 fn production(extra: &[(&'static str, String)]) -> Result<Config, SettingsError> {
-    let mut v = vars(&[("MARQUE_ENV", "Production"), ("SECRET_KEY", STRONG_BASE64)]);
+    let mut v = vars(&[
+        ("MARQUE_ENV", "Production"),
+        ("SECRET_KEY", STRONG_BASE64),
+        // Email (issue 10) passes; `email_settings_are_checked_and_the_url_is_a_secret` tests it.
+        ("EMAIL_PROVIDER", "smtp"),
+        ("SMTP_URL", "smtps://mailer:pass@smtp.shop.example"),
+        ("SMTP_FROM", "Shop <no-reply@shop.example>"),
+        ("PUBLIC_BASE_URL", "https://auth.shop.example"),
+    ]);
     v.extend(extra.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
     Config::from_vars(v)
 }
@@ -864,4 +872,79 @@ fn password_settings_are_read_and_checked() {
     .unwrap_err();
     assert_eq!(weak.key, "ARGON2_MEMORY_KIB", "{weak}");
     assert!(weak.to_string().contains("35840"), "{weak}");
+}
+
+/// Issue 10: `EMAIL_PROVIDER=smtp` needs `SMTP_URL` and `SMTP_FROM`, each read as lettre reads
+/// it; the URL holds the password and is never printed; production refuses `console` and needs
+/// `PUBLIC_BASE_URL`.
+#[test]
+fn email_settings_are_checked_and_the_url_is_a_secret() {
+    let c = Config::from_vars(vars(&[])).unwrap();
+    assert_eq!(c.settings.delivery.email_provider, EmailProvider::Console);
+    let smtp = [
+        ("EMAIL_PROVIDER", "SMTP"),
+        (
+            "SMTP_URL",
+            "smtp://mailer:hunter2-never-printed@smtp.shop.example:587?tls=required",
+        ),
+        ("SMTP_FROM", "Shop <no-reply@shop.example>"),
+    ];
+    let c = Config::from_vars(vars(&smtp)).unwrap();
+    assert_eq!(c.settings.delivery.email_provider, EmailProvider::Smtp);
+    let toml = c.settings.to_toml();
+    assert!(toml.contains("email_provider = \"smtp\""), "{toml}");
+    assert!(toml.contains("smtp_url = \"[REDACTED]\""), "{toml}");
+    assert!(!toml.contains("hunter2"), "{toml}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+
+    let e = err(&smtp[..1]);
+    assert!(e.key.starts_with("SMTP_URL"), "{e}");
+    let e = err(&smtp[..2]);
+    assert!(e.key.starts_with("SMTP_FROM"), "{e}");
+    let e = err(&[
+        smtp[0],
+        ("SMTP_URL", "https://mailer:hunter2@smtp.shop.example"),
+        smtp[2],
+    ]);
+    assert!(e.key.starts_with("SMTP_URL"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let e = err(&[smtp[0], smtp[1], ("SMTP_FROM", "no reply")]);
+    assert!(e.key.starts_with("SMTP_FROM"), "{e}");
+    let e = err(&[("EMAIL_PROVIDER", "pigeon")]);
+    assert!(e.key.starts_with("EMAIL_PROVIDER"), "{e}");
+
+    // An SMTP_URL without EMAIL_PROVIDER=smtp is a warning, not an error.
+    let c = Config::from_vars(vars(&smtp[1..])).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("EMAIL_PROVIDER")),
+        "{:?}",
+        c.warnings
+    );
+
+    // Production: not the console, and links need PUBLIC_BASE_URL.
+    let base = [
+        ("DATABASE_URL_MARQUE_KG", "postgres://db/kg".to_owned()),
+        ("DATABASE_URL_MARQUE_US", "postgres://db/us".to_owned()),
+        ("SMS_PROVIDER", "webhook".to_owned()),
+        ("SMS_WEBHOOK_URL", "https://sms.example/send".to_owned()),
+        (
+            "SMS_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
+    ];
+    assert!(production(&base).is_ok());
+    let mut p = base.to_vec();
+    p.push(("EMAIL_PROVIDER", "console".to_owned()));
+    let e = production(&p).unwrap_err();
+    assert!(e.key.starts_with("EMAIL_PROVIDER"), "{e}");
+    let mut v = vars(&[
+        ("MARQUE_ENV", "production"),
+        ("SECRET_KEY", STRONG_BASE64),
+        ("EMAIL_PROVIDER", "smtp"),
+        ("SMTP_URL", "smtps://smtp.shop.example"),
+        ("SMTP_FROM", "no-reply@shop.example"),
+    ]);
+    v.extend(base.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
+    let e = Config::from_vars(v).unwrap_err();
+    assert!(e.key.starts_with("PUBLIC_BASE_URL"), "{e}");
 }

@@ -281,6 +281,17 @@ choice! {
 }
 
 choice! {
+    /// Mail transport (`EMAIL_PROVIDER`, issue 10).
+    pub enum EmailProvider {
+        /// Prints each email's recipient, subject and text (with its link) on the console
+        /// (development only; refused in production).
+        Console = "console",
+        /// SMTP submission (`SMTP_URL`, `SMTP_FROM`).
+        Smtp = "smtp",
+    }
+}
+
+choice! {
     /// CAPTCHA provider whose token send-code requires (`CAPTCHA_PROVIDER`).
     pub enum CaptchaProviderName {
         /// Cloudflare Turnstile.
@@ -291,7 +302,7 @@ choice! {
 }
 
 /// A provider credential (`CAPTCHA_SECRET`, `TWILIO_AUTH_TOKEN`, `AWS_SECRET_ACCESS_KEY`,
-/// `SMS_WEBHOOK_SECRET`, `WHATSAPP_ACCESS_TOKEN`, `TELEGRAM_GATEWAY_TOKEN`): non-empty, redacted
+/// `SMS_WEBHOOK_SECRET`, `WHATSAPP_ACCESS_TOKEN`, `TELEGRAM_GATEWAY_TOKEN`, `SMTP_URL`): non-empty, redacted
 /// like [`SecretKey`] in `Debug` and `marque config`, never quoted in errors.
 #[derive(Clone)]
 pub struct ProviderSecret(SecretString);

@@ -340,9 +340,18 @@ fn production_accepts_a_real_sms_provider_and_redacts_its_token() {
         .env("SMS_PROVIDER", "twilio")
         .env("TWILIO_ACCOUNT_SID", "AC0123")
         .env("TWILIO_AUTH_TOKEN", "twilio-token-never-printed")
-        .env("TWILIO_FROM", "+15005550006");
+        .env("TWILIO_FROM", "+15005550006")
+        // Issue 10: production refuses the console for email too.
+        .env("EMAIL_PROVIDER", "smtp")
+        .env(
+            "SMTP_URL",
+            "smtps://mailer:smtp-password-never-printed@smtp.shop.example",
+        )
+        .env("SMTP_FROM", "Shop <no-reply@shop.example>")
+        .env("PUBLIC_BASE_URL", "https://auth.shop.example");
     let out = finish(cmd);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("smtp-password-never-printed"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("sms_provider = \"twilio\""), "{stdout}");
     assert!(!stdout.contains("twilio-token-never-printed"));

@@ -102,7 +102,6 @@ async fn email_flow(backend: Backend) {
 
     // The link verifies the address once; the page speaks the market's language.
     let mail = app.latest_email(Market::Kg, stored).await;
-    assert_eq!(mail.ttl_minutes, 24 * 60);
     assert!(mail.token.starts_with("kg_") && mail.token.len() >= 3 + 43);
     let res = get(
         &app,
@@ -192,7 +191,6 @@ async fn email_flow(backend: Backend) {
     assert_eq!(res.status(), 200);
     let mail = app.latest_email(Market::Kg, stored).await;
     assert_eq!(mail.kind, EmailKind::ResetPassword);
-    assert_eq!(mail.ttl_minutes, 60);
     let page = format!("/api/v1/auth/email/reset-password?token={}", mail.token);
     let res = get(&app, &page).await;
     assert_eq!(res.status(), 200);
@@ -650,11 +648,7 @@ async fn deletion_removes_email(backend: Backend) {
     for table in ["users", "email_identities", "email_tokens"] {
         assert_eq!(app.count(Market::Kg, table).await, 0, "{table}");
     }
-    assert!(
-        app.emails(Market::Kg, "leaving@example.org")
-            .await
-            .is_empty()
-    );
+    assert_eq!(app.email_rows(Market::Kg, "leaving@example.org").await, 0);
     assert_eq!(
         login(&app, "leaving@example.org", PASSWORD).await.status(),
         401

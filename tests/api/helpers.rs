@@ -120,6 +120,7 @@ impl TestApp {
             Overrides {
                 clock: (!system_clock).then(|| clock.clone() as Arc<dyn marque_domain::Clock>),
                 sender: capture.then(|| sent.clone() as Arc<dyn marque_domain::MessageSender>),
+                email: capture.then(|| sent.clone() as Arc<dyn marque_domain::EmailSender>),
             },
         )
         .await
@@ -249,30 +250,61 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    /// The newest email queued to `to` in `market`'s database, opened with the test's sealing
-    /// key (issue 10: emails wait in the outbox until a mail transport delivers them).
+    /// The newest email sent to `to` from `market` ([`TestApp::emails`]).
     pub async fn latest_email(&self, market: Market, to: &str) -> marque_domain::EmailPayload {
-        let url = self.urls[&market].clone();
-        let to = to.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let sealer = marque_domain::KeyRing::derive(SECRET_KEY.as_bytes()).outbox_sealer();
-            marque_testkit::latest_email(&url, &sealer, &to)
-        })
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no email queued in {market:?}"))
+        self.emails(market, to)
+            .await
+            .pop()
+            .unwrap_or_else(|| panic!("no email to {to} from {market:?}"))
     }
 
-    /// Every email queued to `to` in `market`'s database, oldest first.
+    /// The emails sent to `to` from `market`, oldest first, once the delivery worker has handed
+    /// every email row queued to `to` (in any market) to the capturing transport: their kind and
+    /// the link token of their plain-text body (`ttl_minutes` is not carried by a sent email: 0).
     pub async fn emails(&self, market: Market, to: &str) -> Vec<marque_domain::EmailPayload> {
+        let mut queued = 0;
+        for m in [Market::Kg, Market::Us] {
+            let url = self.urls[&m].clone();
+            let q = format!(
+                "SELECT COUNT(*) AS n FROM outbox WHERE channel = 'email' AND recipient = '{}'",
+                to.replace('\'', "''")
+            );
+            queued += tokio::task::spawn_blocking(move || count_query(&url, &q))
+                .await
+                .unwrap();
+        }
+        for _ in 0..4000 {
+            let sent = self.sent.emails_to(to);
+            if sent.len() as i64 >= queued {
+                return sent
+                    .into_iter()
+                    .filter(|e| e.market == market)
+                    .map(|e| marque_domain::EmailPayload {
+                        kind: e.kind,
+                        token: e
+                            .text
+                            .split_whitespace()
+                            .find_map(|w| w.split_once("token=").map(|(_, t)| t.to_owned()))
+                            .unwrap_or_default(),
+                        ttl_minutes: 0,
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        panic!("{queued} emails queued to {to}, not all delivered");
+    }
+
+    /// Email outbox rows to `to` in `market`'s database (whatever their state).
+    pub async fn email_rows(&self, market: Market, to: &str) -> i64 {
         let url = self.urls[&market].clone();
-        let to = to.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let sealer = marque_domain::KeyRing::derive(SECRET_KEY.as_bytes()).outbox_sealer();
-            marque_testkit::emails(&url, &sealer, &to)
-        })
-        .await
-        .unwrap()
+        let q = format!(
+            "SELECT COUNT(*) AS n FROM outbox WHERE channel = 'email' AND recipient = '{}'",
+            to.replace('\'', "''")
+        );
+        tokio::task::spawn_blocking(move || count_query(&url, &q))
+            .await
+            .unwrap()
     }
 
     /// `POST` of the JSON `body` with extra headers.
@@ -343,7 +375,12 @@ struct Count {
 }
 
 fn count_rows(url: &str, table: &str) -> i64 {
-    let q = format!("SELECT COUNT(*) AS n FROM {table}");
+    count_query(url, &format!("SELECT COUNT(*) AS n FROM {table}"))
+}
+
+/// The `n` of the one row `q` returns.
+fn count_query(url: &str, q: &str) -> i64 {
+    let q = q.to_owned();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let mut c = SqliteConnection::establish(path).unwrap();
         diesel::sql_query(q).get_result::<Count>(&mut c).unwrap().n

@@ -8,14 +8,18 @@
 //! market's delivery outbox, rendering each message from [`MessageTemplates`] for its channel,
 //! with retries, backoff, channel fallback and leases, so a crash between "code issued" and
 //! "message sent" loses nothing and several instances never send one message twice while a lease
-//! holds. [`SiteVerify`] checks CAPTCHA tokens (Turnstile, hCaptcha) for the domain's
+//! holds. Emails (issue 10) go through the same outbox: the worker renders them with
+//! [`EmailTemplates`] and hands them to the market's [`marque_domain::EmailSender`]
+//! ([`ConsoleMailer`] or [`SmtpMailer`]). [`SiteVerify`] checks CAPTCHA tokens (Turnstile, hCaptcha) for the domain's
 //! [`CaptchaVerifier`](marque_domain::CaptchaVerifier) port.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod captcha;
 mod console;
+mod email_templates;
 mod http;
 mod messenger;
+mod smtp;
 mod sns;
 mod telegram;
 mod templates;
@@ -26,11 +30,13 @@ mod worker;
 
 pub use captcha::{CaptchaProvider, HCAPTCHA_VERIFY_URL, SiteVerify, TURNSTILE_VERIFY_URL};
 pub use console::ConsoleSender;
+pub use email_templates::{EmailTemplates, RESET_PASSWORD_PATH, RenderedEmail, VERIFY_EMAIL_PATH};
 pub use http::{PROVIDER_TIMEOUT, provider_client, status_error, transport_error};
 pub use messenger::{
     TELEGRAM_BOT_API_BASE_URL, TelegramBot, TelegramWebhook, TelegramWidget, WhatsAppReplies,
     WhatsAppWebhook,
 };
+pub use smtp::{ConsoleMailer, SmtpConfig, SmtpConfigError, SmtpMailer};
 pub use sns::{Sns, SnsConfig};
 pub use telegram::{
     TELEGRAM_GATEWAY_BASE_URL, TelegramGateway, TelegramGatewayConfig, TelegramReportCallback,
@@ -39,4 +45,4 @@ pub use templates::{MessageTemplates, RenderedSms, sms_segments};
 pub use twilio::{TWILIO_BASE_URL, Twilio, TwilioConfig, TwilioFrom, TwilioStatusCallback};
 pub use webhook::{SmsWebhook, WebhookConfig, WebhookConfigError};
 pub use whatsapp::{WHATSAPP_API_BASE_URL, WhatsApp, WhatsAppConfig};
-pub use worker::{Fate, OutboxWorker, Senders, WorkerConfig, WorkerDeps};
+pub use worker::{EmailSenders, Fate, OutboxWorker, Senders, WorkerConfig, WorkerDeps};

@@ -3,15 +3,21 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use futures_util::stream::{self, StreamExt};
 use marque_domain::{
-    Channel, Clock, DeliveryError, MessageSender, OtpPayload, OutboxMessage, OutboxRepository,
-    OutgoingMessage, OutgoingReply, PayloadSealer, RandomSource, ReplyPayload, ReplySender,
-    RepoError, RetryPolicy, SentReceipt,
+    Accepted, Channel, Clock, DeliveryError, EmailPayload, EmailSender, MessageSender, OtpPayload,
+    OutboxMessage, OutboxRepository, OutgoingEmail, OutgoingMessage, OutgoingReply, PayloadSealer,
+    RandomSource, ReplyPayload, ReplySender, RepoError, RetryPolicy, SentReceipt,
 };
 use marque_markets::Market;
 use tokio_util::sync::CancellationToken;
 
-use crate::MessageTemplates;
+use crate::{EmailTemplates, MessageTemplates};
+
+/// Recipients whose messages one worker delivers at the same time, per market: enough to keep
+/// providers and the database busy (each delivery waits on a provider call and on the commit of
+/// its status), few enough to leave the connection pool and the blocking threads to requests.
+pub const CONCURRENT_DELIVERIES: usize = 8;
 
 /// Tunables of the [`OutboxWorker`].
 #[derive(Debug, Clone)]
@@ -93,11 +99,49 @@ impl Senders {
     }
 }
 
+/// The mail transport of each market (issue 10): rows on [`Channel::Email`] go through these,
+/// never through a [`Senders`] provider.
+#[derive(Clone, Default)]
+pub struct EmailSenders {
+    by: BTreeMap<Market, Arc<dyn EmailSender>>,
+}
+
+impl std::fmt::Debug for EmailSenders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.by.iter().map(|(m, s)| (m.code(), s.name())))
+            .finish()
+    }
+}
+
+impl EmailSenders {
+    /// `sender` delivers the emails of `market`.
+    #[must_use]
+    pub fn with(mut self, market: Market, sender: Arc<dyn EmailSender>) -> Self {
+        self.by.insert(market, sender);
+        self
+    }
+
+    /// `sender` delivers the emails of every market.
+    pub fn everywhere(sender: Arc<dyn EmailSender>) -> Self {
+        Market::ALL
+            .into_iter()
+            .fold(Self::default(), |s, m| s.with(m, Arc::clone(&sender)))
+    }
+
+    /// The transport of `market`.
+    pub fn get(&self, market: Market) -> Option<&Arc<dyn EmailSender>> {
+        self.by.get(&market)
+    }
+}
+
 /// Delivers outbox messages of every market through the providers of their channels.
 pub struct OutboxWorker {
     repos: Vec<Arc<dyn OutboxRepository>>,
     senders: Senders,
     replies: BTreeMap<Channel, Arc<dyn ReplySender>>,
+    email: EmailSenders,
+    email_templates: EmailTemplates,
     templates: MessageTemplates,
     sealer: PayloadSealer,
     clock: Arc<dyn Clock>,
@@ -109,6 +153,7 @@ impl std::fmt::Debug for OutboxWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxWorker")
             .field("senders", &self.senders)
+            .field("email", &self.email)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -153,6 +198,8 @@ impl OutboxWorker {
             repos,
             senders,
             replies: BTreeMap::new(),
+            email: EmailSenders::default(),
+            email_templates: EmailTemplates::default(),
             templates: deps.templates,
             sealer: deps.sealer,
             clock: deps.clock,
@@ -166,6 +213,16 @@ impl OutboxWorker {
     #[must_use]
     pub fn with_replies(mut self, channel: Channel, sender: Arc<dyn ReplySender>) -> Self {
         self.replies.insert(channel, sender);
+        self
+    }
+
+    /// Sends the emails of the outbox (issue 10: [`Channel::Email`] rows, sealed
+    /// [`EmailPayload`]s) rendered by `templates` through each market's transport in `senders`.
+    /// Without a transport for its market an email is a dead letter.
+    #[must_use]
+    pub fn with_email(mut self, templates: EmailTemplates, senders: EmailSenders) -> Self {
+        self.email_templates = templates;
+        self.email = senders;
         self
     }
 
@@ -205,12 +262,31 @@ impl OutboxWorker {
                     continue;
                 }
             };
+            // Messages to different recipients go out concurrently (issue 13: one after the other,
+            // each provider call and each synchronous commit of its status waited for the
+            // previous one, ≈ 300 messages a second at most on the reference machine, whatever
+            // the provider's speed); a recipient's own messages stay in order, one at a time.
+            let mut by_recipient: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
             for m in messages {
-                let id = m.id;
-                let fate = self.deliver(repo, m).await;
-                tracing::debug!(market = %repo.market(), id, ?fate, "outbox message processed");
-                handled.push((repo.market(), id, fate));
+                by_recipient.entry(m.recipient.clone()).or_default().push(m);
             }
+            let mut done: Vec<(i64, Fate)> = stream::iter(by_recipient.into_values())
+                .map(|queue| async move {
+                    let mut fates = Vec::with_capacity(queue.len());
+                    for m in queue {
+                        let id = m.id;
+                        let fate = self.deliver(repo, m).await;
+                        tracing::debug!(market = %repo.market(), id, ?fate, "outbox message processed");
+                        fates.push((id, fate));
+                    }
+                    fates
+                })
+                .buffer_unordered(CONCURRENT_DELIVERIES)
+                .flat_map(stream::iter)
+                .collect()
+                .await;
+            done.sort_by_key(|(id, _)| *id);
+            handled.extend(done.into_iter().map(|(id, fate)| (repo.market(), id, fate)));
         }
         handled
     }
@@ -225,18 +301,20 @@ impl OutboxWorker {
             return Fate::Expired;
         }
         let opened = self.sealer.open(&m.sealed_body).ok();
-        if opened
-            .as_deref()
-            .and_then(marque_domain::EmailPayload::decode)
-            .is_some()
-        {
-            // Emails (issue 10) are for the mail transport, which this worker does not drive
-            // yet: the row waits, sealed payload kept, and is looked at again later.
-            let retry = now + Duration::minutes(5);
-            log_repo(
-                blocking(move || r.mark_failed(id, now, Some(retry), "no mail transport")).await,
-            );
-            return Fate::Retry;
+        // The row's channel decides the path: an email row never reaches an SMS or messenger
+        // provider, and a code or reply row never reaches a mail transport.
+        if m.channel == Channel::Email {
+            if let Some(email) = opened.as_deref().and_then(EmailPayload::decode) {
+                return self.deliver_email(repo, &m, email).await;
+            }
+            let why = if opened.is_some() {
+                "not an email payload on the email channel"
+            } else {
+                "payload does not open"
+            };
+            tracing::error!(%market, id, why, "outbox email given up");
+            log_repo(blocking(move || r.mark_failed(id, now, None, why)).await);
+            return Fate::GivenUp;
         }
         let payload = opened.as_deref().and_then(OtpPayload::decode);
         if payload.is_none()
@@ -292,22 +370,82 @@ impl OutboxWorker {
         )
         .record(started.elapsed().as_secs_f64());
         match sent {
-            Ok(accepted) => {
-                let now = self.clock.now();
-                log_repo(
-                    blocking(move || {
-                        let receipt = SentReceipt {
-                            provider,
-                            provider_message_id: accepted.provider_message_id.as_deref(),
-                            segments,
-                        };
-                        r.mark_sent(id, now, receipt)
-                    })
-                    .await,
-                );
-                Fate::Sent
-            }
+            Ok(accepted) => self.sent(repo, id, provider, accepted, segments).await,
             Err(e) => self.failed(repo, &m, provider, e).await,
+        }
+    }
+
+    /// Records a message its provider took.
+    async fn sent(
+        &self,
+        repo: &Arc<dyn OutboxRepository>,
+        id: i64,
+        provider: &'static str,
+        accepted: Accepted,
+        segments: Option<u32>,
+    ) -> Fate {
+        let (now, r) = (self.clock.now(), Arc::clone(repo));
+        log_repo(
+            blocking(move || {
+                let receipt = SentReceipt {
+                    provider,
+                    provider_message_id: accepted.provider_message_id.as_deref(),
+                    segments,
+                };
+                r.mark_sent(id, now, receipt)
+            })
+            .await,
+        );
+        Fate::Sent
+    }
+
+    /// Renders an email in the market's language and hands it to the market's transport; a
+    /// failure is retried like any message, and is a dead letter once permanent (no fallback
+    /// channel for emails).
+    async fn deliver_email(
+        &self,
+        repo: &Arc<dyn OutboxRepository>,
+        m: &OutboxMessage,
+        payload: EmailPayload,
+    ) -> Fate {
+        let market = repo.market();
+        let Some(sender) = self.email.get(market) else {
+            let err = DeliveryError::Permanent("no email transport".into());
+            return self.failed(repo, m, "none", err).await;
+        };
+        let language = market.language();
+        let rendered = match self.email_templates.render(language, &payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%market, id = m.id, kind = payload.kind.as_str(), error = %e,
+                    "email template failed");
+                let err = DeliveryError::Permanent("email template failed".into());
+                return self.failed(repo, m, "none", err).await;
+            }
+        };
+        let email = OutgoingEmail {
+            id: format!("{}-{}", market.code(), m.id),
+            market,
+            language,
+            kind: payload.kind,
+            to: m.recipient.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+        };
+        let provider = sender.name();
+        let started = std::time::Instant::now();
+        let sent = sender.send(&email).await;
+        metrics::histogram!(
+            "marque_delivery_duration_seconds",
+            "provider" => provider,
+            "channel" => Channel::Email.as_str(),
+            "result" => if sent.is_ok() { "accepted" } else { "failed" },
+        )
+        .record(started.elapsed().as_secs_f64());
+        match sent {
+            Ok(accepted) => self.sent(repo, m.id, provider, accepted, None).await,
+            Err(e) => self.failed(repo, m, provider, e).await,
         }
     }
 
@@ -331,21 +469,7 @@ impl OutboxWorker {
         };
         let provider = sender.name();
         match sender.reply(&reply).await {
-            Ok(accepted) => {
-                let (now, id, r) = (self.clock.now(), m.id, Arc::clone(repo));
-                log_repo(
-                    blocking(move || {
-                        let receipt = SentReceipt {
-                            provider,
-                            provider_message_id: accepted.provider_message_id.as_deref(),
-                            segments: None,
-                        };
-                        r.mark_sent(id, now, receipt)
-                    })
-                    .await,
-                );
-                Fate::Sent
-            }
+            Ok(accepted) => self.sent(repo, m.id, provider, accepted, None).await,
             Err(e) => self.failed(repo, m, provider, e).await,
         }
     }
@@ -381,11 +505,16 @@ impl OutboxWorker {
             log_repo(blocking(move || r.mark_failed(id, now, Some(at), &err)).await);
             return Fate::Retry;
         }
-        let mut rest = m
-            .fallback
+        // Emails have no other channel to fall back to.
+        let fallback: &[Channel] = if m.channel == Channel::Email {
+            &[]
+        } else {
+            &m.fallback
+        };
+        let mut rest = fallback
             .iter()
             .copied()
-            .skip_while(|c| !self.senders.has(market, *c));
+            .skip_while(|c| *c == Channel::Email || !self.senders.has(market, *c));
         if let Some(next) = rest.next() {
             let remaining: Vec<Channel> = rest.collect();
             tracing::info!(%market, id, provider, error = %e, from = %m.channel, to = %next,

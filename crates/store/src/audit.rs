@@ -14,6 +14,15 @@ use crate::connection::DbConnection;
 use crate::models::{from_db, to_db};
 use crate::schema::audit_log;
 
+/// The `User-Agent` an audit row keeps of `client`: its first
+/// [`MAX_AUDIT_USER_AGENT_CHARS`] characters.
+pub(crate) fn audit_user_agent(client: &ClientInfo) -> Option<String> {
+    client
+        .user_agent
+        .as_ref()
+        .map(|ua| ua.chars().take(MAX_AUDIT_USER_AGENT_CHARS).collect())
+}
+
 /// Inserts one audit row on `conn` (inside the caller's transaction, if any): `event` at `at`
 /// for `user` from `client`. The `User-Agent` is truncated; nothing else is derived from secrets.
 pub(crate) fn insert_audit(
@@ -23,10 +32,7 @@ pub(crate) fn insert_audit(
     client: &ClientInfo,
     event: &AuditEvent,
 ) -> QueryResult<()> {
-    let user_agent: Option<String> = client
-        .user_agent
-        .as_ref()
-        .map(|ua| ua.chars().take(MAX_AUDIT_USER_AGENT_CHARS).collect());
+    let user_agent = audit_user_agent(client);
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::occurred_at.eq(to_db(at)),

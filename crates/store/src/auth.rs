@@ -1,13 +1,13 @@
 //! [`AuthRepository`] on a market database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use marque_domain::challenge::{self, ChallengeStatus, FailureState, Judgement};
 use marque_domain::refresh::{self, RefreshJudgement, RefreshState, SessionState};
-use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, SmsGuards};
+use marque_domain::sms_guard::{BudgetGuard, BudgetTrip, PrefixAlarm, PrefixState, SmsGuards};
 use marque_domain::{
     AttemptGuard, AuditEvent, AuthRepository, BucketState, Channel, ClientInfo, CodeCheck,
     DeleteAccount, IssueChallenge, IssueOutcome, NewRefreshToken, NewSession, OtpPurpose,
@@ -21,10 +21,12 @@ use tracing::instrument;
 use crate::MarketStore;
 use crate::audit::insert_audit;
 use crate::connection::{
-    DbConnection, lock_bucket, lock_failures, lock_prefix, lock_refresh, newest_challenge, write_tx,
+    DbConnection, lock_failures, lock_refresh, lock_rows, newest_challenge, write_tx,
+    write_tx_async_commit,
 };
-use crate::models::{
-    BucketRow, FailureRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32,
+use crate::models::{BucketRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
+use crate::pg_batch::{
+    BucketWrites, IssueInserts, ReturningSignIn, ReturningSignInRow, StoreCounters,
 };
 use crate::schema::{
     account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications,
@@ -63,65 +65,54 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
         let phone = cmd.phone.e164();
-        let purpose = cmd.purpose.as_str();
-        let now = to_db(cmd.now);
         self.with_conn(|conn| {
-            let outcome = write_tx(conn, |conn| {
+            // The counters every send-code locks are held only until the commit is in memory,
+            // not through the WAL flush (see `write_tx_async_commit` for what that trades).
+            let outcome = write_tx_async_commit(conn, |conn| {
                 if cmd.check_lock {
-                    // A plain read: the lock is only ever set by verifications, and a code issued
-                    // just before it is set is refused by the lock when it is tried.
-                    let failures = phone_failures::table
-                        .find(phone)
-                        .select(FailureRow::as_select())
-                        .first::<FailureRow>(conn)
-                        .optional()?;
+                    // The number's failure record, locked: the lock it may hold refuses the code
+                    // (a lock set just after this read refuses the code when it is tried), and
+                    // two codes issued for one number at once wait for each other, so the second
+                    // supersedes the first.
+                    let failures = lock_failures(conn, phone, to_db(cmd.now))?;
                     if let Some(retry) = failures.and_then(|f| f.state().locked(cmd.now)) {
                         return Ok(IssueOutcome::Locked(retry));
                     }
                 }
-                hit_limits(conn, &cmd.limits, cmd.now)?;
-                let prefix_alarm = match &cmd.sms {
-                    Some(guards) => hit_sms_guards(conn, guards, cmd.now)?,
-                    None => None,
-                };
-                diesel::update(
-                    phone_verifications::table
-                        .filter(phone_verifications::phone_number.eq(phone))
-                        .filter(phone_verifications::purpose.eq(purpose))
-                        .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
-                )
-                .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
-                .execute(conn)?;
-                diesel::insert_into(phone_verifications::table)
-                    .values((
-                        phone_verifications::phone_number.eq(phone),
-                        phone_verifications::code_hash.eq(cmd.code_hash.as_slice()),
-                        phone_verifications::status.eq(ChallengeStatus::Active.as_str()),
-                        phone_verifications::attempts.eq(0),
-                        phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
-                        phone_verifications::created_at.eq(now),
-                        phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
-                        phone_verifications::purpose.eq(purpose),
-                        phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
-                        phone_verifications::channel.eq(cmd.channel.as_str()),
-                    ))
-                    .execute(conn)?;
-                if let Some(message) = &cmd.outbox {
-                    diesel::insert_into(outbox::table)
-                        .values((
-                            outbox::channel.eq(message.channel.as_str()),
-                            outbox::fallback_channels.eq(Channel::join(&message.fallback)),
-                            outbox::challenge_id.eq(cmd.challenge_id.as_str()),
-                            outbox::recipient.eq(message.recipient.as_str()),
-                            outbox::payload.eq(message.sealed_body.as_slice()),
-                            outbox::status.eq(OUTBOX_PENDING),
-                            outbox::attempts.eq(0),
-                            outbox::next_attempt_at.eq(now),
-                            outbox::expires_at.eq(to_db(message.expires_at)),
-                            outbox::created_at.eq(now),
-                        ))
-                        .execute(conn)?;
+                // The number's own rows first (previous code superseded, new code, its message):
+                // no other number's request waits on them. Then every shared counter the
+                // decisions read, locked in one go (one statement on PostgreSQL) — the
+                // request's buckets in key order, then the SMS day, then the number's prefix —
+                // the decisions in the order of their refusals (the request's limits, then the
+                // SMS-pumping guards), and the new counters. A refusal rolls the code back with
+                // everything else. So the rows every send-code of a market locks (the SMS day,
+                // an IP's bucket, a prefix) are held for three short statements, not for the
+                // inserts too (issue 13).
+                insert_issue(conn, &cmd)?;
+                let sms = cmd.sms.as_ref();
+                let mut keys = sorted_keys(&cmd.limits);
+                if let Some(guards) = sms {
+                    keys.retain(|k| *k != guards.daily.bucket);
+                    keys.push(guards.daily.bucket.as_str());
                 }
+                let prefix = sms.map(|g| g.prefix.prefix.as_str());
+                let (rows, prefix_state) = lock_rows(conn, &keys, prefix, to_db(cmd.now))?;
+                let states = bucket_states(&keys, rows);
+                let mut buckets = decide_limits(&cmd.limits, &states, cmd.now)?;
+                let mut prefix_alarm = None;
+                let mut prefix_write = None;
+                if let Some(guards) = sms {
+                    let day = states.get(guards.daily.bucket.as_str()).copied().flatten();
+                    let admitted = decide_sms_guards(guards, day, prefix_state, cmd.now)?;
+                    buckets.insert(guards.daily.bucket.as_str(), admitted.day);
+                    prefix_alarm = admitted.alarm;
+                    prefix_write = Some((guards.prefix.prefix.as_str(), admitted.prefix));
+                }
+                store_counters(
+                    conn,
+                    &buckets,
+                    prefix_write.as_ref().map(|(key, state)| (*key, state)),
+                )?;
                 Ok(match prefix_alarm {
                     Some(alarm) => IssueOutcome::IssuedWithAlarm(alarm),
                     None => IssueOutcome::Issued,
@@ -732,44 +723,140 @@ pub(crate) fn hit_limits(
     limits: &[RateLimitCheck],
     at: DateTime<Utc>,
 ) -> Result<(), TxError> {
-    let now = to_db(at);
+    let next = admit_limits(conn, limits, at)?;
+    store_counters(conn, &next, None)?;
+    Ok(())
+}
+
+/// Locks every bucket of `limits` (in key order, in one statement on PostgreSQL) and decides
+/// each hit with its policy; the new states, by bucket, for the caller to write. At the first
+/// refusal `Err(TxError::RateLimited)`, which rolls everything back.
+fn admit_limits<'a>(
+    conn: &mut DbConnection,
+    limits: &'a [RateLimitCheck],
+    at: DateTime<Utc>,
+) -> Result<BTreeMap<&'a str, BucketState>, TxError> {
     // Lock every bucket before deciding, in key order, so two requests sharing buckets never
     // wait on each other crosswise.
-    let mut states: BTreeMap<&str, Option<BucketState>> = BTreeMap::new();
-    for check in limits {
-        states.insert(check.bucket.as_str(), None);
-    }
-    for (bucket, state) in &mut states {
-        *state = lock_bucket(conn, bucket, now)?.map(|row| row.state());
-    }
+    let keys = sorted_keys(limits);
+    let (rows, _) = lock_rows(conn, &keys, None, to_db(at))?;
+    decide_limits(limits, &bucket_states(&keys, rows), at)
+}
+
+/// The distinct bucket keys of `limits`, sorted: the order in which they are locked.
+fn sorted_keys(limits: &[RateLimitCheck]) -> Vec<&str> {
+    limits
+        .iter()
+        .map(|check| check.bucket.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The states of the locked buckets `keys` (`rows` as [`lock_rows`] returns them), by key.
+fn bucket_states<'a>(
+    keys: &[&'a str],
+    rows: Vec<Option<BucketRow>>,
+) -> BTreeMap<&'a str, Option<BucketState>> {
+    keys.iter()
+        .copied()
+        .zip(rows.into_iter().map(|row| row.map(|r| r.state())))
+        .collect()
+}
+
+/// Decides each hit of `limits` with its policy on the locked `states` (a bucket hit twice sees
+/// its first hit); the new states, by bucket. At the first refusal `Err(TxError::RateLimited)`.
+fn decide_limits<'a>(
+    limits: &'a [RateLimitCheck],
+    states: &BTreeMap<&str, Option<BucketState>>,
+    at: DateTime<Utc>,
+) -> Result<BTreeMap<&'a str, BucketState>, TxError> {
+    let mut next_states: BTreeMap<&'a str, BucketState> = BTreeMap::new();
     for check in limits {
         let bucket = check.bucket.as_str();
-        let current = states.get(bucket).copied().flatten();
+        let current = match next_states.get(bucket) {
+            Some(hit) => Some(*hit),
+            None => states.get(bucket).copied().flatten(),
+        };
         let next = check
             .policy
             .admit_shared(current.as_ref(), at, check.elsewhere)
             .map_err(TxError::RateLimited)?;
-        store_bucket(conn, bucket, &next)?;
-        states.insert(bucket, Some(next));
+        next_states.insert(bucket, next);
+    }
+    Ok(next_states)
+}
+
+/// Writes the new states of locked counters — buckets and, when given, a prefix's: one
+/// statement on PostgreSQL ([`StoreCounters`]), one per row on SQLite.
+fn store_counters(
+    conn: &mut DbConnection,
+    states: &BTreeMap<&str, BucketState>,
+    prefix: Option<(&str, &PrefixState)>,
+) -> Result<(), TxError> {
+    if states.is_empty() && prefix.is_none() {
+        return Ok(());
+    }
+    if let DbConnection::Pg(pg) = conn {
+        let mut buckets = BucketWrites::default();
+        for (bucket, state) in states {
+            buckets.push(bucket, state);
+        }
+        let statement = StoreCounters {
+            buckets,
+            prefix: prefix.map(|(key, _)| key),
+            prefix_counters: (
+                prefix.map(|(_, p)| to_db(p.hour_start)),
+                prefix.map(|(_, p)| to_i32(p.sent)),
+                prefix.map(|(_, p)| baseline_to_db(p.baseline)),
+            ),
+        };
+        let written: i64 = statement.get_result(pg)?;
+        // Every row was locked, so it exists: anything else is a bug, and the transaction rolls
+        // back rather than let a hit go uncounted.
+        if usize::try_from(written).ok() != Some(states.len() + usize::from(prefix.is_some())) {
+            return Err(TxError::Db(DieselError::NotFound));
+        }
+        return Ok(());
+    }
+    for (bucket, state) in states {
+        store_bucket(conn, bucket, state)?;
+    }
+    if let Some((key, next)) = prefix {
+        upsert!(
+            conn,
+            sms_prefix_stats,
+            prefix = key,
+            (
+                sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
+                sms_prefix_stats::sent.eq(to_i32(next.sent)),
+                sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
+            )
+        );
     }
     Ok(())
 }
 
-/// Checks the SMS-pumping guards of a message inside the issuing transaction, after the
-/// per-number and per-IP limits (so those refuse most abuse before the market-wide rows are
-/// locked): the market's daily budget and the total over markets on the `sms:day` bucket, then
-/// the prefix's hourly limit. Locks are taken in this fixed order by every sender (request buckets
-/// in key order, then `sms:day`, then the prefix row), so they cannot deadlock.
-/// `Err(TxError::BudgetExceeded)` rolls everything back; `Ok(Some(alarm))` when this message
-/// crossed the prefix's alarm line.
-fn hit_sms_guards(
-    conn: &mut DbConnection,
+/// What the SMS-pumping guards admitted: the new `sms:day` bucket and prefix counters (not yet
+/// written) and the prefix alarm this message raised, if any.
+struct SmsAdmitted {
+    day: BucketState,
+    prefix: PrefixState,
+    alarm: Option<PrefixAlarm>,
+}
+
+/// Decides the SMS-pumping guards of a message on the locked `sms:day` bucket (`day`) and prefix
+/// counters (`prefix_state`), after the per-number and per-IP limits admitted it: the market's
+/// daily budget and the total over markets, then the prefix's hourly limit.
+/// `Err(TxError::BudgetExceeded)` rolls everything back; otherwise the new counters, for the
+/// caller to write, and `alarm` when this message crossed the prefix's alarm line.
+fn decide_sms_guards(
     guards: &SmsGuards,
+    day: Option<BucketState>,
+    prefix_state: Option<PrefixState>,
     now: DateTime<Utc>,
-) -> Result<Option<PrefixAlarm>, TxError> {
-    let db_now = to_db(now);
+) -> Result<SmsAdmitted, TxError> {
     let daily = &guards.daily;
-    let state = lock_bucket(conn, &daily.bucket, db_now)?.map(|row| row.state());
     let trip = |guard, retry_after| {
         TxError::BudgetExceeded(BudgetTrip {
             guard,
@@ -777,39 +864,104 @@ fn hit_sms_guards(
             retry_after,
         })
     };
-    let next = daily
+    let next_day = daily
         .policy
-        .admit(state.as_ref(), now)
+        .admit(day.as_ref(), now)
         .map_err(|r| trip(BudgetGuard::MarketDaily, r))?;
     let total = RateLimitPolicy {
         max_hits: guards.total_daily_limit,
         ..daily.policy
     };
     total
-        .admit_shared(state.as_ref(), now, daily.elsewhere)
+        .admit_shared(day.as_ref(), now, daily.elsewhere)
         .map_err(|r| trip(BudgetGuard::TotalDaily, r))?;
-    store_bucket(conn, &daily.bucket, &next)?;
-
     let prefix = &guards.prefix;
-    let row = lock_prefix(conn, &prefix.prefix, db_now)?;
-    let (next, alarm) = prefix.admit(row.as_ref(), now).map_err(|retry_after| {
-        TxError::BudgetExceeded(BudgetTrip {
-            guard: BudgetGuard::PrefixHourly,
-            prefix: Some(prefix.prefix.clone()),
-            retry_after,
-        })
-    })?;
-    upsert!(
-        conn,
-        sms_prefix_stats,
-        prefix = prefix.prefix.as_str(),
-        (
-            sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
-            sms_prefix_stats::sent.eq(to_i32(next.sent)),
-            sms_prefix_stats::baseline_milli.eq(baseline_to_db(next.baseline)),
-        )
-    );
-    Ok(alarm)
+    let (next, alarm) = prefix
+        .admit(prefix_state.as_ref(), now)
+        .map_err(|retry_after| {
+            TxError::BudgetExceeded(BudgetTrip {
+                guard: BudgetGuard::PrefixHourly,
+                prefix: Some(prefix.prefix.clone()),
+                retry_after,
+            })
+        })?;
+    Ok(SmsAdmitted {
+        day: next_day,
+        prefix: next,
+        alarm,
+    })
+}
+
+/// The number's rows of an issue: its previous active code of the purpose superseded, the new
+/// code and its outbox message. One statement on PostgreSQL ([`IssueInserts`]); on SQLite one
+/// per row, inside the same immediate transaction.
+fn insert_issue(conn: &mut DbConnection, cmd: &IssueChallenge) -> Result<(), TxError> {
+    let phone = cmd.phone.e164();
+    let purpose = cmd.purpose.as_str();
+    let now = to_db(cmd.now);
+    if let DbConnection::Pg(pg) = conn {
+        let message = cmd.outbox.as_ref();
+        let statement = IssueInserts {
+            phone,
+            code_hash: cmd.code_hash.as_slice(),
+            client_ip: cmd.client_ip.as_deref(),
+            now,
+            expires_at: to_db(cmd.expires_at),
+            purpose,
+            challenge_id: cmd.challenge_id.as_str(),
+            channel: cmd.channel.as_str(),
+            message: message.is_some(),
+            message_channel: message.map(|m| m.channel.as_str()),
+            fallback_channels: message.map(|m| Channel::join(&m.fallback)),
+            recipient: message.map(|m| m.recipient.as_str()),
+            payload: message.map(|m| m.sealed_body.as_slice()),
+            message_expires_at: message.map(|m| to_db(m.expires_at)),
+        };
+        let written: i64 = statement.get_result(pg)?;
+        if usize::try_from(written).ok() != Some(1 + usize::from(message.is_some())) {
+            return Err(TxError::Db(DieselError::NotFound));
+        }
+        return Ok(());
+    }
+    diesel::update(
+        phone_verifications::table
+            .filter(phone_verifications::phone_number.eq(phone))
+            .filter(phone_verifications::purpose.eq(purpose))
+            .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
+    )
+    .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
+    .execute(conn)?;
+    diesel::insert_into(phone_verifications::table)
+        .values((
+            phone_verifications::phone_number.eq(phone),
+            phone_verifications::code_hash.eq(cmd.code_hash.as_slice()),
+            phone_verifications::status.eq(ChallengeStatus::Active.as_str()),
+            phone_verifications::attempts.eq(0),
+            phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
+            phone_verifications::created_at.eq(now),
+            phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
+            phone_verifications::purpose.eq(purpose),
+            phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
+            phone_verifications::channel.eq(cmd.channel.as_str()),
+        ))
+        .execute(conn)?;
+    if let Some(message) = &cmd.outbox {
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::channel.eq(message.channel.as_str()),
+                outbox::fallback_channels.eq(Channel::join(&message.fallback)),
+                outbox::challenge_id.eq(cmd.challenge_id.as_str()),
+                outbox::recipient.eq(message.recipient.as_str()),
+                outbox::payload.eq(message.sealed_body.as_slice()),
+                outbox::status.eq(OUTBOX_PENDING),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::expires_at.eq(to_db(message.expires_at)),
+                outbox::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// The baseline (messages per hour) in thousandths, as stored.
@@ -891,6 +1043,11 @@ fn open_session(
     at: (DateTime<Utc>, NaiveDateTime),
     via: &'static str,
 ) -> Result<VerifyOutcome, TxError> {
+    if let DbConnection::Pg(pg) = conn
+        && let Some(outcome) = sign_in_returning(pg, market, phone, session, refresh, at, via)?
+    {
+        return Ok(outcome);
+    }
     if is_disabled(conn, phone)? {
         return Ok(VerifyOutcome::Disabled);
     }
@@ -914,6 +1071,76 @@ fn open_session(
         is_new_user,
         known_device,
     })
+}
+
+/// [`open_session`] for a returning, active user on PostgreSQL, in one statement
+/// ([`ReturningSignIn`]): the same rows as the portable path (login recorded, session, refresh
+/// token, `sign_in` audit row). `None` when the number has no active user (new, or disabled):
+/// nothing was written, and the portable path decides.
+fn sign_in_returning(
+    pg: &mut diesel::PgConnection,
+    market: Market,
+    phone: &str,
+    session: &NewSession,
+    refresh: &NewRefreshToken,
+    at: (DateTime<Utc>, NaiveDateTime),
+    via: &'static str,
+) -> Result<Option<VerifyOutcome>, TxError> {
+    let client = ClientInfo {
+        ip: session.client_ip.clone(),
+        user_agent: session.user_agent.clone(),
+    };
+    let event = AuditEvent::SignIn {
+        session: session.id.clone(),
+        new_user: false,
+        via,
+    };
+    let audit_user_agent = crate::audit::audit_user_agent(&client);
+    let detail = event.detail();
+    let statement = ReturningSignIn {
+        phone,
+        now: at.1,
+        session_id: session.id.0.as_str(),
+        session_expires_at: to_db(session.expires_at),
+        user_agent: session.user_agent.as_deref(),
+        client_ip: session.client_ip.as_deref(),
+        refresh_hash: refresh.token_hash.as_slice(),
+        refresh_expires_at: to_db(refresh.expires_at),
+        audit_event: event.kind(),
+        audit_user_agent: audit_user_agent.as_deref(),
+        audit_detail: detail.as_deref(),
+    };
+    let row = statement.get_result::<ReturningSignInRow>(pg).optional()?;
+    let Some((
+        id,
+        phone_number,
+        full_name,
+        profile_image_url,
+        is_verified,
+        last_login,
+        created_at,
+        updated_at,
+        known_device,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let user = UserRow {
+        id,
+        // The signed-in number's own row: never NULL.
+        phone_number: Some(phone_number),
+        full_name,
+        profile_image_url,
+        is_verified,
+        last_login,
+        created_at,
+        updated_at,
+    };
+    Ok(Some(VerifyOutcome::Verified {
+        user: user.into_user(market)?,
+        is_new_user: false,
+        known_device,
+    }))
 }
 
 /// Whether the number belongs to a disabled account.

@@ -187,7 +187,7 @@ pub(crate) fn is_busy(e: &DieselError) -> bool {
 /// Runs `f` in a write transaction that serializes with every other writer of the rows it
 /// reads: `BEGIN IMMEDIATE` on SQLite (takes the database write lock up front, so no two
 /// read-then-write transactions interleave), a plain `BEGIN` on PostgreSQL, where the
-/// repositories lock the rows they decide on with [`lock_bucket`] / [`newest_challenge`].
+/// repositories lock the rows they decide on with [`lock_rows`] / [`newest_challenge`].
 ///
 /// `f` returning `Err` rolls back.
 pub(crate) fn write_tx<T, E>(
@@ -199,117 +199,156 @@ where
 {
     match conn {
         DbConnection::Pg(_) => conn.transaction(f),
+        DbConnection::Sqlite(_) => run_tx(conn, "BEGIN IMMEDIATE", f),
+    }
+}
+
+/// [`write_tx`] whose commit on PostgreSQL does not wait for its WAL record to reach the disk
+/// (`SET LOCAL synchronous_commit = off`, sent with the `BEGIN`, so no extra round trip).
+///
+/// For transactions that hold a row every request of their kind must lock — the per-IP,
+/// SMS-day and prefix counters of send-code (issue 13): a synchronous commit keeps those locks
+/// for the whole WAL flush (≈ 3 ms on the reference machine's disk), so every send-code of a
+/// market queued behind the previous one's flush (≈ 300 a second at most, whatever the CPU).
+/// Asynchronous commit releases the locks as soon as the commit is in memory; the WAL writer
+/// flushes it within `3 × wal_writer_delay` (600 ms by default). What it gives up, only for such
+/// transactions and only on a crash of the database server (not of this service): the last
+/// fraction of a second of them may be lost as a whole — never in part, never with corruption,
+/// and never after anything that depends on them is durable (PostgreSQL docs, "Asynchronous
+/// Commit": a later synchronous commit flushes every earlier record). For send-code that is: a
+/// code and its outbox message both vanish (the client asks for a new code), or neither; a
+/// message is sent only after the worker's synchronous claim has made them durable; and a few
+/// hits of the rate-limit buckets are forgotten.
+pub(crate) fn write_tx_async_commit<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    run_tx(conn, "BEGIN; SET LOCAL synchronous_commit = off", f)
+}
+
+/// Runs `f` in a transaction opened with `begin` (PostgreSQL) or `BEGIN IMMEDIATE` (SQLite);
+/// commits on `Ok`, rolls back on `Err`. Not nestable (diesel refuses a second `BEGIN`).
+fn run_tx<T, E>(
+    conn: &mut DbConnection,
+    begin: &str,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Pg(inner) => AnsiTransactionManager::begin_transaction_sql(inner, begin)?,
         DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-            match f(&mut *conn) {
-                Ok(value) => {
-                    <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
-                    Ok(value)
-                }
-                Err(user_error) => {
-                    match <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(
-                        conn,
-                    ) {
-                        Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(user_error),
-                        Err(rollback_error) => Err(rollback_error.into()),
-                    }
-                }
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+    }
+    match f(&mut *conn) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            match <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn) {
+                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
             }
         }
     }
 }
 
-/// Reads a rate-limit bucket inside [`write_tx`], locked until the transaction ends.
+/// The rows a decision on limits reads, inside [`write_tx`], each locked until the transaction
+/// ends: the rate-limit buckets `keys` (one entry per key, in the order of `keys`, `None` for a
+/// bucket with no hits) and, when `prefix` is given, the SMS counters of that number prefix.
+/// Callers pass the request's bucket keys sorted and distinct, then the SMS day bucket; the
+/// prefix comes last. Every transaction locks in this order, so none waits on another crosswise.
 ///
-/// PostgreSQL cannot lock a row that does not exist yet, so a placeholder row (`hits = 0`,
-/// reported as `None`) is inserted when the bucket is new; concurrent inserters of the same key
-/// wait on it. The insert's no-op `ON CONFLICT DO UPDATE` locks an existing row instead, waiting
-/// for any other holder, and `RETURNING` gives the newest committed state — one statement. On SQLite the immediate transaction already excludes other writers.
-pub(crate) fn lock_bucket(
+/// PostgreSQL cannot lock a row that does not exist yet, so a placeholder row is inserted for a
+/// new key (a bucket with `hits = 0`, reported as `None`; a prefix hour with nothing sent and no
+/// history, a valid state); concurrent inserters of the same key wait on it. The insert's no-op
+/// `ON CONFLICT DO UPDATE` locks an existing row instead, waiting for any other holder, and
+/// `RETURNING` gives the newest committed state — one statement for all the rows
+/// ([`crate::pg_batch::LockRows`], issue 13). On SQLite the immediate transaction already
+/// excludes other writers: plain reads.
+pub(crate) fn lock_rows(
     conn: &mut DbConnection,
-    bucket: &str,
+    keys: &[&str],
+    prefix: Option<&str>,
     now: chrono::NaiveDateTime,
-) -> QueryResult<Option<BucketRow>> {
-    let row = match conn {
-        // One round trip (issue 13): the no-op `DO UPDATE` locks the existing row, or the new
-        // placeholder, and returns it.
-        DbConnection::Pg(pg) => Some(
-            diesel::insert_into(rate_limits::table)
-                .values((
-                    rate_limits::bucket.eq(bucket),
-                    rate_limits::window_started_at.eq(now),
-                    rate_limits::hits.eq(0),
-                    rate_limits::last_hit_at.eq(now),
-                ))
-                .on_conflict(rate_limits::bucket)
-                .do_update()
-                .set(rate_limits::bucket.eq(diesel::upsert::excluded(rate_limits::bucket)))
-                .returning(BucketRow::as_returning())
-                .get_result(pg)?,
-        ),
-        DbConnection::Sqlite(lite) => rate_limits::table
-            .find(bucket)
-            .select(BucketRow::as_select())
-            .first(lite)
-            .optional()?,
-    };
-    Ok(row.filter(|r| r.hits > 0))
-}
-
-/// The SMS counters of a number prefix inside [`write_tx`], locked until the transaction ends,
-/// the same way as [`lock_bucket`] (a placeholder row on PostgreSQL so a new prefix can be
-/// locked; it is a valid state: an hour with nothing sent and no history).
-pub(crate) fn lock_prefix(
-    conn: &mut DbConnection,
-    prefix: &str,
-    now: chrono::NaiveDateTime,
-) -> QueryResult<Option<marque_domain::sms_guard::PrefixState>> {
-    macro_rules! row {
-        () => {
-            sms_prefix_stats::table.find(prefix).select((
-                sms_prefix_stats::hour_start,
-                sms_prefix_stats::sent,
-                sms_prefix_stats::baseline_milli,
-            ))
-        };
+) -> QueryResult<(
+    Vec<Option<BucketRow>>,
+    Option<marque_domain::sms_guard::PrefixState>,
+)> {
+    if keys.is_empty() && prefix.is_none() {
+        return Ok((Vec::new(), None));
     }
-    let row: Option<(chrono::NaiveDateTime, i32, i64)> = match conn {
+    let mut buckets: Vec<(String, BucketRow)> = Vec::with_capacity(keys.len());
+    let mut prefix_row: Option<(chrono::NaiveDateTime, i32, i64)> = None;
+    match conn {
         DbConnection::Pg(pg) => {
-            let hour = now
-                .duration_trunc(chrono::Duration::hours(1))
-                .unwrap_or(now);
-            // One round trip, as in `lock_bucket`.
-            Some(
-                diesel::insert_into(sms_prefix_stats::table)
-                    .values((
-                        sms_prefix_stats::prefix.eq(prefix),
-                        sms_prefix_stats::hour_start.eq(hour),
-                        sms_prefix_stats::sent.eq(0),
-                        sms_prefix_stats::baseline_milli.eq(0_i64),
-                    ))
-                    .on_conflict(sms_prefix_stats::prefix)
-                    .do_update()
-                    .set(
-                        sms_prefix_stats::prefix
-                            .eq(diesel::upsert::excluded(sms_prefix_stats::prefix)),
-                    )
-                    .returning((
+            let statement = crate::pg_batch::LockRows {
+                keys,
+                now,
+                prefix,
+                hour: now
+                    .duration_trunc(chrono::Duration::hours(1))
+                    .unwrap_or(now),
+            };
+            for (is_prefix, key, at, count, last_hit_at, baseline_milli) in
+                statement.load::<crate::pg_batch::LockedRow>(pg)?
+            {
+                if is_prefix {
+                    prefix_row = Some((at, count, baseline_milli));
+                } else {
+                    let row = BucketRow {
+                        window_started_at: at,
+                        hits: count,
+                        last_hit_at: last_hit_at.unwrap_or(at),
+                    };
+                    buckets.push((key, row));
+                }
+            }
+        }
+        DbConnection::Sqlite(lite) => {
+            if !keys.is_empty() {
+                buckets = rate_limits::table
+                    .filter(rate_limits::bucket.eq_any(keys))
+                    .select((rate_limits::bucket, BucketRow::as_select()))
+                    .load(lite)?;
+            }
+            if let Some(prefix) = prefix {
+                prefix_row = sms_prefix_stats::table
+                    .find(prefix)
+                    .select((
                         sms_prefix_stats::hour_start,
                         sms_prefix_stats::sent,
                         sms_prefix_stats::baseline_milli,
                     ))
-                    .get_result(pg)?,
-            )
+                    .first(lite)
+                    .optional()?;
+            }
         }
-        DbConnection::Sqlite(lite) => row!().first(lite).optional()?,
-    };
-    Ok(row.map(
-        |(hour_start, sent, baseline_milli)| marque_domain::sms_guard::PrefixState {
+    }
+    let buckets = keys
+        .iter()
+        .map(|k| {
+            buckets
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, row)| row.clone())
+                .filter(|r| r.hits > 0)
+        })
+        .collect();
+    let prefix_state = prefix_row.map(|(hour_start, sent, baseline_milli)| {
+        marque_domain::sms_guard::PrefixState {
             hour_start: crate::models::from_db(hour_start),
             sent: u32::try_from(sent).unwrap_or(0),
             baseline: baseline_milli as f64 / 1000.0,
-        },
-    ))
+        }
+    });
+    Ok((buckets, prefix_state))
 }
 
 /// The challenge an attempt is judged on, inside [`write_tx`], locked until the transaction ends
@@ -346,7 +385,7 @@ pub(crate) fn newest_challenge(
 }
 
 /// The wrong-code record of `phone` inside [`write_tx`], locked until the transaction ends; as in
-/// [`lock_bucket`], PostgreSQL first gets a placeholder row (no failures) to lock when the number
+/// [`lock_rows`], PostgreSQL first gets a placeholder row (no failures) to lock when the number
 /// has none. `None` when the number has no failures on record.
 pub(crate) fn lock_failures(
     conn: &mut DbConnection,
@@ -354,22 +393,23 @@ pub(crate) fn lock_failures(
     now: chrono::NaiveDateTime,
 ) -> QueryResult<Option<FailureRow>> {
     match conn {
-        DbConnection::Pg(pg) => {
-            diesel::insert_into(phone_failures::table)
-                .values((
-                    phone_failures::phone_number.eq(phone),
-                    phone_failures::consecutive.eq(0),
-                    phone_failures::updated_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-            phone_failures::table
-                .find(phone)
-                .select(FailureRow::as_select())
-                .for_update()
-                .first(pg)
-                .optional()
-        }
+        // One round trip (issue 13), as in `lock_rows`: the no-op `DO UPDATE` locks the existing
+        // row, or the new placeholder, and returns it.
+        DbConnection::Pg(pg) => diesel::insert_into(phone_failures::table)
+            .values((
+                phone_failures::phone_number.eq(phone),
+                phone_failures::consecutive.eq(0),
+                phone_failures::updated_at.eq(now),
+            ))
+            .on_conflict(phone_failures::phone_number)
+            .do_update()
+            .set(
+                phone_failures::phone_number
+                    .eq(diesel::upsert::excluded(phone_failures::phone_number)),
+            )
+            .returning(FailureRow::as_returning())
+            .get_result(pg)
+            .optional(),
         DbConnection::Sqlite(lite) => phone_failures::table
             .find(phone)
             .select(FailureRow::as_select())

@@ -37,6 +37,7 @@ mod messenger;
 mod migrations;
 mod models;
 mod outbox;
+mod pg_batch;
 mod retention;
 mod schema;
 mod store;

@@ -43,6 +43,8 @@ on_both_backends!(
     concurrent_claims_share_the_outbox_without_overlap,
     markets_are_separate_databases,
     concurrent_issues_admit_exactly_the_limit,
+    concurrent_issues_share_the_sms_guards,
+    returning_sign_in_tells_known_devices_and_refuses_disabled_accounts,
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
     refresh_rotates_replays_in_grace_and_revokes_on_reuse,
@@ -715,6 +717,154 @@ fn concurrent_issues_admit_exactly_the_limit(ctx: &Ctx) {
         ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"),
         3
     );
+}
+
+/// Issue 13: the buckets, the SMS day and the prefix are locked in one statement and every write
+/// goes in another on PostgreSQL. Twelve different numbers of one prefix, from one IP, at once,
+/// against a daily budget of five: exactly five codes and messages, every counter counted once,
+/// the rest refused by the budget — and no deadlock between the shared rows.
+fn concurrent_issues_share_the_sms_guards(ctx: &Ctx) {
+    use marque_domain::sms_guard::{DAILY_BUCKET, PrefixCheck, SmsGuards, daily_policy};
+    let barrier = Arc::new(Barrier::new(12));
+    let outcomes: Vec<IssueOutcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12u8)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let store = ctx.store.clone();
+                s.spawn(move || {
+                    let e164 = format!("+99655512340{}", i % 10);
+                    let e164 = if i >= 10 {
+                        format!("+9965551235{i}")
+                    } else {
+                        e164
+                    };
+                    let mut limits = phone_limit(&e164);
+                    limits.push(limit(
+                        "send:ip:203.0.113.7",
+                        RateLimitPolicy {
+                            max_hits: 100,
+                            window: Duration::minutes(15),
+                            cooldown: Duration::zero(),
+                        },
+                    ));
+                    let mut cmd = issue_cmd(&e164, &[b's', i], t0(), limits);
+                    cmd.sms = Some(SmsGuards {
+                        daily: limit(DAILY_BUCKET, daily_policy(5)),
+                        total_daily_limit: 1000,
+                        prefix: PrefixCheck {
+                            prefix: "+996555".to_owned(),
+                            hourly_limit: 1000,
+                            alarm_multiple: 1000,
+                        },
+                    });
+                    barrier.wait();
+                    store.issue_challenge(cmd).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let issued = outcomes
+        .iter()
+        .filter(|o| matches!(o, IssueOutcome::Issued | IssueOutcome::IssuedWithAlarm(_)))
+        .count();
+    assert_eq!(issued, 5, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            IssueOutcome::Issued
+                | IssueOutcome::IssuedWithAlarm(_)
+                | IssueOutcome::BudgetExceeded(marque_domain::BudgetTrip {
+                    guard: marque_domain::sms_guard::BudgetGuard::MarketDaily,
+                    ..
+                })
+        )),
+        "{outcomes:?}"
+    );
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications"), 5);
+    assert_eq!(codes_in(ctx, "active"), 5);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 5);
+    assert_eq!(
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket = 'sms:day'"),
+        5
+    );
+    assert_eq!(
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"),
+        5
+    );
+    assert_eq!(
+        ctx.sql("SELECT CAST(sent AS BIGINT) AS v FROM sms_prefix_stats WHERE prefix = '+996555'"),
+        5
+    );
+    // A refused issue leaves the per-number bucket of its number as it was (rolled back): five
+    // numbers were hit once, the others never (PostgreSQL keeps their placeholder rows).
+    assert_eq!(
+        ctx.sql(
+            "SELECT COUNT(*) AS v FROM rate_limits WHERE bucket LIKE 'send:phone:%' AND hits = 1"
+        ),
+        5
+    );
+}
+
+/// Issue 13: a returning user's sign-in is one statement on PostgreSQL. It still records the
+/// login, opens the session with its refresh token and audit row, tells whether the device
+/// (`User-Agent`) signed in before, and leaves a disabled account alone.
+fn returning_sign_in_tells_known_devices_and_refuses_disabled_accounts(ctx: &Ctx) {
+    let store = &ctx.store;
+    let (user, is_new, _) = login(store, KG_PHONE, t0());
+    assert!(is_new);
+    let sign_in = |now: DateTime<Utc>, user_agent: Option<&str>| {
+        assert_eq!(issue(store, KG_PHONE, b"right", now), IssueOutcome::Issued);
+        let session = NewSession {
+            user_agent: user_agent.map(str::to_owned),
+            ..new_session(now)
+        };
+        verify_with(store, KG_PHONE, b"right", now, 3, session)
+    };
+    let known = |outcome: VerifyOutcome| match outcome {
+        VerifyOutcome::Verified {
+            user: u,
+            is_new_user,
+            known_device,
+        } => {
+            assert_eq!((u.id, is_new_user), (user.id, false));
+            known_device
+        }
+        other => panic!("expected Verified, got {other:?}"),
+    };
+    assert!(
+        known(sign_in(at(1000), Some("tests/1.0"))),
+        "same agent as the first sign-in"
+    );
+    assert!(!known(sign_in(at(2000), Some("Other/2.0"))), "a new agent");
+    assert!(known(sign_in(at(3000), Some("Other/2.0"))));
+    assert!(
+        !known(sign_in(at(4000), None)),
+        "no agent is a device of its own"
+    );
+    assert!(known(sign_in(at(5000), None)));
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 6);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens"), 6);
+    assert_eq!(
+        ctx.sql("SELECT COUNT(*) AS v FROM audit_log WHERE event = 'sign_in'"),
+        6
+    );
+    assert_eq!(
+        ctx.sql("SELECT COUNT(*) AS v FROM users WHERE last_login IS NOT NULL AND is_verified"),
+        1
+    );
+    // A disabled account: the right code is consumed, nothing else is written.
+    ctx.sql("UPDATE users SET is_active = FALSE");
+    assert_eq!(
+        issue(store, KG_PHONE, b"right", at(6000)),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        verify(store, KG_PHONE, b"right", at(6005)),
+        VerifyOutcome::Disabled
+    );
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM sessions"), 6);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM refresh_tokens"), 6);
 }
 
 fn concurrent_verifications_accept_once_and_count_every_miss(ctx: &Ctx) {

@@ -5,21 +5,26 @@
 //! (where locking and concurrency matter) named by [`POSTGRES_URL_VAR`]. On top: a
 //! [`ManualClock`], a [`FixedRandom`], [`Services`] (an `AuthService` and an `AccountService`
 //! wired on the real stores, with [`Services::sign_in`]), a capturing [`marque_domain::MessageSender`]
-//! ([`Capture`]) and an outage switch per store ([`TestStore::set_down`]).
+//! ([`Capture`]) and an outage switch per store ([`TestStore::set_down`]). For email (issue 10): a
+//! real SMTP server ([`SmtpServer`]) capturing what it accepts, and a headless Chromium
+//! ([`Browser`]) for pages that must work in a real browser.
 //!
 //! Without [`POSTGRES_URL_VAR`] the PostgreSQL half of a suite is skipped, and says so once per
 //! test binary on stderr (past the test harness's output capture); with `CI` set, a missing
 //! variable fails the test instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod clock;
 mod db;
 mod email;
 mod notifications;
 mod proxy;
 mod services;
+mod smtp;
 mod store;
 
+pub use browser::{BROWSER_WAIT, Browser};
 pub use clock::{FixedRandom, ManualClock};
 pub use db::TestDatabase;
 pub use email::{emails, latest_email};
@@ -27,6 +32,7 @@ pub use marque_store::Backend;
 pub use notifications::notification;
 pub use proxy::TcpProxy;
 pub use services::{ADMIN_KEY, Capture, SECRET, Services};
+pub use smtp::{CapturedMail, SmtpServer};
 pub use store::{OutboxRow, Switch, TestStore};
 
 /// A phone number that must parse (E.164, or a form that names its market).

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use marque_domain::{
     Accepted, AccountLimits, AccountService, AdminKey, AdminService, AuthConfig, AuthDeps,
-    AuthService, ClientInfo, DeliveryError, KeyRing, LoginSuccess, MessageSender, OtpPayload,
-    OutgoingMessage, SecretString, SignedIn, TokenService,
+    AuthService, ClientInfo, DeliveryError, EmailSender, KeyRing, LoginSuccess, MessageSender,
+    OtpPayload, OutgoingEmail, OutgoingMessage, SecretString, SignedIn, TokenService,
 };
 use marque_markets::{Market, OtpCode, PhoneNumber};
 use marque_store::Backend;
@@ -139,9 +139,10 @@ impl Services {
     }
 }
 
-/// A [`MessageSender`] that keeps every message instead of sending it.
+/// A [`MessageSender`] and [`EmailSender`] that keeps every message and email instead of
+/// sending it.
 #[derive(Debug, Default)]
-pub struct Capture(Mutex<Vec<OutgoingMessage>>);
+pub struct Capture(Mutex<Vec<OutgoingMessage>>, Mutex<Vec<OutgoingEmail>>);
 
 impl Capture {
     /// Every message so far, in order.
@@ -149,11 +150,49 @@ impl Capture {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Every email so far, in order (issue 10).
+    pub fn emails(&self) -> Vec<OutgoingEmail> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The emails to `address`, in order.
+    pub fn emails_to(&self, address: &str) -> Vec<OutgoingEmail> {
+        let mut all = self.emails();
+        all.retain(|e| e.to == address);
+        all
+    }
+
+    /// The link (the first `http://` or `https://` word of the plain text) of the last email to
+    /// `address`, if it has one.
+    pub fn last_link_to(&self, address: &str) -> Option<String> {
+        let email = self.emails_to(address).pop()?;
+        email
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(str::to_owned)
+    }
+
     /// The messages to `recipient`, in order.
     pub fn to(&self, recipient: &str) -> Vec<OutgoingMessage> {
         let mut all = self.messages();
         all.retain(|m| m.recipient == recipient);
         all
+    }
+}
+
+#[async_trait::async_trait]
+impl EmailSender for Capture {
+    fn name(&self) -> &'static str {
+        "capture"
+    }
+
+    async fn send(&self, email: &OutgoingEmail) -> Result<Accepted, DeliveryError> {
+        self.1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(email.clone());
+        Ok(Accepted::default())
     }
 }
 

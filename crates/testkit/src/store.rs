@@ -186,6 +186,12 @@ impl TestStore {
             .collect()
     }
 
+    /// Writes `message` to the outbox as pending and due at `now` (as the domain's own
+    /// transactions do), e.g. an email row (issue 10) for worker tests.
+    pub fn queue_outbox(&self, message: &marque_domain::NewOutboxMessage, now: DateTime<Utc>) {
+        marque_domain::MessengerRepository::queue_reply(&self.store, message, now).unwrap();
+    }
+
     /// Sealed bodies of the pending messages for `recipient`, oldest first.
     pub fn pending_bodies(&self, recipient: &str) -> Vec<Vec<u8>> {
         self.outbox()

@@ -415,15 +415,25 @@ pub async fn reset_page(
     }
 }
 
-/// Whether the request's `Origin`, when it has one, is this service (its own scheme and host, or
-/// `PUBLIC_BASE_URL`): a cross-site form post is refused even with a stolen CSRF token.
+/// Whether the form post comes from this service's own page, as far as the browser says: by
+/// Fetch Metadata when sent (`Sec-Fetch-Site` must be `same-origin`, or `none` for a post the
+/// user made directly; OWASP CSRF Prevention Cheat Sheet), else by `Origin` when it names one
+/// (this service's own scheme and host, or `PUBLIC_BASE_URL`). `Origin: null` tells nothing: a
+/// browser sends it for a same-origin post from a page with `Referrer-Policy: no-referrer` (the
+/// reset page), so only the CSRF token decides then.
 fn same_origin(req: &HttpRequest, state: &ApiState) -> bool {
+    if let Some(site) = req.headers().get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
     let Ok(origin) = origin.to_str() else {
         return false;
     };
+    if origin == "null" {
+        return true;
+    }
     let info = req.connection_info();
     let own = format!("{}://{}", info.scheme(), info.host());
     if origin.eq_ignore_ascii_case(&own) {
@@ -464,7 +474,8 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// The reset form's submission (`application/x-www-form-urlencoded`: `token`, `csrf_token`,
 /// `new_password`). CSRF defence: `csrf_token` must be the HMAC of the reset token under its own
-/// key (checked in constant time) and an `Origin` header, when sent, must be this service. On
+/// key (checked in constant time), and the browser must not say the post is cross-site
+/// (`Sec-Fetch-Site`, else an `Origin` naming another site). On
 /// success every session of the account ends and a "password changed" email is queued; a refused
 /// password re-renders the form with the localised reason (422).
 #[utoipa::path(
@@ -473,7 +484,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     responses(
         (status = 200, description = "HTML: the password was changed", content_type = "text/html", body = String),
         (status = 400, description = "HTML: the link is invalid, used or expired, or the form is malformed", content_type = "text/html", body = String),
-        (status = 403, description = "HTML: CSRF check failed (wrong `csrf_token` or a foreign `Origin`)", content_type = "text/html", body = String),
+        (status = 403, description = "HTML: CSRF check failed (wrong `csrf_token`, or a cross-site `Sec-Fetch-Site` / `Origin`)", content_type = "text/html", body = String),
         (status = 422, description = "HTML: the form again, with the password rule broken in element `error`", content_type = "text/html", body = String),
     )
 )]

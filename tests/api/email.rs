@@ -665,6 +665,36 @@ async fn deletion_removes_email(backend: Backend) {
         login(&app, "leaving@example.org", PASSWORD).await.status(),
         401
     );
+
+    // An account without a phone proves its password instead of a code.
+    let signed = email_user(&app, "web.only@example.org").await;
+    let token = signed["access_token"].as_str().unwrap();
+    let delete =
+        |body: Value| app.send_auth(Method::DELETE, "/api/v1/auth/account", token, Some(body));
+    let res = delete(json!({"verification_code": "123456"})).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "password");
+    let res = delete(json!({"password": "not the password"})).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_credentials"
+    );
+    assert_eq!(app.count(Market::Kg, "users").await, 1);
+    assert_eq!(delete(json!({"password": PASSWORD})).await.status(), 200);
+    for table in ["users", "email_identities", "email_tokens", "sessions"] {
+        assert_eq!(app.count(Market::Kg, table).await, 0, "{table}");
+    }
+    assert_eq!(app.count(Market::Kg, "account_deletions").await, 2);
+    assert_eq!(app.email_rows(Market::Kg, "web.only@example.org").await, 0);
+    assert_eq!(
+        app.get_auth("/api/v1/auth/profile", token).await.status(),
+        401
+    );
+    assert_eq!(
+        login(&app, "leaving@example.org", PASSWORD).await.status(),
+        401
+    );
 }
 
 both_backends!(

@@ -291,9 +291,14 @@ pub fn truncate_ip(ip: &str) -> Option<String> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeleteAccountRequest {
     /// The 6-digit code from `send-code` with `purpose: delete_account` for the account's phone
-    /// number (a sign-in code is refused).
+    /// number (a sign-in code is refused). Required for an account with a phone number.
+    #[serde(default)]
     #[schema(example = "123456")]
-    pub verification_code: String,
+    pub verification_code: Option<String>,
+    /// The account's password: the step-up of an account made with an email address that has
+    /// no phone number (issue 10), instead of a code.
+    #[serde(default)]
+    pub password: Option<String>,
     /// The `challenge_id` that send-code returned (as in verify-code).
     #[serde(default)]
     #[schema(example = "q3Jx0b5ZbqzQyGg1bT8l9w")]

@@ -620,6 +620,23 @@ pub async fn link_email(
     Ok(HttpResponse::Ok().json(success(MessageKey::EmailLinkStarted, lang)))
 }
 
+/// `DELETE /api/v1/auth/account` of an account without a phone number: its password proven
+/// (with a hash permit), then the account deleted.
+pub(crate) async fn delete_with_password(
+    state: &ApiState,
+    caller: Authenticated,
+    password: String,
+    client: marque_domain::ClientInfo,
+    lang: Language,
+) -> Result<(), ApiError> {
+    let email_state = email_state(state, lang)?;
+    let service = email_state.service.clone();
+    hashing(&email_state, lang, move || {
+        service.delete_account(&caller, &password, &client)
+    })
+    .await
+}
+
 /// An RFC 6749 §5.2 error answer.
 fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> HttpResponse {
     HttpResponse::build(status)

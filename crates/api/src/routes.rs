@@ -462,7 +462,8 @@ pub async fn end_session(
 /// Deletes the signed-in account and all its data, after a step-up check: request a code with
 /// `send-code` (`purpose: delete_account`, the account's bearer token) for the account's own
 /// number, then call this with it and its `challenge_id` (App Store Review Guideline 5.1.1(v)).
-/// A sign-in code is refused. The number can sign up again afterwards, as a new user.
+/// A sign-in code is refused. The number can sign up again afterwards, as a new user. An account
+/// made with an email address that has no phone number sends its `password` instead (issue 10).
 #[utoipa::path(
     delete, path = "/api/v1/auth/account", tag = "auth",
     security(("bearer" = [])),
@@ -470,6 +471,7 @@ pub async fn end_session(
     responses(
         (status = 200, description = "Deleted", body = SuccessResponse),
         (status = 400, description = "`invalid_json`, `invalid_code`"),
+        (status = 401, description = "`invalid_token`, `invalid_credentials` (wrong password of an email account)"),
         (status = 422, description = "`validation_error` (e.g. challenge_id missing while required)"),
         (status = 429, description = "`rate_limited` (per client IP), `phone_locked`"),
     )
@@ -482,14 +484,37 @@ pub async fn delete_account(
     body: JsonBody<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let lang = caller.language();
-    let (code, id) =
-        code_and_challenge(&state, &body.0.verification_code, body.0.challenge_id, lang)?;
     let client = client_info(&req);
-    let auth = state.auth.clone();
-    blocking(lang, move || {
-        auth.delete_account_with(&caller, &code, id.as_deref(), &client)
-    })
-    .await?;
+    let DeleteAccountRequest {
+        verification_code,
+        challenge_id,
+        password,
+    } = body.0;
+    if caller.user.phone.is_none() {
+        // An account made with an email address and no phone: its password is the step-up.
+        let password = password.ok_or_else(|| {
+            ApiError::validation(
+                "password",
+                "missing field `password` (an account without a phone number proves its password)",
+                lang,
+            )
+        })?;
+        crate::email::delete_with_password(&state, caller, password, client, lang).await?;
+    } else {
+        let verification_code = verification_code.ok_or_else(|| {
+            ApiError::validation(
+                "verification_code",
+                "missing field `verification_code`",
+                lang,
+            )
+        })?;
+        let (code, id) = code_and_challenge(&state, &verification_code, challenge_id, lang)?;
+        let auth = state.auth.clone();
+        blocking(lang, move || {
+            auth.delete_account_with(&caller, &code, id.as_deref(), &client)
+        })
+        .await?;
+    }
     Ok(HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: text(MessageKey::AccountDeleted, lang).to_owned(),

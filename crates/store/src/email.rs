@@ -26,7 +26,8 @@ use crate::auth::{
 use crate::connection::{DbConnection, lock_failures};
 use crate::models::{USER_COLUMNS, UserRow, to_db};
 use crate::schema::{
-    email_identities, email_tokens, outbox, phone_failures, rate_limits, sessions, users,
+    account_deletions, email_identities, email_tokens, outbox, phone_failures, rate_limits,
+    sessions, users,
 };
 use crate::store::TxError;
 
@@ -265,6 +266,40 @@ fn revoke_all(conn: &mut DbConnection, user: i64, now: NaiveDateTime) -> QueryRe
 }
 
 impl EmailRepository for MarketStore {
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), user = user.0))]
+    fn delete_email_account(
+        &self,
+        user: UserId,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let at = now;
+        let now = to_db(now);
+        self.write(|conn| {
+            let found = users::table
+                .find(user.0)
+                .filter(users::phone_number.is_null())
+                .select(users::id)
+                .first::<i64>(conn)
+                .optional()?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            forget_address_of(conn, user.0)?;
+            // Sessions, refresh tokens, tokens and account data go with the user (ON DELETE
+            // CASCADE).
+            diesel::delete(users::table.find(user.0)).execute(conn)?;
+            diesel::insert_into(account_deletions::table)
+                .values((
+                    account_deletions::user_id.eq(user.0),
+                    account_deletions::deleted_at.eq(now),
+                ))
+                .execute(conn)?;
+            insert_audit(conn, at, Some(user), client, &AuditEvent::AccountDeleted)?;
+            Ok(true)
+        })
+    }
+
     fn market(&self) -> Market {
         MarketStore::market(self)
     }

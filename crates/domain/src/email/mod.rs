@@ -453,6 +453,17 @@ pub trait EmailRepository: Send + Sync {
 
     /// Adds an unverified address to an account (replacing an unverified one).
     fn link_email(&self, cmd: LinkEmail) -> Result<LinkOutcome, RepoError>;
+
+    /// Deletes an account without a phone number (its password proven by the caller) and every
+    /// row of it, with the `account_deleted` audit row and the `account_deletions` record, as the
+    /// phone path does; `false` when there is no such account (or it has a number: that path
+    /// proves a code to it instead).
+    fn delete_email_account(
+        &self,
+        user: UserId,
+        client: &crate::ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 }
 
 #[cfg(test)]

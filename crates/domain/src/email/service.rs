@@ -588,6 +588,55 @@ impl EmailAuthService {
         }
     }
 
+    /// Deletes the caller's account — one made with an email address that has no phone number —
+    /// after checking its password (a step-up, as the deletion code is for phone accounts; wrong
+    /// passwords count like sign-in failures). Everything of the account goes, as with the code.
+    ///
+    /// Errors: [`AuthError::NotFound`] (no email password, or the account has a phone number:
+    /// delete with a code then), [`AuthError::InvalidCredentials`], [`AuthError::RateLimited`],
+    /// storage errors.
+    pub fn delete_account(
+        &self,
+        who: &SignedIn,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let market = who.market;
+        if who.user.phone.is_some() {
+            return Err(AuthError::NotFound);
+        }
+        let repo = self.repo(market)?;
+        let now = self.clock.now();
+        let identity = repo
+            .identity(who.user.id)
+            .map_err(storage(market))?
+            .ok_or(AuthError::NotFound)?;
+        let key = EmailAddress::from_stored(&identity.email)
+            .map_err(|e| AuthError::Internal(format!("stored address: {e}").into()))?
+            .key();
+        if let LoginState::Locked(r) | LoginState::RateLimited(r) =
+            repo.login_state(&key, &[], now).map_err(storage(market))?
+        {
+            return Err(AuthError::RateLimited(r.0));
+        }
+        if !self.hashing.verify(
+            &Password::presented(password),
+            Some(&identity.password_hash),
+        ) {
+            repo.login_failed(&failure_key(&key), &self.config.throttle, now)
+                .map_err(storage(market))?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if !repo
+            .delete_email_account(who.user.id, client, now)
+            .map_err(storage(market))?
+        {
+            return Err(AuthError::NotFound);
+        }
+        tracing::info!(%market, user = %who.user.id, "account deleted");
+        Ok(())
+    }
+
     fn audit(
         &self,
         market: Market,

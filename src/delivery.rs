@@ -11,11 +11,11 @@ use marque_domain::{
 };
 use marque_markets::Market;
 use marque_messaging::{
-    ConsoleMailer, ConsoleSender, EmailSenders, EmailTemplates, MessageTemplates, Senders,
-    SmsWebhook, SmtpConfig, SmtpMailer, Sns, SnsConfig, TelegramBot, TelegramGateway,
-    TelegramGatewayConfig, TelegramReportCallback, TelegramWebhook, TelegramWidget, Twilio,
-    TwilioConfig, TwilioFrom, TwilioStatusCallback, WebhookConfig, WhatsApp, WhatsAppConfig,
-    WhatsAppReplies, WhatsAppWebhook,
+    ConsoleSender, EmailSenders, EmailTemplates, MessageTemplates, Senders, SmsWebhook, SmtpConfig,
+    SmtpMailer, Sns, SnsConfig, TelegramBot, TelegramGateway, TelegramGatewayConfig,
+    TelegramReportCallback, TelegramWebhook, TelegramWidget, Twilio, TwilioConfig, TwilioFrom,
+    TwilioStatusCallback, WebhookConfig, WhatsApp, WhatsAppConfig, WhatsAppReplies,
+    WhatsAppWebhook,
 };
 
 use crate::settings::{Config, EmailProvider, MarketSettings, SmsProvider};
@@ -77,7 +77,7 @@ pub fn email_templates(config: &Config, port: u16) -> EmailTemplates {
 pub fn email_senders(config: &Config) -> anyhow::Result<EmailSenders> {
     let d = &config.settings.delivery;
     let sender: Arc<dyn marque_domain::EmailSender> = match d.email_provider {
-        EmailProvider::Console => Arc::new(ConsoleMailer::default()),
+        EmailProvider::Console => Arc::new(ConsoleSender::default()),
         EmailProvider::Smtp => {
             let url = d.smtp_url.as_ref().context("SMTP_URL is required")?;
             let from = d.smtp_from.as_ref().context("SMTP_FROM is required")?;

@@ -1,11 +1,24 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use marque_domain::{Accepted, DeliveryError, MessageSender, OutgoingMessage};
+use marque_domain::{
+    Accepted, DeliveryError, EmailSender, MessageSender, OutgoingEmail, OutgoingMessage,
+};
 
-/// Development provider: writes each message as one line,
-/// `[console sms] to=+996505325311 market=kg text=Marque: ваш код 123456…`, to stdout (or any
-/// writer, for tests). Never use it in production: codes are printed in clear.
+/// Development provider of codes and emails (`SMS_PROVIDER=console`, `EMAIL_PROVIDER=console`,
+/// the defaults), writing to stdout (or any writer, for tests).
+///
+/// A code is one line,
+/// `[console sms] to=+996505325311 market=kg text=Marque: ваш код 123456…`; an email is its
+/// recipient and subject, then its plain-text body indented (so the link is there to click):
+///
+/// ```text
+/// [console email] to=ada@example.com market=us kind=verify subject=Confirm your email address for Marque
+///     A Marque account was created with this email address. …
+///     https://auth.example/api/v1/auth/email/verify?token=…
+/// ```
+///
+/// Never use it in production: codes and links print in clear (production refuses it).
 pub struct ConsoleSender {
     out: Mutex<Box<dyn Write + Send>>,
 }
@@ -29,6 +42,15 @@ impl ConsoleSender {
             out: Mutex::new(out),
         }
     }
+
+    /// Writes `block` in one piece (messages of concurrent deliveries never interleave).
+    fn write(&self, block: &str) -> Result<Accepted, DeliveryError> {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        out.write_all(block.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| DeliveryError::Transient(format!("stdout: {e}")))?;
+        Ok(Accepted::default())
+    }
 }
 
 #[async_trait::async_trait]
@@ -40,18 +62,36 @@ impl MessageSender for ConsoleSender {
     async fn send(&self, m: &OutgoingMessage) -> Result<Accepted, DeliveryError> {
         // Keep the message on one line whatever its text holds.
         let text = m.text.replace(['\n', '\r'], " ");
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        writeln!(
-            out,
-            "[console {}] to={} market={} text={}",
+        self.write(&format!(
+            "[console {}] to={} market={} text={}\n",
             m.channel.as_str(),
             m.recipient,
             m.market.code(),
             text
-        )
-        .and_then(|()| out.flush())
-        .map_err(|e| DeliveryError::Transient(format!("stdout: {e}")))?;
-        Ok(Accepted::default())
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl EmailSender for ConsoleSender {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    async fn send(&self, email: &OutgoingEmail) -> Result<Accepted, DeliveryError> {
+        let mut block = format!(
+            "[console email] to={} market={} kind={} subject={}\n",
+            email.to,
+            email.market.code(),
+            email.kind.as_str(),
+            email.subject.replace(['\n', '\r'], " ")
+        );
+        for line in email.text.lines() {
+            block.push_str("    ");
+            block.push_str(line);
+            block.push('\n');
+        }
+        self.write(&block)
     }
 }
 
@@ -59,7 +99,7 @@ impl MessageSender for ConsoleSender {
 mod tests {
     use std::sync::Arc;
 
-    use marque_domain::Channel;
+    use marque_domain::{Channel, EmailKind};
     use marque_markets::{Market, OtpCode, OtpPurpose};
 
     use super::*;
@@ -90,12 +130,35 @@ mod tests {
             text: "Marque: ваш код 123456.\nНикому".into(),
             expires_at: chrono::DateTime::UNIX_EPOCH,
         };
-        s.send(&m).await.unwrap();
+        MessageSender::send(&s, &m).await.unwrap();
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             out,
             "[console sms] to=+996505325311 market=kg text=Marque: ваш код 123456. Никому\n"
         );
         assert!(!format!("{m:?}").contains("123456"));
+    }
+
+    #[tokio::test]
+    async fn console_prints_recipient_subject_and_text_with_the_link() {
+        let buf = Shared::default();
+        let mailer = ConsoleSender::to_writer(Box::new(buf.clone()));
+        let email = OutgoingEmail {
+            id: "us-7".into(),
+            market: Market::Us,
+            language: Market::Us.language(),
+            kind: EmailKind::VerifyAddress,
+            to: "ada@example.com".into(),
+            subject: "Confirm".into(),
+            text: "Open:\nhttps://a.example/verify?token=abc\n".into(),
+            html: "<p>x</p>".into(),
+        };
+        EmailSender::send(&mailer, &email).await.unwrap();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            out,
+            "[console email] to=ada@example.com market=us kind=verify subject=Confirm\n    \
+             Open:\n    https://a.example/verify?token=abc\n"
+        );
     }
 }

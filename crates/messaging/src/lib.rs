@@ -10,7 +10,7 @@
 //! "message sent" loses nothing and several instances never send one message twice while a lease
 //! holds. Emails (issue 10) go through the same outbox: the worker renders them with
 //! [`EmailTemplates`] and hands them to the market's [`marque_domain::EmailSender`]
-//! ([`ConsoleMailer`] or [`SmtpMailer`]). [`SiteVerify`] checks CAPTCHA tokens (Turnstile, hCaptcha) for the domain's
+//! ([`ConsoleSender`] or [`SmtpMailer`]). [`SiteVerify`] checks CAPTCHA tokens (Turnstile, hCaptcha) for the domain's
 //! [`CaptchaVerifier`](marque_domain::CaptchaVerifier) port.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -36,7 +36,7 @@ pub use messenger::{
     TELEGRAM_BOT_API_BASE_URL, TelegramBot, TelegramWebhook, TelegramWidget, WhatsAppReplies,
     WhatsAppWebhook,
 };
-pub use smtp::{ConsoleMailer, SmtpConfig, SmtpConfigError, SmtpMailer};
+pub use smtp::{SmtpConfig, SmtpConfigError, SmtpMailer};
 pub use sns::{Sns, SnsConfig};
 pub use telegram::{
     TELEGRAM_GATEWAY_BASE_URL, TelegramGateway, TelegramGatewayConfig, TelegramReportCallback,

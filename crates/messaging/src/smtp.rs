@@ -1,7 +1,5 @@
 //! Email transports (issue 10): SMTP submission with lettre, and the development console.
 
-use std::io::Write;
-use std::sync::Mutex;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
@@ -195,88 +193,9 @@ impl EmailSender for SmtpMailer {
     }
 }
 
-/// Development transport (`EMAIL_PROVIDER=console`, the default): writes each email's recipient,
-/// subject and plain-text body (so the link is there to click) to stdout, or any writer for
-/// tests:
-///
-/// ```text
-/// [console email] to=ada@example.com market=us kind=verify subject=Confirm your email address for Marque
-///     A Marque account was created with this email address. …
-///     https://auth.example/api/v1/auth/email/verify?token=…
-/// ```
-///
-/// Never use it in production: links print in clear (production refuses it).
-pub struct ConsoleMailer {
-    out: Mutex<Box<dyn Write + Send>>,
-}
-
-impl std::fmt::Debug for ConsoleMailer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConsoleMailer")
-    }
-}
-
-impl Default for ConsoleMailer {
-    fn default() -> Self {
-        Self::to_writer(Box::new(std::io::stdout()))
-    }
-}
-
-impl ConsoleMailer {
-    /// A console mailer writing to `out` instead of stdout.
-    pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
-        Self {
-            out: Mutex::new(out),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl EmailSender for ConsoleMailer {
-    fn name(&self) -> &'static str {
-        "console"
-    }
-
-    async fn send(&self, email: &OutgoingEmail) -> Result<Accepted, DeliveryError> {
-        let mut block = format!(
-            "[console email] to={} market={} kind={} subject={}\n",
-            email.to,
-            email.market.code(),
-            email.kind.as_str(),
-            email.subject.replace(['\n', '\r'], " ")
-        );
-        for line in email.text.lines() {
-            block.push_str("    ");
-            block.push_str(line);
-            block.push('\n');
-        }
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.write_all(block.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| DeliveryError::Transient(format!("stdout: {e}")))?;
-        Ok(Accepted::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use marque_domain::EmailKind;
-    use marque_markets::Market;
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().write(b)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn config(url: &str, from: &str) -> SmtpConfig {
         SmtpConfig {
@@ -317,28 +236,5 @@ mod tests {
         );
         let shown = format!("{:?}", config("smtps://u:hunter2@h", from));
         assert!(!shown.contains("hunter2"), "{shown}");
-    }
-
-    #[tokio::test]
-    async fn console_prints_recipient_subject_and_text_with_the_link() {
-        let buf = Shared::default();
-        let mailer = ConsoleMailer::to_writer(Box::new(buf.clone()));
-        let email = OutgoingEmail {
-            id: "us-7".into(),
-            market: Market::Us,
-            language: Market::Us.language(),
-            kind: EmailKind::VerifyAddress,
-            to: "ada@example.com".into(),
-            subject: "Confirm".into(),
-            text: "Open:\nhttps://a.example/verify?token=abc\n".into(),
-            html: "<p>x</p>".into(),
-        };
-        mailer.send(&email).await.unwrap();
-        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(
-            out,
-            "[console email] to=ada@example.com market=us kind=verify subject=Confirm\n    \
-             Open:\n    https://a.example/verify?token=abc\n"
-        );
     }
 }

@@ -163,7 +163,8 @@ pub enum MessageKey {
     PasswordContainsEmail,
     /// The email address is malformed.
     InvalidEmail,
-    /// The address exists in several markets: X-Market is needed.
+    /// X-Market is needed: email sign-up, or sign-in with an address that exists in several
+    /// markets.
     MarketRequired,
     /// The account already has a verified address.
     EmailAlreadyLinked,
@@ -555,8 +556,8 @@ fn texts(key: MessageKey) -> (&'static str, &'static str) {
         ),
         MessageKey::InvalidEmail => ("Неверный адрес электронной почты", "Invalid email address"),
         MessageKey::MarketRequired => (
-            "Укажите рынок (заголовок X-Market): этот адрес есть в нескольких",
-            "Please name the market (X-Market header): this address exists in several",
+            "Укажите рынок в заголовке X-Market (kg или us)",
+            "Please name the market in the X-Market header (kg or us)",
         ),
         MessageKey::EmailAlreadyLinked => (
             "К аккаунту уже привязан подтверждённый адрес",

@@ -1,5 +1,5 @@
-//! Email transports (issue 10): SMTP submission with lettre, and the development console.
-
+//! Email transport (issue 10): SMTP submission with lettre. The development console is
+//! [`crate::ConsoleSender`].
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;

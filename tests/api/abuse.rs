@@ -110,7 +110,8 @@ fn clear_ip_buckets(url: &str) {
     use diesel::prelude::*;
     let q = "DELETE FROM rate_limits WHERE bucket LIKE 'send:ip%'";
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let mut c = SqliteConnection::establish(path).unwrap();
+        // Waits for the write lock while the service's outbox worker writes.
+        let mut c = marque_testkit::sqlite_connection(path);
         diesel::sql_query(q).execute(&mut c).unwrap();
     } else {
         let mut c = PgConnection::establish(url).unwrap();

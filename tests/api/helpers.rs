@@ -340,7 +340,7 @@ impl TestApp {
         let url = self.urls[&market].clone();
         tokio::task::spawn_blocking(move || {
             if let Some(path) = url.strip_prefix("sqlite://") {
-                let mut c = SqliteConnection::establish(path).unwrap();
+                let mut c = marque_testkit::sqlite_connection(path);
                 diesel::sql_query(sql).execute(&mut c).unwrap()
             } else {
                 let mut c = PgConnection::establish(&url).unwrap();
@@ -382,7 +382,7 @@ fn count_rows(url: &str, table: &str) -> i64 {
 fn count_query(url: &str, q: &str) -> i64 {
     let q = q.to_owned();
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let mut c = SqliteConnection::establish(path).unwrap();
+        let mut c = marque_testkit::sqlite_connection(path);
         diesel::sql_query(q).get_result::<Count>(&mut c).unwrap().n
     } else {
         let mut c = PgConnection::establish(url).unwrap();
@@ -398,7 +398,7 @@ struct Blob {
 
 fn load_blobs(url: &str, sql: &str) -> Vec<Vec<u8>> {
     let rows: Vec<Blob> = if let Some(path) = url.strip_prefix("sqlite://") {
-        let mut c = SqliteConnection::establish(path).unwrap();
+        let mut c = marque_testkit::sqlite_connection(path);
         diesel::sql_query(sql).load(&mut c).unwrap()
     } else {
         let mut c = PgConnection::establish(url).unwrap();

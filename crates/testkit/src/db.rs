@@ -6,6 +6,20 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 
+/// A direct connection to a test's SQLite file at `path` (a `sqlite://` URL without its scheme),
+/// for reading or changing rows behind the service's back. It waits up to 5 s for the write lock
+/// (`busy_timeout`), as the service's own connections do, so a statement that meets the
+/// service's outbox worker mid-write waits instead of failing with `SQLITE_BUSY`.
+///
+/// Panics when the file cannot be opened (tests only).
+#[allow(clippy::expect_used)]
+pub fn sqlite_connection(path: &str) -> diesel::sqlite::SqliteConnection {
+    let mut c = diesel::sqlite::SqliteConnection::establish(path).expect("open the test database");
+    c.batch_execute("PRAGMA busy_timeout = 5000")
+        .expect("set busy_timeout");
+    c
+}
+
 /// A database that exists for the lifetime of the value.
 ///
 /// `TestDatabase::postgres(admin_url)` creates `marque_test_<uuid>` through an admin URL (e.g.

@@ -24,7 +24,7 @@ pub fn emails(db_url: &str, sealer: &PayloadSealer, to: &str) -> Vec<EmailPayloa
         to.replace('\'', "''")
     );
     let rows: Vec<Payload> = if let Some(path) = db_url.strip_prefix("sqlite://") {
-        let mut c = SqliteConnection::establish(path).unwrap();
+        let mut c = crate::sqlite_connection(path);
         diesel::sql_query(sql).load(&mut c).unwrap()
     } else {
         let mut c = PgConnection::establish(db_url).unwrap();

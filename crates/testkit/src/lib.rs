@@ -26,7 +26,7 @@ mod store;
 
 pub use browser::{BROWSER_WAIT, Browser};
 pub use clock::{FixedRandom, ManualClock};
-pub use db::TestDatabase;
+pub use db::{TestDatabase, sqlite_connection};
 pub use email::{emails, latest_email};
 pub use marque_store::Backend;
 pub use notifications::notification;

@@ -33,7 +33,7 @@ macro_rules! on_connection {
             }
             Backend::Sqlite => {
                 let path = url.strip_prefix("sqlite://").expect("a sqlite:// URL");
-                let $c = &mut SqliteConnection::establish(path).expect("open the test database");
+                let $c = &mut crate::sqlite_connection(path);
                 diesel::sql_query("PRAGMA foreign_keys = ON")
                     .execute($c)
                     .expect("enable foreign keys");

@@ -555,15 +555,7 @@ async fn linking(backend: Backend) {
     let token = signed["access_token"].as_str().unwrap();
     let user = signed["user_id"].as_i64().unwrap();
     let number = "+996700123456";
-    assert_eq!(app.send_code(number).await.status(), 200);
-    let code = app.code_for(number, 0).await;
-    let res = app
-        .post_auth(
-            "/api/v1/auth/verify-code",
-            token,
-            json!({"phone_number": number, "verification_code": code}),
-        )
-        .await;
+    let res = verify_with_bearer(&app, number, 0, token).await;
     assert_eq!(res.status(), 200);
     let attached: Value = res.json().await.unwrap();
     assert_eq!(attached["user_id"].as_i64().unwrap(), user);
@@ -585,15 +577,13 @@ async fn linking(backend: Backend) {
     let second = email_user(&app, "second@example.org").await;
     app.clock.advance(Duration::seconds(61));
     let before = app.messages_to("+996505325311").len();
-    assert_eq!(app.send_code("+996505325311").await.status(), 200);
-    let code = app.code_for("+996505325311", before).await;
-    let res = app
-        .post_auth(
-            "/api/v1/auth/verify-code",
-            second["access_token"].as_str().unwrap(),
-            json!({"phone_number": "+996505325311", "verification_code": code}),
-        )
-        .await;
+    let res = verify_with_bearer(
+        &app,
+        "+996505325311",
+        before,
+        second["access_token"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), 409);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "phone_in_use");
     assert_eq!(app.count(Market::Kg, "users").await, 3);
@@ -601,15 +591,7 @@ async fn linking(backend: Backend) {
     // number signs in as its own account, and a stale token is ignored the same way.
     app.clock.advance(Duration::seconds(61));
     let other = "+996700999888";
-    assert_eq!(app.send_code(other).await.status(), 200);
-    let code = app.code_for(other, 0).await;
-    let res = app
-        .post_auth(
-            "/api/v1/auth/verify-code",
-            phone_token,
-            json!({"phone_number": other, "verification_code": code}),
-        )
-        .await;
+    let res = verify_with_bearer(&app, other, 0, phone_token).await;
     assert_eq!(res.status(), 200);
     let own: Value = res.json().await.unwrap();
     assert_eq!(own["is_new_user"], true);
@@ -704,6 +686,24 @@ both_backends!(
     linking,
     deletion_removes_email
 );
+
+/// send-code for `number`, then verify-code with its newest code (the `before`-th message to it
+/// onwards) and `Authorization: Bearer <bearer>`: how a signed-in user adds a phone.
+async fn verify_with_bearer(
+    app: &TestApp,
+    number: &str,
+    before: usize,
+    bearer: &str,
+) -> reqwest::Response {
+    assert_eq!(app.send_code(number).await.status(), 200);
+    let code = app.code_for(number, before).await;
+    app.post_auth(
+        "/api/v1/auth/verify-code",
+        bearer,
+        json!({"phone_number": number, "verification_code": code}),
+    )
+    .await
+}
 
 /// The reset page in headless Chromium (issue 10, "Proof"): open the emailed link, type a weak
 /// password and read the error in the market's language, type a good one and submit, then sign

@@ -167,6 +167,26 @@ async fn hashing<T: Send + 'static>(
     blocking(lang, f).await
 }
 
+/// The language of the pages of a link: its token's market (`kg_…`, `us_…`), else the
+/// `X-Market` header's, else English.
+fn link_lang(req: &HttpRequest, token: &str) -> Language {
+    EmailAuthService::token_market(token).map_or_else(|| fallback_lang(req), Market::language)
+}
+
+/// The page of a link that is invalid, used or expired (400), or the error itself when it is
+/// another (a market down: the JSON error of the API).
+fn link_refused(e: ApiError, lang: Language) -> Result<HttpResponse, ApiError> {
+    if e.kind == ErrorKind::InvalidEmailLink {
+        Ok(pages::message(
+            StatusCode::BAD_REQUEST,
+            lang,
+            MessageKey::EmailLinkInvalid,
+        ))
+    } else {
+        Err(e)
+    }
+}
+
 fn success(key: MessageKey, lang: Language) -> SuccessResponse {
     SuccessResponse {
         success: true,
@@ -233,8 +253,7 @@ pub async fn verify_email(
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.into_inner().token.unwrap_or_default();
-    let lang = EmailAuthService::token_market(&token)
-        .map_or_else(|| fallback_lang(&req), Market::language);
+    let lang = link_lang(&req, &token);
     let email_state = email_state(&state, lang)?;
     let client = client_info(&req);
     let service = email_state.service.clone();
@@ -245,12 +264,7 @@ pub async fn verify_email(
             market.language(),
             MessageKey::EmailVerified,
         )),
-        Err(e) if e.kind == ErrorKind::InvalidEmailLink => Ok(pages::message(
-            StatusCode::BAD_REQUEST,
-            lang,
-            MessageKey::EmailLinkInvalid,
-        )),
-        Err(e) => Err(e),
+        Err(e) => link_refused(e, lang),
     }
 }
 
@@ -393,8 +407,7 @@ pub async fn reset_page(
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.into_inner().token.unwrap_or_default();
-    let lang = EmailAuthService::token_market(&token)
-        .map_or_else(|| fallback_lang(&req), Market::language);
+    let lang = link_lang(&req, &token);
     let email_state = email_state(&state, lang)?;
     let service = email_state.service.clone();
     let t = token.clone();
@@ -406,12 +419,7 @@ pub async fn reset_page(
             &form.csrf_token,
             None,
         )),
-        Err(e) if e.kind == ErrorKind::InvalidEmailLink => Ok(pages::message(
-            StatusCode::BAD_REQUEST,
-            lang,
-            MessageKey::EmailLinkInvalid,
-        )),
-        Err(e) => Err(e),
+        Err(e) => link_refused(e, lang),
     }
 }
 
@@ -494,11 +502,10 @@ pub async fn reset_submit(
     state: web::Data<ApiState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let fallback = fallback_lang(&req);
     let Some(fields) = form_fields(&req, &body) else {
         return Ok(pages::message(
             StatusCode::BAD_REQUEST,
-            fallback,
+            fallback_lang(&req),
             MessageKey::BadRequest,
         ));
     };
@@ -507,7 +514,7 @@ pub async fn reset_submit(
     let new_password = field(&fields, "new_password")
         .unwrap_or_default()
         .to_owned();
-    let lang = EmailAuthService::token_market(&token).map_or(fallback, Market::language);
+    let lang = link_lang(&req, &token);
     let email_state = email_state(&state, lang)?;
     let service = email_state.service.clone();
     if !same_origin(&req, &state) || !service.csrf_matches(&token, &csrf) {
@@ -538,12 +545,7 @@ pub async fn reset_submit(
                 &csrf,
                 Some(password_message(rule)),
             )),
-            ErrorKind::InvalidEmailLink => Ok(pages::message(
-                StatusCode::BAD_REQUEST,
-                lang,
-                MessageKey::EmailLinkInvalid,
-            )),
-            _ => Err(e),
+            _ => link_refused(e, lang),
         },
     }
 }

@@ -946,20 +946,13 @@ fn insert_issue(conn: &mut DbConnection, cmd: &IssueChallenge) -> Result<(), TxE
         ))
         .execute(conn)?;
     if let Some(message) = &cmd.outbox {
-        diesel::insert_into(outbox::table)
-            .values((
-                outbox::channel.eq(message.channel.as_str()),
-                outbox::fallback_channels.eq(Channel::join(&message.fallback)),
-                outbox::challenge_id.eq(cmd.challenge_id.as_str()),
-                outbox::recipient.eq(message.recipient.as_str()),
-                outbox::payload.eq(message.sealed_body.as_slice()),
-                outbox::status.eq(OUTBOX_PENDING),
-                outbox::attempts.eq(0),
-                outbox::next_attempt_at.eq(now),
-                outbox::expires_at.eq(to_db(message.expires_at)),
-                outbox::created_at.eq(now),
-            ))
-            .execute(conn)?;
+        crate::outbox::insert_outbox(
+            conn,
+            message,
+            &message.recipient,
+            Some(cmd.challenge_id.as_str()),
+            now,
+        )?;
     }
     Ok(())
 }

@@ -11,8 +11,8 @@ use marque_domain::email::{
     ResetPassword, StoredLogin, TokenOwner, TokenPurpose, failure_key,
 };
 use marque_domain::{
-    AuditEvent, Channel, ClientInfo, NewRefreshToken, NewSession, RateLimitCheck, RepoError, User,
-    UserId, VerifyOutcome,
+    AuditEvent, ClientInfo, NewRefreshToken, NewSession, RateLimitCheck, RepoError, User, UserId,
+    VerifyOutcome,
 };
 use marque_markets::Market;
 use tracing::instrument;
@@ -20,8 +20,7 @@ use tracing::instrument;
 use crate::MarketStore;
 use crate::audit::insert_audit;
 use crate::auth::{
-    OUTBOX_PENDING, has_session_with_agent, hit_limits, insert_refresh, insert_session,
-    store_failures,
+    has_session_with_agent, hit_limits, insert_refresh, insert_session, store_failures,
 };
 use crate::connection::{DbConnection, lock_failures};
 use crate::models::{USER_COLUMNS, UserRow, to_db};
@@ -201,21 +200,7 @@ fn queue_mail(
             ))
             .execute(conn)?;
     }
-    let message = &mail.outbox;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::channel.eq(Channel::Email.as_str()),
-            outbox::fallback_channels.eq(Channel::join(&message.fallback)),
-            outbox::recipient.eq(recipient),
-            outbox::payload.eq(message.sealed_body.as_slice()),
-            outbox::status.eq(OUTBOX_PENDING),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
-            outbox::expires_at.eq(to_db(message.expires_at)),
-            outbox::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
+    crate::outbox::insert_outbox(conn, &mail.outbox, recipient, None, now)
 }
 
 /// `(user, email, verified)` of the identity with address key `key`.

@@ -12,9 +12,9 @@ use marque_markets::Market;
 use tracing::instrument;
 
 use crate::MarketStore;
-use crate::auth::{OUTBOX_PENDING, hit_limits};
+use crate::auth::hit_limits;
 use crate::models::{from_db, to_db};
-use crate::schema::{messenger_logins, messenger_seen, outbox};
+use crate::schema::{messenger_logins, messenger_seen};
 use crate::store::TxError;
 use crate::{DbError, connection::write_tx};
 
@@ -289,19 +289,7 @@ impl MessengerRepository for MarketStore {
     fn queue_reply(&self, reply: &NewOutboxMessage, now: DateTime<Utc>) -> Result<(), RepoError> {
         let now = to_db(now);
         self.with_conn(|conn| {
-            diesel::insert_into(outbox::table)
-                .values((
-                    outbox::channel.eq(reply.channel.as_str()),
-                    outbox::fallback_channels.eq(Channel::join(&reply.fallback)),
-                    outbox::recipient.eq(reply.recipient.as_str()),
-                    outbox::payload.eq(reply.sealed_body.as_slice()),
-                    outbox::status.eq(OUTBOX_PENDING),
-                    outbox::attempts.eq(0),
-                    outbox::next_attempt_at.eq(now),
-                    outbox::expires_at.eq(to_db(reply.expires_at)),
-                    outbox::created_at.eq(now),
-                ))
-                .execute(conn)?;
+            crate::outbox::insert_outbox(conn, reply, &reply.recipient, None, now)?;
             Ok(())
         })
     }

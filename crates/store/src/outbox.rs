@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use marque_domain::{
-    ChallengeDelivery, Channel, DeliveryReport, DeliveryState, OutboxMessage, OutboxRepository,
-    RepoError, ReportedStatus, SentReceipt,
+    ChallengeDelivery, Channel, DeliveryReport, DeliveryState, NewOutboxMessage, OutboxMessage,
+    OutboxRepository, RepoError, ReportedStatus, SentReceipt,
 };
 use marque_markets::Market;
 use tracing::instrument;
@@ -288,6 +288,33 @@ impl OutboxRepository for MarketStore {
                 .execute(conn)
         })
     }
+}
+
+/// Queues `message` for delivery now, to `recipient` (the message's own, or the stored address
+/// an email goes to), linked to challenge `challenge_id` when it carries a code: the one insert
+/// of an outbox row (codes, messenger replies, emails), in the caller's transaction.
+pub(crate) fn insert_outbox(
+    conn: &mut crate::connection::DbConnection,
+    message: &NewOutboxMessage,
+    recipient: &str,
+    challenge_id: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::channel.eq(message.channel.as_str()),
+            outbox::fallback_channels.eq(Channel::join(&message.fallback)),
+            outbox::challenge_id.eq(challenge_id),
+            outbox::recipient.eq(recipient),
+            outbox::payload.eq(message.sealed_body.as_slice()),
+            outbox::status.eq(OUTBOX_PENDING),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::expires_at.eq(to_db(message.expires_at)),
+            outbox::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Puts message `id` back in the queue on channel `next`, with `remaining` still to try: the

@@ -551,9 +551,25 @@ impl AuthService {
                 elsewhere: Elsewhere::default(),
             });
         }
-        if !exempt {
-            limits.extend(self.ip_send_limits(market, client));
+        // The other markets' counts this send is judged against — its IP buckets and, when a
+        // message goes out, the SMS day — in one read of each other market's database.
+        let ip = if exempt {
+            Vec::new()
+        } else {
+            ip_buckets(client, "send", true)
+        };
+        let mut shared: Vec<String> = ip.iter().map(|b| b.key.clone()).collect();
+        if test_code.is_none() {
+            shared.push(sms_guard::DAILY_BUCKET.to_owned());
         }
+        let others = self.elsewhere(market, shared);
+        limits.extend(ip_checks(
+            ip,
+            self.config.ip_send_limit,
+            Some(self.config.ipv6_48_send_limit),
+            &others,
+            now,
+        ));
         let (code, outbox) = match test_code {
             Some(code) => (code.clone(), None),
             None => {
@@ -575,7 +591,7 @@ impl AuthService {
         };
         let challenge_id = new_challenge_id(self.rng.as_ref());
         // The SMS-pumping guards count only what is sent (test numbers send nothing).
-        let sms = outbox.as_ref().map(|_| self.sms_guards(phone));
+        let sms = outbox.as_ref().map(|_| self.sms_guards(phone, &others));
         let cmd = IssueChallenge {
             phone: phone.clone(),
             code_hash: self.hasher.hash(phone, purpose, &code),
@@ -1329,21 +1345,28 @@ impl AuthService {
         }
     }
 
-    /// The other markets' stored states of `buckets` (read, never written). A market that
-    /// cannot be read counts as nothing: its own database still enforces its share, and one
-    /// market's outage must not stop the other from sending codes.
-    fn elsewhere(&self, market: Market, buckets: &[&str]) -> Vec<Vec<Option<crate::BucketState>>> {
-        self.repos
+    /// The other markets' stored states of `buckets` (read, never written): one query per other
+    /// market, none when `buckets` is empty. A market that cannot be read counts as nothing: its
+    /// own database still enforces its share, and one market's outage must not stop the other
+    /// from sending codes.
+    fn elsewhere(&self, market: Market, buckets: Vec<String>) -> OtherMarkets {
+        if buckets.is_empty() {
+            return OtherMarkets::default();
+        }
+        let keys: Vec<&str> = buckets.iter().map(String::as_str).collect();
+        let states = self
+            .repos
             .iter()
             .filter(|(m, _)| **m != market)
-            .filter_map(|(m, repo)| match repo.bucket_states(buckets) {
+            .filter_map(|(m, repo)| match repo.bucket_states(&keys) {
                 Ok(states) => Some(states),
                 Err(e) => {
                     tracing::warn!(market = %m, error = %e, "other market's counts not read");
                     None
                 }
             })
-            .collect()
+            .collect();
+        OtherMarkets { buckets, states }
     }
 
     /// The per-IP send limits of `client` in `market`: one bucket per IPv4 address or IPv6 /64
@@ -1388,53 +1411,19 @@ impl AuthService {
         subscriber: RateLimitPolicy,
         site: Option<RateLimitPolicy>,
     ) -> Vec<RateLimitCheck> {
-        let Some(ip) = &client.ip else {
-            return Vec::new();
-        };
-        let buckets: Vec<ip_budget::IpBucket> = ip_budget::send_buckets(ip)
-            .into_iter()
-            .filter(|b| b.scope == IpScope::Subscriber || site.is_some())
-            .map(|b| ip_budget::IpBucket {
-                key: b.key.replacen("send:", &format!("{kind}:"), 1),
-                scope: b.scope,
-            })
-            .collect();
-        let keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
-        let others = self.elsewhere(market, &keys);
-        let now = self.clock.now();
-        buckets
-            .iter()
-            .enumerate()
-            .map(|(i, bucket)| {
-                let policy = match (bucket.scope, site) {
-                    (IpScope::Site, Some(site)) => site,
-                    _ => subscriber,
-                };
-                let elsewhere = others.iter().fold(Elsewhere::default(), |acc, states| {
-                    acc.plus(&policy, states.get(i).copied().flatten().as_ref(), now)
-                });
-                RateLimitCheck {
-                    bucket: bucket.key.clone(),
-                    policy,
-                    elsewhere,
-                }
-            })
-            .collect()
+        let buckets = ip_buckets(client, kind, site.is_some());
+        let others = self.elsewhere(market, buckets.iter().map(|b| b.key.clone()).collect());
+        ip_checks(buckets, subscriber, site, &others, self.clock.now())
     }
 
     /// The SMS-pumping guards of a message to `phone`: the market's daily budget, the total
     /// over markets (other markets' daily counts read here), the prefix's hourly limit.
-    fn sms_guards(&self, phone: &PhoneNumber) -> SmsGuards {
+    /// `others` holds the other markets' [`sms_guard::DAILY_BUCKET`] states.
+    fn sms_guards(&self, phone: &PhoneNumber, others: &OtherMarkets) -> SmsGuards {
         let market = phone.market();
         let guard = &self.config.sms_guard;
         let policy = sms_guard::daily_policy(self.config.sms_daily_limit(market));
-        let now = self.clock.now();
-        let elsewhere = self
-            .elsewhere(market, &[sms_guard::DAILY_BUCKET])
-            .iter()
-            .fold(Elsewhere::default(), |acc, states| {
-                acc.plus(&policy, states.first().copied().flatten().as_ref(), now)
-            });
+        let elsewhere = others.elsewhere(sms_guard::DAILY_BUCKET, &policy, self.clock.now());
         SmsGuards {
             daily: RateLimitCheck {
                 bucket: sms_guard::DAILY_BUCKET.to_owned(),
@@ -1449,6 +1438,70 @@ impl AuthService {
             },
         }
     }
+}
+
+/// The other markets' stored states of some buckets, read once for a request
+/// ([`AuthService::elsewhere`]): `states[m][i]` is other market `m`'s state of `buckets[i]`.
+#[derive(Debug, Default)]
+struct OtherMarkets {
+    buckets: Vec<String>,
+    states: Vec<Vec<Option<crate::BucketState>>>,
+}
+
+impl OtherMarkets {
+    /// The other markets' hits of `bucket` in windows still open at `now` under `policy`
+    /// (nothing for a bucket that was not read).
+    fn elsewhere(&self, bucket: &str, policy: &RateLimitPolicy, now: DateTime<Utc>) -> Elsewhere {
+        let Some(i) = self.buckets.iter().position(|b| b == bucket) else {
+            return Elsewhere::default();
+        };
+        self.states
+            .iter()
+            .fold(Elsewhere::default(), |acc, states| {
+                acc.plus(policy, states.get(i).copied().flatten().as_ref(), now)
+            })
+    }
+}
+
+/// The `kind` buckets of the client's IP: per IPv4 address or IPv6 /64, and per IPv6 /48 when
+/// `with_site` (none without a client IP).
+fn ip_buckets(client: &ClientInfo, kind: &str, with_site: bool) -> Vec<ip_budget::IpBucket> {
+    let Some(ip) = &client.ip else {
+        return Vec::new();
+    };
+    ip_budget::send_buckets(ip)
+        .into_iter()
+        .filter(|b| b.scope == IpScope::Subscriber || with_site)
+        .map(|b| ip_budget::IpBucket {
+            key: b.key.replacen("send:", &format!("{kind}:"), 1),
+            scope: b.scope,
+        })
+        .collect()
+}
+
+/// The checks of IP `buckets`: `subscriber` per address or /64, `site` per /48, each with the
+/// other markets' hits of its key from `others`.
+fn ip_checks(
+    buckets: Vec<ip_budget::IpBucket>,
+    subscriber: RateLimitPolicy,
+    site: Option<RateLimitPolicy>,
+    others: &OtherMarkets,
+    now: DateTime<Utc>,
+) -> Vec<RateLimitCheck> {
+    buckets
+        .into_iter()
+        .map(|bucket| {
+            let policy = match (bucket.scope, site) {
+                (IpScope::Site, Some(site)) => site,
+                _ => subscriber,
+            };
+            RateLimitCheck {
+                elsewhere: others.elsewhere(&bucket.key, &policy, now),
+                bucket: bucket.key,
+                policy,
+            }
+        })
+        .collect()
 }
 
 /// Counters of the SMS-pumping guards since start-up, for the metrics endpoint.

@@ -6,6 +6,9 @@
 //! ([`crate::keys::KeyRing::jwt_signing_key`]). Verification is `marque-verify`'s, the same code
 //! other services link.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
@@ -102,6 +105,8 @@ pub struct TokenService {
     issuer: String,
     audience: Option<String>,
     ttl: Duration,
+    /// Tokens `verifier` has already checked (shared by clones, which keep the same keys).
+    verified: Arc<VerifiedTokens>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -183,6 +188,7 @@ impl TokenService {
             issuer,
             audience: None,
             ttl,
+            verified: Arc::new(VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY)),
         })
     }
 
@@ -192,6 +198,8 @@ impl TokenService {
         if let Some(aud) = &audience {
             self.verifier = self.verifier.with_audience(aud.clone());
         }
+        // What the old verifier accepted, this one may not.
+        self.verified = Arc::new(VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY));
         self.audience = audience;
         self
     }
@@ -235,17 +243,88 @@ impl TokenService {
     /// Checks signature, algorithm, key id, `typ`, issuer, audience (when configured), `nbf`,
     /// expiry (at `now`, no leeway), that `exp - iat` is within the configured lifetime, and that
     /// `sub` and `market` name a user of one of our markets.
+    ///
+    /// A token seen before skips the signature check ([`VerifiedTokens`]); the time checks run
+    /// on every call.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        let refused = |e| match e {
+            VerifyError::Expired => TokenError::Expired,
+            VerifyError::Invalid | VerifyError::Key(_) => TokenError::Invalid,
+        };
+        let (claims, seen) = match self.verified.get(token) {
+            Some(claims) => (claims, true),
+            None => (self.verifier.verify_signed(token).map_err(refused)?, false),
+        };
         let claims = self
             .verifier
-            .verify_at(token, now.timestamp())
-            .map(|t| t.claims)
-            .map_err(|e| match e {
-                VerifyError::Expired => TokenError::Expired,
-                VerifyError::Invalid | VerifyError::Key(_) => TokenError::Invalid,
-            })?;
+            .check_at(claims, now.timestamp())
+            .map_err(refused)?
+            .claims;
         claims.market()?;
+        if !seen {
+            self.verified.insert(token, &claims, now.timestamp());
+        }
         Ok(claims)
+    }
+}
+
+/// How many verified access tokens [`TokenService::verify`] remembers: ~600 bytes each (token and
+/// claims), so at most ~2.5 MB.
+pub const VERIFIED_TOKENS_CAPACITY: usize = 4096;
+
+/// Access tokens whose signature and time-independent claims were already checked, by token
+/// text (issue 13: the Ed25519 verification was ~12 % of a profile read's CPU). A token presented
+/// again skips only that: the time checks run on every use, and whether its **session** is still
+/// active is read from the database on every request ([`crate::AuthService::signed_in`]), so
+/// logout, password change and admin revocation refuse it at once on every instance, cached or
+/// not (RFC 9700 §2.2.2 asks nothing less of revocation). Only tokens that passed every check are
+/// kept, so nobody can fill it with invented ones; a token differing in any byte (a forged
+/// signature on known claims) is a different key and is verified in full. When full, expired
+/// entries go, and if that frees nothing, all of them (the next uses verify again).
+#[derive(Debug)]
+pub(crate) struct VerifiedTokens {
+    capacity: usize,
+    by_token: RwLock<HashMap<Box<str>, AccessClaims>>,
+}
+
+impl VerifiedTokens {
+    /// An empty set remembering at most `capacity` tokens.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            by_token: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The claims of `token` if it was verified before (a poisoned lock counts as a miss).
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        self.by_token.read().ok()?.get(token).cloned()
+    }
+
+    /// Remembers `token`, verified with `claims`, at `now` (seconds since the Unix epoch).
+    fn insert(&self, token: &str, claims: &AccessClaims, now: i64) {
+        let Ok(mut map) = self.by_token.write() else {
+            return;
+        };
+        if map.len() >= self.capacity {
+            map.retain(|_, c| c.exp > now);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), claims.clone());
+    }
+
+    /// How many tokens are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_token.read().map_or(0, |m| m.len())
+    }
+
+    /// Whether none is.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -322,6 +401,70 @@ mod tests {
         assert_eq!(s.verify(&tok2, now()), Err(TokenError::Invalid));
         // The derived key's public half is always published (marque-verify always works).
         assert_eq!(s.jwks().keys.len(), 1);
+    }
+
+    /// Issue 13: a token seen before skips the signature check but never the clock, a token
+    /// differing in one byte is verified in full, and a verifier with other rules (an audience)
+    /// does not inherit what the old one accepted.
+    #[test]
+    fn verified_tokens_are_remembered_but_still_expire_and_forgeries_are_not() {
+        let s = svc(b"0123456789abcdef0123456789abcdef");
+        let session = SessionId("s1".into());
+        let (tok, claims) = s.issue(UserId(7), Market::Kg, &session, "j".into(), now());
+        assert!(s.verified.is_empty());
+        assert_eq!(s.verify(&tok, now()), Ok(claims.clone()));
+        assert_eq!(s.verified.len(), 1, "remembered");
+        assert_eq!(s.verify(&tok, now() + Duration::minutes(1)), Ok(claims));
+        assert_eq!(s.verified.len(), 1);
+        // Expiry and not-before are checked on every use.
+        assert_eq!(
+            s.verify(&tok, now() + Duration::minutes(30)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            s.verify(&tok, now() - Duration::minutes(5)),
+            Err(TokenError::Invalid)
+        );
+        // The same header and claims with another signature.
+        let (head, sig) = tok.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{head}.{flipped}{}", &sig[1..]);
+        assert_eq!(s.verify(&forged, now()), Err(TokenError::Invalid));
+        assert_eq!(s.verified.len(), 1, "refused tokens are not remembered");
+        // An audience makes a new verifier: the token without `aud` is refused.
+        let strict = s.clone().with_audience(Some("shop".into()));
+        assert_eq!(strict.verify(&tok, now()), Err(TokenError::Invalid));
+        // Clones with the same keys share what was verified.
+        assert_eq!(s.clone().verified.len(), 1);
+    }
+
+    #[test]
+    fn verified_tokens_stay_within_capacity() {
+        let s = svc(b"0123456789abcdef0123456789abcdef");
+        let cache = VerifiedTokens::new(2);
+        let token = |sid: &str, at: DateTime<Utc>| {
+            s.issue(
+                UserId(1),
+                Market::Us,
+                &SessionId(sid.into()),
+                "j".into(),
+                at,
+            )
+        };
+        let (t1, c1) = token("a", now());
+        let (t2, c2) = token("b", now() + Duration::minutes(20));
+        let (t3, c3) = token("c", now() + Duration::minutes(20));
+        let at = (now() + Duration::minutes(31)).timestamp();
+        cache.insert(&t1, &c1, at);
+        cache.insert(&t2, &c2, at);
+        // Full: the expired one goes first.
+        cache.insert(&t3, &c3, at);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&t1).is_none());
+        assert_eq!(cache.get(&t3), Some(c3));
+        // Full of live tokens: emptied, then the new one kept.
+        cache.insert(&t1, &c1, at);
+        assert_eq!(cache.len(), 1);
     }
 
     /// Issue 12 item 5: `sub` unique for the issuer, `typ: at+jwt`, `nbf`, `aud`.

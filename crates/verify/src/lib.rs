@@ -198,7 +198,20 @@ impl Verifier {
 
     /// Verifies `token` at `now` (seconds since the Unix epoch). The token is expired from its
     /// `exp` second on (no leeway); `nbf` and `iat` may lie up to [`CLOCK_SKEW_SECONDS`] ahead.
+    /// [`Verifier::verify_signed`] then [`Verifier::check_at`].
     pub fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
+        self.check_at(self.verify_signed(token)?, now)
+    }
+
+    /// Every check of `token` that does not depend on the time: algorithm, `typ`, known `kid`,
+    /// signature, issuer, audience, the lifetime `exp - iat` and the `sub`/`market` agreement.
+    /// The claims it returns are not yet checked against the clock: pass them to
+    /// [`Verifier::check_at`] each time the token is presented. A caller may keep the result
+    /// for a token it sees again (its signature cannot change), as long as it keeps this
+    /// verifier's keys.
+    ///
+    /// Errors: [`VerifyError::Invalid`].
+    pub fn verify_signed(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         let is_access_token = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
@@ -213,7 +226,8 @@ impl Verifier {
             .and_then(|kid| self.ed.get(kid))
             .ok_or(VerifyError::Invalid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
-        // Time claims are checked below against `now`, so callers can inject a clock.
+        // Time claims are checked by `check_at` against a given `now`, so callers can inject a
+        // clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         let mut required = vec!["exp", "nbf", "iss", "sub"];
@@ -229,15 +243,26 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map_err(|_| VerifyError::Invalid)?
             .claims;
-        if now >= claims.exp {
-            return Err(VerifyError::Expired);
-        }
         let too_long = self
             .max_lifetime
             .is_some_and(|max| claims.exp.saturating_sub(claims.iat) > max);
+        if too_long || claims.local_user_id().is_none() {
+            return Err(VerifyError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// The time checks of claims from [`Verifier::verify_signed`] at `now` (seconds since the
+    /// Unix epoch): expired from the `exp` second on; `nbf` and `iat` at most
+    /// [`CLOCK_SKEW_SECONDS`] ahead.
+    ///
+    /// Errors: [`VerifyError::Expired`], [`VerifyError::Invalid`].
+    pub fn check_at(&self, claims: AccessClaims, now: i64) -> Result<VerifiedToken, VerifyError> {
+        if now >= claims.exp {
+            return Err(VerifyError::Expired);
+        }
         if claims.nbf > now.saturating_add(CLOCK_SKEW_SECONDS)
             || claims.iat > now.saturating_add(CLOCK_SKEW_SECONDS)
-            || too_long
         {
             return Err(VerifyError::Invalid);
         }

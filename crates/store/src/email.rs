@@ -180,15 +180,8 @@ fn queue_mail(
     recipient: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
+    retire_tokens(conn, mail, user, now)?;
     if let Some(token) = &mail.token {
-        diesel::update(
-            email_tokens::table
-                .filter(email_tokens::user_id.eq(user))
-                .filter(email_tokens::purpose.eq(token.purpose.as_str()))
-                .filter(email_tokens::used_at.is_null()),
-        )
-        .set(email_tokens::used_at.eq(now))
-        .execute(conn)?;
         diesel::insert_into(email_tokens::table)
             .values((
                 email_tokens::token_hash.eq(token.hash.as_slice()),
@@ -201,6 +194,30 @@ fn queue_mail(
             .execute(conn)?;
     }
     crate::outbox::insert_outbox(conn, &mail.outbox, recipient, None, now)
+}
+
+/// A user id no account has (ids start at 1): [`retire_tokens`] for an unknown address.
+const NO_ACCOUNT: i64 = 0;
+
+/// Marks used the live tokens of account `user` with the purpose of `mail`'s token (none when
+/// `mail` carries no token).
+fn retire_tokens(
+    conn: &mut DbConnection,
+    mail: &PreparedMail,
+    user: i64,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    if let Some(token) = &mail.token {
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::user_id.eq(user))
+                .filter(email_tokens::purpose.eq(token.purpose.as_str()))
+                .filter(email_tokens::used_at.is_null()),
+        )
+        .set(email_tokens::used_at.eq(now))
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// `(user, email, verified)` of the identity with address key `key`.
@@ -394,15 +411,24 @@ impl EmailRepository for MarketStore {
         self.with_conn(|conn| {
             let outcome = crate::connection::write_tx(conn, |conn| {
                 hit_limits(conn, &cmd.limits.ip, cmd.now)?;
-                let Some((user, stored, verified)) = identity_by_key(conn, &cmd.key)? else {
-                    return Ok(MailOutcome::Done);
+                // The same statements for a known and an unknown address, as far as they can
+                // be (OWASP Forgot Password Cheat Sheet: "the same logic is followed, instead of
+                // using a quick exit"), so the answer's timing does not tell which it was: the
+                // address's bucket is hit either way (which also limits probing one address),
+                // and an unknown address retires the live tokens of no account. What remains is
+                // the known address's two inserts (token and outbox row).
+                let identity = identity_by_key(conn, &cmd.key)?;
+                let wanted = match (&identity, cmd.only_if) {
+                    (None, _) => false,
+                    (Some((_, _, verified)), MailIf::Unverified) => verified.is_none(),
+                    (Some(_), MailIf::Exists) => true,
                 };
-                let wanted = match cmd.only_if {
-                    MailIf::Unverified => verified.is_none(),
-                    MailIf::Exists => true,
-                };
-                if wanted && address_admits(conn, &cmd.limits.address, cmd.now)? {
-                    queue_mail(conn, &cmd.mail, user, &cmd.key, &stored, now)?;
+                let admitted = address_admits(conn, &cmd.limits.address, cmd.now)?;
+                match identity {
+                    Some((user, stored, _)) if wanted && admitted => {
+                        queue_mail(conn, &cmd.mail, user, &cmd.key, &stored, now)?;
+                    }
+                    _ => retire_tokens(conn, &cmd.mail, NO_ACCOUNT, now)?,
                 }
                 Ok(MailOutcome::Done)
             });

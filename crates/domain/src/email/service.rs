@@ -30,7 +30,8 @@ pub struct EmailAuthConfig {
     /// Mail-sending requests (register, resend, forgot, link) per client IP: 20 per 15 minutes,
     /// over all markets.
     pub mail_ip_limit: RateLimitPolicy,
-    /// Emails per address: 5 per hour, 60 s apart; beyond that the email is skipped silently.
+    /// Mail requests per address, known or not (counted the same either way so the timing tells
+    /// nothing): 5 per hour, 60 s apart; beyond that the email is skipped silently.
     pub address_limit: RateLimitPolicy,
     /// Growing delays after wrong passwords.
     pub throttle: LoginThrottle,

@@ -379,14 +379,14 @@ pub(crate) fn newest_challenge(
     purpose: &str,
     challenge_id: Option<&str>,
 ) -> QueryResult<Option<ChallengeRow>> {
-    // A macro, not a closure: `as_select()` is typed per backend.
+    // A macro, not a closure: the query is typed per backend.
     macro_rules! newest {
         () => {
             phone_verifications::table
                 .filter(phone_verifications::phone_number.eq(phone))
                 .filter(phone_verifications::purpose.eq(purpose))
                 .order(phone_verifications::id.desc())
-                .select(ChallengeRow::as_select())
+                .select(crate::models::CHALLENGE_COLUMNS)
         };
     }
     macro_rules! with_id {

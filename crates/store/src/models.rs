@@ -93,6 +93,18 @@ impl UserRow {
     }
 }
 
+columns! {
+    /// Columns of [`ChallengeRow`], in field order: a constant tuple has a static query id, so
+    /// diesel finds the prepared statement without rendering the SQL again (`as_select()` does
+    /// not have one).
+    CHALLENGE_COLUMNS = phone_verifications:
+        id,
+        code_hash,
+        status,
+        attempts,
+        expires_at,
+}
+
 /// A `phone_verifications` row (without the audit columns).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = phone_verifications)]

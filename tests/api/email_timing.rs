@@ -32,6 +32,18 @@ async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response 
     .await
 }
 
+/// A service on `backend` with [`TRIES`] accounts `{prefix}{i}@example.org` (KG), registered 61 s
+/// apart so no mail limit answers; `None` when `backend` is not available.
+async fn spawn_with_accounts(backend: Backend, prefix: &str) -> Option<TestApp> {
+    let app = TestApp::spawn(backend, &[]).await?;
+    for i in 0..TRIES {
+        let email = format!("{prefix}{i}@example.org");
+        assert_eq!(register(&app, &email).await.status(), 201);
+        app.clock.advance(Duration::seconds(61));
+    }
+    Some(app)
+}
+
 /// Median of `xs` (seconds).
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -77,15 +89,10 @@ where
 /// An unknown address and a wrong password take the same time (a dummy hash is verified), at the
 /// production Argon2 cost ([`same_time`]).
 async fn login_timing(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else {
+    // One account per try: repeated wrong passwords on one address are delayed after five.
+    let Some(app) = spawn_with_accounts(backend, "timing").await else {
         return;
     };
-    // One account per try: repeated wrong passwords on one address are delayed after five.
-    for i in 0..TRIES {
-        let email = format!("timing{i}@example.org");
-        assert_eq!(register(&app, &email).await.status(), 201);
-        app.clock.advance(Duration::seconds(61));
-    }
     // Warm up connections and code paths.
     login(&app, "warm@example.org", PASSWORD).await;
     let app = &app;
@@ -142,14 +149,9 @@ impl MailProbe {
 /// (20 per 15 minutes) never answers; the per-address limit skips emails silently, which is part
 /// of what is timed.
 async fn mail_timing(backend: Backend, probe: MailProbe) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else {
+    let Some(app) = spawn_with_accounts(backend, "known").await else {
         return;
     };
-    for i in 0..TRIES {
-        let email = format!("known{i}@example.org");
-        assert_eq!(register(&app, &email).await.status(), 201);
-        app.clock.advance(Duration::seconds(61));
-    }
     // Warm up connections and code paths.
     probe.send(&app, "warm@example.org").await;
     let reference = std::cell::RefCell::new(None::<(u16, String)>);

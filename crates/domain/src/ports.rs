@@ -489,13 +489,14 @@ pub trait OutboxRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, RepoError>;
 
-    /// Marks a message handed to its provider, records the provider's receipt and scrubs the
-    /// body (no code or text is kept once sent).
+    /// Marks messages handed to their providers at `now`, records each provider's receipt and
+    /// scrubs the bodies (no code or text is kept once sent): `sent` holds `(message id,
+    /// receipt)` pairs, all written in one statement (issue 13: a worker used to commit each
+    /// message on its own). An id that no longer exists (purged) is skipped and logged.
     fn mark_sent(
         &self,
-        id: i64,
         now: DateTime<Utc>,
-        receipt: SentReceipt<'_>,
+        sent: &[(i64, SentReceipt<'_>)],
     ) -> Result<(), RepoError>;
 
     /// Moves a message that failed permanently on its channel to `next`: the same sealed code,

@@ -270,12 +270,14 @@ impl OutboxWorker {
             for m in messages {
                 by_recipient.entry(m.recipient.clone()).or_default().push(m);
             }
+            let log = SentLog::default();
+            let log = &log;
             let mut done: Vec<(i64, Fate)> = stream::iter(by_recipient.into_values())
                 .map(|queue| async move {
                     let mut fates = Vec::with_capacity(queue.len());
                     for m in queue {
                         let id = m.id;
-                        let fate = self.deliver(repo, m).await;
+                        let fate = self.deliver(repo, m, log).await;
                         tracing::debug!(market = %repo.market(), id, ?fate, "outbox message processed");
                         fates.push((id, fate));
                     }
@@ -285,13 +287,42 @@ impl OutboxWorker {
                 .flat_map(stream::iter)
                 .collect()
                 .await;
+            // The messages the providers took, marked sent together (one statement and one
+            // commit per batch, not per message: issue 13). Until then they stay leased, so a
+            // crash in between sends them again when the lease ends (at least once).
+            let sent = log.take();
+            if !sent.is_empty() {
+                let (now, r) = (self.clock.now(), Arc::clone(repo));
+                log_repo(
+                    blocking(move || {
+                        let receipts: Vec<(i64, SentReceipt<'_>)> = sent
+                            .iter()
+                            .map(|s| {
+                                let receipt = SentReceipt {
+                                    provider: s.provider,
+                                    provider_message_id: s.provider_message_id.as_deref(),
+                                    segments: s.segments,
+                                };
+                                (s.id, receipt)
+                            })
+                            .collect();
+                        r.mark_sent(now, &receipts)
+                    })
+                    .await,
+                );
+            }
             done.sort_by_key(|(id, _)| *id);
             handled.extend(done.into_iter().map(|(id, fate)| (repo.market(), id, fate)));
         }
         handled
     }
 
-    async fn deliver(&self, repo: &Arc<dyn OutboxRepository>, m: OutboxMessage) -> Fate {
+    async fn deliver(
+        &self,
+        repo: &Arc<dyn OutboxRepository>,
+        m: OutboxMessage,
+        log: &SentLog,
+    ) -> Fate {
         let market = repo.market();
         let now = self.clock.now();
         let id = m.id;
@@ -305,7 +336,7 @@ impl OutboxWorker {
         // provider, and a code or reply row never reaches a mail transport.
         if m.channel == Channel::Email {
             if let Some(email) = opened.as_deref().and_then(EmailPayload::decode) {
-                return self.deliver_email(repo, &m, email).await;
+                return self.deliver_email(repo, &m, email, log).await;
             }
             let why = if opened.is_some() {
                 "not an email payload on the email channel"
@@ -320,7 +351,7 @@ impl OutboxWorker {
         if payload.is_none()
             && let Some(reply) = opened.as_deref().and_then(ReplyPayload::decode)
         {
-            return self.deliver_reply(repo, &m, reply).await;
+            return self.deliver_reply(repo, &m, reply, log).await;
         }
         let Some(payload) = payload else {
             tracing::error!(%market, id, "outbox payload does not open (SECRET_KEY changed?)");
@@ -370,33 +401,9 @@ impl OutboxWorker {
         )
         .record(started.elapsed().as_secs_f64());
         match sent {
-            Ok(accepted) => self.sent(repo, id, provider, accepted, segments).await,
+            Ok(accepted) => log.sent(id, provider, accepted, segments),
             Err(e) => self.failed(repo, &m, provider, e).await,
         }
-    }
-
-    /// Records a message its provider took.
-    async fn sent(
-        &self,
-        repo: &Arc<dyn OutboxRepository>,
-        id: i64,
-        provider: &'static str,
-        accepted: Accepted,
-        segments: Option<u32>,
-    ) -> Fate {
-        let (now, r) = (self.clock.now(), Arc::clone(repo));
-        log_repo(
-            blocking(move || {
-                let receipt = SentReceipt {
-                    provider,
-                    provider_message_id: accepted.provider_message_id.as_deref(),
-                    segments,
-                };
-                r.mark_sent(id, now, receipt)
-            })
-            .await,
-        );
-        Fate::Sent
     }
 
     /// Renders an email in the market's language and hands it to the market's transport; a
@@ -407,6 +414,7 @@ impl OutboxWorker {
         repo: &Arc<dyn OutboxRepository>,
         m: &OutboxMessage,
         payload: EmailPayload,
+        log: &SentLog,
     ) -> Fate {
         let market = repo.market();
         let Some(sender) = self.email.get(market) else {
@@ -444,7 +452,7 @@ impl OutboxWorker {
         )
         .record(started.elapsed().as_secs_f64());
         match sent {
-            Ok(accepted) => self.sent(repo, m.id, provider, accepted, None).await,
+            Ok(accepted) => log.sent(m.id, provider, accepted, None),
             Err(e) => self.failed(repo, m, provider, e).await,
         }
     }
@@ -455,6 +463,7 @@ impl OutboxWorker {
         repo: &Arc<dyn OutboxRepository>,
         m: &OutboxMessage,
         payload: ReplyPayload,
+        log: &SentLog,
     ) -> Fate {
         let market = repo.market();
         let Some(sender) = self.replies.get(&m.channel) else {
@@ -469,7 +478,7 @@ impl OutboxWorker {
         };
         let provider = sender.name();
         match sender.reply(&reply).await {
-            Ok(accepted) => self.sent(repo, m.id, provider, accepted, None).await,
+            Ok(accepted) => log.sent(m.id, provider, accepted, None),
             Err(e) => self.failed(repo, m, provider, e).await,
         }
     }
@@ -525,6 +534,53 @@ impl OutboxWorker {
         tracing::warn!(%market, id, attempts, provider, error = %e, "delivery given up");
         log_repo(blocking(move || r.mark_failed(id, now, None, &err)).await);
         Fate::GivenUp
+    }
+}
+
+/// A message its provider took, to be marked sent with the rest of its batch.
+#[derive(Debug)]
+struct SentMessage {
+    id: i64,
+    provider: &'static str,
+    provider_message_id: Option<String>,
+    segments: Option<u32>,
+}
+
+/// The messages of one batch that their providers took (deliveries of a batch run concurrently
+/// on one task; the lock is never held across an await).
+#[derive(Debug, Default)]
+struct SentLog(std::sync::Mutex<Vec<SentMessage>>);
+
+impl SentLog {
+    /// Records a message its provider took.
+    fn sent(
+        &self,
+        id: i64,
+        provider: &'static str,
+        accepted: Accepted,
+        segments: Option<u32>,
+    ) -> Fate {
+        let message = SentMessage {
+            id,
+            provider,
+            provider_message_id: accepted.provider_message_id,
+            segments,
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message);
+        Fate::Sent
+    }
+
+    /// The recorded messages, leaving none.
+    fn take(&self) -> Vec<SentMessage> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 

@@ -22,12 +22,9 @@ use crate::MarketStore;
 use crate::audit::insert_audit;
 use crate::connection::{
     DbConnection, lock_failures, lock_refresh, lock_rows, newest_challenge, write_tx,
-    write_tx_async_commit,
 };
 use crate::models::{BucketRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
-use crate::pg_batch::{
-    BucketWrites, IssueInserts, ReturningSignIn, ReturningSignInRow, StoreCounters,
-};
+use crate::pg_batch::{IssueInserts, ReturningSignIn, ReturningSignInRow, StoreCounters};
 use crate::schema::{
     account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications,
     rate_limits, refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
@@ -64,67 +61,9 @@ impl AuthRepository for MarketStore {
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
-        let phone = cmd.phone.e164();
-        self.with_conn(|conn| {
-            // The counters every send-code locks are held only until the commit is in memory,
-            // not through the WAL flush (see `write_tx_async_commit` for what that trades).
-            let outcome = write_tx_async_commit(conn, |conn| {
-                if cmd.check_lock {
-                    // The number's failure record, locked: the lock it may hold refuses the code
-                    // (a lock set just after this read refuses the code when it is tried), and
-                    // two codes issued for one number at once wait for each other, so the second
-                    // supersedes the first.
-                    let failures = lock_failures(conn, phone, to_db(cmd.now))?;
-                    if let Some(retry) = failures.and_then(|f| f.state().locked(cmd.now)) {
-                        return Ok(IssueOutcome::Locked(retry));
-                    }
-                }
-                // The number's own rows first (previous code superseded, new code, its message):
-                // no other number's request waits on them. Then every shared counter the
-                // decisions read, locked in one go (one statement on PostgreSQL) — the
-                // request's buckets in key order, then the SMS day, then the number's prefix —
-                // the decisions in the order of their refusals (the request's limits, then the
-                // SMS-pumping guards), and the new counters. A refusal rolls the code back with
-                // everything else. So the rows every send-code of a market locks (the SMS day,
-                // an IP's bucket, a prefix) are held for three short statements, not for the
-                // inserts too (issue 13).
-                insert_issue(conn, &cmd)?;
-                let sms = cmd.sms.as_ref();
-                let mut keys = sorted_keys(&cmd.limits);
-                if let Some(guards) = sms {
-                    keys.retain(|k| *k != guards.daily.bucket);
-                    keys.push(guards.daily.bucket.as_str());
-                }
-                let prefix = sms.map(|g| g.prefix.prefix.as_str());
-                let (rows, prefix_state) = lock_rows(conn, &keys, prefix, to_db(cmd.now))?;
-                let states = bucket_states(&keys, rows);
-                let mut buckets = decide_limits(&cmd.limits, &states, cmd.now)?;
-                let mut prefix_alarm = None;
-                let mut prefix_write = None;
-                if let Some(guards) = sms {
-                    let day = states.get(guards.daily.bucket.as_str()).copied().flatten();
-                    let admitted = decide_sms_guards(guards, day, prefix_state, cmd.now)?;
-                    buckets.insert(guards.daily.bucket.as_str(), admitted.day);
-                    prefix_alarm = admitted.alarm;
-                    prefix_write = Some((guards.prefix.prefix.as_str(), admitted.prefix));
-                }
-                store_counters(
-                    conn,
-                    &buckets,
-                    prefix_write.as_ref().map(|(key, state)| (*key, state)),
-                )?;
-                Ok(match prefix_alarm {
-                    Some(alarm) => IssueOutcome::IssuedWithAlarm(alarm),
-                    None => IssueOutcome::Issued,
-                })
-            });
-            match outcome {
-                // Rolled back: nothing was written.
-                Err(TxError::RateLimited(retry)) => Ok(IssueOutcome::RateLimited(retry)),
-                Err(TxError::BudgetExceeded(trip)) => Ok(IssueOutcome::BudgetExceeded(trip)),
-                other => other,
-            }
-        })
+        // Queued with the market's other send-codes of the moment and decided with them in one
+        // transaction (`crate::issue_queue`, issue 13).
+        self.issue_queue().issue(self, cmd)
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
@@ -728,7 +667,7 @@ pub(crate) fn hit_limits(
     at: DateTime<Utc>,
 ) -> Result<(), TxError> {
     let next = admit_limits(conn, limits, at)?;
-    store_counters(conn, &next, None)?;
+    store_counters(conn, &next, &BTreeMap::new())?;
     Ok(())
 }
 
@@ -743,8 +682,8 @@ fn admit_limits<'a>(
     // Lock every bucket before deciding, in key order, so two requests sharing buckets never
     // wait on each other crosswise.
     let keys = sorted_keys(limits);
-    let (rows, _) = lock_rows(conn, &keys, None, to_db(at))?;
-    decide_limits(limits, &bucket_states(&keys, rows), at)
+    let locked = lock_rows(conn, &[], &keys, &[], to_db(at))?;
+    decide_limits(limits, &locked.buckets, at)
 }
 
 /// The distinct bucket keys of `limits`, sorted: the order in which they are locked.
@@ -754,17 +693,6 @@ fn sorted_keys(limits: &[RateLimitCheck]) -> Vec<&str> {
         .map(|check| check.bucket.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect()
-}
-
-/// The states of the locked buckets `keys` (`rows` as [`lock_rows`] returns them), by key.
-fn bucket_states<'a>(
-    keys: &[&'a str],
-    rows: Vec<Option<BucketRow>>,
-) -> BTreeMap<&'a str, Option<BucketState>> {
-    keys.iter()
-        .copied()
-        .zip(rows.into_iter().map(|row| row.map(|r| r.state())))
         .collect()
 }
 
@@ -791,34 +719,33 @@ fn decide_limits<'a>(
     Ok(next_states)
 }
 
-/// Writes the new states of locked counters — buckets and, when given, a prefix's: one
-/// statement on PostgreSQL ([`StoreCounters`]), one per row on SQLite.
+/// Writes the new states of locked counters — buckets and prefixes: one statement on PostgreSQL
+/// ([`StoreCounters`]), one per row on SQLite.
 fn store_counters(
     conn: &mut DbConnection,
     states: &BTreeMap<&str, BucketState>,
-    prefix: Option<(&str, &PrefixState)>,
+    prefixes: &BTreeMap<&str, PrefixState>,
 ) -> Result<(), TxError> {
-    if states.is_empty() && prefix.is_none() {
+    if states.is_empty() && prefixes.is_empty() {
         return Ok(());
     }
     if let DbConnection::Pg(pg) = conn {
-        let mut buckets = BucketWrites::default();
+        let mut statement = StoreCounters::default();
         for (bucket, state) in states {
-            buckets.push(bucket, state);
+            statement.buckets.push(bucket, state);
         }
-        let statement = StoreCounters {
-            buckets,
-            prefix: prefix.map(|(key, _)| key),
-            prefix_counters: (
-                prefix.map(|(_, p)| to_db(p.hour_start)),
-                prefix.map(|(_, p)| to_i32(p.sent)),
-                prefix.map(|(_, p)| baseline_to_db(p.baseline)),
-            ),
-        };
+        for (prefix, state) in prefixes {
+            statement.prefixes.push(prefix);
+            statement.hour_start.push(to_db(state.hour_start));
+            statement.sent.push(to_i32(state.sent));
+            statement
+                .baseline_milli
+                .push(baseline_to_db(state.baseline));
+        }
         let written: i64 = statement.get_result(pg)?;
         // Every row was locked, so it exists: anything else is a bug, and the transaction rolls
         // back rather than let a hit go uncounted.
-        if usize::try_from(written).ok() != Some(states.len() + usize::from(prefix.is_some())) {
+        if usize::try_from(written).ok() != Some(states.len() + prefixes.len()) {
             return Err(TxError::Db(DieselError::NotFound));
         }
         return Ok(());
@@ -826,11 +753,11 @@ fn store_counters(
     for (bucket, state) in states {
         store_bucket(conn, bucket, state)?;
     }
-    if let Some((key, next)) = prefix {
+    for (key, next) in prefixes {
         upsert!(
             conn,
             sms_prefix_stats,
-            prefix = key,
+            prefix = *key,
             (
                 sms_prefix_stats::hour_start.eq(to_db(next.hour_start)),
                 sms_prefix_stats::sent.eq(to_i32(next.sent)),
@@ -839,6 +766,112 @@ fn store_counters(
         );
     }
     Ok(())
+}
+
+/// Decides and writes a batch of send-codes inside one write transaction, as if each were issued
+/// alone in the order given (`cmds` holds at most one code per number and purpose, see
+/// [`crate::issue_queue`]): every shared row the decisions read is locked in one go (one
+/// statement on PostgreSQL) — the numbers' failure records, the buckets in key order, then the
+/// SMS day, then the prefixes — then each code is decided on the states its predecessors left:
+/// the number's failure lock ([`IssueOutcome::Locked`]), its limits
+/// ([`IssueOutcome::RateLimited`]), the SMS-pumping guards ([`IssueOutcome::BudgetExceeded`]). A
+/// refused code writes nothing and leaves the counters as they were for the next. The admitted
+/// codes' rows (previous code superseded, new code, its message) and the new counters are
+/// written with one statement each. So the rows every send-code of a market locks (the SMS day,
+/// an IP's bucket, a prefix) are locked once per batch, not once per code (issue 13).
+///
+/// One outcome per command, in order. When every code was refused,
+/// `Err(TxError::Refused(outcomes))`: the caller rolls back (nothing, not even a placeholder
+/// row, is written) and answers the outcomes.
+pub(crate) fn issue_many(
+    conn: &mut DbConnection,
+    cmds: &[IssueChallenge],
+) -> Result<Vec<IssueOutcome>, TxError> {
+    let Some(first) = cmds.first() else {
+        return Ok(Vec::new());
+    };
+    let failure_keys: Vec<&str> = cmds
+        .iter()
+        .filter(|c| c.check_lock)
+        .map(|c| c.phone.e164())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let days: BTreeSet<&str> = cmds
+        .iter()
+        .filter_map(|c| c.sms.as_ref().map(|g| g.daily.bucket.as_str()))
+        .collect();
+    let mut keys: Vec<&str> = cmds
+        .iter()
+        .flat_map(|c| c.limits.iter().map(|check| check.bucket.as_str()))
+        .filter(|k| !days.contains(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    keys.extend(days.iter().copied());
+    let prefixes: Vec<&str> = cmds
+        .iter()
+        .filter_map(|c| c.sms.as_ref().map(|g| g.prefix.prefix.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let locked = lock_rows(conn, &failure_keys, &keys, &prefixes, to_db(first.now))?;
+    let mut buckets = locked.buckets;
+    let mut prefix_states = locked.prefixes;
+    let mut bucket_writes: BTreeMap<&str, BucketState> = BTreeMap::new();
+    let mut prefix_writes: BTreeMap<&str, PrefixState> = BTreeMap::new();
+    let mut outcomes = Vec::with_capacity(cmds.len());
+    let mut admitted: Vec<&IssueChallenge> = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        if cmd.check_lock {
+            let failures = locked.failures.get(cmd.phone.e164()).cloned().flatten();
+            if let Some(retry) = failures.and_then(|f| f.state().locked(cmd.now)) {
+                outcomes.push(IssueOutcome::Locked(retry));
+                continue;
+            }
+        }
+        let mut next = match decide_limits(&cmd.limits, &buckets, cmd.now) {
+            Ok(next) => next,
+            Err(TxError::RateLimited(retry)) => {
+                outcomes.push(IssueOutcome::RateLimited(retry));
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        let mut outcome = IssueOutcome::Issued;
+        if let Some(guards) = &cmd.sms {
+            let day_key = guards.daily.bucket.as_str();
+            let day = buckets.get(day_key).copied().flatten();
+            let prefix_key = guards.prefix.prefix.as_str();
+            let prefix_state = prefix_states.get(prefix_key).copied().flatten();
+            let admitted = match decide_sms_guards(guards, day, prefix_state, cmd.now) {
+                Ok(admitted) => admitted,
+                Err(TxError::BudgetExceeded(trip)) => {
+                    outcomes.push(IssueOutcome::BudgetExceeded(trip));
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            next.insert(day_key, admitted.day);
+            prefix_states.insert(prefix_key, Some(admitted.prefix));
+            prefix_writes.insert(prefix_key, admitted.prefix);
+            if let Some(alarm) = admitted.alarm {
+                outcome = IssueOutcome::IssuedWithAlarm(alarm);
+            }
+        }
+        for (key, state) in next {
+            buckets.insert(key, Some(state));
+            bucket_writes.insert(key, state);
+        }
+        outcomes.push(outcome);
+        admitted.push(cmd);
+    }
+    if admitted.is_empty() {
+        return Err(TxError::Refused(outcomes));
+    }
+    insert_issues(conn, &admitted)?;
+    store_counters(conn, &bucket_writes, &prefix_writes)?;
+    Ok(outcomes)
 }
 
 /// What the SMS-pumping guards admitted: the new `sms:day` bucket and prefix counters (not yet
@@ -896,67 +929,81 @@ fn decide_sms_guards(
     })
 }
 
-/// The number's rows of an issue: its previous active code of the purpose superseded, the new
-/// code and its outbox message. One statement on PostgreSQL ([`IssueInserts`]); on SQLite one
-/// per row, inside the same immediate transaction.
-fn insert_issue(conn: &mut DbConnection, cmd: &IssueChallenge) -> Result<(), TxError> {
-    let phone = cmd.phone.e164();
-    let purpose = cmd.purpose.as_str();
-    let now = to_db(cmd.now);
+/// The numbers' rows of admitted codes: each number's previous active code of the purpose
+/// superseded, the new code and its outbox message. One statement on PostgreSQL
+/// ([`IssueInserts`]); on SQLite three per code, inside the same immediate transaction.
+fn insert_issues(conn: &mut DbConnection, cmds: &[&IssueChallenge]) -> Result<(), TxError> {
     if let DbConnection::Pg(pg) = conn {
-        let message = cmd.outbox.as_ref();
-        let statement = IssueInserts {
-            phone,
-            code_hash: cmd.code_hash.as_slice(),
-            client_ip: cmd.client_ip.as_deref(),
-            now,
-            expires_at: to_db(cmd.expires_at),
-            purpose,
-            challenge_id: cmd.challenge_id.as_str(),
-            channel: cmd.channel.as_str(),
-            message: message.is_some(),
-            message_channel: message.map(|m| m.channel.as_str()),
-            fallback_channels: message.map(|m| Channel::join(&m.fallback)),
-            recipient: message.map(|m| m.recipient.as_str()),
-            payload: message.map(|m| m.sealed_body.as_slice()),
-            message_expires_at: message.map(|m| to_db(m.expires_at)),
-        };
+        let mut statement = IssueInserts::default();
+        let mut messages = 0;
+        for cmd in cmds {
+            let message = cmd.outbox.as_ref();
+            messages += usize::from(message.is_some());
+            statement.phone.push(cmd.phone.e164());
+            statement.code_hash.push(cmd.code_hash.as_slice());
+            statement.client_ip.push(cmd.client_ip.as_deref());
+            statement.now.push(to_db(cmd.now));
+            statement.expires_at.push(to_db(cmd.expires_at));
+            statement.purpose.push(cmd.purpose.as_str());
+            statement.challenge_id.push(cmd.challenge_id.as_str());
+            statement.channel.push(cmd.channel.as_str());
+            statement
+                .message_channel
+                .push(message.map(|m| m.channel.as_str()));
+            statement
+                .fallback_channels
+                .push(message.map(|m| Channel::join(&m.fallback)));
+            statement
+                .recipient
+                .push(message.map(|m| m.recipient.as_str()));
+            statement
+                .payload
+                .push(message.map(|m| m.sealed_body.as_slice()));
+            statement
+                .message_expires_at
+                .push(message.map(|m| to_db(m.expires_at)));
+        }
         let written: i64 = statement.get_result(pg)?;
-        if usize::try_from(written).ok() != Some(1 + usize::from(message.is_some())) {
+        if usize::try_from(written).ok() != Some(cmds.len() + messages) {
             return Err(TxError::Db(DieselError::NotFound));
         }
         return Ok(());
     }
-    diesel::update(
-        phone_verifications::table
-            .filter(phone_verifications::phone_number.eq(phone))
-            .filter(phone_verifications::purpose.eq(purpose))
-            .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
-    )
-    .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
-    .execute(conn)?;
-    diesel::insert_into(phone_verifications::table)
-        .values((
-            phone_verifications::phone_number.eq(phone),
-            phone_verifications::code_hash.eq(cmd.code_hash.as_slice()),
-            phone_verifications::status.eq(ChallengeStatus::Active.as_str()),
-            phone_verifications::attempts.eq(0),
-            phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
-            phone_verifications::created_at.eq(now),
-            phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
-            phone_verifications::purpose.eq(purpose),
-            phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
-            phone_verifications::channel.eq(cmd.channel.as_str()),
-        ))
+    for cmd in cmds {
+        let phone = cmd.phone.e164();
+        let purpose = cmd.purpose.as_str();
+        let now = to_db(cmd.now);
+        diesel::update(
+            phone_verifications::table
+                .filter(phone_verifications::phone_number.eq(phone))
+                .filter(phone_verifications::purpose.eq(purpose))
+                .filter(phone_verifications::status.eq(ChallengeStatus::Active.as_str())),
+        )
+        .set(phone_verifications::status.eq(ChallengeStatus::Superseded.as_str()))
         .execute(conn)?;
-    if let Some(message) = &cmd.outbox {
-        crate::outbox::insert_outbox(
-            conn,
-            message,
-            &message.recipient,
-            Some(cmd.challenge_id.as_str()),
-            now,
-        )?;
+        diesel::insert_into(phone_verifications::table)
+            .values((
+                phone_verifications::phone_number.eq(phone),
+                phone_verifications::code_hash.eq(cmd.code_hash.as_slice()),
+                phone_verifications::status.eq(ChallengeStatus::Active.as_str()),
+                phone_verifications::attempts.eq(0),
+                phone_verifications::client_ip.eq(cmd.client_ip.as_deref()),
+                phone_verifications::created_at.eq(now),
+                phone_verifications::expires_at.eq(to_db(cmd.expires_at)),
+                phone_verifications::purpose.eq(purpose),
+                phone_verifications::challenge_id.eq(cmd.challenge_id.as_str()),
+                phone_verifications::channel.eq(cmd.channel.as_str()),
+            ))
+            .execute(conn)?;
+        if let Some(message) = &cmd.outbox {
+            crate::outbox::insert_outbox(
+                conn,
+                message,
+                &message.recipient,
+                Some(cmd.challenge_id.as_str()),
+                now,
+            )?;
+        }
     }
     Ok(())
 }

@@ -277,96 +277,139 @@ where
     }
 }
 
+/// The committed states of the rows [`lock_rows`] locked, by key: failure records of numbers
+/// (`None`: none on record), rate-limit buckets (`None`: a bucket with no hits) and SMS prefix
+/// counters (`None`: a prefix with no history).
+#[derive(Debug, Default)]
+pub(crate) struct LockedRows<'a> {
+    /// Failure records, by E.164 number.
+    pub(crate) failures: std::collections::BTreeMap<&'a str, Option<FailureRow>>,
+    /// Bucket states, by key.
+    pub(crate) buckets: std::collections::BTreeMap<&'a str, Option<marque_domain::BucketState>>,
+    /// Prefix counters, by prefix.
+    pub(crate) prefixes:
+        std::collections::BTreeMap<&'a str, Option<marque_domain::sms_guard::PrefixState>>,
+}
+
 /// The rows a decision on limits reads, inside [`write_tx`], each locked until the transaction
-/// ends: the rate-limit buckets `keys` (one entry per key, in the order of `keys`, `None` for a
-/// bucket with no hits) and, when `prefix` is given, the SMS counters of that number prefix.
-/// Callers pass the request's bucket keys sorted and distinct, then the SMS day bucket; the
-/// prefix comes last. Every transaction locks in this order, so none waits on another crosswise.
+/// ends: the failure records of the numbers `failures`, the rate-limit buckets `keys` and the SMS
+/// counters of the number prefixes `prefixes`, in that order. Callers pass each list distinct,
+/// numbers and prefixes sorted, bucket keys sorted then the SMS day bucket last. Every
+/// transaction locks in this order, so none waits on another crosswise.
 ///
 /// PostgreSQL cannot lock a row that does not exist yet, so a placeholder row is inserted for a
-/// new key (a bucket with `hits = 0`, reported as `None`; a prefix hour with nothing sent and no
-/// history, a valid state); concurrent inserters of the same key wait on it. The insert's no-op
-/// `ON CONFLICT DO UPDATE` locks an existing row instead, waiting for any other holder, and
-/// `RETURNING` gives the newest committed state — one statement for all the rows
-/// ([`crate::pg_batch::LockRows`], issue 13). On SQLite the immediate transaction already
-/// excludes other writers: plain reads.
-pub(crate) fn lock_rows(
+/// new key (a failure record with no failures; a bucket with `hits = 0`, reported as `None`; a
+/// prefix hour with nothing sent and no history, a valid state); concurrent inserters of the same
+/// key wait on it. The insert's no-op `ON CONFLICT DO UPDATE` locks an existing row instead,
+/// waiting for any other holder, and `RETURNING` gives the newest committed state — one statement
+/// for all the rows ([`crate::pg_batch::LockRows`], issue 13). On SQLite the immediate
+/// transaction already excludes other writers: plain reads.
+pub(crate) fn lock_rows<'a>(
     conn: &mut DbConnection,
-    keys: &[&str],
-    prefix: Option<&str>,
+    failures: &[&'a str],
+    keys: &[&'a str],
+    prefixes: &[&'a str],
     now: chrono::NaiveDateTime,
-) -> QueryResult<(
-    Vec<Option<BucketRow>>,
-    Option<marque_domain::sms_guard::PrefixState>,
-)> {
-    if keys.is_empty() && prefix.is_none() {
-        return Ok((Vec::new(), None));
-    }
-    let mut buckets: Vec<(String, BucketRow)> = Vec::with_capacity(keys.len());
-    let mut prefix_row: Option<(chrono::NaiveDateTime, i32, i64)> = None;
+) -> QueryResult<LockedRows<'a>> {
+    use crate::pg_batch::{LOCKED_BUCKET, LOCKED_FAILURE, LOCKED_PREFIX};
+    let mut found_failures: Vec<(String, FailureRow)> = Vec::new();
+    let mut found_buckets: Vec<(String, BucketRow)> = Vec::new();
+    let mut found_prefixes: Vec<(String, (chrono::NaiveDateTime, i32, i64))> = Vec::new();
     match conn {
+        _ if failures.is_empty() && keys.is_empty() && prefixes.is_empty() => {}
         DbConnection::Pg(pg) => {
             let statement = crate::pg_batch::LockRows {
+                failures,
                 keys,
                 now,
-                prefix,
+                prefixes,
                 hour: now
                     .duration_trunc(chrono::Duration::hours(1))
                     .unwrap_or(now),
             };
-            for (is_prefix, key, at, count, last_hit_at, baseline_milli) in
+            for (kind, key, at, count, nullable_at, baseline_milli) in
                 statement.load::<crate::pg_batch::LockedRow>(pg)?
             {
-                if is_prefix {
-                    prefix_row = Some((at, count, baseline_milli));
-                } else {
-                    let row = BucketRow {
-                        window_started_at: at,
-                        hits: count,
-                        last_hit_at: last_hit_at.unwrap_or(at),
-                    };
-                    buckets.push((key, row));
+                match kind {
+                    LOCKED_FAILURE => found_failures.push((
+                        key,
+                        FailureRow {
+                            consecutive: count,
+                            locked_until: nullable_at,
+                        },
+                    )),
+                    LOCKED_BUCKET => found_buckets.push((
+                        key,
+                        BucketRow {
+                            window_started_at: at,
+                            hits: count,
+                            last_hit_at: nullable_at.unwrap_or(at),
+                        },
+                    )),
+                    LOCKED_PREFIX => found_prefixes.push((key, (at, count, baseline_milli))),
+                    _ => return Err(DieselError::NotFound),
                 }
             }
         }
         DbConnection::Sqlite(lite) => {
+            if !failures.is_empty() {
+                found_failures = phone_failures::table
+                    .filter(phone_failures::phone_number.eq_any(failures))
+                    .select((phone_failures::phone_number, FailureRow::as_select()))
+                    .load(lite)?;
+            }
             if !keys.is_empty() {
-                buckets = rate_limits::table
+                found_buckets = rate_limits::table
                     .filter(rate_limits::bucket.eq_any(keys))
                     .select((rate_limits::bucket, BucketRow::as_select()))
                     .load(lite)?;
             }
-            if let Some(prefix) = prefix {
-                prefix_row = sms_prefix_stats::table
-                    .find(prefix)
+            if !prefixes.is_empty() {
+                found_prefixes = sms_prefix_stats::table
+                    .filter(sms_prefix_stats::prefix.eq_any(prefixes))
                     .select((
-                        sms_prefix_stats::hour_start,
-                        sms_prefix_stats::sent,
-                        sms_prefix_stats::baseline_milli,
+                        sms_prefix_stats::prefix,
+                        (
+                            sms_prefix_stats::hour_start,
+                            sms_prefix_stats::sent,
+                            sms_prefix_stats::baseline_milli,
+                        ),
                     ))
-                    .first(lite)
-                    .optional()?;
+                    .load(lite)?;
             }
         }
     }
-    let buckets = keys
-        .iter()
-        .map(|k| {
-            buckets
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, row)| row.clone())
-                .filter(|r| r.hits > 0)
-        })
-        .collect();
-    let prefix_state = prefix_row.map(|(hour_start, sent, baseline_milli)| {
-        marque_domain::sms_guard::PrefixState {
-            hour_start: crate::models::from_db(hour_start),
-            sent: u32::try_from(sent).unwrap_or(0),
-            baseline: baseline_milli as f64 / 1000.0,
-        }
-    });
-    Ok((buckets, prefix_state))
+    fn take<T>(found: &mut Vec<(String, T)>, key: &str) -> Option<T> {
+        let at = found.iter().position(|(k, _)| k == key)?;
+        Some(found.swap_remove(at).1)
+    }
+    Ok(LockedRows {
+        failures: failures
+            .iter()
+            .map(|&k| (k, take(&mut found_failures, k)))
+            .collect(),
+        buckets: keys
+            .iter()
+            .map(|&k| {
+                let row = take(&mut found_buckets, k).filter(|r| r.hits > 0);
+                (k, row.map(|r| r.state()))
+            })
+            .collect(),
+        prefixes: prefixes
+            .iter()
+            .map(|&k| {
+                let state =
+                    take(&mut found_prefixes, k).map(|(hour_start, sent, baseline_milli)| {
+                        marque_domain::sms_guard::PrefixState {
+                            hour_start: crate::models::from_db(hour_start),
+                            sent: u32::try_from(sent).unwrap_or(0),
+                            baseline: baseline_milli as f64 / 1000.0,
+                        }
+                    });
+                (k, state)
+            })
+            .collect(),
+    })
 }
 
 /// The challenge an attempt is judged on, inside [`write_tx`], locked until the transaction ends

@@ -33,6 +33,7 @@ mod connection;
 mod db_url;
 mod email;
 mod error;
+mod issue_queue;
 mod messenger;
 mod migrations;
 mod models;

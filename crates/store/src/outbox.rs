@@ -12,6 +12,7 @@ use tracing::instrument;
 use crate::auth::OUTBOX_PENDING;
 use crate::models::{OutboxRow, from_db, to_db};
 use crate::schema::{outbox, phone_verifications};
+use crate::store::TxError;
 use crate::{DbError, MarketStore};
 
 /// The columns of [`OutboxRow`] (read by name), as the claim statement returns them.
@@ -76,34 +77,67 @@ impl OutboxRepository for MarketStore {
             .collect::<Result<_, DbError>>()?)
     }
 
-    #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id))]
+    #[instrument(level = "debug", skip_all, fields(market = self.code(), messages = sent.len()))]
     fn mark_sent(
         &self,
-        id: i64,
         now: DateTime<Utc>,
-        receipt: SentReceipt<'_>,
+        sent: &[(i64, SentReceipt<'_>)],
     ) -> Result<(), RepoError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
         let now = to_db(now);
-        let segments = receipt.segments.map(crate::models::to_i32);
-        self.finish(id, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::status.eq("sent"),
-                    outbox::sent_at.eq(now),
-                    // The sealed code stays only while a later "undelivered" report could still
-                    // send it on another channel; the text is never stored.
-                    outbox::payload.eq(diesel::dsl::case_when::<_, _, diesel::sql_types::Binary>(
-                        outbox::fallback_channels.eq(""),
-                        Vec::<u8>::new(),
-                    )
-                    .otherwise(outbox::payload)),
-                    outbox::locked_until.eq(None::<NaiveDateTime>),
-                    outbox::provider.eq(receipt.provider),
-                    outbox::provider_message_id.eq(receipt.provider_message_id),
-                    outbox::segments.eq(segments),
-                ))
-                .execute(conn)
-        })
+        let updated = self.with_conn(|conn| {
+            if let crate::connection::DbConnection::Pg(pg) = conn {
+                let statement = crate::pg_batch::MarkSent {
+                    now,
+                    ids: sent.iter().map(|(id, _)| *id).collect(),
+                    provider: sent.iter().map(|(_, r)| r.provider).collect(),
+                    provider_message_id: sent.iter().map(|(_, r)| r.provider_message_id).collect(),
+                    segments: sent
+                        .iter()
+                        .map(|(_, r)| r.segments.map(crate::models::to_i32))
+                        .collect(),
+                };
+                return Ok(statement.execute(pg)?);
+            }
+            // SQLite: one statement per message, committed together.
+            crate::connection::write_tx(conn, |conn| {
+                let mut updated = 0;
+                for (id, receipt) in sent {
+                    updated += diesel::update(outbox::table.find(id))
+                        .set((
+                            outbox::status.eq("sent"),
+                            outbox::sent_at.eq(now),
+                            // As `MarkSent`: the sealed code stays only while a fallback channel
+                            // is left.
+                            outbox::payload.eq(diesel::dsl::case_when::<
+                                _,
+                                _,
+                                diesel::sql_types::Binary,
+                            >(
+                                outbox::fallback_channels.eq(""),
+                                Vec::<u8>::new(),
+                            )
+                            .otherwise(outbox::payload)),
+                            outbox::locked_until.eq(None::<NaiveDateTime>),
+                            outbox::provider.eq(receipt.provider),
+                            outbox::provider_message_id.eq(receipt.provider_message_id),
+                            outbox::segments.eq(receipt.segments.map(crate::models::to_i32)),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok::<_, TxError>(updated)
+            })
+        })?;
+        if updated < sent.len() {
+            tracing::warn!(
+                market = MarketStore::market(self).code(),
+                missing = sent.len() - updated,
+                "outbox messages not found"
+            );
+        }
+        Ok(())
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code(), id = id, next = %next))]

@@ -9,32 +9,46 @@ use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Binary, Bool, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{
+    Array, BigInt, Binary, Bool, Integer, Nullable, SmallInt, Text, Timestamp,
+};
 
-/// Locks the `rate_limits` rows of `keys` and, when given, the `sms_prefix_stats` row of
-/// `prefix`, creating a placeholder for each row that does not exist yet (`hits = 0`; a prefix
-/// with nothing sent and no history), and returns their committed states — one statement
-/// (issue 13). Rows are locked in the order of `keys` (callers pass the request's buckets sorted,
-/// then the SMS day bucket), then the prefix, so transactions sharing rows always lock them in the
-/// same order. The no-op `DO UPDATE` takes the row lock on an existing row, waiting for any other
-/// holder, as `crate::connection::lock_buckets` explains.
+/// Locks, in one statement (issue 13), every shared row a batch of send-codes decides on: the
+/// `phone_failures` rows of `failures`, then the `rate_limits` rows of `keys`, then the
+/// `sms_prefix_stats` rows of `prefixes` — creating a placeholder for each row that does not exist
+/// yet (no failures; `hits = 0`; a prefix with nothing sent and no history) — and returns their
+/// committed states. Rows are locked in the order of the arrays (callers pass each sorted and
+/// distinct, bucket keys with the SMS day bucket last), so transactions sharing rows always lock
+/// them in the same order. The no-op `DO UPDATE` takes the row lock on an existing row, waiting
+/// for any other holder, as `crate::connection::lock_rows` explains.
 ///
-/// Rows: `(is_prefix, key, window_started_at | hour_start, hits | sent, last_hit_at | NULL,
-/// 0 | baseline_milli)`, one per key and one for the prefix, in no particular order.
+/// Rows: `(kind, key, a, b, c, d)` in no particular order, one per key: kind 0 a failure record
+/// `(phone, updated_at, consecutive, locked_until, 0)`, kind 1 a bucket `(key, window_started_at,
+/// hits, last_hit_at, 0)`, kind 2 a prefix `(prefix, hour_start, sent, NULL, baseline_milli)`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LockRows<'a> {
+    /// Phone numbers (E.164) whose failure records to lock, in locking order, distinct.
+    pub(crate) failures: &'a [&'a str],
     /// Bucket keys, in locking order, distinct.
     pub(crate) keys: &'a [&'a str],
-    /// Window start and last hit of a placeholder bucket.
+    /// Window start and last hit of a placeholder bucket; `updated_at` of a placeholder failure
+    /// record.
     pub(crate) now: NaiveDateTime,
-    /// The prefix whose counters to lock, if any.
-    pub(crate) prefix: Option<&'a str>,
+    /// The prefixes whose counters to lock, in locking order, distinct.
+    pub(crate) prefixes: &'a [&'a str],
     /// Hour start of a placeholder prefix row.
     pub(crate) hour: NaiveDateTime,
 }
 
 /// A row of [`LockRows`].
-pub(crate) type LockedRow = (bool, String, NaiveDateTime, i32, Option<NaiveDateTime>, i64);
+pub(crate) type LockedRow = (i16, String, NaiveDateTime, i32, Option<NaiveDateTime>, i64);
+
+/// [`LockedRow`] kind of a `phone_failures` row.
+pub(crate) const LOCKED_FAILURE: i16 = 0;
+/// [`LockedRow`] kind of a `rate_limits` row.
+pub(crate) const LOCKED_BUCKET: i16 = 1;
+/// [`LockedRow`] kind of an `sms_prefix_stats` row.
+pub(crate) const LOCKED_PREFIX: i16 = 2;
 
 impl QueryId for LockRows<'_> {
     type QueryId = LockRows<'static>;
@@ -42,7 +56,14 @@ impl QueryId for LockRows<'_> {
 }
 
 impl Query for LockRows<'_> {
-    type SqlType = (Bool, Text, Timestamp, Integer, Nullable<Timestamp>, BigInt);
+    type SqlType = (
+        SmallInt,
+        Text,
+        Timestamp,
+        Integer,
+        Nullable<Timestamp>,
+        BigInt,
+    );
 }
 
 impl<Conn> RunQueryDsl<Conn> for LockRows<'_> {}
@@ -51,10 +72,20 @@ impl QueryFragment<Pg> for LockRows<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         // `WITH ORDINALITY … ORDER BY` keeps the caller's order: rows are inserted, and their
         // conflicting rows locked, one after the other in the order the SELECT yields them. The
-        // final UNION ALL reads `b` to its end before it starts `p`, so the buckets are locked
-        // before the prefix.
+        // final UNION ALL reads each CTE to its end before it starts the next, so the failure
+        // records are locked first, then the buckets, then the prefixes.
         out.push_sql(
-            "WITH b AS (INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at) \
+            "WITH f AS (INSERT INTO phone_failures (phone_number, consecutive, updated_at) \
+             SELECT k.key, 0, ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.failures)?;
+        out.push_sql(
+            "::text[]) WITH ORDINALITY AS k (key, n) ORDER BY k.n \
+             ON CONFLICT (phone_number) DO UPDATE SET phone_number = excluded.phone_number \
+             RETURNING phone_number, updated_at, consecutive, locked_until), \
+             b AS (INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at) \
              SELECT k.key, ",
         );
         out.push_bind_param::<Timestamp, _>(&self.now)?;
@@ -67,17 +98,18 @@ impl QueryFragment<Pg> for LockRows<'_> {
              ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket \
              RETURNING bucket, window_started_at, hits, last_hit_at), \
              p AS (INSERT INTO sms_prefix_stats (prefix, hour_start, sent, baseline_milli) \
-             SELECT q.prefix, ",
+             SELECT k.key, ",
         );
         out.push_bind_param::<Timestamp, _>(&self.hour)?;
-        out.push_sql(", 0, 0 FROM (SELECT ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.prefix)?;
+        out.push_sql(", 0, 0 FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.prefixes)?;
         out.push_sql(
-            "::text AS prefix) AS q WHERE q.prefix IS NOT NULL \
+            "::text[]) WITH ORDINALITY AS k (key, n) ORDER BY k.n \
              ON CONFLICT (prefix) DO UPDATE SET prefix = excluded.prefix \
              RETURNING prefix, hour_start, sent, baseline_milli) \
-             SELECT FALSE, bucket, window_started_at, hits, last_hit_at, 0::int8 FROM b \
-             UNION ALL SELECT TRUE, prefix, hour_start, sent, NULL, baseline_milli FROM p",
+             SELECT 0::int2, phone_number, updated_at, consecutive, locked_until, 0::int8 FROM f \
+             UNION ALL SELECT 1::int2, bucket, window_started_at, hits, last_hit_at, 0::int8 FROM b \
+             UNION ALL SELECT 2::int2, prefix, hour_start, sent, NULL, baseline_milli FROM p",
         );
         Ok(())
     }
@@ -124,17 +156,21 @@ impl<'a> BucketWrites<'a> {
     }
 }
 
-/// New states of locked counters, in one statement: the buckets and, when given, the prefix
-/// counters (a NULL prefix matches no row, so the SQL text stays the same — one prepared
+/// New states of locked counters, in one statement: the buckets and the prefixes' counters, each
+/// as parallel arrays (empty arrays match no row, so the SQL text stays the same — one prepared
 /// statement).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StoreCounters<'a> {
     /// New bucket states.
     pub(crate) buckets: BucketWrites<'a>,
-    /// The prefix whose counters change (`None`: none).
-    pub(crate) prefix: Option<&'a str>,
-    /// Its new hour start, sent count and baseline (thousandths of a message per hour).
-    pub(crate) prefix_counters: (Option<NaiveDateTime>, Option<i32>, Option<i64>),
+    /// The prefixes whose counters change.
+    pub(crate) prefixes: Vec<&'a str>,
+    /// Their new hour starts.
+    pub(crate) hour_start: Vec<NaiveDateTime>,
+    /// Their new sent counts.
+    pub(crate) sent: Vec<i32>,
+    /// Their new baselines, in thousandths of a message per hour.
+    pub(crate) baseline_milli: Vec<i64>,
 }
 
 impl QueryId for StoreCounters<'_> {
@@ -152,55 +188,61 @@ impl QueryFragment<Pg> for StoreCounters<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql("WITH b AS (");
         self.buckets.walk_update(&mut out)?;
-        out.push_sql(" RETURNING 1), p AS (UPDATE sms_prefix_stats SET hour_start = ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&self.prefix_counters.0)?;
-        out.push_sql(", sent = ");
-        out.push_bind_param::<Nullable<Integer>, _>(&self.prefix_counters.1)?;
-        out.push_sql(", baseline_milli = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.prefix_counters.2)?;
-        out.push_sql(" WHERE prefix = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.prefix)?;
+        out.push_sql(
+            " RETURNING 1), p AS (UPDATE sms_prefix_stats AS s SET hour_start = v.h, sent = v.n, \
+             baseline_milli = v.m FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.prefixes)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.hour_start)?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Integer>, _>(&self.sent)?;
+        out.push_sql("::int4[], ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.baseline_milli)?;
         // Counted so the caller can check that every row was there (they were locked).
-        out.push_sql(" RETURNING 1) SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM p)");
+        out.push_sql(
+            "::int8[]) AS v (k, h, n, m) WHERE s.prefix = v.k RETURNING 1) \
+             SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM p)",
+        );
         Ok(())
     }
 }
 
-/// The rows of a new code, in one statement: the number's previous active code of the purpose
-/// superseded, the new code inserted and, when `message` is set, its outbox message inserted
-/// (the SQL text is the same either way: one prepared statement). Data-modifying CTEs all see
-/// the statement's snapshot, so the supersede never touches the code inserted beside it. Only
-/// the number's own rows are touched: no lock any other number's request waits for.
-#[derive(Debug, Clone)]
+/// The rows of a batch of new codes, in one statement: each number's previous active code of the
+/// purpose superseded, each new code inserted and, for each that has one, its outbox message
+/// inserted. Parallel arrays, one entry per code (the SQL text is the same for any batch: one
+/// prepared statement); a code without a message (a test number) has NULL message columns.
+/// Data-modifying CTEs all see the statement's snapshot, so the supersede never touches the codes
+/// inserted beside it — which is why a batch holds at most one code per number and purpose. Only
+/// the numbers' own rows are touched.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct IssueInserts<'a> {
-    /// E.164 number.
-    pub(crate) phone: &'a str,
-    /// Keyed hash of the code.
-    pub(crate) code_hash: &'a [u8],
-    /// Requesting client's IP.
-    pub(crate) client_ip: Option<&'a str>,
-    /// Issue time (also the message's creation and first attempt time).
-    pub(crate) now: NaiveDateTime,
-    /// End of the code's life.
-    pub(crate) expires_at: NaiveDateTime,
+    /// E.164 numbers.
+    pub(crate) phone: Vec<&'a str>,
+    /// Keyed hashes of the codes.
+    pub(crate) code_hash: Vec<&'a [u8]>,
+    /// Requesting clients' IPs.
+    pub(crate) client_ip: Vec<Option<&'a str>>,
+    /// Issue times (also the messages' creation and first attempt times).
+    pub(crate) now: Vec<NaiveDateTime>,
+    /// Ends of the codes' lives.
+    pub(crate) expires_at: Vec<NaiveDateTime>,
     /// `OtpPurpose::as_str`.
-    pub(crate) purpose: &'a str,
-    /// The challenge id given to the client.
-    pub(crate) challenge_id: &'a str,
-    /// Channel the code goes out on.
-    pub(crate) channel: &'a str,
-    /// Whether a message goes out (false for a test number).
-    pub(crate) message: bool,
-    /// The message's first channel.
-    pub(crate) message_channel: Option<&'a str>,
-    /// The message's next channels, joined (`Channel::join`).
-    pub(crate) fallback_channels: Option<String>,
-    /// The message's recipient, E.164.
-    pub(crate) recipient: Option<&'a str>,
-    /// The sealed body.
-    pub(crate) payload: Option<&'a [u8]>,
-    /// When the message is no longer worth sending.
-    pub(crate) message_expires_at: Option<NaiveDateTime>,
+    pub(crate) purpose: Vec<&'a str>,
+    /// The challenge ids given to the clients.
+    pub(crate) challenge_id: Vec<&'a str>,
+    /// Channels the codes go out on.
+    pub(crate) channel: Vec<&'a str>,
+    /// The messages' first channels (NULL: no message).
+    pub(crate) message_channel: Vec<Option<&'a str>>,
+    /// The messages' next channels, joined (`Channel::join`).
+    pub(crate) fallback_channels: Vec<Option<String>>,
+    /// The messages' recipients, E.164.
+    pub(crate) recipient: Vec<Option<&'a str>>,
+    /// The sealed bodies.
+    pub(crate) payload: Vec<Option<&'a [u8]>>,
+    /// When each message is no longer worth sending.
+    pub(crate) message_expires_at: Vec<Option<NaiveDateTime>>,
 }
 
 impl QueryId for IssueInserts<'_> {
@@ -216,56 +258,50 @@ impl<Conn> RunQueryDsl<Conn> for IssueInserts<'_> {}
 
 impl QueryFragment<Pg> for IssueInserts<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH v AS (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.phone)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Binary>, _>(&self.code_hash)?;
+        out.push_sql("::bytea[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.client_ip)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.now)?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.expires_at)?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.purpose)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.challenge_id)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.channel)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.message_channel)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.fallback_channels)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.recipient)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Binary>>, _>(&self.payload)?;
+        out.push_sql("::bytea[], ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&self.message_expires_at)?;
         out.push_sql(
-            "WITH s AS (UPDATE phone_verifications SET status = 'superseded' \
-             WHERE phone_number = ",
+            "::timestamp[]) WITH ORDINALITY AS v (phone, code_hash, client_ip, now, expires_at, \
+             purpose, challenge_id, channel, message_channel, fallback_channels, recipient, \
+             payload, message_expires_at, n)), \
+             s AS (UPDATE phone_verifications AS c SET status = 'superseded' FROM v \
+             WHERE c.phone_number = v.phone AND c.purpose = v.purpose AND c.status = 'active' \
+             RETURNING 1), \
+             c AS (INSERT INTO phone_verifications (phone_number, code_hash, status, attempts, \
+             client_ip, created_at, expires_at, purpose, challenge_id, channel) \
+             SELECT phone, code_hash, 'active', 0, client_ip, now, expires_at, purpose, \
+             challenge_id, channel FROM v ORDER BY n RETURNING 1), \
+             o AS (INSERT INTO outbox (channel, fallback_channels, challenge_id, recipient, \
+             payload, status, attempts, next_attempt_at, expires_at, created_at) \
+             SELECT message_channel, fallback_channels, challenge_id, recipient, payload, \
+             'pending', 0, now, message_expires_at, now FROM v \
+             WHERE message_channel IS NOT NULL ORDER BY n RETURNING 1) \
+             SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM o)",
         );
-        out.push_bind_param::<Text, _>(&self.phone)?;
-        out.push_sql(" AND purpose = ");
-        out.push_bind_param::<Text, _>(&self.purpose)?;
-        out.push_sql(
-            " AND status = 'active' RETURNING 1), c AS (INSERT INTO phone_verifications \
-             (phone_number, code_hash, status, attempts, client_ip, created_at, expires_at, \
-             purpose, challenge_id, channel) VALUES (",
-        );
-        out.push_bind_param::<Text, _>(&self.phone)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Binary, _>(&self.code_hash)?;
-        out.push_sql(", 'active', 0, ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.client_ip)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&self.expires_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.purpose)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.challenge_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.channel)?;
-        out.push_sql(
-            ") RETURNING 1), o AS (INSERT INTO outbox (channel, fallback_channels, challenge_id, \
-             recipient, payload, status, attempts, next_attempt_at, expires_at, created_at) \
-             SELECT ",
-        );
-        out.push_bind_param::<Nullable<Text>, _>(&self.message_channel)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.fallback_channels)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.challenge_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.recipient)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Binary>, _>(&self.payload)?;
-        out.push_sql(", 'pending', 0, ");
-        out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&self.message_expires_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(" WHERE ");
-        out.push_bind_param::<Bool, _>(&self.message)?;
-        out.push_sql(" RETURNING 1) SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM o)");
         Ok(())
     }
 }
@@ -395,6 +431,53 @@ impl QueryFragment<Pg> for ReturningSignIn<'_> {
         );
         out.push_bind_param::<Nullable<Text>, _>(&self.user_agent)?;
         out.push_sql(") FROM u");
+        Ok(())
+    }
+}
+
+/// Messages handed to their providers, marked in one statement (issue 13: one commit per message
+/// was most of the outbox worker's database time): status `sent`, the send time, the providers'
+/// receipts, the lease released, and the sealed body scrubbed unless a fallback channel is left
+/// (a later "undelivered" report may still send the code there; the text is never stored).
+/// Parallel arrays, one entry per message.
+#[derive(Debug, Clone)]
+pub(crate) struct MarkSent<'a> {
+    /// When they were sent.
+    pub(crate) now: NaiveDateTime,
+    /// Outbox row ids.
+    pub(crate) ids: Vec<i64>,
+    /// Provider names.
+    pub(crate) provider: Vec<&'a str>,
+    /// The providers' message ids.
+    pub(crate) provider_message_id: Vec<Option<&'a str>>,
+    /// SMS segments billed (NULL on messenger channels).
+    pub(crate) segments: Vec<Option<i32>>,
+}
+
+impl QueryId for MarkSent<'_> {
+    type QueryId = MarkSent<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for MarkSent<'_> {}
+
+impl QueryFragment<Pg> for MarkSent<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE outbox AS o SET status = 'sent', sent_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(
+            ", payload = CASE WHEN o.fallback_channels = '' THEN ''::bytea ELSE o.payload END, \
+             locked_until = NULL, provider = v.p, provider_message_id = v.m, segments = v.s \
+             FROM unnest(",
+        );
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql("::int8[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.provider)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.provider_message_id)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.segments)?;
+        out.push_sql("::int4[]) AS v (id, p, m, s) WHERE o.id = v.id");
         Ok(())
     }
 }

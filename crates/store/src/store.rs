@@ -53,6 +53,7 @@ pub struct MarketStore {
     breaker: Arc<Breaker>,
     checkout_timeout: Duration,
     waits: Arc<WaitCounters>,
+    issues: Arc<crate::issue_queue::IssueQueue>,
 }
 
 /// How long a waiting checkout sleeps on the pool between two looks at the breaker: a checkout
@@ -184,6 +185,7 @@ impl MarketStore {
             breaker,
             checkout_timeout: connect_timeout,
             waits: Arc::default(),
+            issues: Arc::default(),
         })
     }
 
@@ -302,6 +304,11 @@ impl MarketStore {
         }
     }
 
+    /// The queue this market's send-codes are batched in ([`crate::issue_queue`]).
+    pub(crate) fn issue_queue(&self) -> &crate::issue_queue::IssueQueue {
+        &self.issues
+    }
+
     /// Runs `f` on a pooled connection, mapping errors to the port's; a connection that lost
     /// the server is marked so the pool replaces it.
     pub(crate) fn with_conn<T>(
@@ -348,7 +355,7 @@ impl MarketStore {
                 (DbError::Query { market, source }.into(), lost)
             }
             TxError::Store(e) => (e.into(), false),
-            TxError::RateLimited(_) | TxError::BudgetExceeded(_) => {
+            TxError::RateLimited(_) | TxError::BudgetExceeded(_) | TxError::Refused(_) => {
                 (DbError::EscapedRefusal { market }.into(), false)
             }
         })
@@ -372,4 +379,8 @@ pub(crate) enum TxError {
     /// An SMS-pumping guard refused the message.
     #[error("sms budget exceeded")]
     BudgetExceeded(marque_domain::BudgetTrip),
+    /// Every code of a send-code batch was refused (their outcomes, in order): rolls the batch
+    /// back.
+    #[error("every code refused")]
+    Refused(Vec<marque_domain::IssueOutcome>),
 }

@@ -44,6 +44,9 @@ on_both_backends!(
     markets_are_separate_databases,
     concurrent_issues_admit_exactly_the_limit,
     concurrent_issues_share_the_sms_guards,
+    a_batch_decides_each_code_as_if_alone,
+    a_batch_of_refusals_writes_nothing,
+    sent_messages_are_marked_together,
     returning_sign_in_tells_known_devices_and_refuses_disabled_accounts,
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
@@ -521,7 +524,7 @@ fn outbox_claim_lease_and_delivery(ctx: &Ctx) {
     let again = store.claim_due(at(31), at(61), 10).unwrap();
     assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![m.id]);
 
-    store.mark_sent(m.id, at(32), RECEIPT).unwrap();
+    store.mark_sent(at(32), &[(m.id, RECEIPT)]).unwrap();
     let sql = |what: &str| format!("SELECT {what} AS v FROM outbox WHERE id = {}", m.id);
     let holds = |cond: &str| {
         ctx.sql(&format!(
@@ -595,11 +598,11 @@ fn outbox_retry_give_up_and_expiry(ctx: &Ctx) {
     assert_eq!((due[0].id, due[0].attempts), (retry, 1));
     assert_eq!(due[0].sealed_body, b"sealed:x");
 
-    store.mark_sent(retry, at(71), RECEIPT).unwrap();
+    store.mark_sent(at(71), &[(retry, RECEIPT)]).unwrap();
     assert!(holds("status = 'sent' AND attempts = 1", retry));
     assert!(store.claim_due(at(5000), at(5030), 10).unwrap().is_empty());
     // Unknown ids are not errors.
-    store.mark_sent(987_654, at(14), RECEIPT).unwrap();
+    store.mark_sent(at(14), &[(987_654, RECEIPT)]).unwrap();
 }
 
 fn markets_are_separate_databases(ctx: &Ctx) {
@@ -804,6 +807,199 @@ fn concurrent_issues_share_the_sms_guards(ctx: &Ctx) {
         ),
         5
     );
+}
+
+/// Issue 13: codes issued in one transaction are decided one after the other on the counters
+/// their predecessors left — a locked number, a full per-number bucket and the shared IP bucket
+/// each refuse only their own code, a refusal counts nothing — and a second code for a number
+/// already in the batch goes into the next one, where it supersedes the first.
+fn a_batch_decides_each_code_as_if_alone(ctx: &Ctx) {
+    let store = &ctx.store;
+    let ip = |max_hits| {
+        limit(
+            "send:ip:203.0.113.7",
+            RateLimitPolicy {
+                max_hits,
+                window: Duration::minutes(15),
+                cooldown: Duration::zero(),
+            },
+        )
+    };
+    let full = "+996700123456";
+    let locked = "+996770123456";
+    let other = "+996550123456";
+    let last = "+996220123456";
+    // The full number used its budget of one; the locked one is locked for another 10 minutes.
+    let one = RateLimitPolicy {
+        max_hits: 1,
+        cooldown: Duration::zero(),
+        ..PHONE_POLICY
+    };
+    let cmd = issue_cmd(full, b"before", t0(), vec![limit("send:phone:full", one)]);
+    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    ctx.sql(&format!(
+        "INSERT INTO phone_failures (phone_number, consecutive, locked_until, updated_at) \
+         VALUES ('{locked}', 5, '2026-01-01 12:10:10', '2026-01-01 12:00:00')"
+    ));
+    let with = |e164: &str, hash: &[u8], extra: Vec<RateLimitCheck>| {
+        let mut limits = vec![ip(3)];
+        limits.extend(extra);
+        issue_cmd(e164, hash, at(10), limits)
+    };
+    let outcomes = store
+        .issue_challenges(vec![
+            with(KG_PHONE, b"a", phone_limit(KG_PHONE)),
+            with(locked, b"b", vec![]),
+            with(full, b"c", vec![limit("send:phone:full", one)]),
+            with(KG_PHONE, b"d", vec![]),
+            with(other, b"e", vec![]),
+            with(last, b"f", vec![]),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            IssueOutcome::Issued,
+            IssueOutcome::Locked(RetryAfter(600)),
+            // Refused by its own bucket (window of 15 minutes from t0), after the IP admitted
+            // it: that tentative IP hit is not counted.
+            IssueOutcome::RateLimited(RetryAfter(890)),
+            // The same number as "a": decided in the next batch, after "a", "e" and "f" took
+            // the IP's three hits (its window opened with "a", at 10 s).
+            IssueOutcome::RateLimited(RetryAfter(900)),
+            IssueOutcome::Issued,
+            IssueOutcome::Issued,
+        ]
+    );
+    assert_eq!(
+        ctx.sql("SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket LIKE 'send:ip:%'"),
+        3
+    );
+    assert_eq!(
+        ctx.sql(
+            "SELECT CAST(hits AS BIGINT) AS v FROM rate_limits WHERE bucket = 'send:phone:full'"
+        ),
+        1
+    );
+    // The code before the batch plus "a", "e" and "f", each with its message.
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM phone_verifications"), 4);
+    assert_eq!(ctx.sql("SELECT COUNT(*) AS v FROM outbox"), 4);
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT COUNT(*) AS v FROM phone_verifications WHERE phone_number = '{locked}'"
+        )),
+        0
+    );
+
+    // A second code for a number in the batch is decided after the batch commits, and
+    // supersedes the first.
+    let outcomes = store
+        .issue_challenges(vec![
+            issue_cmd(other, b"g", at(20), vec![]),
+            issue_cmd(other, b"h", at(20), vec![]),
+        ])
+        .unwrap();
+    assert_eq!(outcomes, vec![IssueOutcome::Issued, IssueOutcome::Issued]);
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT COUNT(*) AS v FROM phone_verifications WHERE phone_number = '{other}' \
+             AND status = 'active'"
+        )),
+        1
+    );
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT COUNT(*) AS v FROM phone_verifications WHERE phone_number = '{other}' \
+             AND status = 'superseded'"
+        )),
+        2
+    );
+}
+
+/// A batch whose every code is refused rolls back: not even the placeholder rows PostgreSQL
+/// locks new counters with are left behind.
+fn a_batch_of_refusals_writes_nothing(ctx: &Ctx) {
+    let store = &ctx.store;
+    let none = RateLimitPolicy {
+        max_hits: 0,
+        ..PHONE_POLICY
+    };
+    let outcomes = store
+        .issue_challenges(vec![
+            issue_cmd(
+                KG_PHONE,
+                b"a",
+                t0(),
+                vec![limit("send:ip:203.0.113.7", none)],
+            ),
+            issue_cmd(
+                KG_PHONE_2,
+                b"b",
+                t0(),
+                vec![limit("send:ip:203.0.113.7", none)],
+            ),
+        ])
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, IssueOutcome::RateLimited(_))),
+        "{outcomes:?}"
+    );
+    for table in [
+        "rate_limits",
+        "phone_failures",
+        "phone_verifications",
+        "outbox",
+    ] {
+        assert_eq!(
+            ctx.sql(&format!("SELECT COUNT(*) AS v FROM {table}")),
+            0,
+            "{table}"
+        );
+    }
+}
+
+/// Issue 13: the outbox worker marks a batch of sent messages with one statement; each keeps its
+/// own receipt, and only a message with a fallback channel left keeps its sealed body.
+fn sent_messages_are_marked_together(ctx: &Ctx) {
+    let store = &ctx.store;
+    let mut with_fallback = issue_cmd(KG_PHONE_2, b"y", t0(), vec![]);
+    if let Some(m) = with_fallback.outbox.as_mut() {
+        m.fallback = vec![Channel::WhatsApp];
+    }
+    let outcomes = store
+        .issue_challenges(vec![issue_cmd(KG_PHONE, b"x", t0(), vec![]), with_fallback])
+        .unwrap();
+    assert_eq!(outcomes, vec![IssueOutcome::Issued, IssueOutcome::Issued]);
+    let claimed = store.claim_due(t0(), at(30), 10).unwrap();
+    let [a, b] = [claimed[0].id, claimed[1].id];
+    let receipt = |id| SentReceipt {
+        provider: "twilio",
+        provider_message_id: Some(id),
+        segments: Some(2),
+    };
+    store
+        .mark_sent(at(5), &[(a, receipt("SM-a")), (b, receipt("SM-b"))])
+        .unwrap();
+    let holds = |id: i64, cond: &str| {
+        ctx.sql(&format!(
+            "SELECT COUNT(*) AS v FROM outbox WHERE id = {id} AND {cond}"
+        )) == 1
+    };
+    for (id, provider_id) in [(a, "SM-a"), (b, "SM-b")] {
+        assert!(holds(
+            id,
+            &format!(
+                "status = 'sent' AND provider = 'twilio' AND provider_message_id = \
+                 '{provider_id}' AND segments = 2 AND locked_until IS NULL \
+                 AND sent_at IS NOT NULL"
+            )
+        ));
+    }
+    assert!(holds(a, "length(payload) = 0"));
+    assert!(holds(b, "length(payload) > 0"));
+    assert!(store.claim_due(at(100), at(130), 10).unwrap().is_empty());
 }
 
 /// Issue 13: a returning user's sign-in is one statement on PostgreSQL. It still records the

@@ -396,7 +396,7 @@ gated!(AccountRepository {
 
 gated!(OutboxRepository {
     fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Vec<OutboxMessage>;
-    fn mark_sent(&self, id: i64, now: DateTime<Utc>, receipt: SentReceipt<'_>) -> ();
+    fn mark_sent(&self, now: DateTime<Utc>, sent: &[(i64, SentReceipt<'_>)]) -> ();
     fn fall_back(&self, id: i64, now: DateTime<Utc>, next: Channel, remaining: &[Channel], error: &str) -> ();
     fn record_report(&self, provider: &str, report: &DeliveryReport, now: DateTime<Utc>) -> bool;
     fn challenge_delivery(&self, challenge_id: &str) -> Option<ChallengeDelivery>;

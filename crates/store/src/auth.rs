@@ -24,7 +24,9 @@ use crate::connection::{
     DbConnection, lock_failures, lock_refresh, lock_rows, newest_challenge, write_tx,
 };
 use crate::models::{BucketRow, SessionRow, USER_COLUMNS, UserRow, from_db, to_db, to_i32};
-use crate::pg_batch::{IssueInserts, ReturningSignIn, ReturningSignInRow, StoreCounters};
+use crate::pg_batch::{
+    IssueInserts, ReturningSignIn, ReturningSignInRow, SetChallengeStatus, StoreCounters,
+};
 use crate::schema::{
     account_deletions, audit_log, email_identities, outbox, phone_failures, phone_verifications,
     rate_limits, refresh_tokens, sessions, sms_prefix_stats, telegram_links, users,
@@ -62,26 +64,15 @@ impl AuthRepository for MarketStore {
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn issue_challenge(&self, cmd: IssueChallenge) -> Result<IssueOutcome, RepoError> {
         // Queued with the market's other send-codes of the moment and decided with them in one
-        // transaction (`crate::issue_queue`, issue 13).
+        // transaction (`crate::batching`, issue 13).
         self.issue_queue().issue(self, cmd)
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
     fn bucket_states(&self, buckets: &[&str]) -> Result<Vec<Option<BucketState>>, RepoError> {
-        self.read(|conn| {
-            let rows: Vec<(String, BucketRow)> = rate_limits::table
-                .filter(rate_limits::bucket.eq_any(buckets))
-                .select((rate_limits::bucket, BucketRow::as_select()))
-                .load(conn)?;
-            Ok(buckets
-                .iter()
-                .map(|b| {
-                    rows.iter()
-                        .find(|(key, row)| key == b && row.hits > 0)
-                        .map(|(_, row)| row.state())
-                })
-                .collect())
-        })
+        // Read together with the other reads of the moment (`crate::batching`, issue 13).
+        let keys = buckets.iter().map(|&k| k.to_owned()).collect();
+        self.bucket_reads().read(self, keys)
     }
 
     #[instrument(level = "debug", skip_all, fields(market = self.code()))]
@@ -555,6 +546,29 @@ impl<'a> CodeAttempt<'a> {
 }
 
 impl MarketStore {
+    /// The states of the buckets `keys` (one read; `None` for a bucket with no hits), by key.
+    pub(crate) fn read_buckets<'a>(
+        &self,
+        keys: &[&'a str],
+    ) -> Result<BTreeMap<&'a str, Option<BucketState>>, RepoError> {
+        self.read(|conn| {
+            let rows: Vec<(String, BucketRow)> = rate_limits::table
+                .filter(rate_limits::bucket.eq_any(keys))
+                .select((rate_limits::bucket, BucketRow::as_select()))
+                .load(conn)?;
+            Ok(keys
+                .iter()
+                .map(|&k| {
+                    let state = rows
+                        .iter()
+                        .find(|(key, row)| key == k && row.hits > 0)
+                        .map(|(_, row)| row.state());
+                    (k, state)
+                })
+                .collect())
+        })
+    }
+
     /// Decides `attempt` in one write transaction: the guard's buckets (a refusal rolls back and
     /// answers `RateLimited`), the number's failure lock (`Locked`), then the verdict on the
     /// challenge. A wrong code counts against the number (and may lock it: `Locked` with
@@ -770,7 +784,7 @@ fn store_counters(
 
 /// Decides and writes a batch of send-codes inside one write transaction, as if each were issued
 /// alone in the order given (`cmds` holds at most one code per number and purpose, see
-/// [`crate::issue_queue`]): every shared row the decisions read is locked in one go (one
+/// [`crate::batching`]): every shared row the decisions read is locked in one go (one
 /// statement on PostgreSQL) — the numbers' failure records, the buckets in key order, then the
 /// SMS day, then the prefixes — then each code is decided on the states its predecessors left:
 /// the number's failure lock ([`IssueOutcome::Locked`]), its limits
@@ -1242,27 +1256,34 @@ fn judge_challenge(
     let (Some(row), Some(state)) = (row, state) else {
         return Ok(verdict);
     };
-    let this = phone_verifications::table.find(row.id);
-    match verdict {
-        Judgement::Accept => diesel::update(this)
-            .set((
-                phone_verifications::status.eq(ChallengeStatus::Consumed.as_str()),
-                phone_verifications::consumed_at.eq(to_db(now)),
-            ))
-            .execute(conn),
+    let (status, attempts, consumed_at) = match verdict {
+        Judgement::Accept => (ChallengeStatus::Consumed, None, Some(to_db(now))),
         Judgement::Reject {
             attempts, status, ..
-        } => diesel::update(this)
-            .set((
-                phone_verifications::attempts.eq(to_i32(attempts)),
-                phone_verifications::status.eq(status.as_str()),
-            ))
-            .execute(conn),
-        Judgement::Expired if state.status != ChallengeStatus::Expired => diesel::update(this)
-            .set(phone_verifications::status.eq(ChallengeStatus::Expired.as_str()))
-            .execute(conn),
-        _ => Ok(0),
-    }?;
+        } => (status, Some(to_i32(attempts)), None),
+        Judgement::Expired if state.status != ChallengeStatus::Expired => {
+            (ChallengeStatus::Expired, None, None)
+        }
+        _ => return Ok(verdict),
+    };
+    if let DbConnection::Pg(pg) = conn {
+        let statement = SetChallengeStatus {
+            id: row.id,
+            status: status.as_str(),
+            attempts,
+            consumed_at,
+        };
+        statement.execute(pg)?;
+        return Ok(verdict);
+    }
+    let this = phone_verifications::table.find(row.id);
+    diesel::update(this)
+        .set((
+            phone_verifications::status.eq(status.as_str()),
+            attempts.map(|a| phone_verifications::attempts.eq(a)),
+            consumed_at.map(|at| phone_verifications::consumed_at.eq(at)),
+        ))
+        .execute(conn)?;
     Ok(verdict)
 }
 

@@ -456,21 +456,11 @@ pub(crate) fn lock_failures(
     match conn {
         // One round trip (issue 13), as in `lock_rows`: the no-op `DO UPDATE` locks the existing
         // row, or the new placeholder, and returns it.
-        DbConnection::Pg(pg) => diesel::insert_into(phone_failures::table)
-            .values((
-                phone_failures::phone_number.eq(phone),
-                phone_failures::consecutive.eq(0),
-                phone_failures::updated_at.eq(now),
-            ))
-            .on_conflict(phone_failures::phone_number)
-            .do_update()
-            .set(
-                phone_failures::phone_number
-                    .eq(diesel::upsert::excluded(phone_failures::phone_number)),
-            )
-            .returning(FailureRow::as_returning())
-            .get_result(pg)
-            .optional(),
+        // One prepared statement (issue 13: diesel's upsert is parsed anew on every call).
+        DbConnection::Pg(_) => Ok(lock_rows(conn, &[phone], &[], &[], now)?
+            .failures
+            .remove(phone)
+            .flatten()),
         DbConnection::Sqlite(lite) => phone_failures::table
             .find(phone)
             .select(FailureRow::as_select())

@@ -481,3 +481,141 @@ impl QueryFragment<Pg> for MarkSent<'_> {
         Ok(())
     }
 }
+
+/// The verdict on a challenge written to its row, in one prepared statement for every verdict:
+/// the new status, and the attempt count and consumption time when given (NULL keeps the stored
+/// value).
+///
+/// diesel never keeps an `UPDATE` prepared (its SQL text may vary with the changeset, so every
+/// call is parsed and planned anew: issue 13 found one plan per call of the code-consuming update
+/// on the verify path); this statement's text is fixed, so it is prepared once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetChallengeStatus<'a> {
+    /// The challenge's row id.
+    pub(crate) id: i64,
+    /// Its new status (`ChallengeStatus::as_str`).
+    pub(crate) status: &'a str,
+    /// Its new attempt count, if it changes.
+    pub(crate) attempts: Option<i32>,
+    /// When it was consumed, if it was.
+    pub(crate) consumed_at: Option<NaiveDateTime>,
+}
+
+impl QueryId for SetChallengeStatus<'_> {
+    type QueryId = SetChallengeStatus<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for SetChallengeStatus<'_> {}
+
+impl QueryFragment<Pg> for SetChallengeStatus<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE phone_verifications SET status = ");
+        out.push_bind_param::<Text, _>(&self.status)?;
+        out.push_sql(", attempts = COALESCE(");
+        out.push_bind_param::<Nullable<Integer>, _>(&self.attempts)?;
+        out.push_sql(", attempts), consumed_at = COALESCE(");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.consumed_at)?;
+        out.push_sql(", consumed_at) WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::pg::PgConnection;
+
+    use super::*;
+
+    diesel::table! {
+        phone_verifications (id) {
+            id -> Int8,
+            status -> Text,
+            attempts -> Int4,
+            consumed_at -> Nullable<Timestamp>,
+        }
+    }
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// The statements PostgreSQL holds prepared on `conn` whose text starts with `prefix`.
+    fn prepared(conn: &mut PgConnection, prefix: &str) -> i64 {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE starts_with(statement, $1)",
+        )
+        .bind::<Text, _>(prefix)
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+    }
+
+    /// diesel parses every `UPDATE` anew; `SetChallengeStatus` is prepared once per connection
+    /// and writes each verdict's columns, keeping the others.
+    #[test]
+    fn the_verdict_update_is_prepared_once_per_connection() {
+        let Some(admin) = marque_testkit::postgres_admin_url() else {
+            return;
+        };
+        let db = marque_testkit::TestDatabase::postgres(&admin).unwrap();
+        let mut conn = PgConnection::establish(db.url()).unwrap();
+        conn.batch_execute(
+            "CREATE TABLE phone_verifications (id int8 PRIMARY KEY, status text NOT NULL, \
+             attempts int4 NOT NULL, consumed_at timestamp); \
+             INSERT INTO phone_verifications VALUES (1, 'active', 0, NULL), \
+             (2, 'active', 1, NULL)",
+        )
+        .unwrap();
+        let table = phone_verifications::table;
+        for id in [1, 2] {
+            diesel::update(table.find(id))
+                .set(phone_verifications::status.eq("active"))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        assert_eq!(prepared(&mut conn, "UPDATE"), 0, "diesel does not keep it");
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        let verdicts = [
+            SetChallengeStatus {
+                id: 1,
+                status: "consumed",
+                attempts: None,
+                consumed_at: Some(at),
+            },
+            SetChallengeStatus {
+                id: 2,
+                status: "active",
+                attempts: Some(2),
+                consumed_at: None,
+            },
+            SetChallengeStatus {
+                id: 2,
+                status: "expired",
+                attempts: None,
+                consumed_at: None,
+            },
+        ];
+        for verdict in verdicts {
+            assert_eq!(verdict.execute(&mut conn).unwrap(), 1);
+        }
+        assert_eq!(prepared(&mut conn, "UPDATE"), 1);
+        let rows: Vec<(i64, String, i32, Option<NaiveDateTime>)> = table
+            .order(phone_verifications::id)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "consumed".to_owned(), 0, Some(at)),
+                (2, "expired".to_owned(), 2, None),
+            ]
+        );
+    }
+}

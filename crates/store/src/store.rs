@@ -53,7 +53,8 @@ pub struct MarketStore {
     breaker: Arc<Breaker>,
     checkout_timeout: Duration,
     waits: Arc<WaitCounters>,
-    issues: Arc<crate::issue_queue::IssueQueue>,
+    issues: Arc<crate::batching::IssueQueue>,
+    bucket_reads: Arc<crate::batching::BucketReads>,
 }
 
 /// How long a waiting checkout sleeps on the pool between two looks at the breaker: a checkout
@@ -186,6 +187,7 @@ impl MarketStore {
             checkout_timeout: connect_timeout,
             waits: Arc::default(),
             issues: Arc::default(),
+            bucket_reads: Arc::default(),
         })
     }
 
@@ -304,9 +306,15 @@ impl MarketStore {
         }
     }
 
-    /// The queue this market's send-codes are batched in ([`crate::issue_queue`]).
-    pub(crate) fn issue_queue(&self) -> &crate::issue_queue::IssueQueue {
+    /// The queue this market's send-codes are batched in ([`crate::batching`]).
+    pub(crate) fn issue_queue(&self) -> &crate::batching::IssueQueue {
         &self.issues
+    }
+
+    /// The queue this market's reads of rate-limit buckets are batched in
+    /// ([`crate::batching`]).
+    pub(crate) fn bucket_reads(&self) -> &crate::batching::BucketReads {
+        &self.bucket_reads
     }
 
     /// Runs `f` on a pooled connection, mapping errors to the port's; a connection that lost

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use marque_domain::{IssueChallenge, IssueOutcome, RepoError};
+use marque_domain::{BucketState, IssueChallenge, IssueOutcome, RepoError};
 
 use crate::MarketStore;
 use crate::connection::write_tx_async_commit;
@@ -30,46 +30,64 @@ use crate::store::TxError;
 /// rows stay locked.
 pub(crate) const MAX_BATCH: usize = 64;
 
-/// The queue of one market's send-codes (shared by the clones of a [`MarketStore`]).
-#[derive(Debug, Default)]
-pub(crate) struct IssueQueue {
-    state: Mutex<QueueState>,
-    /// Signalled when a batch ends: its outcomes are in, and the queue may need a new leader.
+/// Requests of one kind waiting to be served together, by whichever waiting caller comes first
+/// (shared by the clones of a [`MarketStore`]). `T` is a request, `R` its answer.
+#[derive(Debug)]
+pub(crate) struct Batcher<T, R> {
+    state: Mutex<QueueState<T, R>>,
+    /// Signalled when a batch ends: its answers are in, and the queue may need a new leader.
     batch_done: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct QueueState {
-    /// Next ticket number.
-    next_ticket: u64,
-    /// Codes waiting for a batch, oldest first.
-    waiting: VecDeque<(u64, IssueChallenge)>,
-    /// Whether a caller is running a batch now.
-    leader: bool,
-    /// Outcomes of finished batches not yet collected, by ticket.
-    done: HashMap<u64, Result<IssueOutcome, RepoError>>,
+impl<T, R> Default for Batcher<T, R> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                next_ticket: 0,
+                waiting: VecDeque::new(),
+                leader: false,
+                done: HashMap::new(),
+            }),
+            batch_done: Condvar::new(),
+        }
+    }
 }
 
-impl IssueQueue {
-    /// Issues `cmd` in the next batch and returns its own outcome (what
-    /// [`marque_domain::AuthRepository::issue_challenge`] returns). Blocks the calling thread
-    /// until then; it may run batches of other callers' codes meanwhile.
-    ///
-    /// Errors: when the batch's transaction fails (database unreachable, a statement failed),
-    /// every code of the batch gets the failure ([`RepoError::Unavailable`] or
-    /// [`RepoError::Other`], as the batch's), and nothing of the batch was written.
-    pub(crate) fn issue(
+#[derive(Debug)]
+struct QueueState<T, R> {
+    /// Next ticket number.
+    next_ticket: u64,
+    /// Requests waiting for a batch, oldest first.
+    waiting: VecDeque<(u64, T)>,
+    /// Whether a caller is running a batch now.
+    leader: bool,
+    /// Answers of finished batches not yet collected, by ticket.
+    done: HashMap<u64, R>,
+}
+
+/// Takes the next batch of requests from the waiting ones (their tickets and the requests).
+pub(crate) type Take<T> = fn(&mut VecDeque<(u64, T)>) -> (Vec<u64>, Vec<T>);
+
+impl<T, R> Batcher<T, R> {
+    /// Queues `request` and returns its answer. Blocks the calling thread until then; meanwhile
+    /// it may serve batches of other callers' requests: `take` picks a batch from the waiting
+    /// requests, `run` answers it (one answer per request, in order), `panicked` stands in for
+    /// the answers of a batch whose `run` panicked (the panic then goes on in the caller that
+    /// ran it).
+    pub(crate) fn submit(
         &self,
-        store: &MarketStore,
-        cmd: IssueChallenge,
-    ) -> Result<IssueOutcome, RepoError> {
+        request: T,
+        take: Take<T>,
+        run: impl Fn(&[T]) -> Vec<R>,
+        panicked: impl Fn() -> R,
+    ) -> R {
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.waiting.push_back((ticket, cmd));
+        state.waiting.push_back((ticket, request));
         loop {
-            if let Some(outcome) = state.done.remove(&ticket) {
-                return outcome;
+            if let Some(answer) = state.done.remove(&ticket) {
+                return answer;
             }
             if state.leader {
                 state = self
@@ -78,25 +96,20 @@ impl IssueQueue {
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            // Lead: take the oldest codes, at most one per number and purpose (a later code of
-            // the same number supersedes an earlier one, which a single statement cannot see:
-            // it waits for the next batch).
-            let (tickets, batch) = take_batch(&mut state.waiting);
+            let (tickets, batch) = take(&mut state.waiting);
             state.leader = true;
             drop(state);
-            let run = catch_unwind(AssertUnwindSafe(|| run_batch(store, &batch)));
+            let answers = catch_unwind(AssertUnwindSafe(|| run(&batch)));
             state = self.lock();
             state.leader = false;
-            let panic = match run {
-                Ok(outcomes) => {
-                    state.done.extend(tickets.into_iter().zip(outcomes));
+            let panic = match answers {
+                Ok(answers) => {
+                    state.done.extend(tickets.into_iter().zip(answers));
                     None
                 }
                 Err(panic) => {
                     for t in tickets {
-                        state
-                            .done
-                            .insert(t, Err(RepoError::Other("send-code batch panicked".into())));
+                        state.done.insert(t, panicked());
                     }
                     Some(panic)
                 }
@@ -109,10 +122,86 @@ impl IssueQueue {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<T, R>> {
         // A panic while the lock is held cannot leave the state half-changed (every change is a
         // single step), so a poisoned lock is still good.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The queue of one market's send-codes.
+pub(crate) type IssueQueue = Batcher<IssueChallenge, Result<IssueOutcome, RepoError>>;
+
+impl IssueQueue {
+    /// Issues `cmd` in the next batch and returns its own outcome (what
+    /// [`marque_domain::AuthRepository::issue_challenge`] returns).
+    ///
+    /// Errors: when the batch's transaction fails (database unreachable, a statement failed),
+    /// every code of the batch gets the failure ([`RepoError::Unavailable`] or
+    /// [`RepoError::Other`], as the batch's), and nothing of the batch was written.
+    pub(crate) fn issue(
+        &self,
+        store: &MarketStore,
+        cmd: IssueChallenge,
+    ) -> Result<IssueOutcome, RepoError> {
+        self.submit(
+            cmd,
+            take_batch,
+            |batch| run_batch(store, batch),
+            || Err(RepoError::Other("send-code batch panicked".into())),
+        )
+    }
+}
+
+/// The queue of one market's reads of rate-limit buckets (each request a list of bucket keys;
+/// the answer their states, in order, `None` for a bucket with no hits).
+pub(crate) type BucketReads = Batcher<Vec<String>, Result<Vec<Option<BucketState>>, RepoError>>;
+
+impl BucketReads {
+    /// The states of `keys`, read together with the other reads waiting at the time: one
+    /// statement for all of them (every send-code reads its client's counts in the other markets
+    /// — issue 13). A read that waited sees the counts as of its batch's statement, which ran
+    /// after it was asked for: never older.
+    pub(crate) fn read(
+        &self,
+        store: &MarketStore,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<BucketState>>, RepoError> {
+        self.submit(
+            keys,
+            |waiting| {
+                let n = waiting.len().min(MAX_BATCH);
+                waiting.drain(..n).unzip()
+            },
+            |batch| {
+                let all: Vec<&str> = batch
+                    .iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                match store.read_buckets(&all) {
+                    Ok(states) => batch
+                        .iter()
+                        .map(|keys| {
+                            Ok(keys
+                                .iter()
+                                .map(|k| states.get(k.as_str()).copied().flatten())
+                                .collect())
+                        })
+                        .collect(),
+                    Err(e) => {
+                        let shared = Arc::new(e);
+                        batch
+                            .iter()
+                            .map(|_| Err(BatchFailed::repo_error(&shared)))
+                            .collect()
+                    }
+                }
+            },
+            || Err(RepoError::Other("bucket read batch panicked".into())),
+        )
     }
 }
 
@@ -194,9 +283,9 @@ fn run_batch(
     }
 }
 
-/// The failure of a batch, as each of its codes reports it (the cause is shared).
+/// The failure of a batch, as each of its requests reports it (the cause is shared).
 #[derive(Debug, thiserror::Error)]
-#[error("the send-code batch failed")]
+#[error("the batch this request was served in failed")]
 struct BatchFailed(#[source] Arc<RepoError>);
 
 impl BatchFailed {

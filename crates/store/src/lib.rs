@@ -13,7 +13,9 @@
 //!   [`marque_domain::OutboxRepository`]: every read-then-decide write is one transaction that
 //!   serializes with concurrent requests on any number of instances (`BEGIN IMMEDIATE` on
 //!   SQLite, row locks on PostgreSQL), and the decisions themselves are the domain's
-//!   (`RateLimitPolicy::admit`, `challenge::judge`).
+//!   (`RateLimitPolicy::admit`, `challenge::judge`). Concurrent send-codes of a market are
+//!   decided together, one transaction per batch (group commit for the shared counters), and
+//!   concurrent reads of the counters batched into one query (`batching`).
 //! - Implements [`marque_domain::AccountRepository`] (addresses, payment methods, notifications):
 //!   the KG and US address tables differ, and only `account_rows` knows their columns; the
 //!   one-default and limit rules are decided under a lock on the user's row.

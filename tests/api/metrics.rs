@@ -98,6 +98,12 @@ async fn metrics_cover_requests_codes_outbox_pools_and_delivery(backend: Backend
             value(&text, "marque_db_pool_wait_seconds_count", &[("market", m)]).unwrap() >= 1.0
         );
     }
+    // The send-code was decided in a batch of its market (every batch holds at least one code;
+    // the recorder is the process's, shared with other tests).
+    let kg = [("market", "kg")];
+    let batches = value(&text, "marque_send_code_batch_size_count", &kg).unwrap();
+    assert!(batches >= 1.0);
+    assert!(value(&text, "marque_send_code_batch_size_sum", &kg).unwrap() >= batches);
     assert!(
         value(
             &text,

@@ -191,13 +191,7 @@ impl BucketReads {
                                 .collect())
                         })
                         .collect(),
-                    Err(e) => {
-                        let shared = Arc::new(e);
-                        batch
-                            .iter()
-                            .map(|_| Err(BatchFailed::repo_error(&shared)))
-                            .collect()
-                    }
+                    Err(e) => BatchFailed::answers(e, batch.len()),
                 }
             },
             || Err(RepoError::Other("bucket read batch panicked".into())),
@@ -262,6 +256,10 @@ fn run_batch(
     store: &MarketStore,
     batch: &[IssueChallenge],
 ) -> Vec<Result<IssueOutcome, RepoError>> {
+    // Through the `metrics` facade (a no-op without a recorder); documented in
+    // docs/operations.md.
+    metrics::histogram!("marque_send_code_batch_size", "market" => store.market().code())
+        .record(batch.len() as f64);
     let outcome = store.with_conn(|conn| {
         // The counters every send-code locks are held only until the commit is in memory, not
         // through the WAL flush (see `write_tx_async_commit` for what that trades).
@@ -273,13 +271,7 @@ fn run_batch(
     });
     match outcome {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(e) => {
-            let shared = Arc::new(e);
-            batch
-                .iter()
-                .map(|_| Err(BatchFailed::repo_error(&shared)))
-                .collect()
-        }
+        Err(e) => BatchFailed::answers(e, batch.len()),
     }
 }
 
@@ -289,13 +281,19 @@ fn run_batch(
 struct BatchFailed(#[source] Arc<RepoError>);
 
 impl BatchFailed {
-    /// A [`RepoError`] of the same kind as the batch's, with it as the source.
-    fn repo_error(shared: &Arc<RepoError>) -> RepoError {
-        let wrapped = Box::new(BatchFailed(Arc::clone(shared)));
-        match **shared {
-            RepoError::Unavailable(_) => RepoError::Unavailable(wrapped),
-            RepoError::Other(_) => RepoError::Other(wrapped),
-        }
+    /// The answers of a batch of `n` requests that failed with `e`: for each, a [`RepoError`] of
+    /// the same kind as `e` (so a database outage is still a 503), with `e` as the shared source.
+    fn answers<T>(e: RepoError, n: usize) -> Vec<Result<T, RepoError>> {
+        let shared = Arc::new(e);
+        (0..n)
+            .map(|_| {
+                let wrapped = Box::new(BatchFailed(Arc::clone(&shared)));
+                Err(match *shared {
+                    RepoError::Unavailable(_) => RepoError::Unavailable(wrapped),
+                    RepoError::Other(_) => RepoError::Other(wrapped),
+                })
+            })
+            .collect()
     }
 }
 

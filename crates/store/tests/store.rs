@@ -1719,3 +1719,54 @@ fn a_database_that_refuses_connections_fails_fast_and_recovers() {
     );
     assert!(!store.pool_stats().breaker_open);
 }
+
+/// Issue 13: send-codes are decided in shared transactions. When the database cannot be reached,
+/// every code waiting in the batch gets the outage (`Unavailable`, answered 503), none waits
+/// forever, and the queue serves the next codes once the database is back.
+#[test]
+fn a_failed_batch_fails_each_of_its_codes_and_the_queue_recovers() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = TestDatabase::postgres(&admin).unwrap();
+    let (mut proxy, url) = marque_testkit::TcpProxy::to_postgres(db.url()).unwrap();
+    let store = MarketStore::connect(Market::Kg, &url, 4, StdDuration::from_secs(5)).unwrap();
+    store.migrate().unwrap();
+    store.ping().unwrap();
+
+    proxy.stop();
+    let barrier = Arc::new(Barrier::new(8));
+    let outcomes: Vec<Result<IssueOutcome, RepoError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let store = store.clone();
+                s.spawn(move || {
+                    let e164 = format!("+99655512345{i}");
+                    let cmd = issue_cmd(&e164, &[b'd', i], t0(), phone_limit(&e164));
+                    barrier.wait();
+                    store.issue_challenge(cmd)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Err(RepoError::Unavailable(_))),
+            "{outcome:?}"
+        );
+    }
+
+    proxy.start().unwrap();
+    let back = std::time::Instant::now();
+    while store.ping().is_err() {
+        assert!(
+            back.elapsed() < StdDuration::from_secs(10),
+            "the store did not recover"
+        );
+        std::thread::sleep(StdDuration::from_millis(20));
+    }
+    let cmd = issue_cmd(KG_PHONE, b"after", t0(), phone_limit(KG_PHONE));
+    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+}

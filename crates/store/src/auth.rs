@@ -121,14 +121,14 @@ impl AuthRepository for MarketStore {
     ) -> Result<Option<DateTime<Utc>>, RepoError> {
         let now = to_db(now);
         self.read(|conn| {
-            let expires = sessions::table
+            let expires = on_backend!(conn, |c| sessions::table
                 .filter(sessions::id.eq(session.0.as_str()))
                 .filter(sessions::user_id.eq(user.0))
                 .filter(sessions::revoked_at.is_null())
                 .filter(sessions::expires_at.gt(now))
                 .select(sessions::expires_at)
-                .first::<NaiveDateTime>(conn)
-                .optional()?;
+                .first::<NaiveDateTime>(c)
+                .optional())?;
             Ok(expires.map(from_db))
         })
     }
@@ -147,7 +147,7 @@ impl AuthRepository for MarketStore {
         let market = self.market();
         let now = to_db(now);
         let row = self.read(|conn| {
-            Ok(sessions::table
+            Ok(on_backend!(conn, |c| sessions::table
                 .inner_join(users::table)
                 .left_join(email_identities::table.on(email_identities::user_id.eq(users::id)))
                 .filter(sessions::id.eq(session.0.as_str()))
@@ -163,8 +163,8 @@ impl AuthRepository for MarketStore {
                     USER_COLUMNS,
                     (email_identities::email, email_identities::verified_at).nullable(),
                 ))
-                .first::<(UserRow, Option<(String, Option<NaiveDateTime>)>)>(conn)
-                .optional()?)
+                .first::<(UserRow, Option<(String, Option<NaiveDateTime>)>)>(c)
+                .optional())?)
         })?;
         let Some((row, email)) = row else {
             return Ok(None);

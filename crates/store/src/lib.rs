@@ -25,6 +25,24 @@
 //! Timestamps are stored as UTC `TIMESTAMP` values with microsecond precision.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+/// Runs `$body` with `$c` bound to the backend's own connection (`PgConnection` or
+/// `SqliteConnection`), for hot queries.
+///
+/// A query run on [`connection::DbConnection`] goes through diesel's `MultiConnection` wrapper,
+/// which renders the query's whole SQL text on every execution (to hand it to the inner
+/// connection), even when the statement is already prepared; on the backend's connection a
+/// query with a static query id finds its prepared statement without rendering anything (issue
+/// 13: `push_identifier`, `str::replace` and their allocations in `perf` on every profile read).
+/// `$body` is compiled once per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            crate::connection::DbConnection::Pg($c) => $body,
+            crate::connection::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 mod account;
 mod account_rows;
 mod admin;

@@ -33,16 +33,18 @@ pub(crate) fn insert_audit(
     event: &AuditEvent,
 ) -> QueryResult<()> {
     let user_agent = audit_user_agent(client);
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::occurred_at.eq(to_db(at)),
-            audit_log::event.eq(event.kind()),
-            audit_log::user_id.eq(user.map(|u| u.0)),
-            audit_log::client_ip.eq(client.ip.as_deref()),
-            audit_log::user_agent.eq(user_agent.as_deref()),
-            audit_log::detail.eq(event.detail()),
-        ))
-        .execute(conn)?;
+    let values = (
+        audit_log::occurred_at.eq(to_db(at)),
+        audit_log::event.eq(event.kind()),
+        audit_log::user_id.eq(user.map(|u| u.0)),
+        audit_log::client_ip.eq(client.ip.as_deref()),
+        audit_log::user_agent.eq(user_agent.as_deref()),
+        audit_log::detail.eq(event.detail()),
+    );
+    // On the backend's own connection: written on every sign-in (`on_backend!`).
+    on_backend!(conn, |c| diesel::insert_into(audit_log::table)
+        .values(values)
+        .execute(c))?;
     Ok(())
 }
 

@@ -552,10 +552,19 @@ impl MarketStore {
         keys: &[&'a str],
     ) -> Result<BTreeMap<&'a str, Option<BucketState>>, RepoError> {
         self.read(|conn| {
-            let rows: Vec<(String, BucketRow)> = rate_limits::table
+            // Every send-code reads the other market's counters: on the backend's own
+            // connection (`on_backend!`).
+            let rows: Vec<(String, BucketRow)> = on_backend!(conn, |c| rate_limits::table
                 .filter(rate_limits::bucket.eq_any(keys))
-                .select((rate_limits::bucket, BucketRow::as_select()))
-                .load(conn)?;
+                .select((
+                    rate_limits::bucket,
+                    (
+                        rate_limits::window_started_at,
+                        rate_limits::hits,
+                        rate_limits::last_hit_at,
+                    ),
+                ))
+                .load(c))?;
             Ok(keys
                 .iter()
                 .map(|&k| {

@@ -6,7 +6,8 @@
 #
 # Knobs (environment): BENCH_THREADS (2), BENCH_CONNECTIONS (64), BENCH_DURATION (10 s),
 # BENCH_WARMUP (3 s), BENCH_NUMBERS (2000 test numbers), BENCH_SCENARIOS ("profile verify-token
-# send-code login-flow health markets grown-send-code grown-login-flow"), BENCH_GROW_ROWS
+# send-code login-flow health markets grown-send-code grown-login-flow"; also addresses and
+# notifications, not in the default list), BENCH_GROW_ROWS
 # (1000000 rows per table and market for the grown-* scenarios), BENCH_RESULTS (bench/results.md),
 # BENCH_SKIP_BUILD (0), BENCH_DB_PREFIX (marque_bench), BENCH_PG_PARAMS (query string added to
 # the server's database URLs, e.g. sslmode=disable), BENCH_LOCK_WAIT (900 s), PGHOST/PGPORT/PGUSER
@@ -429,13 +430,15 @@ for sc in $SCENARIOS; do
     case "$sc" in
         profile)      run_scenario profile "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/auth/profile" ;;
         verify-token) run_scenario verify-token "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/auth/verify-token" ;;
+        addresses)    run_scenario addresses "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/profile/addresses" ;;
+        notifications) run_scenario notifications "$STATS_LUA" "${AUTH[@]}" "$BASE/api/v1/profile/notifications" ;;
         login-flow)   run_scenario login-flow "$FLOW_LUA" "$BASE" -- "$PHONE_PREFIX" 1 "$NUMBERS" "$TEST_CODE" "$THREADS" ;;
         send-code)    run_scenario send-code "$SEND_LUA" "$BASE" -- "$THREADS" ;;
         grown-send-code) grow_tables; run_scenario grown-send-code "$SEND_LUA" "$BASE" -- "$THREADS" ;;
         grown-login-flow) grow_tables; run_scenario grown-login-flow "$FLOW_LUA" "$BASE" -- "$PHONE_PREFIX" 1 "$NUMBERS" "$TEST_CODE" "$THREADS" ;;
         health)       run_scenario health "$STATS_LUA" "$BASE/health" ;;
         markets)      run_scenario markets "$STATS_LUA" "$BASE/api/v1/auth/markets" ;;
-        *) die "unknown scenario $sc (profile verify-token send-code login-flow health markets grown-send-code grown-login-flow)" ;;
+        *) die "unknown scenario $sc (profile verify-token send-code login-flow health markets grown-send-code grown-login-flow; also addresses notifications)" ;;
     esac
     RUN+=("$sc")
 done

@@ -411,7 +411,8 @@ impl AccountRepository for MarketStore {
     fn payment_methods(&self, user: UserId) -> Result<Vec<PaymentMethod>, RepoError> {
         let market = MarketStore::market(self);
         let rows = self.read(|conn| {
-            Ok(user_payment_methods::table
+            // On the backend's own connection (`on_backend!`).
+            Ok(on_backend!(conn, |c| user_payment_methods::table
                 .filter(user_payment_methods::user_id.eq(user.0))
                 .order((
                     user_payment_methods::is_default.desc(),
@@ -419,7 +420,7 @@ impl AccountRepository for MarketStore {
                     user_payment_methods::id.desc(),
                 ))
                 .select(PaymentMethodRow::as_select())
-                .load::<PaymentMethodRow>(conn)?)
+                .load::<PaymentMethodRow>(c))?)
         })?;
         Ok(rows
             .into_iter()
@@ -502,11 +503,13 @@ impl AccountRepository for MarketStore {
         let (rows, total, unread_count) = self.read(|conn| {
             let mine = user_notifications::table.filter(user_notifications::user_id.eq(user.0));
             let unread = mine.filter(user_notifications::is_read.eq(false));
-            let unread_count: i64 = unread.count().get_result(conn)?;
+            // Every query of a notification page on the backend's own connection
+            // (`on_backend!`).
+            let unread_count: i64 = on_backend!(&mut *conn, |c| unread.count().get_result(c))?;
             let total: i64 = if query.unread_only {
                 unread_count
             } else {
-                mine.count().get_result(conn)?
+                on_backend!(&mut *conn, |c| mine.count().get_result(c))?
             };
             let newest_first = (
                 user_notifications::created_at.desc(),
@@ -514,18 +517,19 @@ impl AccountRepository for MarketStore {
             );
             let (limit, offset) = (i64::from(query.limit.get()), i64::from(query.offset));
             let rows: Vec<NotificationRow> = if query.unread_only {
-                unread
+                on_backend!(&mut *conn, |c| unread
                     .order(newest_first)
                     .limit(limit)
                     .offset(offset)
                     .select(NotificationRow::as_select())
-                    .load(conn)?
+                    .load(c))?
             } else {
-                mine.order(newest_first)
+                on_backend!(&mut *conn, |c| mine
+                    .order(newest_first)
                     .limit(limit)
                     .offset(offset)
                     .select(NotificationRow::as_select())
-                    .load(conn)?
+                    .load(c))?
             };
             Ok((rows, total, unread_count))
         })?;

@@ -146,11 +146,15 @@ pub(crate) fn load_addresses(
                     $t::user_addresses::is_default.desc(),
                     $t::user_addresses::created_at.desc(),
                     $t::user_addresses::id.desc(),
-                ))
-                .select($row::as_select());
+                ));
+            // On the backend's own connection (`on_backend!`): every address book read. The
+            // selection is typed per backend, so it is made in each arm.
             let rows: Vec<$row> = match only {
-                Some(id) => mine.filter($t::user_addresses::id.eq(id)).load(conn)?,
-                None => mine.load(conn)?,
+                Some(id) => on_backend!(&mut *conn, |c| mine
+                    .filter($t::user_addresses::id.eq(id))
+                    .select($row::as_select())
+                    .load(c))?,
+                None => on_backend!(&mut *conn, |c| mine.select($row::as_select()).load(c))?,
             };
             rows.into_iter().map(AddressRow::$variant).collect()
         }};

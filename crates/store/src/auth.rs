@@ -711,9 +711,12 @@ fn admit_limits<'a>(
 
 /// The distinct bucket keys of `limits`, sorted: the order in which they are locked.
 fn sorted_keys(limits: &[RateLimitCheck]) -> Vec<&str> {
-    limits
-        .iter()
-        .map(|check| check.bucket.as_str())
+    sorted_distinct(limits.iter().map(|check| check.bucket.as_str()))
+}
+
+/// `keys` without repeats, sorted: the order rows are locked in.
+fn sorted_distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    keys.into_iter()
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -813,31 +816,23 @@ pub(crate) fn issue_many(
     let Some(first) = cmds.first() else {
         return Ok(Vec::new());
     };
-    let failure_keys: Vec<&str> = cmds
-        .iter()
-        .filter(|c| c.check_lock)
-        .map(|c| c.phone.e164())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let failure_keys =
+        sorted_distinct(cmds.iter().filter(|c| c.check_lock).map(|c| c.phone.e164()));
     let days: BTreeSet<&str> = cmds
         .iter()
         .filter_map(|c| c.sms.as_ref().map(|g| g.daily.bucket.as_str()))
         .collect();
-    let mut keys: Vec<&str> = cmds
-        .iter()
-        .flat_map(|c| c.limits.iter().map(|check| check.bucket.as_str()))
-        .filter(|k| !days.contains(k))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // The request buckets in key order, then the SMS day (the order every send-code locks).
+    let mut keys = sorted_distinct(
+        cmds.iter()
+            .flat_map(|c| c.limits.iter().map(|check| check.bucket.as_str()))
+            .filter(|k| !days.contains(k)),
+    );
     keys.extend(days.iter().copied());
-    let prefixes: Vec<&str> = cmds
-        .iter()
-        .filter_map(|c| c.sms.as_ref().map(|g| g.prefix.prefix.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let prefixes = sorted_distinct(
+        cmds.iter()
+            .filter_map(|c| c.sms.as_ref().map(|g| g.prefix.prefix.as_str())),
+    );
     let locked = lock_rows(conn, &failure_keys, &keys, &prefixes, to_db(first.now))?;
     let mut buckets = locked.buckets;
     let mut prefix_states = locked.prefixes;

@@ -15,6 +15,9 @@
 //! until their outcome is in; a leader whose batch is done hands over to a waiting caller. At most
 //! one batch per market runs at a time in an instance, on one pooled connection, so a burst of
 //! send-codes takes one connection, not one each.
+//!
+//! The same queue ([`Batcher`]) serves the reads of a market's counters that every send-code of
+//! the *other* markets makes ([`BucketReads`]: one `SELECT` for the keys of every waiting read).
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -212,17 +215,17 @@ impl MarketStore {
         &self,
         cmds: Vec<IssueChallenge>,
     ) -> Result<Vec<IssueOutcome>, RepoError> {
+        let n = cmds.len();
         let mut waiting: VecDeque<(u64, IssueChallenge)> = (0u64..).zip(cmds).collect();
-        let mut outcomes: HashMap<u64, IssueOutcome> = HashMap::with_capacity(waiting.len());
+        // By ticket (the index in `cmds`): a deferred code is answered after later ones.
+        let mut outcomes: Vec<Option<IssueOutcome>> = vec![None; n];
         while !waiting.is_empty() {
             let (tickets, batch) = take_batch(&mut waiting);
             for (ticket, outcome) in tickets.into_iter().zip(run_batch(self, &batch)) {
-                outcomes.insert(ticket, outcome?);
+                outcomes[ticket as usize] = Some(outcome?);
             }
         }
-        let mut ordered: Vec<(u64, IssueOutcome)> = outcomes.into_iter().collect();
-        ordered.sort_by_key(|(ticket, _)| *ticket);
-        Ok(ordered.into_iter().map(|(_, outcome)| outcome).collect())
+        Ok(outcomes.into_iter().flatten().collect())
     }
 }
 

@@ -453,28 +453,19 @@ pub(crate) fn newest_challenge(
     }
 }
 
-/// The wrong-code record of `phone` inside [`write_tx`], locked until the transaction ends; as in
-/// [`lock_rows`], PostgreSQL first gets a placeholder row (no failures) to lock when the number
-/// has none. `None` when the number has no failures on record.
+/// The wrong-code record of `phone` inside [`write_tx`], locked until the transaction ends: the
+/// failure-record part of [`lock_rows`] (one prepared statement on PostgreSQL, which first gets a
+/// placeholder row with no failures to lock when the number has none). `None` when the number
+/// has no record.
 pub(crate) fn lock_failures(
     conn: &mut DbConnection,
     phone: &str,
     now: chrono::NaiveDateTime,
 ) -> QueryResult<Option<FailureRow>> {
-    match conn {
-        // One round trip (issue 13), as in `lock_rows`: the no-op `DO UPDATE` locks the existing
-        // row, or the new placeholder, and returns it.
-        // One prepared statement (issue 13: diesel's upsert is parsed anew on every call).
-        DbConnection::Pg(_) => Ok(lock_rows(conn, &[phone], &[], &[], now)?
-            .failures
-            .remove(phone)
-            .flatten()),
-        DbConnection::Sqlite(lite) => phone_failures::table
-            .find(phone)
-            .select(FailureRow::as_select())
-            .first(lite)
-            .optional(),
-    }
+    Ok(lock_rows(conn, &[phone], &[], &[], now)?
+        .failures
+        .remove(phone)
+        .flatten())
 }
 
 /// The refresh token with hash `hash` inside [`write_tx`], locked until the transaction ends

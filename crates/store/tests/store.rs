@@ -47,6 +47,7 @@ on_both_backends!(
     a_batch_decides_each_code_as_if_alone,
     a_batch_of_refusals_writes_nothing,
     sent_messages_are_marked_together,
+    concurrent_counter_reads_each_get_their_own_keys,
     returning_sign_in_tells_known_devices_and_refuses_disabled_accounts,
     concurrent_verifications_accept_once_and_count_every_miss,
     migrations_are_idempotent,
@@ -960,6 +961,43 @@ fn a_batch_of_refusals_writes_nothing(ctx: &Ctx) {
     }
 }
 
+/// Issue 13: counter reads that arrive together are served by one query; each caller still gets
+/// the states of its own keys, in its own order (`None` for a bucket never hit or at 0 hits).
+fn concurrent_counter_reads_each_get_their_own_keys(ctx: &Ctx) {
+    for i in 1..=8 {
+        ctx.sql(&format!(
+            "INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at) \
+             VALUES ('send:ip:10.0.0.{i}', '2026-01-01 12:00:00', {i}, '2026-01-01 12:00:0{i}')"
+        ));
+    }
+    ctx.sql(
+        "INSERT INTO rate_limits (bucket, window_started_at, hits, last_hit_at) \
+         VALUES ('sms:day', '2026-01-01 00:00:00', 0, '2026-01-01 00:00:00')",
+    );
+    let barrier = Arc::new(Barrier::new(8));
+    let answers: Vec<(u8, Vec<Option<marque_domain::BucketState>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=8u8)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let store = ctx.store.clone();
+                s.spawn(move || {
+                    let own = format!("send:ip:10.0.0.{i}");
+                    let keys = ["sms:day", own.as_str(), "send:ip:192.0.2.1"];
+                    barrier.wait();
+                    (i, store.bucket_states(&keys).unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, states) in answers {
+        let own = states[1].expect("the caller's own bucket");
+        assert_eq!(own.hits, u32::from(i));
+        assert_eq!(own.last_hit_at, at(i64::from(i)));
+        assert_eq!((states[0], states[2], states.len()), (None, None, 3));
+    }
+}
+
 /// Issue 13: the outbox worker marks a batch of sent messages with one statement; each keeps its
 /// own receipt, and only a message with a fallback channel left keeps its sealed body.
 fn sent_messages_are_marked_together(ctx: &Ctx) {
@@ -1672,11 +1710,7 @@ fn a_database_that_refuses_connections_fails_fast_and_recovers() {
     let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let db = TestDatabase::postgres(&admin).unwrap();
-    let (mut proxy, url) = marque_testkit::TcpProxy::to_postgres(db.url()).unwrap();
-    let store = MarketStore::connect(Market::Kg, &url, 4, StdDuration::from_secs(5)).unwrap();
-    store.migrate().unwrap();
-    store.ping().unwrap();
+    let (_db, mut proxy, store) = store_behind_proxy(&admin);
     assert!(!store.pool_stats().breaker_open);
 
     proxy.stop();
@@ -1704,19 +1738,8 @@ fn a_database_that_refuses_connections_fails_fast_and_recovers() {
 
     // Back: the store answers again within a few seconds, without a restart.
     proxy.start().unwrap();
-    let back = Instant::now();
-    while store.ping().is_err() {
-        assert!(
-            back.elapsed() < StdDuration::from_secs(10),
-            "the store did not recover"
-        );
-        std::thread::sleep(StdDuration::from_millis(20));
-    }
-    assert!(
-        back.elapsed() < StdDuration::from_secs(5),
-        "{:?}",
-        back.elapsed()
-    );
+    let took = wait_for_recovery(&store);
+    assert!(took < StdDuration::from_secs(5), "{took:?}");
     assert!(!store.pool_stats().breaker_open);
 }
 
@@ -1728,11 +1751,7 @@ fn a_failed_batch_fails_each_of_its_codes_and_the_queue_recovers() {
     let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let db = TestDatabase::postgres(&admin).unwrap();
-    let (mut proxy, url) = marque_testkit::TcpProxy::to_postgres(db.url()).unwrap();
-    let store = MarketStore::connect(Market::Kg, &url, 4, StdDuration::from_secs(5)).unwrap();
-    store.migrate().unwrap();
-    store.ping().unwrap();
+    let (_db, mut proxy, store) = store_behind_proxy(&admin);
 
     proxy.stop();
     let barrier = Arc::new(Barrier::new(8));
@@ -1759,6 +1778,25 @@ fn a_failed_batch_fails_each_of_its_codes_and_the_queue_recovers() {
     }
 
     proxy.start().unwrap();
+    wait_for_recovery(&store);
+    let cmd = issue_cmd(KG_PHONE, b"after", t0(), phone_limit(KG_PHONE));
+    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+}
+
+/// A migrated KG store on a throwaway PostgreSQL database reached through a TCP proxy (stop the
+/// proxy to "stop" the database; the shared server keeps running). Keep the database alive as
+/// long as the store.
+fn store_behind_proxy(admin: &str) -> (TestDatabase, marque_testkit::TcpProxy, MarketStore) {
+    let db = TestDatabase::postgres(admin).unwrap();
+    let (proxy, url) = marque_testkit::TcpProxy::to_postgres(db.url()).unwrap();
+    let store = MarketStore::connect(Market::Kg, &url, 4, StdDuration::from_secs(5)).unwrap();
+    store.migrate().unwrap();
+    store.ping().unwrap();
+    (db, proxy, store)
+}
+
+/// Waits until `store` answers again (at most 10 s); how long that took.
+fn wait_for_recovery(store: &MarketStore) -> StdDuration {
     let back = std::time::Instant::now();
     while store.ping().is_err() {
         assert!(
@@ -1767,6 +1805,5 @@ fn a_failed_batch_fails_each_of_its_codes_and_the_queue_recovers() {
         );
         std::thread::sleep(StdDuration::from_millis(20));
     }
-    let cmd = issue_cmd(KG_PHONE, b"after", t0(), phone_limit(KG_PHONE));
-    assert_eq!(store.issue_challenge(cmd).unwrap(), IssueOutcome::Issued);
+    back.elapsed()
 }
